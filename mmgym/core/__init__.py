@@ -1,0 +1,1 @@
+"""Numba kernels: numpy and numba only, batch-first ``(num_envs, ...)`` arrays, no Python per env."""

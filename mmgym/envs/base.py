@@ -1,0 +1,147 @@
+"""Gymnasium single and vector environments over any :class:`~mmgym.envs.batch.BatchMarket`."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from ..config import EnvConfig, load_env_config, merge_env_kwargs
+from .batch import BatchMarket
+
+MarketFactory = Callable[[EnvConfig, int], BatchMarket]
+
+
+def resolve_env_config(config: Any, overrides: dict[str, Any]) -> EnvConfig:
+    """Config from a YAML path, mapping or EnvConfig, plus ``gym.make`` keyword overrides."""
+    cfg = load_env_config(config)
+    return merge_env_kwargs(cfg, overrides) if overrides else cfg
+
+
+def episode_info(market: BatchMarket, stats: np.ndarray) -> dict[str, Any]:
+    """Episode summary of one finished row: SB3/Gymnasium ``r``, ``l`` plus market statistics."""
+    values = dict(zip(market.stat_names, stats.tolist()))
+    out = {"r": values["return"], "l": int(values["length"]), "t": 0.0}
+    out.update(values)
+    return out
+
+
+def episode_info_batch(market: BatchMarket, stats: np.ndarray) -> dict[str, np.ndarray]:
+    """Episode summaries of all rows as arrays (``r``, ``l`` and the market's statistics)."""
+    out = {name: stats[:, j].copy() for j, name in enumerate(market.stat_names)}
+    out["r"] = out["return"]
+    out["l"] = out["length"].astype(np.int64)
+    return out
+
+
+class BatchMarketEnv(gym.Env):
+    """A single Gymnasium env: one row of a :class:`BatchMarket` (the same kernel as the batch)."""
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    market_factory: MarketFactory
+
+    def __init__(self, config: Any = None, render_mode: str | None = None, **overrides: Any):
+        self.config = resolve_env_config(config, overrides)
+        self.market = type(self).market_factory(self.config, 1)
+        self.observation_space = self.market.single_observation_space
+        self.action_space = self.market.single_action_space
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self._action = np.zeros((1, self.market.action_dim))
+        self._info_keys = self.market.term_names + self.market.aux_names
+        self._last_info: dict[str, Any] = {}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None or not self.market.seeded[0]:
+            self.market.set_rng_row(0, self.np_random)
+        obs = self.market.reset()
+        self._last_info = {}
+        return obs[0].copy(), {}
+
+    def step(self, action):
+        self._action[0] = action
+        bad = self.market._step(self._action)
+        if bad >= 0:
+            raise ValueError(f"action is not finite: {np.asarray(action).tolist()}")
+        b = self.market.buffers
+        info = dict(zip(self._info_keys, b.terms[0].tolist() + b.aux[0].tolist()))
+        if b.done[0]:
+            obs = b.final_obs[0].copy()
+            info["episode"] = episode_info(self.market, b.final_stats[0])
+        else:
+            obs = b.obs[0].copy()
+        self._last_info = info
+        return obs, float(b.reward[0]), bool(b.done[0]), False, info
+
+    def render(self):
+        if self.render_mode != "ansi":
+            return None
+        m, info = self.market, self._last_info
+        bid = info.get("bid_px", float("nan"))
+        ask = info.get("ask_px", float("nan"))
+        return (
+            f"step {int(m.step_count[0])}/{m.n_steps}  mid {m.mid[0]:.4f}  q {int(m.inventory[0])}  "
+            f"cash {m.cash[0]:.4f}  bid {bid:.4f}  ask {ask:.4f}"
+        )
+
+
+class BatchMarketVectorEnv(VectorEnv):
+    """A Gymnasium vector env stepping all markets in one kernel call (SAME_STEP autoreset).
+
+    On a finished row, ``infos["final_obs"]`` (object array, ``None`` elsewhere, mask
+    ``infos["_final_obs"]``) holds the last observation and ``infos["final_info"]["episode"]``
+    the episode statistics; the returned observation is already the reset one.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    market_factory: MarketFactory
+
+    def __init__(self, num_envs: int = 1, config: Any = None, render_mode: str | None = None,
+                 **overrides: Any):
+        overrides.pop("max_episode_steps", None)
+        self.config = resolve_env_config(config, overrides)
+        self.market = type(self).market_factory(self.config, num_envs)
+        self.num_envs = num_envs
+        self.single_observation_space = self.market.single_observation_space
+        self.single_action_space = self.market.single_action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.render_mode = render_mode
+        self._all = np.arange(num_envs)
+
+    def reset(self, *, seed: int | Sequence[int | None] | None = None,
+              options: dict[str, Any] | None = None):
+        super().reset(seed=seed if isinstance(seed, (int, type(None))) else None)
+        mask = None
+        if options and options.get("reset_mask") is not None:
+            mask = np.asarray(options["reset_mask"], dtype=np.bool_)
+        if seed is not None:
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"expected {self.num_envs} seeds, got {len(seeds)}")
+            rows = [r for r in range(self.num_envs) if mask is None or mask[r]]
+            self.market.seed_rows([seeds[r] for r in rows], rows)
+        obs = self.market.reset(mask)
+        return obs.copy(), {}
+
+    def step(self, actions):
+        b = self.market.step(actions)
+        infos: dict[str, Any] = {name: b.terms[:, j].copy() for j, name in enumerate(self.market.term_names)}
+        for j, name in enumerate(self.market.aux_names):
+            infos[name] = b.aux[:, j].copy()
+        done = b.done.copy()
+        if done.any():
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(done):
+                final_obs[i] = b.final_obs[i].copy()
+            infos["final_obs"] = final_obs
+            infos["_final_obs"] = done
+            infos["final_info"] = {"episode": episode_info_batch(self.market, b.final_stats),
+                                   "_episode": done}
+            infos["_final_info"] = done
+        return b.obs.copy(), b.reward.copy(), done, np.zeros(self.num_envs, dtype=np.bool_), infos
