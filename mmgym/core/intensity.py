@@ -74,7 +74,7 @@ MODE_DEPTHS = 2
 # ------------------------------------------------------------------------------ obs layout ---
 OBS_INVENTORY = 0  # q / Q
 OBS_TIME_LEFT = 1  # (T - t) / T
-OBS_VOL = 2  # realised vol estimate / sigma
+OBS_VOL = 2  # realised vol estimate / sigma, clipped to 10
 OBS_FILL_BID = 3  # last step's bid fill (0/1)
 OBS_FILL_ASK = 4  # last step's ask fill (0/1)
 OBS_RETURN = 5  # last mid change / (sigma sqrt(dt)), clipped to +-10
@@ -138,7 +138,7 @@ def _write_obs(i, mid_ret, inventory, step, vol_var, last_fills, params, out_obs
     out_obs[i, OBS_INVENTORY] = inventory[i] / params[P_MAX_INV]
     out_obs[i, OBS_TIME_LEFT] = (n_steps - step[i]) / n_steps
     if sigma > 0.0:
-        out_obs[i, OBS_VOL] = np.sqrt(vol_var[i] / dt) / sigma
+        out_obs[i, OBS_VOL] = min(10.0, np.sqrt(vol_var[i] / dt) / sigma)
         r = mid_ret[i] / (sigma * np.sqrt(dt))
         out_obs[i, OBS_RETURN] = min(10.0, max(-10.0, r))
     else:
@@ -351,7 +351,8 @@ def intensity_step(mid, cash, inventory, step, vol_var, mid_ret, last_fills, wea
             t_util = -dw
             if last:
                 total = w_after - wealth0[i]
-                t_util += -np.expm1(-cara_gamma * total) / cara_gamma
+                # exponent capped at 700 so a huge loss stays finite (float64 max ~ e^709)
+                t_util += -np.expm1(min(700.0, -cara_gamma * total)) / cara_gamma
         reward = t_pnl - impact_cost - fees + t_inv + t_term + t_damp + t_util
         out_reward[i] = reward
         out_terms[i, TERM_PNL] = t_pnl

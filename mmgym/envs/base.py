@@ -52,7 +52,9 @@ class BatchMarketEnv(gym.Env):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.render_mode = render_mode
         self._action = np.zeros((1, self.market.action_dim))
-        self._info_keys = self.market.term_names + self.market.aux_names
+        self._aux_idx = [j for j, name in enumerate(self.market.aux_names)
+                         if name not in self.market.unused_aux]
+        self._info_keys = self.market.term_names + tuple(self.market.aux_names[j] for j in self._aux_idx)
         self._last_info: dict[str, Any] = {}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -69,7 +71,8 @@ class BatchMarketEnv(gym.Env):
         if bad >= 0:
             raise ValueError(f"action is not finite: {np.asarray(action).tolist()}")
         b = self.market.buffers
-        info = dict(zip(self._info_keys, b.terms[0].tolist() + b.aux[0].tolist()))
+        aux = b.aux[0].tolist()
+        info = dict(zip(self._info_keys, b.terms[0].tolist() + [aux[j] for j in self._aux_idx]))
         if b.done[0]:
             obs = b.final_obs[0].copy()
             info["episode"] = episode_info(self.market, b.final_stats[0])
@@ -133,7 +136,8 @@ class BatchMarketVectorEnv(VectorEnv):
         b = self.market.step(actions)
         infos: dict[str, Any] = {name: b.terms[:, j].copy() for j, name in enumerate(self.market.term_names)}
         for j, name in enumerate(self.market.aux_names):
-            infos[name] = b.aux[:, j].copy()
+            if name not in self.market.unused_aux:
+                infos[name] = b.aux[:, j].copy()
         done = b.done.copy()
         if done.any():
             final_obs = np.full(self.num_envs, None, dtype=object)

@@ -55,6 +55,8 @@ class BatchMarket(abc.ABC):
     stat_names: tuple[str, ...]
     #: Per-env state fields exposed through ``get_attr``/``set_attr`` of the vector adapters.
     state_fields: tuple[str, ...] = ()
+    #: Aux columns that carry nothing under this config (left out of ``info``).
+    unused_aux: frozenset[str] = frozenset()
 
     def __init__(self, config: EnvConfig, num_envs: int):
         if num_envs < 1:
@@ -202,6 +204,12 @@ class IntensityMarket(BatchMarket):
         )
         self.single_observation_space = intensity_observation_space()
         self.single_action_space = intensity_action_space(config, raw_depths)
+        unused = set()
+        if raw_depths or config.action.mode != "as_hybrid":
+            unused |= {"gamma", "skew"}
+        if not config.action.hedge:
+            unused.add("hedge_lots")
+        self.unused_aux = frozenset(unused)
 
     def get_field(self, name: str, rows: Sequence[int]) -> list[Any]:  # noqa: D102
         return super().get_field("step_count" if name == "step" else name, rows)
@@ -266,7 +274,7 @@ def build_intensity_params(config: EnvConfig, raw_depths: bool = False) -> np.nd
 def intensity_observation_space() -> spaces.Box:
     """Box of the base observation (layout in :class:`~mmgym.envs.market_making.MarketMakingEnv`)."""
     low = np.array([-1.0, 0.0, 0.0, 0.0, 0.0, -10.0], dtype=np.float32)
-    high = np.array([1.0, 1.0, np.inf, 1.0, 1.0, 10.0], dtype=np.float32)
+    high = np.array([1.0, 1.0, 10.0, 1.0, 1.0, 10.0], dtype=np.float32)
     return spaces.Box(low, high, dtype=np.float32)
 
 

@@ -55,7 +55,7 @@ class MarketMakingEnv(BatchMarketEnv):
     |-----|-----------------------------|----------------------------------------|------------|
     | 0   | inventory q                 | q / max_inventory                      | [-1, 1]    |
     | 1   | time remaining              | (T - t) / T                            | [0, 1]     |
-    | 2   | realised volatility         | EWMA std of mid changes / (sigma sqrt(dt)), half-life ``observation.vol_halflife`` | [0, inf) |
+    | 2   | realised volatility         | EWMA std of mid changes / (sigma sqrt(dt)), half-life ``observation.vol_halflife``, clipped | [0, 10] |
     | 3   | last step's bid fill        | 0 or 1                                 | {0, 1}     |
     | 4   | last step's ask fill        | 0 or 1                                 | {0, 1}     |
     | 5   | last mid change             | dS / (sigma sqrt(dt)), clipped         | [-10, 10]  |
@@ -73,7 +73,8 @@ class MarketMakingEnv(BatchMarketEnv):
     - ``terminal_penalty``: ``-alpha q_T^2`` on the last step (``reward.terminal_penalty``).
     - ``dampening``: ``-max(0, eta q dS)`` (``reward.dampening``; Spooner et al. 2018).
     - ``utility``: with ``reward.objective: cara``, the wealth increments are replaced by the
-      terminal utility (1 - exp(-g W_T)) / g of the episode's wealth change (``reward.cara_gamma``).
+      terminal utility (1 - exp(-g W_T)) / g of the episode's wealth change (``reward.cara_gamma``;
+      the exponent is capped at 700 so that the reward stays finite).
 
     ## Starting State
 

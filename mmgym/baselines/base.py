@@ -1,0 +1,146 @@
+"""The interface of every analytic baseline: a batched (step, inventory) -> raw-depth policy.
+
+All baselines of this package depend on the state only through the step index ``t`` and the
+inventory ``q`` (the mid's martingale part drops out of every closed form and of the exact
+optimum), so a baseline is a pair of vectorised functions::
+
+    depths(step, q) -> (delta_b, delta_a)      # (N,) float64 each, price units from the mid
+    hedge(step, q)  -> v                      # (N,) int64 market-order lots (0 unless hedging)
+
+and :meth:`DepthPolicy.act` turns a batched market's state arrays into the kernel's raw-depth
+action array ``(N, 2[+1]) = (delta_b, delta_a[, hedge_lots])``
+(:class:`~mmgym.envs.batch.IntensityMarket` with ``raw_depths=True``). A side that must not quote
+is handled by the kernel's inventory bound, so baselines always return finite depths on both sides.
+
+Quotes are computed from the **post-hedge** inventory (the kernel executes the market order
+first, step rule 0), i.e. ``depths(step, q + hedge(step, q))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..config import ConfigError, EnvConfig
+
+__all__ = ["DepthPolicy", "MarketParams"]
+
+
+class MarketParams:
+    """The market constants the closed forms need, read from an :class:`EnvConfig`.
+
+    Attributes:
+        sigma, dt, horizon: volatility (price / sqrt(time)), step length and T (time units).
+        n_steps: steps per episode. max_inventory: the bound Q (lots).
+        A_bid, A_ask, k_bid, k_ask: fill intensity lambda(delta) = A exp(-k delta) per side.
+        A, k: the means of the two sides (the closed forms assume symmetric sides).
+    """
+
+    def __init__(self, config: EnvConfig):
+        m = config.market
+        self.sigma = float(m.sigma)
+        self.dt = float(m.dt)
+        self.horizon = float(m.horizon)
+        self.n_steps = int(m.n_steps)
+        self.max_inventory = int(m.max_inventory)
+        self.A_bid, self.A_ask, self.k_bid, self.k_ask = (float(x) for x in m.side_params())
+        self.A = 0.5 * (self.A_bid + self.A_ask)
+        self.k = 0.5 * (self.k_bid + self.k_ask)
+
+    def tau(self, step: np.ndarray) -> np.ndarray:
+        """Time to the horizon T - t at the start of step ``step``: (n_steps - step) dt."""
+        return (self.n_steps - np.asarray(step, dtype=np.float64)) * self.dt
+
+
+class DepthPolicy:
+    """Base class of the baselines: (step, q) -> raw depths, batched over envs.
+
+    Subclasses implement :meth:`depths` (and :meth:`hedge` when they trade with market orders).
+
+    Args:
+        config: the environment config the policy quotes in.
+    """
+
+    #: Name under which evaluate.py and :func:`mmgym.baselines.make_baseline` know the policy.
+    name: str = "policy"
+    #: True if the policy needs the hedge action dimension (``env.action.hedge: true``).
+    needs_hedge: bool = False
+
+    def __init__(self, config: EnvConfig):
+        self.config = config
+        self.mp = MarketParams(config)
+        if self.needs_hedge and not config.action.hedge:
+            raise ConfigError(
+                f"baseline {self.name!r} trades with market orders and needs the hedge action: "
+                "set env.action.hedge: true (e.g. --set action.hedge=true)"
+            )
+
+    # ------------------------------------------------------------------------ the policy ---
+    def depths(self, step: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bid and ask depths ``(delta_b, delta_a)``, (N,) float64 each, at post-hedge inventory q."""
+        raise NotImplementedError
+
+    def hedge(self, step: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Market order in lots (positive buys), (N,) int64, from pre-hedge inventory q."""
+        return np.zeros(np.shape(q), dtype=np.int64)
+
+    # ------------------------------------------------------------------------- plumbing ---
+    def act(self, market: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Raw-depth actions ``(N, 2[+1])`` for a batched market's current state.
+
+        Args:
+            market: an :class:`~mmgym.envs.batch.IntensityMarket` (reads ``step_count`` and
+                ``inventory``).
+            out: optional preallocated ``(N, action_dim)`` float64 array.
+        """
+        step = market.step_count
+        q = market.inventory
+        hedge_dim = market.action_dim == 3
+        if out is None:
+            out = np.empty((step.shape[0], market.action_dim))
+        if hedge_dim:
+            v = self.hedge(step, q)
+            q_post = np.clip(q + v, -self.mp.max_inventory, self.mp.max_inventory)
+            out[:, 2] = v
+        else:
+            q_post = q
+        d_b, d_a = self.depths(step, q_post)
+        out[:, 0] = d_b
+        out[:, 1] = d_a
+        return out
+
+    def surface(self) -> tuple[np.ndarray, np.ndarray]:
+        """Depth tables ``(delta_b, delta_a)``, each ``(n_steps, 2Q+1)``, over every (t, q).
+
+        Entries on the side that cannot quote (bid at q = Q, ask at q = -Q) are NaN.
+        """
+        q_max = self.mp.max_inventory
+        qs = np.arange(-q_max, q_max + 1)
+        t_grid, q_grid = np.meshgrid(np.arange(self.mp.n_steps), qs, indexing="ij")
+        d_b, d_a = self.depths(t_grid.ravel(), q_grid.ravel())
+        d_b = np.asarray(d_b, dtype=np.float64).reshape(t_grid.shape).copy()
+        d_a = np.asarray(d_a, dtype=np.float64).reshape(t_grid.shape).copy()
+        d_b[:, -1] = np.nan
+        d_a[:, 0] = np.nan
+        return d_b, d_a
+
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(delta_b, delta_a, hedge)`` over every (t, q): depths at post-hedge inventory (finite
+        everywhere), hedge lots at pre-hedge inventory. Shapes ``(n_steps, 2Q+1)``."""
+        q_max = self.mp.max_inventory
+        qs = np.arange(-q_max, q_max + 1)
+        t_grid, q_grid = np.meshgrid(np.arange(self.mp.n_steps), qs, indexing="ij")
+        d_b, d_a = self.depths(t_grid.ravel(), q_grid.ravel())
+        v = self.hedge(t_grid.ravel(), q_grid.ravel())
+        shape = t_grid.shape
+        return (np.asarray(d_b, float).reshape(shape), np.asarray(d_a, float).reshape(shape),
+                np.asarray(v, np.int64).reshape(shape))
+
+    def describe(self) -> dict[str, Any]:
+        """Parameters identifying the policy (part of the evaluation cache key)."""
+        return {"name": self.name}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "name")
+        return f"{type(self).__name__}({params})"

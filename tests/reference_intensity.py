@@ -1,0 +1,182 @@
+"""A slow, obviously-correct plain-Python step of the intensity market, for checking the kernel.
+
+It re-implements the step rules of ``mmgym/core/intensity.py`` line by line in scalar Python, with
+its own xoroshiro128+ and polar-method normal written with Python integers, and a dict per env as
+state. Nothing here is shared with the kernel except the config.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from mmgym.config import EnvConfig
+
+MASK = (1 << 64) - 1
+
+
+def _rotl(x: int, k: int) -> int:
+    return ((x << k) | (x >> (64 - k))) & MASK
+
+
+@dataclass
+class RefRng:
+    """xoroshiro128+ with Python ints; same algorithm as mmgym.core.rng."""
+
+    s0: int
+    s1: int
+    spare: float | None = None
+
+    def next_u64(self) -> int:
+        s0, s1 = self.s0, self.s1
+        result = (s0 + s1) & MASK
+        s1 ^= s0
+        self.s0 = _rotl(s0, 24) ^ s1 ^ ((s1 << 16) & MASK)
+        self.s1 = _rotl(s1, 37)
+        return result
+
+    def uniform(self) -> float:
+        return (self.next_u64() >> 11) * 2.0**-53
+
+    def normal(self) -> float:
+        if self.spare is not None:
+            z, self.spare = self.spare, None
+            return z
+        while True:
+            u = 2.0 * self.uniform() - 1.0
+            v = 2.0 * self.uniform() - 1.0
+            s = u * u + v * v
+            if 0.0 < s < 1.0:
+                break
+        m = math.sqrt(-2.0 * math.log(s) / s)
+        self.spare = v * m
+        return u * m
+
+
+@dataclass
+class RefState:
+    mid: float
+    cash: float
+    q: int
+    step: int
+    vol_var: float
+    mid_ret: float
+    fills: tuple[int, int]
+    wealth0: float
+    rng: RefRng
+    ep_return: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def ref_reset(cfg: EnvConfig, rng: RefRng) -> RefState:
+    m = cfg.market
+    return RefState(mid=m.s0, cash=0.0, q=m.q0, step=0, vol_var=m.sigma**2 * m.dt, mid_ret=0.0,
+                    fills=(0, 0), wealth0=m.q0 * m.s0, rng=rng)
+
+
+def ref_obs(cfg: EnvConfig, st: RefState) -> list[float]:
+    m = cfg.market
+    n = m.n_steps
+    if m.sigma > 0:
+        vol = min(10.0, math.sqrt(st.vol_var / m.dt) / m.sigma)
+        ret = max(-10.0, min(10.0, st.mid_ret / (m.sigma * math.sqrt(m.dt))))
+    else:
+        vol = ret = 0.0
+    return [st.q / m.max_inventory, (n - st.step) / n, vol, float(st.fills[0]), float(st.fills[1]), ret]
+
+
+def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = False) -> dict:
+    """One step; mutates ``st``; returns reward, terms, quotes and whether the episode ended."""
+    m, r, a, im = cfg.market, cfg.reward, cfg.action, cfg.impact
+    a_bid, a_ask, k_bid, k_ask = m.side_params()
+    clip = (lambda x: x) if raw else (lambda x: max(-1.0, min(1.0, x)))
+    s, q = st.mid, st.q
+    w_before = st.cash + q * s
+    # 0. hedge
+    v, impact, taker = 0, 0.0, 0.0
+    if a.hedge:
+        x = action[-1] if raw else clip(action[-1]) * a.hedge_max_lots
+        v = int(round(x))  # half to even, like np.rint
+        v = max(-m.max_inventory - q, min(m.max_inventory - q, v))
+        if v:
+            impact = abs(v) * (im.half_spread + im.eta * abs(v))
+            taker = r.taker_fee * abs(v)
+            st.cash -= v * s + impact + taker
+            q += v
+            s += im.nu * v
+    # 1. quotes
+    tau = (m.n_steps - st.step) * m.dt
+    if raw:
+        d_bid, d_ask = action[0], action[1]
+    elif a.mode == "as_hybrid":
+        lg0, lg1 = math.log(a.gamma_min), math.log(a.gamma_max)
+        gamma = math.exp(lg0 + (clip(action[0]) + 1) / 2 * (lg1 - lg0))
+        skew = clip(action[1]) * a.skew_max
+        r_px = s - q * gamma * m.sigma**2 * tau + skew  # AS 2008 reservation price + skew
+        half = 0.5 * gamma * m.sigma**2 * tau
+        d_bid = s - (r_px - half - math.log(1 + gamma / k_bid) / gamma)
+        d_ask = (r_px + half + math.log(1 + gamma / k_ask) / gamma) - s
+    else:
+        lo, hi = a.offset_min, a.offset_max
+        d_bid = lo + (clip(action[0]) + 1) / 2 * (hi - lo)
+        d_ask = lo + (clip(action[1]) + 1) / 2 * (hi - lo)
+    bid, ask = s - d_bid, s + d_ask
+    if m.tick_size > 0:
+        bid = math.floor(bid / m.tick_size + 1e-9) * m.tick_size
+        ask = math.ceil(ask / m.tick_size - 1e-9) * m.tick_size
+        d_bid, d_ask = s - bid, ask - s
+    # 2./3. fills
+    u_b, u_a = st.rng.uniform(), st.rng.uniform()
+
+    def prob(A, k, d):
+        lam_dt = A * math.exp(-k * d) * m.dt
+        return 1 - math.exp(-lam_dt) if m.fill_rule == "poisson" else lam_dt
+
+    fb = q + 1 <= m.max_inventory and u_b < prob(a_bid, k_bid, d_bid)
+    fa = q - 1 >= -m.max_inventory and u_a < prob(a_ask, k_ask, d_ask)
+    # 4. cash, inventory, mid
+    if fb:
+        st.cash -= bid
+        q += 1
+    if fa:
+        st.cash += ask
+        q -= 1
+    maker = r.maker_fee * (fb + fa)
+    st.cash -= maker
+    if m.mid_noise == "binomial":
+        ds = m.sigma * math.sqrt(m.dt) * (1 if st.rng.uniform() < 0.5 else -1)
+    else:
+        ds = m.sigma * math.sqrt(m.dt) * st.rng.normal()
+    s_new = s + ds
+    # 5. reward
+    dw = st.cash + q * s_new - w_before
+    last = st.step + 1 >= m.n_steps
+    terms = {
+        "pnl": dw + impact + maker + taker,
+        "impact": -impact,
+        "fees": -(maker + taker),
+        "inventory_penalty": -r.inventory_penalty * q * q * m.dt,
+        "terminal_penalty": -r.terminal_penalty * q * q if last else 0.0,
+        "dampening": -max(0.0, r.dampening * q * ds) if r.dampening > 0 else 0.0,
+        "utility": 0.0,
+    }
+    if r.objective == "cara":
+        terms["utility"] = -dw
+        if last:
+            total = st.cash + q * s_new - st.wealth0
+            terms["utility"] += (1 - math.exp(min(700.0, -r.cara_gamma * total))) / r.cara_gamma
+    reward = sum(terms.values())
+    decay = 1 - 0.5 ** (1 / cfg.observation.vol_halflife)
+    st.mid, st.q, st.step, st.mid_ret = s_new, q, st.step + 1, ds
+    st.vol_var += decay * (ds * ds - st.vol_var)
+    st.fills = (int(fb), int(fa))
+    st.ep_return += reward
+    out = {"reward": reward, "terms": terms, "done": last, "bid": bid, "ask": ask, "hedge": v,
+           "wealth": st.cash + q * s_new, "final_obs": ref_obs(cfg, st)}
+    if last:
+        new = ref_reset(cfg, st.rng)
+        st.__dict__.update({k: getattr(new, k) for k in ("mid", "cash", "q", "step", "vol_var",
+                                                           "mid_ret", "fills", "wealth0")})
+        st.ep_return = 0.0
+    out["obs"] = ref_obs(cfg, st)
+    return out
