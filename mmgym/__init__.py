@@ -17,6 +17,12 @@ if "mmgym/MarketMaking-v0" not in registry:
         entry_point="mmgym.envs.market_making:MarketMakingEnv",
         vector_entry_point="mmgym.envs.market_making:MarketMakingVectorEnv",
     )
+if "mmgym/LOBMarketMaking-v0" not in registry:
+    register(
+        id="mmgym/LOBMarketMaking-v0",
+        entry_point="mmgym.envs.lob:LOBMarketMakingEnv",
+        vector_entry_point="mmgym.envs.lob:LOBMarketMakingVectorEnv",
+    )
 
 __all__ = [
     "ConfigError",

@@ -30,6 +30,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .book.config import BookConfig
+
 __all__ = [
     "ConfigError",
     "MarketConfig",
@@ -199,6 +201,8 @@ class EnvConfig(_Section):
     """Action mapping."""
     observation: ObservationConfig = Field(default_factory=ObservationConfig)
     """Observation features."""
+    book: BookConfig = Field(default_factory=BookConfig)
+    """The limit order book (mmgym/LOBMarketMaking-v0 only)."""
 
 
 # ------------------------------------------------------------------------------ experiment ---

@@ -15,7 +15,16 @@ MARKETS: dict[str, Callable[..., BatchMarket]] = {
     "mmgym/MarketMaking-v0": lambda config, num_envs, raw_depths=False: IntensityMarket(
         config, num_envs, raw_depths=raw_depths
     ),
+    "mmgym/LOBMarketMaking-v0": lambda config, num_envs, raw_depths=False: _lob_market(
+        config, num_envs, raw_depths
+    ),
 }
+
+
+def _lob_market(config: EnvConfig, num_envs: int, raw_depths: bool) -> BatchMarket:
+    from .envs.lob import LOBMarket
+
+    return LOBMarket(config, num_envs, raw_depths=raw_depths)
 
 
 def make_env(

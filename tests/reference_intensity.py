@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from mmgym.config import EnvConfig
+from mmgym.core.rng import ZIG_FE, ZIG_FN, ZIG_KE, ZIG_KN, ZIG_WE, ZIG_WN
 
 MASK = (1 << 64) - 1
 
@@ -25,7 +26,6 @@ class RefRng:
 
     s0: int
     s1: int
-    spare: float | None = None
 
     def next_u64(self) -> int:
         s0, s1 = self.s0, self.s1
@@ -39,18 +39,38 @@ class RefRng:
         return (self.next_u64() >> 11) * 2.0**-53
 
     def normal(self) -> float:
-        if self.spare is not None:
-            z, self.spare = self.spare, None
-            return z
+        """Ziggurat RNOR of Marsaglia & Tsang (2000), index and value from different bits."""
+        r = 3.442619855899
         while True:
-            u = 2.0 * self.uniform() - 1.0
-            v = 2.0 * self.uniform() - 1.0
-            s = u * u + v * v
-            if 0.0 < s < 1.0:
-                break
-        m = math.sqrt(-2.0 * math.log(s) / s)
-        self.spare = v * m
-        return u * m
+            bits = self.next_u64()
+            hz = (bits >> 32) - 2**31
+            iz = (bits >> 8) & 127
+            if abs(hz) < ZIG_KN[iz]:
+                return hz * ZIG_WN[iz]
+            if iz == 0:
+                while True:
+                    x = -math.log(1.0 - self.uniform()) / r
+                    y = -math.log(1.0 - self.uniform())
+                    if y + y >= x * x:
+                        break
+                return r + x if hz > 0 else -r - x
+            x = hz * ZIG_WN[iz]
+            if ZIG_FN[iz] + self.uniform() * (ZIG_FN[iz - 1] - ZIG_FN[iz]) < math.exp(-0.5 * x * x):
+                return x
+
+    def exponential(self) -> float:
+        """Ziggurat REXP of Marsaglia & Tsang (2000)."""
+        while True:
+            bits = self.next_u64()
+            jz = bits >> 32
+            iz = (bits >> 8) & 255
+            if jz < ZIG_KE[iz]:
+                return jz * ZIG_WE[iz]
+            if iz == 0:
+                return 7.697117470131487 - math.log(1.0 - self.uniform())
+            x = jz * ZIG_WE[iz]
+            if ZIG_FE[iz] + self.uniform() * (ZIG_FE[iz - 1] - ZIG_FE[iz]) < math.exp(-x):
+                return x
 
 
 @dataclass
@@ -126,14 +146,18 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
         ask = math.ceil(ask / m.tick_size - 1e-9) * m.tick_size
         d_bid, d_ask = s - bid, ask - s
     # 2./3. fills
-    u_b, u_a = st.rng.uniform(), st.rng.uniform()
+    # a side fills with probability p(d) = min(1, A e^{-kd} dt) (linear) or 1 - exp(-A e^{-kd} dt):
+    # with E ~ Exp(1), P(E > -ln p) = p and P(E < x) = 1 - e^{-x}
+    e_b, e_a = st.rng.exponential(), st.rng.exponential()
 
-    def prob(A, k, d):
+    def fills(e, A, k, d):
         lam_dt = A * math.exp(-k * d) * m.dt
-        return 1 - math.exp(-lam_dt) if m.fill_rule == "poisson" else lam_dt
+        if m.fill_rule == "poisson":
+            return e < lam_dt
+        return lam_dt >= 1.0 or e > -math.log(lam_dt)
 
-    fb = q + 1 <= m.max_inventory and u_b < prob(a_bid, k_bid, d_bid)
-    fa = q - 1 >= -m.max_inventory and u_a < prob(a_ask, k_ask, d_ask)
+    fb = bool(q + 1 <= m.max_inventory and fills(e_b, a_bid, k_bid, d_bid))
+    fa = bool(q - 1 >= -m.max_inventory and fills(e_a, a_ask, k_ask, d_ask))
     # 4. cash, inventory, mid
     if fb:
         st.cash -= bid
@@ -141,7 +165,7 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
     if fa:
         st.cash += ask
         q -= 1
-    maker = r.maker_fee * (fb + fa)
+    maker = r.maker_fee * (int(fb) + int(fa))
     st.cash -= maker
     if m.mid_noise == "binomial":
         ds = m.sigma * math.sqrt(m.dt) * (1 if st.rng.uniform() < 0.5 else -1)

@@ -190,12 +190,13 @@ def test_sb3_attr_methods():
     venv.reset()
     venv.step(np.zeros((4, 2), np.float32))
     assert venv.get_attr("step") == [1, 1, 1, 1]
+    before = venv.get_attr("inventory")
     venv.set_attr("inventory", 3, indices=[1, 2])
-    assert venv.get_attr("inventory") == [0, 3, 3, 0]
+    assert venv.get_attr("inventory") == [before[0], 3, 3, before[3]]
     assert venv.get_attr("n_steps", indices=0) == [200]
     assert venv.env_method("state", indices=2)[0]["inventory"] == 3
     obs = venv.env_method("reset", indices=[1])[0]
-    assert obs[0] == 0.0 and venv.get_attr("inventory") == [0, 0, 3, 0]
+    assert obs[0] == 0.0 and venv.get_attr("inventory") == [before[0], 0, 3, before[3]]
     assert venv.env_is_wrapped(gym.Wrapper) == [False] * 4
     with pytest.raises(AttributeError):
         venv.get_attr("no_such_thing")

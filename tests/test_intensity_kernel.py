@@ -230,3 +230,41 @@ def test_rng_streams_are_uniform_and_distinct():
     u = np.array([[r.uniform() for _ in range(20000)] for r in refs])
     assert not np.any(u[0] == u[1])
     assert stats.kstest(u.ravel(), "uniform").pvalue > 1e-4
+
+
+def test_ziggurat_variates_are_normal_and_exponential():
+    """The kernel's ziggurat draws (Marsaglia & Tsang 2000) pass KS tests, tails included."""
+    from numba import njit
+
+    from mmgym.core.rng import zig_exponential, zig_normal
+
+    @njit
+    def draw(n, s0, s1):
+        z = np.empty(n)
+        e = np.empty(n)
+        for i in range(n):
+            z[i], s0, s1 = zig_normal(s0, s1)
+            e[i], s0, s1 = zig_exponential(s0, s1)
+        return z, e
+
+    z, e = draw(400_000, np.uint64(12345), np.uint64(67890))
+    assert stats.kstest(z, "norm").pvalue > 1e-4
+    assert stats.kstest(e, "expon").pvalue > 1e-4
+    tail = 2 * stats.norm.sf(3.442619855899)  # beyond the ziggurat's base strip
+    assert abs((np.abs(z) > 3.442619855899).mean() - tail) < 4 * np.sqrt(tail / z.size)
+    assert abs((e > 7.697117470131487).mean() - np.exp(-7.697117470131487)) < 4 * np.sqrt(np.exp(-7.7) / e.size)
+
+
+def test_parallel_kernel_equals_serial():
+    cfg = load_env_config({"action": {"hedge": True}, "impact": {"eta": 0.1, "nu": 0.01}})
+    a, b = IntensityMarket(cfg, 300), IntensityMarket(cfg, 300, parallel=True)
+    for m in (a, b):
+        m.seed_rows(list(range(300)))
+        m.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(250):
+        acts = rng.uniform(-1, 1, size=(300, 3))
+        ra, rb = a.step(acts), b.step(acts)
+        np.testing.assert_array_equal(ra.reward, rb.reward)
+        np.testing.assert_array_equal(ra.obs, rb.obs)
+    np.testing.assert_array_equal(a.cash, b.cash)

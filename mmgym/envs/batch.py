@@ -169,6 +169,8 @@ class IntensityMarket(BatchMarket):
         num_envs: number of markets.
         raw_depths: take raw depths ``(delta_b, delta_a[, hedge_lots])`` instead of normalised
             actions (used by the analytic baselines; not a Gymnasium action space).
+        parallel: step rows on all cores (``numba.prange``); pays off from about 10,000 envs.
+            Results are identical to the serial kernel.
     """
 
     term_names = K.TERM_NAMES
@@ -176,9 +178,11 @@ class IntensityMarket(BatchMarket):
     stat_names = K.STAT_NAMES
     state_fields = ("mid", "cash", "inventory", "step", "vol_var", "mid_ret", "wealth0")
 
-    def __init__(self, config: EnvConfig, num_envs: int = 1, raw_depths: bool = False):
+    def __init__(self, config: EnvConfig, num_envs: int = 1, raw_depths: bool = False,
+                 parallel: bool = False):
         super().__init__(config, num_envs)
         self.raw_depths = raw_depths
+        self._kernel = K.intensity_step_parallel if parallel else K.intensity_step
         self.params = build_intensity_params(config, raw_depths=raw_depths)
         m = config.market
         self.n_steps = m.n_steps
@@ -224,11 +228,10 @@ class IntensityMarket(BatchMarket):
 
     def _step(self, actions: np.ndarray) -> int:
         b = self.buffers
-        return K.intensity_step(self.mid, self.cash, self.inventory, self.step_count,
-                                self.vol_var, self.mid_ret, self.last_fills, self.wealth0,
-                                self.ep_stats, self.rng, self.normal_spare, self.has_spare,
-                                self.params, actions, b.obs, b.reward, b.done, b.final_obs,
-                                b.final_stats, b.terms, b.aux)
+        return self._kernel(self.mid, self.cash, self.inventory, self.step_count,
+                            self.vol_var, self.mid_ret, self.last_fills, self.wealth0,
+                            self.ep_stats, self.rng, self.params, actions, b.obs, b.reward, b.done, b.final_obs,
+                            b.final_stats, b.terms, b.aux)
 
 
 def build_intensity_params(config: EnvConfig, raw_depths: bool = False) -> np.ndarray:

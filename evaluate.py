@@ -1,0 +1,195 @@
+#!/usr/bin/env python
+"""Compare agents on identical scenarios: analytic baselines, the exact optimum, trained models.
+
+Usage::
+
+    python evaluate.py CONFIG --agents as symmetric glft optimal [NAME=path/to/model.zip ...] \\
+        [--episodes 1000] [--seed 0] [--out results/DIR] [--reference optimal] [--audit] \\
+        [--set key.path=value ...]
+
+Every agent runs the same ``--episodes`` scenarios (common random numbers: episode e uses seed
+``seed + e``). Prints one table row per agent with paired differences against the reference
+(``optimal`` when present, else the first agent) and writes ``results.json``, ``results.csv``,
+plots (PNG) and, with ``--audit``, ``audit.csv`` into ``--out``.
+
+Baseline names: as, symmetric, fixed, glft, cjp, optimal, boundary (see mmgym/baselines).
+``NAME=path.zip`` loads a stable-baselines3 model (PPO/SAC/... detected from the zip) and runs it
+deterministically on the normalised-action env; a ``vecnormalize.pkl`` beside the zip is applied.
+
+Bad input (unknown agent, missing file, bad ``--set`` path) prints one line and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from mmgym.config import ConfigError, load_config
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="experiment YAML (configs/*.yaml)")
+    p.add_argument("--agents", nargs="+", default=["as", "symmetric", "glft", "optimal"],
+                   help="baseline names and/or NAME=path/to/model.zip (default: as symmetric glft optimal)")
+    p.add_argument("--episodes", type=int, default=None, help="episodes per agent (default: eval.episodes)")
+    p.add_argument("--seed", type=int, default=None, help="scenario seed (default: eval.seed)")
+    p.add_argument("--num-envs", type=int, default=None, help="episodes stepped at once (default: eval.num_envs)")
+    p.add_argument("--out", default=None, help="output directory (default: results/<config stem>)")
+    p.add_argument("--reference", default=None, help="agent for paired differences (default: optimal, else the first)")
+    p.add_argument("--audit", action="store_true", help="write audit.csv with one row per fill")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument("--set", dest="overrides", nargs="+", action="append", default=[], metavar="KEY=VALUE",
+                   help="config overrides key.path=value (env sections may omit 'env.'); repeatable")
+    return p
+
+
+def parse_agents(tokens: list[str], env_config) -> dict[str, Any]:
+    """``name`` -> baseline name, ``NAME=path.zip`` -> loaded SB3 policy. Raises ConfigError."""
+    from mmgym.baselines import BASELINES
+
+    agents: dict[str, Any] = {}
+    for tok in tokens:
+        if tok.partition("=")[0] in agents:
+            raise ConfigError(f"--agents: duplicate agent name {tok.partition('=')[0]!r}")
+        if "=" in tok:
+            name, _, path = tok.partition("=")
+            if not name or not path:
+                raise ConfigError(f"--agents {tok!r}: expected NAME=path/to/model.zip")
+            if not Path(path).is_file():
+                raise ConfigError(f"--agents {tok}: model file {path!r} not found")
+            from mmgym.evaluation import load_sb3_policy
+
+            agents[name] = load_sb3_policy(path, env_config)
+        else:
+            if tok not in BASELINES:
+                raise ConfigError(f"--agents: unknown agent {tok!r} (valid baselines: {', '.join(BASELINES)}; "
+                                  "trained agents as NAME=path/to/model.zip)")
+            agents[tok] = tok
+    return agents
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe copy: NaN/inf become null."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _fmt(x: Any, nd: int = 3) -> str:
+    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{nd}f}"
+
+
+def print_table(metrics: dict[str, dict[str, Any]], reference: str, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("agent", "objective ± se", f"Δobj vs {reference} [95% CI]", "exact E[obj]", "PnL",
+                "std PnL", "Sharpe", "CE", "spread", "q_T", "std q_T", "mean |q|", "fills", "impact"):
+        table.add_column(col, justify="left" if col == "agent" else "right")
+    for name, m in metrics.items():
+        lo, hi = m["objective_diff_ci95"]
+        diff = "—" if name == reference else f"{m['objective_diff_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+        table.add_row(
+            name, f"{m['objective_mean']:.3f} ± {m['objective_se']:.3f}", diff,
+            _fmt(m.get("objective_exact")), _fmt(m["pnl_mean"], 2), _fmt(m["pnl_std"], 2),
+            _fmt(m["sharpe"], 2), _fmt(m["certainty_equivalent"], 2), _fmt(m["spread_mean"]),
+            _fmt(m["final_inventory_mean"], 2), _fmt(m["final_inventory_std"], 2),
+            _fmt(m["abs_inventory_mean"], 2), _fmt(m["fills_mean"], 1), _fmt(m["impact_cost_mean"], 3),
+        )
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200  # logs and pipes: do not squeeze the columns to 80 characters
+    console.print(table)
+
+
+def write_outputs(result, out: Path, config_path: str, overrides: list[str]) -> None:
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    meta = dict(result.metadata, config_path=str(config_path), overrides=overrides)
+    (out / "results.json").write_text(json.dumps(_clean({"agents": result.metrics, "metadata": meta}),
+                                                 indent=2))
+    rows = []
+    for name, m in result.metrics.items():
+        row: dict[str, Any] = {"agent": name}
+        for k, v in m.items():
+            if k.endswith("_ci95"):
+                row[k + "_lo"], row[k + "_hi"] = v
+            elif isinstance(v, dict):
+                row[k] = json.dumps(v)
+            else:
+                row[k] = v
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+
+
+def write_audit(result, out: Path) -> None:
+    from mmgym.evaluation import AUDIT_COLUMNS
+
+    with open(out / "audit.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(AUDIT_COLUMNS)
+        for name, batch in result.batches.items():
+            for rec in batch.audit or []:
+                w.writerow((name, *rec[1:]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = [item for group in args.overrides for item in group]
+    try:
+        cfg = load_config(args.config, overrides)
+        episodes = args.episodes if args.episodes is not None else cfg.eval.episodes
+        seed = args.seed if args.seed is not None else cfg.eval.seed
+        num_envs = args.num_envs if args.num_envs is not None else cfg.eval.num_envs
+        if episodes < 1 or seed < 0 or num_envs < 1:
+            raise ConfigError("--episodes and --num-envs must be >= 1 and --seed >= 0")
+        agents = parse_agents(args.agents, cfg.env)
+        if args.reference is not None and args.reference not in agents:
+            raise ConfigError(f"--reference {args.reference!r} is not one of the agents ({', '.join(agents)})")
+        from rich.console import Console
+
+        from mmgym.evaluation import run_evaluation, write_plots
+
+        console = Console(stderr=True)
+        result = run_evaluation(cfg.env, agents, episodes=episodes, seed=seed,
+                                baselines_config=cfg.baselines, num_envs=num_envs,
+                                reference=args.reference, audit=args.audit,
+                                progress=lambda n: console.log(f"running {n} ({episodes} episodes)"))
+    except ConfigError as exc:
+        print(f"evaluate.py: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
+    title = f"{args.config}: {episodes} episodes, seed {seed}"
+    if "optimal_v0" in result.metadata:
+        title += f", optimal V0 = {result.metadata['optimal_v0']:.4f}"
+    print_table(result.metrics, result.reference, title)
+    write_outputs(result, out, args.config, overrides)
+    if args.audit:
+        write_audit(result, out)
+    if not args.no_plots:
+        write_plots(result, cfg.env, out)
+    print(f"wrote {out}/results.json, results.csv" + ("" if args.no_plots else ", plots")
+          + (", audit.csv" if args.audit else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

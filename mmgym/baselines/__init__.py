@@ -1,0 +1,75 @@
+"""Analytic baselines and the exact discrete-time optimum, as batched raw-depth policies.
+
+Every baseline maps ``(step, inventory)`` of N envs to raw depth actions
+``(N, 2[+1]) = (delta_b, delta_a[, hedge_lots])`` for
+:class:`~mmgym.envs.batch.IntensityMarket` with ``raw_depths=True``:
+
+==========  ================================================================================
+name        policy
+==========  ================================================================================
+as          Avellaneda & Stoikov (2008) eqs. (29)-(30), finite horizon
+symmetric   the AS spread centred on the mid (AS 2008 sec. 4 benchmark)
+fixed       constant half-spread (``baselines.fixed_half_spread``, or the best one when None)
+glft        Guéant, Lehalle & Fernandez-Tapia (2013) asymptotic closed form
+cjp         Cartea, Jaimungal & Penalva (2015) ch. 10, exact continuous-time solution
+optimal     exact optimum of the env's own discrete-time problem (backward DP over (t, q))
+boundary    AS inside |q| <= band, market orders to flat beyond it (needs ``action.hedge``)
+==========  ================================================================================
+
+Example:
+    >>> from mmgym.config import load_config
+    >>> from mmgym.baselines import make_baseline
+    >>> cfg = load_config("configs/cjp.yaml")                        # doctest: +SKIP
+    >>> policy = make_baseline("optimal", cfg.env, cfg.baselines)    # doctest: +SKIP
+    >>> policy.v0                                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..config import BaselinesConfig, ConfigError, EnvConfig
+from .analytic import GLFT, AvellanedaStoikov, FixedSpread, InventoryBoundary, SymmetricAS
+from .base import DepthPolicy, MarketParams
+from .cjp import CJP
+from .optimal import DPSolution, OptimalPolicy, evaluate_tables, solve_optimal
+
+__all__ = [
+    "BASELINES",
+    "CJP",
+    "DPSolution",
+    "DepthPolicy",
+    "FixedSpread",
+    "GLFT",
+    "AvellanedaStoikov",
+    "InventoryBoundary",
+    "MarketParams",
+    "OptimalPolicy",
+    "SymmetricAS",
+    "evaluate_tables",
+    "make_baseline",
+    "solve_optimal",
+]
+
+#: name -> builder(env_config, baselines_config)
+BASELINES: dict[str, Callable[[EnvConfig, BaselinesConfig], DepthPolicy]] = {
+    "as": lambda env, bc: AvellanedaStoikov(env, bc.gamma),
+    "symmetric": lambda env, bc: SymmetricAS(env, bc.gamma),
+    "fixed": lambda env, bc: FixedSpread(env, bc.fixed_half_spread),
+    "glft": lambda env, bc: GLFT(env, bc.gamma),
+    "cjp": lambda env, bc: CJP(env),
+    "optimal": lambda env, bc: OptimalPolicy(env),
+    "boundary": lambda env, bc: InventoryBoundary(env, bc.gamma, bc.boundary_band),
+}
+
+
+def make_baseline(name: str, env_config: EnvConfig, baselines_config: BaselinesConfig | None = None) -> DepthPolicy:
+    """Build the baseline ``name`` for an environment.
+
+    Raises:
+        ConfigError: unknown name (the message lists the valid ones), or a baseline that does not
+            apply to the env (``boundary`` without the hedge action, ``optimal`` with a CARA reward).
+    """
+    if name not in BASELINES:
+        raise ConfigError(f"unknown baseline {name!r} (valid: {', '.join(BASELINES)})")
+    return BASELINES[name](env_config, baselines_config if baselines_config is not None else BaselinesConfig())

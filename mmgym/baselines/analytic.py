@@ -1,0 +1,204 @@
+"""Closed-form quoting rules: Avellaneda-Stoikov, its symmetric benchmark, a fixed spread, the
+Guéant-Lehalle-Fernandez-Tapia asymptotic quotes and a hard inventory boundary.
+
+Depth convention everywhere: ``delta_b = mid - bid`` and ``delta_a = ask - mid`` (price units,
+positive away from the mid); the quoted spread is ``delta_b + delta_a``. With different bid/ask
+intensities (``market.A_bid`` ...) each side uses its own ``A`` and ``k`` in the one-side terms;
+the papers assume symmetric sides.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize
+
+from ..config import EnvConfig
+from .base import DepthPolicy
+from .optimal import evaluate_tables
+
+__all__ = ["AvellanedaStoikov", "SymmetricAS", "FixedSpread", "GLFT", "InventoryBoundary"]
+
+
+class AvellanedaStoikov(DepthPolicy):
+    r"""``as``: Avellaneda & Stoikov (2008), finite-horizon inventory strategy.
+
+    Reservation price (AS 2008 eq. 29) and total spread (eq. 30)::
+
+        r(s, q, t) = s - q gamma sigma^2 (T - t)
+        delta_a + delta_b = gamma sigma^2 (T - t) + (2 / gamma) ln(1 + gamma / k)
+
+    quoted symmetrically around r, so, with tau = T - t = (n_steps - step) dt::
+
+        delta_b = q gamma sigma^2 tau + gamma sigma^2 tau / 2 + (1/gamma) ln(1 + gamma/k_b)
+        delta_a = -q gamma sigma^2 tau + gamma sigma^2 tau / 2 + (1/gamma) ln(1 + gamma/k_a)
+
+    This is exactly the kernel's ``as_hybrid`` mapping at skew 0.
+
+    Args:
+        config: the environment. gamma: risk aversion (``baselines.gamma``).
+    """
+
+    name = "as"
+
+    def __init__(self, config: EnvConfig, gamma: float):
+        super().__init__(config)
+        self.gamma = float(gamma)
+
+    def _terms(self, step):
+        mp, g = self.mp, self.gamma
+        inv = g * mp.sigma**2 * mp.tau(step)
+        half_b = 0.5 * inv + math.log1p(g / mp.k_bid) / g
+        half_a = 0.5 * inv + math.log1p(g / mp.k_ask) / g
+        return inv, half_b, half_a
+
+    def depths(self, step, q):
+        inv, half_b, half_a = self._terms(step)
+        shift = np.asarray(q, dtype=np.float64) * inv
+        return shift + half_b, -shift + half_a
+
+    def spread(self, step) -> np.ndarray:
+        """Total spread gamma sigma^2 (T-t) + (2/gamma) ln(1 + gamma/k) (AS 2008 eq. 30)."""
+        _, half_b, half_a = self._terms(step)
+        return half_b + half_a
+
+    def describe(self):
+        return {"name": self.name, "gamma": self.gamma}
+
+
+class SymmetricAS(AvellanedaStoikov):
+    """``symmetric``: the benchmark of AS 2008 sec. 4, the AS spread centred on the mid.
+
+    Spread convention: at every step it quotes the inventory strategy's total spread of AS 2008
+    eq. (30), gamma sigma^2 (T-t) + (2/gamma) ln(1 + gamma/k), split equally around the mid
+    (``delta_b = delta_a`` = half of it), ignoring inventory. Its time-averaged spread therefore
+    equals the inventory strategy's, which is how AS 2008 define the comparison ("the same spread
+    ... centered around the mid-price").
+
+    Args:
+        config: the environment. gamma: risk aversion (``baselines.gamma``).
+    """
+
+    name = "symmetric"
+
+    def depths(self, step, q):
+        _, half_b, half_a = self._terms(step)
+        shape = np.shape(q)
+        return np.broadcast_to(half_b, shape).astype(np.float64), np.broadcast_to(half_a, shape).astype(np.float64)
+
+
+class FixedSpread(DepthPolicy):
+    """``fixed``: a constant symmetric half-spread, ``delta_b = delta_a = h`` at every (t, q).
+
+    ``h`` is ``baselines.fixed_half_spread`` or, when that is None, the constant with the largest
+    exact expected objective, found by bounded scalar search (scipy ``minimize_scalar``) over the
+    exact policy value of :func:`mmgym.baselines.optimal.evaluate_tables` (the DP recursion with the
+    policy held fixed; exact under the kernel's step rules).
+
+    Args:
+        config: the environment. half_spread: h, or None to search.
+    """
+
+    name = "fixed"
+
+    def __init__(self, config: EnvConfig, half_spread: float | None = None):
+        super().__init__(config)
+        self.searched = half_spread is None
+        self.half_spread = float(half_spread) if half_spread is not None else self._search()
+
+    def _search(self) -> float:
+        mp = self.mp
+        j0 = self.config.market.q0 + mp.max_inventory
+
+        def neg_value(h: float) -> float:
+            return -float(evaluate_tables(self.config, np.full(1, h), np.full(1, h))[0, j0])
+
+        k = min(mp.k_bid, mp.k_ask)
+        hi = max(10.0 / k, 1.0)
+        grid = np.linspace(-1.0 / k, hi, 41)
+        vals = [neg_value(h) for h in grid]
+        i = int(np.argmin(vals))
+        lo_b, hi_b = grid[max(0, i - 1)], grid[min(len(grid) - 1, i + 1)]
+        res = optimize.minimize_scalar(neg_value, bounds=(lo_b, hi_b), method="bounded",
+                                       options={"xatol": 1e-6})
+        return float(res.x if res.fun <= vals[i] else grid[i])
+
+    def depths(self, step, q):
+        d = np.full(np.shape(q), self.half_spread)
+        return d, d.copy()
+
+    def describe(self):
+        return {"name": self.name, "half_spread": self.half_spread, "searched": self.searched}
+
+
+class GLFT(DepthPolicy):
+    r"""``glft``: Guéant, Lehalle & Fernandez-Tapia (2013) asymptotic (T -> infinity) closed form.
+
+    GLFT 2013 (Math. Finan. Econ. 7, sec. 4, closed-form approximations), with
+    ``w = sqrt( sigma^2 gamma / (2 k A) (1 + gamma/k)^(1 + k/gamma) )``::
+
+        delta_b = (1/gamma) ln(1 + gamma/k) + (2q + 1)/2 * w
+        delta_a = (1/gamma) ln(1 + gamma/k) - (2q - 1)/2 * w
+
+    Time-independent. Each side uses its own (A, k) when the sides differ.
+
+    Args:
+        config: the environment. gamma: risk aversion (``baselines.gamma``).
+    """
+
+    name = "glft"
+
+    def __init__(self, config: EnvConfig, gamma: float):
+        super().__init__(config)
+        self.gamma = g = float(gamma)
+        mp = self.mp
+
+        def side(a: float, k: float) -> tuple[float, float]:
+            base = math.log1p(g / k) / g
+            w = math.sqrt(mp.sigma**2 * g / (2.0 * k * a) * (1.0 + g / k) ** (1.0 + k / g))
+            return base, w
+
+        self.base_b, self.w_b = side(mp.A_bid, mp.k_bid)
+        self.base_a, self.w_a = side(mp.A_ask, mp.k_ask)
+
+    def depths(self, step, q):
+        q = np.asarray(q, dtype=np.float64)
+        return (self.base_b + (2.0 * q + 1.0) / 2.0 * self.w_b,
+                self.base_a - (2.0 * q - 1.0) / 2.0 * self.w_a)
+
+    def describe(self):
+        return {"name": self.name, "gamma": self.gamma}
+
+
+class InventoryBoundary(AvellanedaStoikov):
+    """``boundary``: AS quotes inside a band, market orders back to flat beyond it.
+
+    While ``|q| <= band`` it quotes Avellaneda & Stoikov (2008) eqs. (29)-(30) (see :class:`AvellanedaStoikov`).
+    When ``|q| > band`` it sends a market order towards zero (at most ``action.hedge_max_lots`` per
+    step), paying the configured Almgren & Chriss (2000) linear impact
+    ``|v| (impact.half_spread + impact.eta |v|)``, and then quotes AS at the post-trade inventory.
+
+    Needs the hedge action: building it on an env without ``env.action.hedge: true`` raises a
+    :class:`~mmgym.config.ConfigError` (every agent of an evaluation must face the same action set,
+    so the evaluator does not switch the hedge on behind the others' backs).
+
+    Args:
+        config: the environment. gamma: risk aversion. band: the band (None: max_inventory // 2).
+    """
+
+    name = "boundary"
+    needs_hedge = True
+
+    def __init__(self, config: EnvConfig, gamma: float, band: int | None = None):
+        super().__init__(config, gamma)
+        self.band = int(self.mp.max_inventory // 2 if band is None else band)
+        self.max_lots = int(config.action.hedge_max_lots)
+
+    def hedge(self, step, q):
+        q = np.asarray(q, dtype=np.int64)
+        v = np.where(np.abs(q) > self.band, -q, 0)
+        return np.clip(v, -self.max_lots, self.max_lots).astype(np.int64)
+
+    def describe(self):
+        return {"name": self.name, "gamma": self.gamma, "band": self.band}

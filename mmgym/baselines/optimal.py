@@ -1,0 +1,429 @@
+r"""The exact optimum of the discrete-time intensity market, by backward induction over (t, q).
+
+The objective is the environment's own: the expected summed reward of one episode under the
+kernel's step rules (:mod:`mmgym.core.intensity`), risk neutral. Writing one step's reward with
+``q'`` the post-fill inventory and ``dS`` the mid's move,
+
+.. math::
+
+    r = \delta_b 1_b + \delta_a 1_a - f (1_b + 1_a) + q' dS - \phi q'^2 dt
+        - [t = n-1]\, \alpha q'^2 - \eta_D \max(0, q' dS)
+        \;-\; |v|(h + \eta |v| + f_\text{taker}) + \nu v (q + v),
+
+(the wealth change ``d(cash + q mid)`` of step rules 0-5; the last line is the hedge's Almgren &
+Chriss (2000) linear temporary cost and the revaluation of the held inventory by the permanent
+impact). The fills are independent of ``dS`` and ``E[dS] = 0``, so ``E[q' dS] = 0`` and
+``E[max(0, q' dS)] = |q'| E[dS^+]`` with ``E[dS^+] = \sigma\sqrt{dt}/\sqrt{2\pi}`` (gaussian) or
+``\sigma\sqrt{dt}/2`` (binomial): the expected reward depends on the state only through (t, q), and
+the Bellman recursion (REFERENCES: "seed 2's value recursion", V_t(x) = max_a {R_t(x,a) + E V_{t+1}})
+over (step, inventory) is exact:
+
+.. math::
+
+    W_{t+1}(q') = V_{t+1}(q') - \phi q'^2 dt - [t = n-1]\alpha q'^2 - \eta_D |q'| E[dS^+],
+
+    V_t(q) = \max_{\delta_b, \delta_a}\; W(q) + p_b(\delta_b - f + D_b) + p_a(\delta_a - f + D_a)
+             - p_b p_a (D_b + D_a),
+
+with ``D_b = W(q+1) - W(q)``, ``D_a = W(q-1) - W(q)``. This is the expectation over the four fill
+outcomes (both: q, bid only: q+1, ask only: q-1, none: q); the sides couple only through the
+product term. For a fixed ask the bid maximises ``p_b (\delta_b + E_b)`` with
+``E_b = D_b - f - p_a (D_b + D_a)`` (and symmetrically), and the two best responses are iterated to
+a fixed point. The product term can make the one-step problem non-concave, with several fixed
+points (a strongly concave W rewards both sides filling together); the iteration therefore starts
+from the four corners of (p_b, p_a) and keeps the best fixed point (:func:`_quote_step`). The one-side problem has a closed form:
+
+* linear fills, ``p = min(1, c e^{-k\delta})``, ``c = A dt``: ``p (\delta + E)`` is increasing below
+  the saturation depth ``\ln(c)/k`` (p = 1 there) and unimodal above it with stationary point
+  ``1/k - E`` (the CJP 2015 sec. 10.2 form), so ``\delta^* = \max(1/k - E, \ln(c)/k)``;
+* poisson fills, ``p = 1 - e^{-\lambda}``, ``\lambda = c e^{-k\delta}``: the first-order condition
+  ``k\lambda(1-p)(\delta + E) = p`` becomes ``\ln\lambda + (e^\lambda - 1)/\lambda = \ln c + kE``,
+  strictly increasing in ``\ln\lambda``; it is solved by safeguarded Newton.
+
+The inventory bound removes a side at ``q = \pm Q`` (p = 0 there). With the hedge action
+(``env.action.hedge``) the step first chooses a market order ``v`` over every lot count the kernel can
+execute (``|v| \le`` ``hedge_max_lots``, clipped to the bound): ``V_t(q) = \max_v\{-|v|(h + \eta|v| +
+f_\text{taker}) + \nu v (q+v) + \mathrm{Quote}_t(q+v)\}``.
+
+**Tick size.** With ``tick > 0`` the kernel rounds quotes away from the mid. When the mid stays on
+the tick grid (``s0`` a multiple of the tick, binomial noise with ``\sigma\sqrt{dt}`` and permanent
+impact ``\nu`` multiples of it), the effective depths are exactly the multiples of the tick and the
+DP restricts each side to them (the one-side gain is unimodal, so the best grid depth is the floor
+or ceiling of the continuous one): the solution is exact. Otherwise the state would need the mid's
+position inside the tick; the DP then solves the continuous-price problem and quotes
+``\delta^* - tick/2`` (rounding adds U(0, tick) on average); ``exact`` is False and ``value`` is the
+continuous problem's.
+
+Not covered (``ConfigError``): ``reward.objective: cara`` (not risk neutral).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from ..config import ConfigError, EnvConfig
+from .base import DepthPolicy
+
+__all__ = ["OptimalPolicy", "solve_optimal", "evaluate_tables", "DPSolution"]
+
+_NEWTON_ITERS = 200
+_FP_ITERS = 200
+_FP_TOL = 1e-13
+
+
+@njit(cache=True, inline="always")
+def _prob(d, c, k, poisson):
+    lam = c * math.exp(-k * d)
+    if poisson:
+        return -math.expm1(-lam)
+    return min(1.0, lam)
+
+
+@njit(cache=True)
+def _best_depth(e, c, k, poisson, tick):
+    """argmax_d p(d) (d + e) for one side (module docstring), on the tick grid if tick > 0."""
+    if poisson:
+        # root of h(x) = x + (exp(e^x) - 1) e^{-x} - C, x = ln(lambda), C = ln c + k e
+        big_c = math.log(c) + k * e
+        hi = big_c - 1.0  # h(C - 1) >= 0 since (e^l - 1)/l >= 1
+        if hi < -30.0:
+            d = (math.log(c) - hi) / k  # lambda ~ 0: the linear solution is exact to O(lambda)
+        else:
+            lo = -40.0
+            while lo + 1.0 + 1e-300 > big_c:  # guarantees h(lo) < 0
+                lo -= 20.0
+            # safeguarded Newton (Numerical Recipes' rtsafe): bisect whenever the Newton step
+            # leaves the bracket or does not halve it (the double exponential stalls plain Newton)
+            hi = min(hi, math.log(2.0 * (big_c - 1.0 - lo)))  # g(l) >= 1 + l/2 bounds the root
+            x = 0.5 * (lo + hi)
+            dx_old = hi - lo
+            dx = dx_old
+            for _ in range(_NEWTON_ITERS):
+                lam = math.exp(x)
+                g = math.expm1(lam) / lam
+                h = x + g - big_c
+                dh = 1.0 + math.exp(lam) - g  # h'(x)
+                if h > 0.0:
+                    hi = x
+                else:
+                    lo = x
+                if (not np.isfinite(h) or not np.isfinite(dh) or ((x - hi) * dh - h) * ((x - lo) * dh - h) > 0.0
+                        or abs(2.0 * h) > abs(dx_old * dh)):
+                    dx_old = dx
+                    dx = 0.5 * (hi - lo)
+                    x = lo + dx
+                else:
+                    dx_old = dx
+                    dx = h / dh
+                    x = x - dx
+                if abs(dx) < 1e-13 * (1.0 + abs(x)) or hi - lo < 1e-13 * (1.0 + abs(x)):
+                    break
+            d = (math.log(c) - x) / k
+    else:
+        d = max(1.0 / k - e, math.log(c) / k)
+    if tick > 0.0:
+        lo_d = math.floor(d / tick) * tick
+        hi_d = lo_d + tick
+        g_lo = _prob(lo_d, c, k, poisson) * (lo_d + e)
+        g_hi = _prob(hi_d, c, k, poisson) * (hi_d + e)
+        d = lo_d if g_lo >= g_hi else hi_d
+    return d
+
+
+@njit(cache=True)
+def _best_response_pair(p_start, bid_first, can_b, can_a, db_gain, da_gain, s, c_b, c_a, k_b, k_a,
+                        poisson, fee, tick):
+    """Iterate the two sides' best responses to a fixed point from one starting probability.
+
+    Returns (d_b, d_a, gain) with gain = p_b (d_b - fee + D_b) + p_a (d_a - fee + D_a) - p_b p_a S.
+    """
+    p_b = p_start if not bid_first else 0.0
+    p_a = p_start if bid_first else 0.0
+    d_b = np.nan  # no previous iterate: the first pass never counts as converged
+    d_a = np.nan
+    for it in range(_FP_ITERS):
+        if bid_first or it > 0:
+            d_b_new = _best_depth(db_gain - fee - p_a * s, c_b, k_b, poisson, tick)
+            p_b = _prob(d_b_new, c_b, k_b, poisson) if can_b else 0.0
+        else:
+            d_b_new = d_b
+        d_a_new = _best_depth(da_gain - fee - p_b * s, c_a, k_a, poisson, tick)
+        p_a = _prob(d_a_new, c_a, k_a, poisson) if can_a else 0.0
+        if not bid_first and it == 0:
+            d_b_new = _best_depth(db_gain - fee - p_a * s, c_b, k_b, poisson, tick)
+            p_b = _prob(d_b_new, c_b, k_b, poisson) if can_b else 0.0
+        done = (abs(d_b_new - d_b) <= _FP_TOL * (1.0 + abs(d_b))
+                and abs(d_a_new - d_a) <= _FP_TOL * (1.0 + abs(d_a)))
+        d_b = d_b_new
+        d_a = d_a_new
+        if done:
+            break
+    gain = p_b * (d_b - fee + db_gain) + p_a * (d_a - fee + da_gain) - p_b * p_a * s
+    return d_b, d_a, gain
+
+
+@njit(cache=True)
+def _quote_step(w, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, out_val, out_db, out_da):
+    """One step's quoting problem at every inventory, given W (values after the step's penalties).
+
+    The product term can make the one-step problem non-concave (with a strongly concave W, both
+    sides filling together, which keeps q, can beat either alone): best-response iteration then has
+    several fixed points. Each side's problem is concave in its own fill probability, and the joint
+    problem is supermodular (S < 0) or submodular (S > 0) in (p_b, p_a), so its extreme fixed points
+    are reached from the corners: the iteration is started from the four corners (bid or ask
+    first, the other side's probability 0 or 1) and the best fixed point is kept.
+    """
+    n_q = w.shape[0]
+    for j in range(n_q):
+        q = j - q_max
+        can_b = q + 1 <= q_max
+        can_a = q - 1 >= -q_max
+        db_gain = w[j + 1] - w[j] if can_b else 0.0
+        da_gain = w[j - 1] - w[j] if can_a else 0.0
+        s = db_gain + da_gain
+        best = -np.inf
+        best_b = 0.0
+        best_a = 0.0
+        for start in range(4):
+            p_start = 1.0 if start % 2 == 1 else 0.0
+            if (start < 2 and not can_a) or (start >= 2 and not can_b):
+                if p_start > 0.0:
+                    continue  # that side never fills
+            d_b, d_a, gain = _best_response_pair(p_start, start < 2, can_b, can_a, db_gain, da_gain,
+                                                 s, c_b, c_a, k_b, k_a, poisson, fee, tick)
+            if gain > best:
+                best = gain
+                best_b = d_b
+                best_a = d_a
+        out_db[j] = best_b
+        out_da[j] = best_a
+        out_val[j] = w[j] + best
+
+
+@njit(cache=True)
+def _penalised(v_next, q_max, dt, phi, alpha, last, damp_coef, out_w):
+    for j in range(v_next.shape[0]):
+        q = j - q_max
+        out_w[j] = v_next[j] - phi * q * q * dt - damp_coef * abs(q)
+        if last:
+            out_w[j] -= alpha * q * q
+
+
+@njit(cache=True)
+def _hedge_step(quote_val, q_max, h_max, half_spread, eta, taker, nu, out_val, out_v):
+    n_q = quote_val.shape[0]
+    for j in range(n_q):
+        q = j - q_max
+        best = quote_val[j]  # v = 0 is always feasible
+        best_v = 0
+        for v in range(-h_max, h_max + 1):
+            q1 = q + v
+            if v == 0 or q1 > q_max or q1 < -q_max:
+                continue
+            av = abs(v)
+            val = quote_val[q1 + q_max] - av * (half_spread + eta * av + taker) + nu * v * q1
+            # strictly better (ties go to the smaller order)
+            if val > best + 1e-12 * (1.0 + abs(best)) or (val >= best - 1e-12 * (1.0 + abs(best)) and av < abs(best_v)):
+                best = val
+                best_v = v
+        out_val[j] = best
+        out_v[j] = best_v
+
+
+@njit(cache=True)
+def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, fee, tick,
+           hedge_on, h_max, half_spread, eta, taker, nu, out_value, out_db, out_da, out_v):
+    n_q = 2 * q_max + 1
+    w = np.empty(n_q)
+    quote_val = np.empty(n_q)
+    for j in range(n_q):
+        out_value[n_steps, j] = 0.0
+    for t in range(n_steps - 1, -1, -1):
+        _penalised(out_value[t + 1], q_max, dt, phi, alpha, t == n_steps - 1, damp_coef, w)
+        _quote_step(w, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, quote_val, out_db[t],
+                    out_da[t])
+        if hedge_on:
+            _hedge_step(quote_val, q_max, h_max, half_spread, eta, taker, nu, out_value[t],
+                        out_v[t])
+        else:
+            for j in range(n_q):
+                out_value[t, j] = quote_val[j]
+                out_v[t, j] = 0
+
+
+@njit(cache=True)
+def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, fee, tick,
+              hedge_on, half_spread, eta, taker, nu, d_b, d_a, hedge, out_value):
+    """Expected summed reward of a fixed (t, q) policy: the same recursion without the max."""
+    n_q = 2 * q_max + 1
+    w = np.empty(n_q)
+    quote_val = np.empty(n_q)
+    for j in range(n_q):
+        out_value[n_steps, j] = 0.0
+    for t in range(n_steps - 1, -1, -1):
+        _penalised(out_value[t + 1], q_max, dt, phi, alpha, t == n_steps - 1, damp_coef, w)
+        for j in range(n_q):
+            q = j - q_max
+            db = d_b[t, j]
+            da = d_a[t, j]
+            if tick > 0.0:
+                db = math.ceil(db / tick - 1e-9) * tick
+                da = math.ceil(da / tick - 1e-9) * tick
+            p_b = _prob(db, c_b, k_b, poisson) if q + 1 <= q_max else 0.0
+            p_a = _prob(da, c_a, k_a, poisson) if q - 1 >= -q_max else 0.0
+            gb = w[j + 1] - w[j] if q + 1 <= q_max else 0.0
+            ga = w[j - 1] - w[j] if q - 1 >= -q_max else 0.0
+            quote_val[j] = w[j] + p_b * (db - fee + gb) + p_a * (da - fee + ga) - p_b * p_a * (gb + ga)
+        for j in range(n_q):
+            q = j - q_max
+            v = hedge[t, j] if hedge_on else 0
+            q1 = min(q_max, max(-q_max, q + v))
+            v = q1 - q
+            av = abs(v)
+            out_value[t, j] = quote_val[q1 + q_max] - av * (half_spread + eta * av + taker) + nu * v * q1
+
+
+class DPSolution:
+    """Result of :func:`solve_optimal`.
+
+    Attributes:
+        value: (n_steps + 1, 2Q+1) float64, V_t(q): expected summed reward from step t (index q+Q).
+        delta_b, delta_a: (n_steps, 2Q+1) float64, optimal depths at post-hedge inventory q.
+        hedge: (n_steps, 2Q+1) int64, optimal market order at pre-hedge inventory q.
+        q_max: the bound Q. exact: False when tick rounding made the DP an approximation.
+    """
+
+    def __init__(self, value, delta_b, delta_a, hedge, q_max, exact):
+        self.value = value
+        self.delta_b = delta_b
+        self.delta_a = delta_a
+        self.hedge = hedge
+        self.q_max = q_max
+        self.exact = exact
+
+    def v0(self, q0: int = 0) -> float:
+        """V_0(q0): the optimal expected objective from inventory q0."""
+        return float(self.value[0, q0 + self.q_max])
+
+
+def _dp_params(config: EnvConfig) -> dict[str, Any]:
+    """Kernel constants of the DP (module docstring), with tick handling and refusals."""
+    m, r, a, im = config.market, config.reward, config.action, config.impact
+    if r.objective != "risk_neutral":
+        raise ConfigError("optimal: the DP solves the risk-neutral objective; reward.objective "
+                          f"must be 'risk_neutral' (got {r.objective!r})")
+    a_b, a_a, k_b, k_a = m.side_params()
+    sq = m.sigma * math.sqrt(m.dt)
+    e_pos = sq / 2.0 if m.mid_noise == "binomial" else sq / math.sqrt(2.0 * math.pi)
+    tick = float(m.tick_size)
+    exact = True
+    if tick > 0.0:
+        def on_grid(x: float) -> bool:
+            return abs(x / tick - round(x / tick)) < 1e-9
+
+        aligned = (on_grid(m.s0) and (m.sigma == 0.0 or (m.mid_noise == "binomial" and on_grid(sq)))
+                   and (not a.hedge or on_grid(im.nu)))
+        if not aligned:
+            exact = False
+    return dict(
+        n_steps=m.n_steps, q_max=m.max_inventory, dt=m.dt, c_b=a_b * m.dt, c_a=a_a * m.dt,
+        k_b=k_b, k_a=k_a, poisson=m.fill_rule == "poisson", phi=r.inventory_penalty,
+        alpha=r.terminal_penalty, damp_coef=r.dampening * e_pos, fee=r.maker_fee,
+        tick=tick if exact else 0.0, hedge_on=bool(a.hedge), h_max=a.hedge_max_lots,
+        half_spread=im.half_spread, eta=im.eta, taker=r.taker_fee, nu=im.nu, exact=exact,
+        raw_tick=tick,
+    )
+
+
+def solve_optimal(config: EnvConfig) -> DPSolution:
+    """Solve the exact discrete-time optimum of ``config`` (module docstring) by backward DP.
+
+    Returns:
+        :class:`DPSolution` with V_t(q), the depth tables and the hedge table.
+
+    Raises:
+        ConfigError: for a CARA objective.
+    """
+    p = _dp_params(config)
+    n, q_max = p["n_steps"], p["q_max"]
+    n_q = 2 * q_max + 1
+    value = np.empty((n + 1, n_q))
+    d_b = np.empty((n, n_q))
+    d_a = np.empty((n, n_q))
+    hedge = np.zeros((n, n_q), dtype=np.int64)
+    _solve(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
+           p["alpha"], p["damp_coef"], p["fee"], p["tick"], p["hedge_on"], p["h_max"],
+           p["half_spread"], p["eta"], p["taker"], p["nu"], value, d_b, d_a, hedge)
+    if not p["exact"]:
+        warnings.warn(
+            "optimal: tick_size > 0 with a mid that leaves the tick grid; the DP solves the "
+            "continuous-price problem and quotes delta* - tick/2 (not exact)", stacklevel=2)
+        d_b = d_b - 0.5 * p["raw_tick"]
+        d_a = d_a - 0.5 * p["raw_tick"]
+    return DPSolution(value, d_b, d_a, hedge, q_max, p["exact"])
+
+
+def evaluate_tables(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
+                    hedge: np.ndarray | None = None) -> np.ndarray:
+    """Exact expected summed reward V_t(q) of a fixed (t, q)-policy (same recursion, no max).
+
+    Args:
+        config: the environment.
+        delta_b, delta_a: (n_steps, 2Q+1) depths at post-hedge inventory.
+        hedge: (n_steps, 2Q+1) int market orders at pre-hedge inventory (ignored without the
+            hedge action).
+
+    Returns:
+        (n_steps + 1, 2Q+1) float64 values. With tick > 0 this is exact only on a tick-aligned mid.
+    """
+    p = _dp_params(config)
+    n, q_max = p["n_steps"], p["q_max"]
+    shape = (n, 2 * q_max + 1)
+    delta_b = np.ascontiguousarray(np.broadcast_to(delta_b, shape), dtype=np.float64)
+    delta_a = np.ascontiguousarray(np.broadcast_to(delta_a, shape), dtype=np.float64)
+    hedge = np.zeros(shape, np.int64) if hedge is None else np.ascontiguousarray(
+        np.broadcast_to(hedge, shape), dtype=np.int64)
+    value = np.empty((n + 1, shape[1]))
+    _evaluate(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
+              p["alpha"], p["damp_coef"], p["fee"], p["raw_tick"] if p["exact"] else 0.0,
+              p["hedge_on"], p["half_spread"], p["eta"], p["taker"], p["nu"], delta_b, delta_a,
+              hedge, value)
+    return value
+
+
+class OptimalPolicy(DepthPolicy):
+    """``optimal``: the exact optimum of the env's own discrete-time problem (module docstring).
+
+    This is the physical limit an RL agent on the same env is measured against: no policy of the
+    raw-depth action set (and of the normalised action sets, which are subsets of it) has a larger
+    expected summed reward. ``v0`` is V_0(q0).
+
+    Args:
+        config: the environment config (risk-neutral objective).
+    """
+
+    name = "optimal"
+
+    def __init__(self, config: EnvConfig):
+        super().__init__(config)
+        self.solution = solve_optimal(config)
+        self.exact = self.solution.exact
+        self.v0 = self.solution.v0(config.market.q0)
+
+    def depths(self, step, q):
+        j = np.asarray(q, dtype=np.int64) + self.mp.max_inventory
+        t = np.minimum(np.asarray(step, dtype=np.int64), self.mp.n_steps - 1)
+        return self.solution.delta_b[t, j], self.solution.delta_a[t, j]
+
+    def hedge(self, step, q):
+        j = np.asarray(q, dtype=np.int64) + self.mp.max_inventory
+        t = np.minimum(np.asarray(step, dtype=np.int64), self.mp.n_steps - 1)
+        return self.solution.hedge[t, j]
+
+    def describe(self):
+        return {"name": self.name, "v0": self.v0, "exact": self.exact}

@@ -1,0 +1,238 @@
+"""Analytic baselines: hand-computed quotes, the CJP matrix exponential, and the AS 2008 reproduction
+checked against an exact oracle of the discrete experiment."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mmgym.baselines import (
+    CJP,
+    GLFT,
+    AvellanedaStoikov,
+    FixedSpread,
+    InventoryBoundary,
+    SymmetricAS,
+    evaluate_tables,
+    make_baseline,
+)
+from mmgym.config import ConfigError, load_config, load_env_config
+from mmgym.core import intensity as K
+from mmgym.envs.batch import IntensityMarket
+from mmgym.evaluation import run_policy
+
+
+def _env(**market):
+    reward = market.pop("reward", {})
+    action = market.pop("action", {})
+    impact = market.pop("impact", {})
+    return load_env_config({"market": market, "reward": reward, "action": action, "impact": impact})
+
+
+# ------------------------------------------------------------------ hand-computed quotes ---
+def test_as_quotes_by_hand():
+    env = _env(sigma=2.0, dt=0.005, horizon=1.0, k=1.5, A=140.0)
+    pol = AvellanedaStoikov(env, gamma=0.1)
+    # step 40 -> tau = 0.8; q = 3: r = s - 3 * 0.1 * 4 * 0.8 = s - 0.96 (AS 2008 eq. 29)
+    # spread = 0.1 * 4 * 0.8 + 20 ln(1 + 0.1/1.5) = 0.32 + 1.29077... (eq. 30)
+    half = 0.16 + 10.0 * math.log(1.0 + 0.1 / 1.5)
+    d_b, d_a = pol.depths(np.array([40]), np.array([3]))
+    assert d_b[0] == pytest.approx(0.96 + half, abs=1e-12)
+    assert d_a[0] == pytest.approx(-0.96 + half, abs=1e-12)
+    assert pol.spread(np.array([0]))[0] == pytest.approx(0.4 + 20.0 * math.log(1.0 + 0.1 / 1.5))
+    # q = -2 at the last step (tau = dt)
+    d_b, d_a = pol.depths(np.array([199]), np.array([-2]))
+    inv = 0.1 * 4.0 * 0.005
+    assert d_b[0] == pytest.approx(-2 * inv + inv / 2 + 10.0 * math.log(1.0 + 0.1 / 1.5))
+    assert d_a[0] == pytest.approx(2 * inv + inv / 2 + 10.0 * math.log(1.0 + 0.1 / 1.5))
+
+
+def test_as_equals_kernel_as_hybrid_at_zero_skew():
+    """The baseline and the env's glass-box action mode are the same AS rule."""
+    env = _env(sigma=2.0, dt=0.005, k=1.5, action={"mode": "as_hybrid", "gamma_min": 0.01, "gamma_max": 2.0})
+    gamma = 0.3
+    a0 = 2.0 * (math.log(gamma) - math.log(0.01)) / (math.log(2.0) - math.log(0.01)) - 1.0
+    steps = np.array([0, 17, 120, 199])
+    qs = np.array([0, -4, 7, 25])
+    m = IntensityMarket(env, 4)
+    m.seed_rows([0, 1, 2, 3])
+    m.reset()
+    m.step_count[:] = steps
+    m.inventory[:] = qs
+    buf = m.step(np.column_stack([np.full(4, a0), np.zeros(4)]))
+    d_b, d_a = AvellanedaStoikov(env, gamma).depths(steps, qs)
+    # q = 25 = Q: the bid does not quote there (NaN in aux)
+    np.testing.assert_allclose(buf.aux[:3, K.AUX_DEPTH_BID], d_b[:3], rtol=1e-10)
+    np.testing.assert_allclose(buf.aux[:, K.AUX_DEPTH_ASK], d_a, rtol=1e-10)
+
+
+def test_symmetric_is_as_spread_centred_on_mid():
+    env = _env()
+    sym, as_ = SymmetricAS(env, 0.1), AvellanedaStoikov(env, 0.1)
+    steps = np.arange(0, 200, 13)
+    for q in (-5, 0, 9):
+        qs = np.full(steps.shape, q)
+        s_b, s_a = sym.depths(steps, qs)
+        a_b, a_a = as_.depths(steps, qs)
+        np.testing.assert_allclose(s_b, s_a)
+        np.testing.assert_allclose(s_b + s_a, a_b + a_a)
+
+
+def test_glft_quotes_by_hand():
+    env = _env(sigma=0.3, A=9.0, k=0.3)
+    gamma = 0.05
+    pol = GLFT(env, gamma)
+    # w = sqrt(sigma^2 gamma / (2 k A) (1 + gamma/k)^(1 + k/gamma)) = sqrt(0.0045/5.4 * (7/6)^7)
+    w = math.sqrt(0.09 * 0.05 / (2 * 0.3 * 9.0) * (1.0 + 0.05 / 0.3) ** (1.0 + 0.3 / 0.05))
+    base = 20.0 * math.log(1.0 + 1.0 / 6.0)
+    for q in (-3, 0, 2):
+        d_b, d_a = pol.depths(np.array([5]), np.array([q]))
+        assert d_b[0] == pytest.approx(base + (2 * q + 1) / 2 * w, rel=1e-12)
+        assert d_a[0] == pytest.approx(base - (2 * q - 1) / 2 * w, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------- CJP ---
+def test_cjp_sanity_limit_and_symmetry():
+    env = _env(max_inventory=150, reward={"inventory_penalty": 0.0, "terminal_penalty": 0.0})
+    cjp = CJP(env)
+    # phi = alpha = 0, Q -> infinity: h(0, 0) = 2 lambda T / (e k) (REFERENCES, CJP ch. 10)
+    assert cjp.value() == pytest.approx(2 * 140.0 * 1.0 / (math.e * 1.5), rel=1e-9)
+    env = _env(max_inventory=10, reward={"inventory_penalty": 0.3, "terminal_penalty": 0.01})
+    cjp = CJP(env)
+    d_b, d_a = cjp.depths(np.full(21, 50), np.arange(-10, 11))
+    np.testing.assert_allclose(d_b[:-1], d_a[::-1][:-1], atol=1e-10)  # delta_b(q) = delta_a(-q)
+    assert np.all(np.diff(d_b[:-1]) > 0)  # longer inventory: buy less eagerly
+
+
+def test_cjp_matches_matrix_exponential_by_monte_carlo():
+    """At small dt (poisson fills) the kernel's Monte Carlo of the CJP policy matches h(0, 0)."""
+    params = dict(A=20.0, k=1.5, max_inventory=5, sigma=0.3, fill_rule="poisson", horizon=1.0,
+                  reward={"inventory_penalty": 0.5, "terminal_penalty": 0.1})
+    env = _env(dt=0.001, **dict(params, reward=dict(params["reward"])))
+    cjp = CJP(env)
+    batch = run_policy(env, cjp, 4000, seed=1)
+    se = batch.objective.std(ddof=1) / math.sqrt(batch.objective.size)
+    assert abs(batch.objective.mean() - cjp.value()) < 4 * se
+    # and the exact discrete-time expectation of the CJP policy converges to h at first order
+    gaps = []
+    for dt in (0.002, 0.001, 0.0005):
+        env = _env(dt=dt, **dict(params, reward=dict(params["reward"])))
+        pol = CJP(env)
+        assert pol.value() == pytest.approx(cjp.value(), rel=1e-9)  # h does not depend on dt
+        tables = pol.tables()
+        gaps.append(pol.value() - evaluate_tables(env, *tables)[0, 5])
+    assert gaps[0] > gaps[1] > gaps[2] > 0
+    assert gaps[0] / gaps[1] == pytest.approx(2.0, rel=0.1)
+    assert gaps[1] / gaps[2] == pytest.approx(2.0, rel=0.1)
+
+
+# ---------------------------------------------------------------------- fixed, boundary ---
+def test_fixed_search_and_configured():
+    env = _env(max_inventory=10, reward={"inventory_penalty": 0.2})
+    pol = FixedSpread(env)
+    h = pol.half_spread
+
+    def value(x):
+        return evaluate_tables(env, np.full(1, x), np.full(1, x))[0, 10]
+
+    assert value(h) >= value(h + 1e-3) and value(h) >= value(h - 1e-3)
+    assert make_baseline("fixed", env, load_config({"baselines": {"fixed_half_spread": 0.9}}).baselines).half_spread == 0.9
+
+
+def test_boundary_needs_hedge_and_flattens():
+    env = _env(max_inventory=20)
+    with pytest.raises(ConfigError, match="action.hedge"):
+        InventoryBoundary(env, 0.1, band=3)
+    env = _env(max_inventory=20, sigma=2.0, action={"hedge": True, "hedge_max_lots": 5},
+               impact={"half_spread": 0.05, "eta": 0.01})
+    pol = InventoryBoundary(env, 0.01, band=2)
+    np.testing.assert_array_equal(pol.hedge(np.zeros(5, int), np.array([-9, -3, 2, 3, 4])), [5, 3, 0, -3, -4])
+    batch = run_policy(env, pol, 300, seed=3)
+    assert batch.max_abs_inventory.max() <= 3  # band + one fill before the next hedge
+    assert batch.hedge_lots.mean() > 0
+    np.testing.assert_allclose(batch.impact_cost.mean() > 0, True)
+
+
+# ------------------------------------------------------------- AS 2008 reproduction ---
+def as2008_oracle(env, policy):
+    """Exact mean and std of the episode profit and of q_T for a (t, q)-policy of the AS 2008
+    experiment (linear fills, binomial mid, no penalties), by recursion over inventory.
+
+    Profit from step t on, R_t, given q_t = q: one step pays g = delta_b 1_b + delta_a 1_a + q' dS with
+    q' the post-fill inventory and dS = +-sigma sqrt(dt) independent of the fills; then
+    m1_t(q) = sum_o P(o) [c_o + m1_{t+1}(q')] and
+    m2_t(q) = sum_o P(o) [c_o^2 + q'^2 sigma^2 dt + 2 c_o m1_{t+1}(q') + m2_{t+1}(q')],
+    with c_o = delta_b 1_b + delta_a 1_a. q_T's law is pushed forward over the same outcomes.
+    Deliberately slow and literal (loops over q).
+    """
+    m = env.market
+    n, dt, sig2 = m.n_steps, m.dt, m.sigma**2
+    qr = n + 1  # |q_t| <= t: the grid -qr..qr is exact
+    qs = np.arange(-qr, qr + 1)
+    c = m.A * dt
+    m1 = np.zeros(qs.size)
+    m2 = np.zeros(qs.size)
+    for t in range(n - 1, -1, -1):
+        d_b, d_a = policy.depths(np.full(qs.size, t), qs)
+        new1 = np.zeros_like(m1)
+        new2 = np.zeros_like(m2)
+        for j in range(1, qs.size - 1):
+            pb = min(1.0, c * math.exp(min(700.0, -m.k * d_b[j])))  # huge skews at unreachable |q|
+            pa = min(1.0, c * math.exp(min(700.0, -m.k * d_a[j])))
+            for fb, fa, prob in ((1, 1, pb * pa), (1, 0, pb * (1 - pa)), (0, 1, (1 - pb) * pa), (0, 0, (1 - pb) * (1 - pa))):
+                jq = j + fb - fa
+                q1 = qs[jq]
+                co = fb * d_b[j] + fa * d_a[j]
+                new1[j] += prob * (co + m1[jq])
+                new2[j] += prob * (co * co + q1 * q1 * sig2 * dt + 2 * co * m1[jq] + m2[jq])
+        m1, m2 = new1, new2
+    dist = np.zeros(qs.size)
+    dist[qr] = 1.0
+    for t in range(n):
+        d_b, d_a = policy.depths(np.full(qs.size, t), qs)
+        pb = np.minimum(1.0, c * np.exp(np.minimum(700.0, -m.k * d_b)))
+        pa = np.minimum(1.0, c * np.exp(np.minimum(700.0, -m.k * d_a)))
+        up, down = pb * (1 - pa), pa * (1 - pb)
+        nxt = dist * (1 - up - down)
+        nxt[1:] += (dist * up)[:-1]
+        nxt[:-1] += (dist * down)[1:]
+        dist = nxt
+    eq, eq2 = (dist * qs).sum(), (dist * qs**2).sum()
+    return m1[qr], math.sqrt(m2[qr] - m1[qr] ** 2), eq, math.sqrt(eq2 - eq**2)
+
+
+def _std_se(x):
+    """Standard error of the sample standard deviation (delta method with the sample kurtosis)."""
+    x = np.asarray(x, float)
+    n = x.size
+    s2 = x.var(ddof=1)
+    m4 = ((x - x.mean()) ** 4).mean()
+    var_s2 = (m4 - s2**2 * (n - 3) / (n - 1)) / n
+    return math.sqrt(max(var_s2, 0.0)) / (2 * math.sqrt(s2))
+
+
+@pytest.mark.parametrize("name", ["as", "symmetric"])
+def test_as2008_reproduction_gamma_0_1(name):
+    cfg = load_config("configs/as2008.yaml", ["baselines.gamma=0.1"])
+    pol = make_baseline(name, cfg.env, cfg.baselines)
+    mean, std, q_mean, q_std = as2008_oracle(cfg.env, pol)
+    batch = run_policy(cfg.env, pol, 1000, seed=0)  # the paper's 1000 paths
+    n = batch.pnl.size
+    assert abs(batch.pnl.mean() - mean) < 4 * batch.pnl.std(ddof=1) / math.sqrt(n)
+    assert abs(batch.pnl.std(ddof=1) - std) < 4 * _std_se(batch.pnl)
+    assert abs(batch.final_inventory.mean() - q_mean) < 4 * batch.final_inventory.std(ddof=1) / math.sqrt(n)
+    assert abs(batch.final_inventory.std(ddof=1) - q_std) < 4 * _std_se(batch.final_inventory)
+    # the oracle's mean is also the DP policy evaluation used by evaluate.py ("exact E[obj]")
+    j0 = cfg.env.market.max_inventory
+    assert evaluate_tables(cfg.env, *pol.tables())[0, j0] == pytest.approx(mean, rel=1e-10)
+    # the average quoted spread is deterministic: AS 2008 eq. (30) averaged over the steps
+    tau = (200 - np.arange(200)) * 0.005
+    spread = 0.1 * 4.0 * tau + 20.0 * math.log(1 + 0.1 / 1.5)
+    np.testing.assert_allclose(batch.spread, spread.mean(), rtol=1e-12)
+    # and the paper's qualitative result: the inventory strategy has much smaller risk
+    if name == "as":
+        assert std < 8.0 and q_std < 4.0
+    else:
+        assert std > 12.0 and q_std > 7.0

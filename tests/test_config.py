@@ -1,0 +1,79 @@
+"""The config schema: defaults, overrides and one-line errors naming file, key path and value."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmgym.config import ConfigError, apply_overrides, load_config, load_env_config, parse_override
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_the_as2008_setup():
+    m = load_env_config().market
+    assert (m.s0, m.sigma, m.A, m.k, m.dt, m.horizon, m.fill_rule, m.max_inventory) == (
+        100.0, 2.0, 140.0, 1.5, 0.005, 1.0, "linear", 25)
+    assert m.n_steps == 200
+    r = load_env_config().reward
+    assert r.inventory_penalty == 0.0 and r.terminal_penalty == 0.0
+
+
+def test_unknown_key_names_file_path_and_valid_keys(tmp_path):
+    path = _write(tmp_path, "env:\n  market:\n    sigmaa: 2.0\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    msg = str(exc.value)
+    assert str(path) in msg and "env.market.sigmaa" in msg and "sigma" in msg and "\n" not in msg
+
+
+def test_wrong_type_names_value(tmp_path):
+    path = _write(tmp_path, "env:\n  market:\n    max_inventory: lots\n")
+    with pytest.raises(ConfigError, match=r"env\.market\.max_inventory.*'lots'"):
+        load_config(path)
+
+
+def test_out_of_range_names_value(tmp_path):
+    path = _write(tmp_path, "env:\n  market:\n    dt: -0.1\n")
+    with pytest.raises(ConfigError, match=r"env\.market\.dt.*-0\.1"):
+        load_config(path)
+
+
+def test_cross_field_check(tmp_path):
+    path = _write(tmp_path, "env:\n  market:\n    dt: 0.3\n")
+    with pytest.raises(ConfigError, match="horizon/dt"):
+        load_config(path)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+    path = _write(tmp_path, "env: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(path)
+
+
+def test_overrides_with_and_without_env_prefix():
+    cfg = load_config(None, ["market.sigma=3", "env.reward.inventory_penalty=0.2", "baselines.gamma=0.5",
+                             "agent.kwargs.learning_rate=3e-4"])
+    assert cfg.env.market.sigma == 3.0
+    assert cfg.env.reward.inventory_penalty == 0.2
+    assert cfg.baselines.gamma == 0.5
+    assert cfg.agent.kwargs["learning_rate"] == 3e-4 and isinstance(cfg.agent.kwargs["learning_rate"], float)
+
+
+def test_bad_override_path_lists_valid_keys():
+    with pytest.raises(ConfigError, match="unknown key 'sigmaa' under env.market; valid keys: .*sigma"):
+        apply_overrides({}, ["market.sigmaa=1"])
+    with pytest.raises(ConfigError, match="expected key.path=value"):
+        parse_override("market.sigma")
+
+
+def test_yaml_reads_exponent_floats(tmp_path):
+    path = _write(tmp_path, "agent:\n  kwargs:\n    learning_rate: 3e-4\n    policy_kwargs:\n      net_arch: [64, 64]\n")
+    cfg = load_config(path)
+    assert cfg.agent.kwargs["learning_rate"] == 3e-4
+    assert cfg.agent.kwargs["policy_kwargs"] == {"net_arch": [64, 64]}

@@ -1,0 +1,195 @@
+"""evaluate.py end to end and the mmgym.evaluation library API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmgym.config import load_config
+from mmgym.evaluation import evaluate_agents, load_sb3_policy, run_evaluation, run_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """\
+env:
+  market: {dt: 0.02, horizon: 1.0, max_inventory: 8, sigma: 1.0}
+  reward: {inventory_penalty: 0.5, terminal_penalty: 0.01}
+baselines: {gamma: 0.2}
+eval: {episodes: 40, seed: 3, num_envs: 16}
+"""
+
+REQUIRED = {
+    "pnl_mean", "pnl_std", "objective_mean", "objective_se", "spread_mean", "final_inventory_mean",
+    "final_inventory_std", "abs_inventory_mean", "sharpe", "fills_mean", "impact_cost_mean",
+    "certainty_equivalent", "objective_diff_mean", "objective_diff_se", "objective_diff_ci95",
+    "pnl_diff_ci95", "reference",
+}
+
+
+def _run(*args, cwd=ROOT):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(ROOT / "evaluate.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+def test_cli_end_to_end(tiny, tmp_path):
+    out = tmp_path / "res"
+    r = _run(str(tiny), "--agents", "as", "glft", "fixed", "optimal", "--episodes", "40", "--seed", "1",
+             "--out", str(out), "--audit", "--set", "baselines.gamma=0.3", "market.sigma=1.5",
+             "--set", "reward.terminal_penalty=0.02")
+    assert r.returncode == 0, r.stderr
+    assert "optimal V0" in r.stdout
+    data = json.loads((out / "results.json").read_text())
+    assert set(data["agents"]) == {"as", "glft", "fixed", "optimal"}
+    for name, m in data["agents"].items():
+        assert REQUIRED <= set(m), REQUIRED - set(m)
+        assert m["episodes"] == 40 and m["reference"] == "optimal"
+        assert m["objective_exact"] <= data["metadata"]["optimal_v0"] + 1e-9
+    assert data["agents"]["optimal"]["objective_diff_mean"] == 0.0
+    meta = data["metadata"]
+    assert meta["seed"] == 1 and meta["episodes"] == 40 and meta["gamma"] == 0.3
+    assert meta["env"]["market"]["sigma"] == 1.5 and meta["env"]["reward"]["terminal_penalty"] == 0.02
+    csv = pd.read_csv(out / "results.csv")
+    assert list(csv["agent"]) == ["as", "glft", "fixed", "optimal"]
+    assert {"objective_diff_ci95_lo", "objective_diff_ci95_hi"} <= set(csv.columns)
+    for png in ("pnl_distribution", "inventory_distribution", "sample_path", "depth_surface"):
+        assert (out / f"{png}.png").stat().st_size > 1000
+    audit = pd.read_csv(out / "audit.csv")
+    assert list(audit.columns) == ["agent", "episode", "step", "side", "price", "qty", "inventory_after", "cash_after"]
+    fills = audit[audit.agent == "as"]
+    assert len(fills) == round(data["agents"]["as"]["fills_mean"] * 40)
+    # per fill: one lot; inventory moves by one lot per bid/ask record
+    assert set(fills.side) <= {"bid", "ask"} and (fills.qty == 1).all()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--agents", "as", "nosuch"], "unknown agent 'nosuch' (valid baselines: as, symmetric"),
+    (["--agents", "as", "--set", "market.sigmaa=1"], "unknown key 'sigmaa'"),
+    (["--agents", "as", "--set", "market.sigma=-1"], "market.sigma"),
+    (["--agents", "rl=/no/such/model.zip"], "not found"),
+    (["--agents", "boundary"], "action.hedge"),
+    (["--agents", "as", "--reference", "glft"], "--reference 'glft'"),
+])
+def test_cli_bad_input(tiny, args, needle):
+    r = _run(str(tiny), "--episodes", "4", *args)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_cli_missing_config(tmp_path):
+    r = _run(str(tmp_path / "nope.yaml"), "--agents", "as")
+    assert r.returncode == 2 and "file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_library_crn_cache_and_chunking():
+    cfg = load_config(TINY_DICT())
+    a = run_evaluation(cfg.env, {"as": "as", "optimal": "optimal"}, episodes=30, seed=4,
+                       baselines_config=cfg.baselines, num_envs=7)
+    b = run_evaluation(cfg.env, {"as": "as", "optimal": "optimal"}, episodes=30, seed=4,
+                       baselines_config=cfg.baselines, num_envs=30)
+    for name in ("as", "optimal"):
+        np.testing.assert_array_equal(a.batches[name].objective, b.batches[name].objective)
+    # common random numbers: a constant policy's mid path is the same whatever the agent
+    np.testing.assert_array_equal(a.batches["as"].path["mid"], a.batches["optimal"].path["mid"])
+    # callables run on the normalised-action env with the same scenarios
+    calls = []
+
+    def zero_policy(obs):
+        calls.append(obs.shape)
+        return np.zeros((obs.shape[0], 2))
+
+    res = evaluate_agents(cfg.env, {"zero": zero_policy, "as": "as"}, episodes=30, seed=4,
+                          baselines_config=cfg.baselines)
+    assert res["zero"]["reference"] == "zero" and res["zero"]["kind"] == "policy"
+    assert calls[0] == (30, 6)
+    assert res["as"]["objective_mean"] == pytest.approx(a.metrics["as"]["objective_mean"])
+
+
+def TINY_DICT():
+    import yaml
+
+    return yaml.safe_load(TINY)
+
+
+def test_import_mmgym_is_torch_free():
+    code = ("import sys, mmgym, mmgym.evaluation, mmgym.baselines; "
+            "assert 'torch' not in sys.modules and 'stable_baselines3' not in sys.modules, 'torch imported'")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.slow
+def test_trained_sb3_agent(tmp_path, tiny):
+    """A tiny PPO trained for a few hundred steps, saved with VecNormalize statistics, evaluates
+    through the CLI and the library on the same scenarios."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    import mmgym  # noqa: F401  (registers the env)
+
+    cfg = load_config(TINY_DICT())
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("mmgym/MarketMaking-v0", config=cfg.env)]),
+                        norm_reward=False)
+    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs={"net_arch": [8]})
+    model.learn(256)
+    model_dir = tmp_path / "ppo"
+    model_dir.mkdir()
+    model.save(model_dir / "model.zip")
+    venv.save(str(model_dir / "vecnormalize.pkl"))
+
+    policy = load_sb3_policy(model_dir / "model.zip", cfg.env)
+    assert policy.vecnormalize is not None
+    obs = np.zeros((5, 6), dtype=np.float32)
+    expected, _ = model.predict(venv.normalize_obs(obs), deterministic=True)
+    np.testing.assert_allclose(policy(obs), expected)
+    batch = run_policy(cfg.env, policy, 12, seed=2)
+    assert np.isfinite(batch.objective).all()
+
+    out = tmp_path / "res"
+    r = _run(str(tiny), "--agents", "as", f"ppo={model_dir / 'model.zip'}", "--episodes", "12",
+             "--seed", "2", "--out", str(out), "--no-plots")
+    assert r.returncode == 0, r.stderr
+    data = json.loads((out / "results.json").read_text())
+    assert data["agents"]["ppo"]["kind"] == "policy"
+    assert data["agents"]["ppo"]["objective_mean"] == pytest.approx(batch.objective.mean())
+
+
+def test_depth_surface_of_an_obs_policy_goes_through_the_kernel():
+    """An obs-policy that always picks gamma (as_hybrid, zero skew) has the AS surface."""
+    import math
+
+    from mmgym.baselines import AvellanedaStoikov
+    from mmgym.evaluation import depth_surface
+
+    cfg = load_config(TINY_DICT())
+    a = cfg.env.action
+    gamma = 0.4
+    a0 = 2 * (math.log(gamma) - math.log(a.gamma_min)) / (math.log(a.gamma_max) - math.log(a.gamma_min)) - 1
+
+    def fixed_gamma(obs):
+        return np.column_stack([np.full(obs.shape[0], a0), np.zeros(obs.shape[0])])
+
+    qs, ts = np.arange(-8, 9), np.arange(0, 50, 7)
+    got_b, got_a = depth_surface(cfg.env, fixed_gamma, qs, ts)
+    want_b, want_a = depth_surface(cfg.env, AvellanedaStoikov(cfg.env, gamma), qs, ts)
+    np.testing.assert_allclose(got_b, want_b, rtol=1e-10)
+    np.testing.assert_allclose(got_a, want_a, rtol=1e-10)
+    assert np.isnan(got_b[:, -1]).all() and np.isnan(got_a[:, 0]).all()
