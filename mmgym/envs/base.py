@@ -115,7 +115,8 @@ class BatchMarketVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.render_mode = render_mode
-        self._all = np.arange(num_envs)
+        self._aux_items = [(j, name) for j, name in enumerate(self.market.aux_names)
+                           if name not in self.market.unused_aux]
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None,
               options: dict[str, Any] | None = None):
@@ -134,10 +135,12 @@ class BatchMarketVectorEnv(VectorEnv):
 
     def step(self, actions):
         b = self.market.step(actions)
-        infos: dict[str, Any] = {name: b.terms[:, j].copy() for j, name in enumerate(self.market.term_names)}
-        for j, name in enumerate(self.market.aux_names):
-            if name not in self.market.unused_aux:
-                infos[name] = b.aux[:, j].copy()
+        # one copy per block; the per-key entries are column views of these copies
+        terms = b.terms.T.copy()  # (N, T) column-major -> (T, N) row-major, one memcpy
+        aux = b.aux.T.copy()
+        infos: dict[str, Any] = dict(zip(self.market.term_names, terms))
+        for j, name in self._aux_items:
+            infos[name] = aux[j]
         done = b.done.copy()
         if done.any():
             final_obs = np.full(self.num_envs, None, dtype=object)

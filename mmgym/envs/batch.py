@@ -109,7 +109,9 @@ class BatchMarket(abc.ABC):
         Raises:
             ValueError: on a wrong shape or a NaN/infinite action.
         """
-        actions = np.asarray(actions, dtype=np.float64)
+        actions = np.asarray(actions)
+        if actions.dtype != np.float32 and actions.dtype != np.float64:
+            actions = actions.astype(np.float64)  # float32 and float64 go to the kernel as they are
         if actions.ndim == 1 and self.num_envs == 1:
             actions = actions.reshape(1, -1)
         if actions.shape != (self.num_envs, self.action_dim):
@@ -203,8 +205,9 @@ class IntensityMarket(BatchMarket):
             done=np.zeros(n, dtype=np.bool_),
             final_obs=np.zeros((n, K.OBS_DIM), dtype=np.float32),
             final_stats=np.zeros((n, K.N_STATS)),
-            terms=np.zeros((n, K.N_TERMS)),
-            aux=np.zeros((n, K.N_AUX)),
+            # column-major: each term / aux column is contiguous, so infos copy whole blocks
+            terms=np.zeros((n, K.N_TERMS), order="F"),
+            aux=np.zeros((n, K.N_AUX), order="F"),
         )
         self.single_observation_space = intensity_observation_space()
         self.single_action_space = intensity_action_space(config, raw_depths)
