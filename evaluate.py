@@ -16,6 +16,13 @@ Baseline names: as, symmetric, fixed, glft, cjp, optimal, boundary (see mmgym/ba
 ``NAME=path.zip`` loads a stable-baselines3 model (PPO/SAC/... detected from the zip) and runs it
 deterministically on the normalised-action env; a ``vecnormalize.pkl`` beside the zip is applied.
 
+On ``configs/lob.yaml`` (the limit order book) the baselines quote with the intensity model whose
+sigma, A, k are the config's ``market`` values, calibrated on that book
+(``python -m mmgym.calibrate configs/lob.yaml``); their depths are mapped onto ticks by the env
+(bid floored, ask ceiled). ``optimal`` is then the exact optimum of that intensity model, not of
+the book, and ``exact E[obj]`` is blank (the model's value is ``objective_model`` in the JSON).
+``--audit`` is for the intensity market only.
+
 Bad input (unknown agent, missing file, bad ``--set`` path) prints one line and exits with 2.
 """
 
@@ -178,9 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
     title = f"{args.config}: {episodes} episodes, seed {seed}"
+    model_only = "baseline_model" in result.metadata
     if "optimal_v0" in result.metadata:
-        title += f", optimal V0 = {result.metadata['optimal_v0']:.4f}"
+        title += f", optimal V0 = {result.metadata['optimal_v0']:.4f}" + (" (intensity model)" if model_only else "")
     print_table(result.metrics, result.reference, title)
+    if model_only:  # the limit order book: the baselines' model is not the env
+        print(f"note: {result.metadata['baseline_model']}; 'exact E[obj]' does not apply "
+              "(results.json: objective_model)")
     write_outputs(result, out, args.config, overrides)
     if args.audit:
         write_audit(result, out)

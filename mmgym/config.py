@@ -239,6 +239,8 @@ class AgentConfig(_Section):
     """Keyword arguments passed unchanged to the SB3 algorithm (policy_kwargs is a nested mapping)."""
     normalize: bool | dict[str, Any] = False
     """Wrap in VecNormalize (True or its keyword arguments); statistics are saved with the model."""
+    reward_scale: float = Field(1.0, gt=0.0)
+    """Multiply the rewards the algorithm learns from by this (logged episode returns stay unscaled)."""
 
 
 class TrainConfig(_Section):
@@ -483,7 +485,11 @@ def load_env_config(
 
 
 def merge_env_kwargs(config: EnvConfig, kwargs: dict[str, Any]) -> EnvConfig:
-    """Merge ``gym.make`` keyword overrides (section mappings or flat market keys) into a config."""
+    """Merge ``gym.make`` keyword overrides (section mappings or flat keys) into a config.
+
+    A flat key is looked up in the sections in the order market, reward, action, impact,
+    observation, book (``gym.make("mmgym/LOBMarketMaking-v0", warmup=5)`` sets ``book.warmup``).
+    """
     data = config.model_dump()
     for key, value in kwargs.items():
         if key in EnvConfig.model_fields and isinstance(value, dict):
@@ -491,12 +497,12 @@ def merge_env_kwargs(config: EnvConfig, kwargs: dict[str, Any]) -> EnvConfig:
         elif key in EnvConfig.model_fields:
             data[key] = value
         else:
-            for section in ("market", "reward", "action", "impact", "observation"):
+            for section in ("market", "reward", "action", "impact", "observation", "book"):
                 if key in EnvConfig.model_fields[section].annotation.model_fields:  # type: ignore[union-attr]
                     data[section][key] = value
                     break
             else:
-                raise ConfigError(f"<gym.make>: {key}: unknown keyword (valid: {', '.join(EnvConfig.model_fields)} or a market/reward/action key)")
+                raise ConfigError(f"<gym.make>: {key}: unknown keyword (valid: {', '.join(EnvConfig.model_fields)} or a market/reward/action/impact/observation/book key)")
     return _validate(EnvConfig, data, "<gym.make>")
 
 

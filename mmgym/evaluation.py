@@ -6,6 +6,13 @@ seed ``s + e`` uses, and what env ``e`` of a vector env reset with seed ``s`` us
 draws the same random numbers per step whatever the action, so two agents see identical fill
 uniforms and mid moves, and paired differences between them have small variance.
 
+On ``mmgym/LOBMarketMaking-v0`` the pairing is by seed only: every agent's episode e starts from
+the same book (same warm-up draws) and consumes the same stream, but our orders change the book
+(queue positions, fills, the mid when a market order takes our quote), so the event sequence
+depends on the action: which uniform decides which event drifts apart as soon as the agents'
+quotes differ. Paired differences stay valid (episodes are independent across e, and each pair
+shares its seed); their variance reduction is smaller than on the intensity market.
+
 Episodes are batched: all episodes of a chunk (``num_envs`` rows) advance with one kernel call per
 step. Results do not depend on the chunk size.
 
@@ -37,6 +44,10 @@ from scipy import special, stats
 from .config import BaselinesConfig, ConfigError, EnvConfig
 from .core import intensity as K
 from .make import make_market
+
+#: The env whose kernel the exact table evaluation (:func:`mmgym.baselines.evaluate_tables`) and
+#: the ``optimal`` DP describe; on other envs those numbers are the intensity model's.
+INTENSITY_ENV_ID = "mmgym/MarketMaking-v0"
 
 __all__ = [
     "EpisodeBatch",
@@ -155,9 +166,16 @@ def run_policy(
         num_envs: rows stepped at once (default min(episodes, 1000)).
         audit: also return per-fill records.
         cache: reuse/remember the result of a DepthPolicy run (not for callables or audits).
+
+    Raises:
+        ConfigError: ``audit`` on an env other than the intensity market (the per-fill records
+            are reconstructed with its execution rules).
     """
     from .baselines import DepthPolicy
 
+    if audit and env_config.id != INTENSITY_ENV_ID:
+        raise ConfigError(f"--audit: per-fill records are only available for {INTENSITY_ENV_ID} "
+                          f"(got env.id {env_config.id})")
     is_depth = isinstance(policy, DepthPolicy)
     if not is_depth and not callable(policy):
         raise TypeError(f"policy must be a DepthPolicy or a callable, got {type(policy).__name__}")
@@ -350,7 +368,10 @@ def run_evaluation(
         differences against the reference (``objective_diff_mean``, ``objective_diff_se``,
         ``objective_diff_ci95``, ``pnl_diff_*``), and for table policies ``objective_exact``
         (the exact expectation of the objective, :func:`mmgym.baselines.evaluate_tables`); the
-        optimal policy adds ``v0``.
+        optimal policy adds ``v0``. On an env other than the intensity market (the limit order
+        book) those expectations are the *intensity model's* with the config's sigma, A, k, not
+        the env's: they are reported as ``objective_model`` (``objective_exact`` is None), ``v0``
+        is that model's optimum, and ``metadata["baseline_model"]`` says so.
     """
     from .baselines import DepthPolicy, evaluate_tables
 
@@ -371,6 +392,7 @@ def run_evaluation(
     metrics: dict[str, dict[str, Any]] = {}
     ref = batches[reference]
     j0 = env_config.market.q0 + env_config.market.max_inventory
+    exact_env = env_config.id == INTENSITY_ENV_ID
     for name, batch in batches.items():
         m = summarize(batch, bc.gamma)
         pol = policies[name]
@@ -379,9 +401,12 @@ def run_evaluation(
             m["params"] = pol.describe()
             try:
                 d_b, d_a, v = pol.tables()
-                m["objective_exact"] = float(evaluate_tables(env_config, d_b, d_a, v)[0, j0])
+                value = float(evaluate_tables(env_config, d_b, d_a, v)[0, j0])
             except ConfigError:
-                m["objective_exact"] = None
+                value = None
+            m["objective_exact"] = value if exact_env else None
+            if not exact_env:
+                m["objective_model"] = value
             if hasattr(pol, "v0"):
                 m["v0"] = float(pol.v0)
         obj = paired_difference(batch.objective, ref.objective)
@@ -398,10 +423,17 @@ def run_evaluation(
         "env": env_config.model_dump(mode="json"),
         "baselines": bc.model_dump(mode="json"),
     }
+    if not exact_env:
+        m = env_config.market
+        metadata["baseline_model"] = (
+            f"the baselines (and 'optimal', objective_model, optimal_v0) use the intensity model "
+            f"lambda(delta) = A exp(-k delta) with market.sigma={m.sigma}, A={m.A}, k={m.k} "
+            f"(calibrated on the book: python -m mmgym.calibrate); 'optimal' is that model's exact "
+            f"optimum, not the book's")
     opt = next((p for p in policies.values() if hasattr(p, "v0") and hasattr(p, "solution")), None)
     if opt is not None:
         metadata["optimal_v0"] = float(opt.v0)
-        metadata["optimal_exact"] = bool(opt.exact)
+        metadata["optimal_exact"] = bool(opt.exact) and exact_env
     return EvaluationResult(metrics, batches, policies, reference, metadata)
 
 
@@ -462,15 +494,17 @@ def depth_surface(
     n_steps = env_config.market.n_steps
     market = make_market(env_config, n, raw_depths=False)
     market.seed_rows(list(range(n)))
-    market.reset()
-    obs = np.zeros((n, K.OBS_DIM), dtype=np.float32)
-    obs[:, K.OBS_INVENTORY] = qg.ravel() / q_max
+    # the reset observation as template: env-specific features beyond the intensity env's first
+    # six (the book's spread, imbalance, ...) keep their values at the start of an episode
+    obs = np.array(market.reset(), dtype=np.float32)
+    obs[:, : K.OBS_DIM] = 0.0
     obs[:, K.OBS_TIME_LEFT] = (n_steps - tg.ravel()) / n_steps
     obs[:, K.OBS_VOL] = 1.0
     actions = np.asarray(policy(obs), dtype=np.float64).reshape(n, market.action_dim)
     market.inventory[:] = qg.ravel()
     market.step_count[:] = tg.ravel()
-    market.wealth0[:] = market.inventory * market.mid
+    if hasattr(market, "wealth0"):  # the book's accounting starts from its own wealth
+        market.wealth0[:] = market.inventory * market.mid
     buf = market.step(actions)
     return (buf.aux[:, K.AUX_DEPTH_BID].reshape(tg.shape).copy(),
             buf.aux[:, K.AUX_DEPTH_ASK].reshape(tg.shape).copy())

@@ -29,3 +29,37 @@ def test_calibration_on_simulated_book():
     assert 0.001 < c.sigma < 0.5 and c.A > 0 and 10 < c.k < 1000
     # buyer-initiated orders reach at or above the mid, sellers at or below
     assert np.all((tape.trade_px - tape.trade_mid) * tape.trade_side >= 0)
+
+
+def test_per_side_fit_gives_the_per_quote_intensity():
+    """Each side's orders reach depth delta at A e^{-k delta}: the per-side fit recovers A, the
+    pooled fit about 2A."""
+    rng = np.random.default_rng(1)
+    A, k, T = 5.0, 40.0, 20_000.0
+    n_b, n_a = rng.poisson(A * T, size=2)
+    depth = np.concatenate([rng.exponential(1 / k, n_b), rng.exponential(1 / k, n_a)])
+    side = np.concatenate([-np.ones(n_b), np.ones(n_a)])
+    mid = 100 + np.cumsum(0.01 * rng.standard_normal(1000))
+    grid = np.linspace(0, 0.1, 21)
+    c = calibrate(mid, 1.0, 100 + side * depth, np.full(depth.size, 100.0), T, grid, trade_side=side)
+    for a_hat, k_hat in ((c.A, c.k), (c.A_bid, c.k_bid), (c.A_ask, c.k_ask)):
+        assert abs(a_hat / A - 1) < 0.1 and abs(k_hat / k - 1) < 0.05
+    pooled = calibrate(mid, 1.0, 100 + side * depth, np.full(depth.size, 100.0), T, grid)
+    assert abs(pooled.A / (2 * A) - 1) < 0.1
+
+
+def test_configs_lob_yaml_holds_the_calibrated_values():
+    """configs/lob.yaml's market.sigma, A, k are `python -m mmgym.calibrate configs/lob.yaml`
+    (3600 s, seed 0) to three significant digits: re-run it when the book changes."""
+    from pathlib import Path
+
+    from mmgym.calibrate import calibrate_book
+    from mmgym.config import load_env_config
+    from mmgym.envs.lob import LOB_DEFAULTS
+
+    cfg = load_env_config(Path(__file__).resolve().parents[1] / "configs" / "lob.yaml")
+    c = calibrate_book(cfg, 3600.0, seed=0)
+    for key in ("sigma", "A", "k"):
+        assert float(f"{getattr(c, key):.3g}") == getattr(cfg.market, key) == LOB_DEFAULTS["market"][key]
+    again = calibrate_book(cfg, 200.0, seed=0)  # seeded: the same tape twice
+    assert again.sigma == calibrate_book(cfg, 200.0, seed=0).sigma

@@ -109,3 +109,44 @@ def test_requote_same_price_keeps_queue_position():
         if seq0 is None:
             seq0 = m.book.ord_seq[0, j]
         assert m.book.ord_seq[0, j] == seq0  # the same order: never re-entered
+
+
+def test_flat_book_keys_in_gym_make():
+    env = gym.make(ID, warmup=5.0, quote_lots=2, horizon=20.0)
+    cfg = env.unwrapped.config
+    assert cfg.book.warmup == 5.0 and cfg.book.quote_lots == 2 and cfg.market.horizon == 20.0
+    assert cfg.market.sigma == default_lob_config().market.sigma  # the LOB defaults, not the intensity env's
+    env.reset(seed=0)
+    with pytest.raises(Exception, match="unknown keyword"):
+        gym.make(ID, warmupp=5.0)
+
+
+@pytest.mark.slow
+def test_sb3_adapter_over_the_book():
+    """agents.MMVecEnv over the LOB config: SAME_STEP autoreset infos, and a PPO learns a few
+    hundred steps without error."""
+    pytest.importorskip("stable_baselines3")
+    from stable_baselines3 import PPO
+
+    from agents import MMVecEnv
+
+    cfg = default_lob_config(market={"horizon": 20.0})
+    venv = MMVecEnv(cfg, num_envs=4, seed=0)
+    assert isinstance(venv.market, LOBMarket)
+    obs = venv.reset()
+    assert obs.shape == (4, 11) and obs.dtype == np.float32
+    rng = np.random.default_rng(0)
+    for t in range(cfg.market.n_steps):
+        obs, rew, done, infos = venv.step(rng.uniform(-1, 1, size=(4, 2)))
+        assert rew.shape == (4,) and np.isfinite(rew).all()
+        if t < cfg.market.n_steps - 1:
+            assert not done.any() and all("episode" not in i for i in infos)
+    assert done.all()
+    for info in infos:
+        assert info["terminal_observation"].shape == (11,) and info["TimeLimit.truncated"] is False
+        assert info["episode"]["l"] == cfg.market.n_steps and np.isfinite(info["episode"]["r"])
+    assert (obs[:, 1] == 1.0).all() and infos[0]["terminal_observation"][1] == 0.0  # already reset
+    assert venv.get_attr("inventory") == list(venv.market.inventory)
+    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=512)
+    assert model.num_timesteps >= 512

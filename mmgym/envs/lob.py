@@ -16,12 +16,12 @@ from .batch import BatchMarket, StepBuffers, intensity_action_space
 LOB_ENV_ID = "mmgym/LOBMarketMaking-v0"
 
 #: Defaults of the LOB env (the content of configs/lob.yaml): one-second steps over five minutes,
-#: a 0.01 tick at 100, and sigma, A, k of the as_hybrid rule from ``mmgym.calibrate`` run on the
-#: default book (docs/LOB.md).
+#: a 0.01 tick at 100, and sigma, A, k (the as_hybrid rule's and the baselines') from
+#: ``python -m mmgym.calibrate --duration 3600 --seed 0`` on the default book (docs/LOB.md).
 LOB_DEFAULTS: dict[str, Any] = {
     "id": LOB_ENV_ID,
     "market": {"s0": 100.0, "tick_size": 0.01, "dt": 1.0, "horizon": 300.0, "max_inventory": 10,
-               "sigma": 0.026, "A": 6.8, "k": 66.0},
+               "sigma": 0.0251, "A": 3.06, "k": 60.3},
     "action": {"skew_max": 0.02, "offset_min": -0.01, "offset_max": 0.05, "gamma_min": 0.01,
                "gamma_max": 100.0},
 }

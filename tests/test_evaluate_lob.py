@@ -1,0 +1,87 @@
+"""evaluate.py and mmgym.evaluation on mmgym/LOBMarketMaking-v0 (configs/lob.yaml): the baselines
+quote with the calibrated intensity model, the book maps their depths onto ticks, and the
+intensity-model numbers are labelled as such."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmgym.config import ConfigError, load_config
+from mmgym.evaluation import depth_surface, run_evaluation, run_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+LOB_YAML = ROOT / "configs" / "lob.yaml"
+SHORT = ["--set", "market.horizon=20.0"]  # 20 one-second steps per episode
+
+
+def test_cli_on_the_book(tmp_path):
+    out = tmp_path / "res"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), str(LOB_YAML), "--agents", "as",
+                        "symmetric", "glft", "optimal", "--episodes", "6", "--seed", "0", "--out",
+                        str(out), *SHORT], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "(intensity model)" in r.stdout and "not the book's" in r.stdout
+    data = json.loads((out / "results.json").read_text())
+    agents, meta = data["agents"], data["metadata"]
+    assert list(agents) == ["as", "symmetric", "glft", "optimal"]
+    cfg = load_config(LOB_YAML).env
+    assert meta["env"]["id"] == "mmgym/LOBMarketMaking-v0"
+    for key in ("sigma", "A", "k"):  # the baselines' parameters are the calibrated config values
+        assert meta["env"]["market"][key] == getattr(cfg.market, key)
+    assert "intensity model" in meta["baseline_model"] and meta["optimal_exact"] is False
+    for name, m in agents.items():
+        assert m["episodes"] == 6 and m["reference"] == "optimal" and m["kind"] == "baseline"
+        assert m["objective_exact"] is None and np.isfinite(m["objective_model"])
+        assert np.isfinite(m["objective_mean"]) and m["fills_mean"] > 0
+        assert 0.0 < m["spread_mean"] < 0.2  # quotes on the 0.01 tick grid, a few ticks wide
+    assert agents["optimal"]["objective_diff_mean"] == 0.0
+    assert agents["optimal"]["v0"] == pytest.approx(meta["optimal_v0"])
+    for png in ("pnl_distribution", "inventory_distribution", "sample_path", "depth_surface"):
+        assert (out / f"{png}.png").stat().st_size > 1000
+    assert (out / "results.csv").read_text().startswith("agent,")
+
+
+def test_baseline_quotes_land_on_ticks_and_crn_pairs_by_seed():
+    cfg = load_config(LOB_YAML, ["market.horizon=10.0"]).env
+    res = run_evaluation(cfg, {"as": "as", "glft": "glft"}, episodes=4, seed=3, num_envs=2)
+    tick = cfg.market.tick_size
+    for batch in res.batches.values():
+        p = batch.path
+        for px in (p["bid"], p["ask"]):
+            ok = np.isfinite(px)
+            np.testing.assert_allclose(px[ok] / tick, np.round(px[ok] / tick), atol=1e-9)
+    # same seed, same chunking-independent episodes: the pairing is by seed
+    again = run_policy(cfg, res.policies["as"], 4, seed=3, num_envs=4, cache=False)
+    np.testing.assert_array_equal(again.objective, res.batches["as"].objective)
+
+
+def test_obs_policy_and_its_depth_surface_on_the_book():
+    cfg = load_config(LOB_YAML, ["market.horizon=10.0"]).env
+
+    def hold(obs):  # as_hybrid at mid-range risk aversion, no skew
+        assert obs.shape[1] == 11
+        return np.zeros((obs.shape[0], 2))
+
+    res = run_evaluation(cfg, {"agent": hold, "as": "as"}, episodes=3, seed=0, reference="as")
+    assert res.metrics["agent"]["kind"] == "policy" and np.isfinite(res.metrics["agent"]["objective_mean"])
+    d_b, d_a = depth_surface(cfg, hold, np.arange(-2, 3), np.arange(0, 10, 3))
+    assert d_b.shape == (4, 5) and np.isfinite(d_b).all() and np.isfinite(d_a).all()
+    # as_hybrid skews by inventory: a long book quotes a deeper bid and a tighter ask
+    assert (d_b[:, -1] >= d_b[:, 0]).all() and (d_a[:, -1] <= d_a[:, 0]).all()
+
+
+def test_audit_is_intensity_only():
+    cfg = load_config(LOB_YAML, ["market.horizon=5.0"]).env
+    from mmgym.baselines import make_baseline
+
+    with pytest.raises(ConfigError, match="--audit"):
+        run_policy(cfg, make_baseline("as", cfg), 2, audit=True)
