@@ -4,7 +4,7 @@ Run: ``python benchmarks/lob_throughput.py [--seconds S] [--hftbacktest PATH.gz]
 is excluded (one warm-up call first).
 
 With hftbacktest installed (the ``bench`` extra), the same run also measures hftbacktest replaying
-a Binance capture (default ``/work/shared/data/binance/usdm_btcusdt_20240808.gz``, the
+a Binance capture (default ``../shared/data/binance/usdm_btcusdt_20240808.gz`` beside the repository, the
 collector's ``local_ns {json}`` lines) converted with its own
 ``hftbacktest.data.utils.binancefutures.convert``: feed events (one per depth-level update or
 trade) per second of ``HashMapMarketDepthBacktest.elapse`` over the whole file, no orders. The two
@@ -15,6 +15,7 @@ theirs *replays* recorded ones into its depth map and exchange model; see docs/L
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import os
 import time
 
@@ -51,7 +52,7 @@ def steps_per_second(num_envs: int, steps: int) -> tuple[float, float]:
     return num_envs * steps / el, m.buffers.aux[:, K.AUX_EVENTS].mean()
 
 
-HBT_DATA = "/work/shared/data/binance/usdm_btcusdt_20240808.gz"
+HBT_DATA = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "binance" / "usdm_btcusdt_20240808.gz")
 
 
 def hftbacktest_events_per_second(path: str, tick_size: float = 0.1, lot_size: float = 0.001):

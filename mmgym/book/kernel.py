@@ -62,6 +62,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ..core.rewards import reward_terms
 from ..core.rng import uniform
 
 BID = 0
@@ -1340,23 +1341,15 @@ def lob_step(b, e, lam, theta, fp, p, actions, rec_f, rec_i, rec_n, out_obs, out
         fees = maker_fee * passive + taker_fee * taker_lots
         dw = 0.5 * (w2_1 - w2_0) * tick - fees
         ds = 0.5 * (mid2_1 - mid2_0) * tick
-        t_pnl = dw + impact_cost + fees
-        t_inv = -phi * q * q * dt
         last = e.step[i] + 1 >= n_steps
-        t_term = -alpha * q * q if last else 0.0
-        t_damp = -max(0.0, damp * q * ds) if damp > 0.0 else 0.0
         w_after = 0.5 * w2_1 * tick - e.ep_stats[i, ST_FEES] - fees
-        t_util = 0.0
-        if cara:
-            t_util = -dw
-            if last:
-                total = w_after - e.wealth0[i]
-                t_util += -np.expm1(-cara_gamma * total) / cara_gamma
-        reward = t_pnl - impact_cost - fees + t_inv + t_term + t_damp + t_util
+        t_pnl, t_imp, t_fees, t_inv, t_term, t_damp, t_util, reward = reward_terms(
+            dw, impact_cost, fees, q, ds, dt, phi, alpha, last, damp, cara, cara_gamma,
+            w_after - e.wealth0[i])
         out_reward[i] = reward
         out_terms[i, TERM_PNL] = t_pnl
-        out_terms[i, TERM_IMPACT] = -impact_cost
-        out_terms[i, TERM_FEES] = -fees
+        out_terms[i, TERM_IMPACT] = t_imp
+        out_terms[i, TERM_FEES] = t_fees
         out_terms[i, TERM_INVENTORY] = t_inv
         out_terms[i, TERM_TERMINAL] = t_term
         out_terms[i, TERM_DAMPENING] = t_damp

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from .rng import to_unit, xoroshiro_next, zig_exponential, zig_normal
+from .rewards import reward_terms
 from .vecmath import exp_into, log_into
 
 # ----------------------------------------------------------------------------- parameters ---
@@ -379,31 +380,19 @@ def intensity_step(mid, cash, inventory, step, vol_var, mid_ret, last_fills, wea
         rng[i, 1] = r1
         s_new = s + ds
 
-        # 5. reward terms
+        # 5. reward terms (mmgym.core.rewards)
         w_after = c + q * s_new
         dw = w_after - w_before
         fees = maker + taker
-        t_pnl = dw + impact_cost + fees
-        t_inv = -phi * q * q * dt
         k_step = step[i] + 1
         last = k_step >= n_steps
-        t_term = -alpha * q * q if last else 0.0
-        t_damp = 0.0
-        if damp > 0.0:
-            t_damp = -max(0.0, damp * q * ds)
-        t_util = 0.0
-        if cara:
-            # replace wealth increments by the terminal CARA utility of the episode's wealth change
-            t_util = -dw
-            if last:
-                total = w_after - wealth0[i]
-                # exponent capped at 700 so a huge loss stays finite (float64 max ~ e^709)
-                t_util += -np.expm1(min(700.0, -cara_gamma * total)) / cara_gamma
-        reward = t_pnl - impact_cost - fees + t_inv + t_term + t_damp + t_util
+        t_pnl, t_imp, t_fees, t_inv, t_term, t_damp, t_util, reward = reward_terms(
+            dw, impact_cost, fees, q, ds, dt, phi, alpha, last, damp, cara, cara_gamma,
+            w_after - wealth0[i])
         out_reward[i] = reward
         out_terms[i, TERM_PNL] = t_pnl
-        out_terms[i, TERM_IMPACT] = -impact_cost
-        out_terms[i, TERM_FEES] = -fees
+        out_terms[i, TERM_IMPACT] = t_imp
+        out_terms[i, TERM_FEES] = t_fees
         out_terms[i, TERM_INVENTORY] = t_inv
         out_terms[i, TERM_TERMINAL] = t_term
         out_terms[i, TERM_DAMPENING] = t_damp
