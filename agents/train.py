@@ -1,0 +1,353 @@
+"""Train an SB3 agent from one experiment config (the library behind ``train.py``).
+
+The run directory holds everything about one run::
+
+    RUN_DIR/
+      config.yaml            # the resolved config (every default spelled out)
+      model.zip              # the final model (+ vecnormalize.pkl beside it when normalising)
+      best/model.zip         # best model by eval/objective_mean (+ vecnormalize.pkl, best.txt)
+      checkpoints/step_<N>/  # periodic and Ctrl-C checkpoints: model.zip, vecnormalize.pkl,
+                             # replay_buffer.pkl (off-policy; latest checkpoint only)
+      tb/                    # TensorBoard event files (resumed runs append to the same folder)
+      summary.json           # final evaluation against the baselines, steps, wall time
+
+Every ``model.zip`` here loads with ``evaluate.py CONFIG --agents NAME=RUN_DIR/model.zip``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from mmgym.config import ConfigError, ExperimentConfig
+
+from .algos import build_algo_kwargs, is_off_policy
+from .callbacks import (CheckpointCallback, InterruptCallback, MarketStatsCallback, PeriodicEvalCallback,
+                        ProgressCallback, evaluate_model)
+from .vec_env import MMVecEnv
+
+__all__ = ["TrainResult", "train", "save_model", "latest_checkpoint", "hyperparameter_table",
+           "ScaleRewardVecEnv"]
+
+_CKPT_RE = re.compile(r"^step_(\d+)$")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (also written to ``summary.json``)."""
+
+    run_dir: Path
+    num_timesteps: int
+    trained_timesteps: int
+    wall_seconds: float
+    env_seconds: float
+    interrupted: bool
+    final_eval: dict[str, dict[str, Any]] = field(default_factory=dict)
+    eval_history: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def steps_per_second(self) -> float:
+        """Environment steps trained in this call per wall-clock second."""
+        return self.trained_timesteps / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+    def summary_line(self) -> str:
+        """One line: steps, wall time, steps/s, final objective vs the baselines."""
+        parts = [f"{self.num_timesteps:,} steps", f"{self.wall_seconds:.1f} s",
+                 f"{self.steps_per_second:,.0f} steps/s"]
+        fe = self.final_eval
+        if "agent" in fe:
+            agent = fe["agent"]["objective_mean"]
+            parts.append(f"objective {agent:.3f} ± {fe['agent']['objective_se']:.3f}")
+            if "optimal" in fe:
+                opt = fe["optimal"]["objective_mean"]
+                parts.append(f"optimal {opt:.3f} (ratio {100 * agent / opt:.2f}%)")
+            for name, m in fe.items():
+                if name not in ("agent", "optimal"):
+                    parts.append(f"{name} {m['objective_mean']:.3f}")
+        if self.interrupted:
+            parts.append("interrupted (checkpoint written)")
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe summary."""
+        def clean(x: Any) -> Any:
+            if isinstance(x, dict):
+                return {k: clean(v) for k, v in x.items()}
+            if isinstance(x, (list, tuple)):
+                return [clean(v) for v in x]
+            if isinstance(x, float) and not math.isfinite(x):
+                return None
+            return x
+
+        return clean({
+            "run_dir": str(self.run_dir), "num_timesteps": self.num_timesteps,
+            "trained_timesteps": self.trained_timesteps, "wall_seconds": self.wall_seconds,
+            "env_seconds": self.env_seconds, "steps_per_second": self.steps_per_second,
+            "interrupted": self.interrupted, "eval_history": self.eval_history,
+            "final_eval": {name: {k: v for k, v in m.items() if isinstance(v, (int, float, str, list))}
+                           for name, m in self.final_eval.items()},
+        })
+
+
+# --------------------------------------------------------------------------------- wrappers ---
+def _vec_env_wrapper_base():
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    return VecEnvWrapper
+
+
+class _TimedVecEnv:
+    """Mixin-free timer: wraps ``step_wait`` of the MMVecEnv to measure the env's share of wall time."""
+
+    def __init__(self, env: MMVecEnv):
+        self.seconds = 0.0
+        inner = env.step_wait
+
+        def timed():
+            t0 = time.perf_counter()
+            out = inner()
+            self.seconds += time.perf_counter() - t0
+            return out
+
+        env.step_wait = timed  # type: ignore[method-assign]
+
+
+def ScaleRewardVecEnv(venv: Any, scale: float):  # noqa: N802 - a class factory (SB3 imported lazily)
+    """Wrap ``venv`` so the algorithm sees ``reward * scale`` (infos' episode returns unchanged)."""
+    base = _vec_env_wrapper_base()
+
+    class _Scale(base):  # type: ignore[misc, valid-type]
+        def __init__(self, v: Any, s: float):
+            super().__init__(v)
+            self.scale = s
+
+        def reset(self):
+            return self.venv.reset()
+
+        def step_wait(self):
+            obs, rew, done, infos = self.venv.step_wait()
+            return obs, rew * np.float32(self.scale), done, infos
+
+    return _Scale(venv, scale)
+
+
+# ------------------------------------------------------------------------------ checkpoints ---
+def save_model(model: Any, directory: Path, vecnormalize: Any = None, replay_buffer: bool = False) -> Path:
+    """Save ``model.zip`` (+ ``vecnormalize.pkl``, + ``replay_buffer.pkl``) into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory / "model.zip")
+    if vecnormalize is not None:
+        vecnormalize.save(str(directory / "vecnormalize.pkl"))
+    if replay_buffer and getattr(model, "replay_buffer", None) is not None:
+        model.save_replay_buffer(directory / "replay_buffer.pkl")
+    return directory / "model.zip"
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint folder with the most steps under ``run_dir/checkpoints`` (None if none)."""
+    ckpt = run_dir / "checkpoints"
+    best: tuple[int, Path] | None = None
+    if ckpt.is_dir():
+        for p in ckpt.iterdir():
+            m = _CKPT_RE.match(p.name)
+            if m and (p / "model.zip").is_file() and (best is None or int(m.group(1)) > best[0]):
+                best = (int(m.group(1)), p)
+    return None if best is None else best[1]
+
+
+def _write_checkpoint(model: Any, run_dir: Path, vecnormalize: Any, off_policy: bool) -> Path:
+    d = run_dir / "checkpoints" / f"step_{model.num_timesteps}"
+    save_model(model, d, vecnormalize, replay_buffer=off_policy)
+    if off_policy:  # the buffer is large: keep it in the latest checkpoint only
+        for p in (run_dir / "checkpoints").glob("step_*/replay_buffer.pkl"):
+            if p.parent != d:
+                p.unlink()
+    return d
+
+
+# ------------------------------------------------------------------------------ hyperparams ---
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict):
+        out: list[tuple[str, Any]] = []
+        for k, v in data.items():
+            out.extend(_flatten(v, f"{prefix}{k}."))
+        return out
+    return [(prefix[:-1], data)]
+
+
+def hyperparameter_table(cfg: ExperimentConfig) -> str:
+    """The resolved config as a Markdown table (TensorBoard's text tab renders it)."""
+    rows = ["| key | value |", "|---|---|"]
+    for key, value in _flatten(cfg.model_dump(mode="json")):
+        if key.startswith("env.book.") and cfg.env.id != "mmgym/LOBMarketMaking-v0":
+            continue
+        rows.append(f"| {key} | {json.dumps(value) if not isinstance(value, str) else value} |")
+    return "\n".join(rows)
+
+
+def _tb_writer(logger: Any):
+    from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+    for fmt in logger.output_formats:
+        if isinstance(fmt, TensorBoardOutputFormat):
+            return fmt.writer
+    return None
+
+
+# ------------------------------------------------------------------------------------ train ---
+def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    if resume:
+        if latest_checkpoint(run_dir) is None:
+            raise ConfigError(f"--resume: no checkpoint under {run_dir}/checkpoints "
+                              "(checkpoints are written every train.checkpoint_freq steps and on Ctrl-C)")
+    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise ConfigError(f"train.run_dir: {run_dir} already holds a run; use --resume to continue it, "
+                          f"--overwrite to replace it, or --run-dir DIR (got {str(run_dir)!r})")
+
+
+def _clear_run_dir(run_dir: Path) -> None:
+    for name in ("model.zip", "vecnormalize.pkl", "config.yaml", "summary.json", "best", "checkpoints", "tb"):
+        p = run_dir / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def train(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
+          source: str = "<config>", log: Any = print) -> TrainResult:
+    """Train the configured agent; see the module docstring for what lands in the run directory.
+
+    Args:
+        cfg: the experiment (``cfg.train.run_dir`` is the run directory).
+        resume: continue from the latest checkpoint at its ``num_timesteps`` (TensorBoard curves
+            continue in the same folder; off-policy replay buffers are restored).
+        overwrite: replace an existing run in the run directory.
+        source: the config's file name, for error messages.
+        log: where to print one-line notes.
+
+    Raises:
+        ConfigError: unknown algorithm/argument names, bad values SB3 rejects, run-directory misuse.
+    """
+    import torch
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    tc, ac = cfg.train, cfg.agent
+    algo_cls, kwargs = build_algo_kwargs(ac, source)
+    off_policy = is_off_policy(algo_cls)
+    run_dir = Path(tc.run_dir)
+    _check_run_dir(run_dir, resume, overwrite)
+    torch.set_num_threads(tc.torch_threads)
+
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if ckpt is not None:
+        log(f"train.py: resuming from {ckpt}")
+    mm_env = MMVecEnv(cfg.env, num_envs=tc.n_envs)
+    timer = _TimedVecEnv(mm_env)
+    venv: Any = mm_env
+    if ac.reward_scale != 1.0:
+        venv = ScaleRewardVecEnv(venv, ac.reward_scale)
+    vecnormalize = None
+    if ac.normalize:
+        nkw = dict(ac.normalize) if isinstance(ac.normalize, dict) else {}
+        nkw.setdefault("gamma", float(kwargs.get("gamma", 0.99)))
+        try:
+            if ckpt is not None and (ckpt / "vecnormalize.pkl").is_file():
+                vecnormalize = VecNormalize.load(str(ckpt / "vecnormalize.pkl"), venv)
+                vecnormalize.training = True
+            else:
+                vecnormalize = VecNormalize(venv, **nkw)
+        except TypeError as exc:
+            raise ConfigError(f"{source}: agent.normalize: {exc} (got {ac.normalize!r})") from None
+        venv = vecnormalize
+
+    if ckpt is None:
+        kwargs.setdefault("device", "cpu")
+        try:
+            model = algo_cls(ac.policy, venv, seed=tc.seed, verbose=kwargs.pop("verbose", 0), **kwargs)
+        except (ValueError, TypeError, AssertionError) as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"{source}: agent.kwargs: {algo_cls.__name__} rejected the arguments: {msg}") from None
+        _clear_run_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(
+        f"# resolved config of this run (train.py {source})\n"
+        + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+    if ckpt is not None:
+        model = algo_cls.load(ckpt / "model.zip", env=venv, device=kwargs.get("device", "cpu"),
+                              custom_objects={k: v for k, v in kwargs.items() if k in ("learning_rate", "clip_range")})
+        if off_policy and (ckpt / "replay_buffer.pkl").is_file():
+            model.load_replay_buffer(ckpt / "replay_buffer.pkl")
+        # fresh scenarios after the resume point (env i gets seed + num_timesteps + i)
+        venv.seed(tc.seed + model.num_timesteps)
+    model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+    start_steps = model.num_timesteps
+    remaining = tc.total_timesteps - start_steps
+    writer = _tb_writer(model.logger)
+    if writer is not None and ckpt is None:
+        writer.add_text("hparams", hyperparameter_table(cfg), 0)
+        writer.flush()
+
+    stats = MarketStatsCallback(mm_env)
+    best_dir = run_dir / "best"
+    best_prev = -math.inf
+    if resume and (best_dir / "best.txt").is_file():
+        m = re.search(r"objective_mean (\S+)", (best_dir / "best.txt").read_text())
+        best_prev = float(m.group(1)) if m else -math.inf
+    evaluator = PeriodicEvalCallback(cfg.env, cfg.baselines, list(tc.eval_baselines), tc.eval_freq,
+                                     tc.eval_episodes, cfg.eval.seed, best_dir, vecnormalize, best_prev,
+                                     eval_at_start=ckpt is None)
+    interrupt = InterruptCallback()
+    callbacks: list[Any] = [stats, evaluator,
+                            CheckpointCallback(tc.checkpoint_freq,
+                                               lambda: _write_checkpoint(model, run_dir, vecnormalize, off_policy)),
+                            interrupt]
+    if tc.progress_bar:
+        callbacks.append(ProgressCallback(tc.total_timesteps, stats, evaluator))
+
+    t0 = time.perf_counter()
+    if remaining > 0:
+        # off-policy algorithms dump logs every log_interval finished episodes; all envs finish
+        # together (fixed horizon), so n_envs gives one dump per batch of episodes
+        model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
+                    progress_bar=False, log_interval=tc.n_envs if off_policy else 1)
+    wall = time.perf_counter() - t0
+    interrupted = interrupt.interrupted
+    if interrupted:
+        d = _write_checkpoint(model, run_dir, vecnormalize, off_policy)
+        log(f"train.py: checkpoint written to {d} (continue with --resume)")
+        evaluator.logger.dump(model.num_timesteps)
+    else:
+        if remaining > 0:
+            evaluator.evaluate()  # the last point of the eval/ curves (also updates best/)
+        if tc.checkpoint_freq > 0:
+            _write_checkpoint(model, run_dir, vecnormalize, off_policy)
+        save_model(model, run_dir, vecnormalize)
+    if writer is not None:
+        writer.flush()
+
+    final: dict[str, dict[str, Any]] = {}
+    if not interrupted:
+        if vecnormalize is not None:
+            vecnormalize.training = False
+        final = evaluate_model(model, vecnormalize, cfg.env, list(tc.eval_baselines), cfg.eval.episodes,
+                               cfg.eval.seed, cfg.baselines)
+    result = TrainResult(run_dir=run_dir, num_timesteps=int(model.num_timesteps),
+                         trained_timesteps=int(model.num_timesteps - start_steps), wall_seconds=wall,
+                         env_seconds=timer.seconds, interrupted=interrupted, final_eval=final,
+                         eval_history=list(evaluator.history))
+    if not interrupted:
+        (run_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2))
+    return result

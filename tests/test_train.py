@@ -1,0 +1,210 @@
+"""train.py end to end: run directory, TensorBoard tags, resume, Ctrl-C, determinism, clean errors.
+
+Training runs use configs/smoke.yaml (a 40-step market, a few thousand steps: seconds each).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+SAC_SET = ["agent.algo=sac",
+           "agent.kwargs={learning_starts: 200, batch_size: 64, gamma: 1.0, policy_kwargs: {net_arch: [16, 16]}}"]
+
+pytestmark = pytest.mark.slow
+
+
+def _run(*args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _scalars(run_dir: Path):
+    from tbparse import SummaryReader
+
+    return SummaryReader(str(run_dir / "tb")).scalars
+
+
+def _num_timesteps(zip_path: Path) -> int:
+    with zipfile.ZipFile(zip_path) as zf:
+        return int(json.loads(zf.read("data"))["num_timesteps"])
+
+
+def _check_run_dir(run_dir: Path, off_policy: bool) -> None:
+    for name in ("config.yaml", "model.zip", "vecnormalize.pkl", "summary.json", "best/model.zip",
+                 "best/vecnormalize.pkl", "checkpoints/step_1280/model.zip"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    last = run_dir / "checkpoints" / "step_3200"
+    assert (last / "replay_buffer.pkl").is_file() == off_policy
+    assert not (run_dir / "checkpoints" / "step_1280" / "replay_buffer.pkl").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["num_timesteps"] == 3200
+    assert set(summary["final_eval"]) == {"agent", "as", "glft", "optimal"}
+    tags = set(_scalars(run_dir).tag)
+    for prefix in ("rollout/", "train/", "time/", "mm/", "reward/", "eval/baseline/"):
+        assert any(t.startswith(prefix) for t in tags), (prefix, sorted(tags))
+    for tag in ("mm/pnl", "mm/objective", "mm/abs_inventory", "mm/max_abs_inventory", "mm/spread",
+                "mm/fills", "mm/impact_cost", "mm/gamma", "mm/skew", "reward/pnl",
+                "reward/inventory_penalty", "reward/terminal_penalty", "eval/objective_mean",
+                "eval/optimality_ratio", "eval/baseline/as/objective_mean",
+                "eval/baseline/glft/objective_mean", "eval/baseline/optimal/objective_mean"):
+        assert tag in tags, tag
+    from tbparse import SummaryReader
+
+    text = SummaryReader(str(run_dir / "tb")).text
+    assert "hparams" in set(text.tag) and "agent.algo" in text.value.iloc[0]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_smoke_train_writes_run_dir_and_tensorboard(tmp_path, algo):
+    run_dir = tmp_path / algo
+    extra = ["--set", *SAC_SET] if algo == "sac" else []
+    res = _run(SMOKE, "--run-dir", str(run_dir), *extra)
+    assert res.returncode == 0, res.stderr
+    assert "3,200 steps" in res.stdout and "optimal" in res.stdout and "ratio" in res.stdout
+    _check_run_dir(run_dir, off_policy=algo == "sac")
+    # evaluate.py loads the trained model (with its VecNormalize statistics)
+    ev = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), str(run_dir / "config.yaml"),
+                         "--agents", "as", f"rl={run_dir / 'model.zip'}", "--episodes", "20",
+                         "--no-plots", "--out", str(tmp_path / "eval")],
+                        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+    assert ev.returncode == 0, ev.stderr
+
+
+def test_resume_continues_num_timesteps(tmp_path):
+    from agents.train import train
+    from mmgym.config import load_config
+
+    run_dir = tmp_path / "r"
+    cfg = load_config(SMOKE, [f"train.run_dir={run_dir}", "train.total_timesteps=1920",
+                              "train.checkpoint_freq=640", "train.eval_freq=640"])
+    first = train(cfg, log=lambda *_: None)
+    assert first.num_timesteps == 1920
+    with pytest.raises(Exception, match="already holds a run"):
+        train(cfg, log=lambda *_: None)
+    cfg2 = load_config(SMOKE, [f"train.run_dir={run_dir}", "train.total_timesteps=3200",
+                               "train.checkpoint_freq=640", "train.eval_freq=640"])
+    second = train(cfg2, resume=True, log=lambda *_: None)
+    assert second.num_timesteps == 3200 and second.trained_timesteps == 3200 - 1920
+    assert _num_timesteps(run_dir / "model.zip") == 3200
+    s = _scalars(run_dir)
+    steps = sorted(set(s[s.tag == "rollout/ep_rew_mean"].step))
+    assert steps[0] <= 640 and steps[-1] == 3200 and 1920 in steps and 2560 in steps
+    ev = s[s.tag == "eval/objective_mean"].step.tolist()
+    assert sorted(ev) == [0, 640, 1280, 1920, 2560, 3200]  # one curve, no duplicate at the resume
+    assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 2  # same folder
+
+
+def test_resume_sac_restores_replay_buffer(tmp_path):
+    from agents.train import train
+    from mmgym.config import load_config
+
+    run_dir = tmp_path / "sac"
+    base = [f"train.run_dir={run_dir}", "train.checkpoint_freq=640", "train.eval_freq=0", *SAC_SET]
+    train(load_config(SMOKE, [*base, "train.total_timesteps=640"]), log=lambda *_: None)
+    assert (run_dir / "checkpoints" / "step_640" / "replay_buffer.pkl").is_file()
+    res = train(load_config(SMOKE, [*base, "train.total_timesteps=1280"]), resume=True, log=lambda *_: None)
+    assert res.num_timesteps == 1280
+    assert (run_dir / "checkpoints" / "step_1280" / "replay_buffer.pkl").is_file()
+    assert not (run_dir / "checkpoints" / "step_640" / "replay_buffer.pkl").exists()
+
+
+def test_same_seed_same_learning_curve(tmp_path):
+    from agents.train import train
+    from mmgym.config import load_config
+
+    curves = []
+    for name in ("a", "b"):
+        cfg = load_config(SMOKE, [f"train.run_dir={tmp_path / name}", "train.total_timesteps=1920"])
+        train(cfg, log=lambda *_: None)
+        s = _scalars(tmp_path / name)
+        s = s[~s.tag.str.startswith("time/")].sort_values(["tag", "step"]).reset_index(drop=True)
+        curves.append(s)
+    a, b = curves
+    assert len(a) > 50 and {"train/loss", "rollout/ep_rew_mean", "eval/objective_mean"} <= set(a.tag)
+    assert a.tag.tolist() == b.tag.tolist() and a.step.tolist() == b.step.tolist()
+    assert a.value.tolist() == b.value.tolist()
+
+
+def test_ctrl_c_writes_checkpoint_then_resume(tmp_path):
+    run_dir = tmp_path / "int"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), SMOKE, "--run-dir", str(run_dir),
+                             "--set", "train.total_timesteps=100000000", "train.checkpoint_freq=0"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((run_dir / "tb").glob("events.out.tfevents.*")):
+        time.sleep(0.2)
+    time.sleep(2.0)  # some training steps
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    ckpts = list((run_dir / "checkpoints").glob("step_*"))
+    assert len(ckpts) == 1 and (ckpts[0] / "model.zip").is_file()
+    steps = int(ckpts[0].name.split("_")[1])
+    assert steps > 0 and _num_timesteps(ckpts[0] / "model.zip") == steps
+    res = _run(SMOKE, "--run-dir", str(run_dir), "--resume", "--set", f"train.total_timesteps={steps + 640}",
+               "train.checkpoint_freq=0")
+    assert res.returncode == 0, res.stderr
+    assert _num_timesteps(run_dir / "model.zip") >= steps + 640
+
+
+BAD = [
+    # (YAML text or None, --set overrides, expected substrings of the one-line error)
+    ("agent:\n  algo: ppo\n  kwargz: {}\n", [], ["agent.kwargz", "unknown key"]),
+    ("train:\n  n_envs: many\n", [], ["train.n_envs", "many"]),
+    ("train:\n  total_timesteps: -5\n", [], ["train.total_timesteps", "-5"]),
+    ("agent:\n  algo: dqn2\n", [], ["agent.algo", "dqn2", "ppo"]),
+    ("agent:\n  kwargs: {n_stepz: 64}\n", [], ["agent.kwargs.n_stepz", "unknown PPO argument"]),
+    ("agent:\n  kwargs: {n_steps: lots}\n", [], ["agent.kwargs.n_steps", "lots"]),
+    ("agent:\n  kwargs: {policy_kwargs: {activation_fn: swish3}}\n", [],
+     ["agent.kwargs.policy_kwargs.activation_fn", "swish3"]),
+    ("agent:\n  kwargs: {policy_kwargs: {net_arch: \"dict(pi=[64])\"}}\n", [],
+     ["agent.kwargs.policy_kwargs.net_arch", "dict(pi=[64])"]),
+    ("agent:\n  kwargs: {seed: 3}\n", [], ["agent.kwargs.seed", "train.seed"]),
+    ("agent:\n  kwargs: {batch_size: 1}\n", [], ["agent.kwargs", "PPO"]),
+    (None, ["train.eval_freqq=3"], ["eval_freqq", "unknown key"]),
+    (None, ["agent.kwargs.learning_rat=0.1"], ["agent.kwargs.learning_rat", "unknown PPO argument"]),
+]
+
+
+@pytest.mark.parametrize("text,overrides,expect", BAD, ids=[b[2][0] for b in BAD])
+def test_bad_config_one_line_error(tmp_path, text, overrides, expect):
+    path = tmp_path / "bad.yaml"
+    if text is None:
+        path.write_text(Path(SMOKE).read_text())
+    else:
+        path.write_text(Path(SMOKE).read_text().split("\nagent:")[0] + "\n"
+                        + ("" if text.startswith("agent:") else "agent: {algo: ppo}\n") + text)
+    args = [str(path), "--run-dir", str(tmp_path / "run")]
+    if overrides:
+        args += ["--set", *overrides]
+    res = _run(*args)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith("train.py: error: ")
+    for s in expect:
+        assert s in lines[0], (s, lines[0])
+    if text is not None and overrides == []:
+        assert str(path) in lines[0]
+    assert not (tmp_path / "run" / "model.zip").exists()
+
+
+def test_resume_without_checkpoint_is_clean(tmp_path):
+    res = _run(SMOKE, "--run-dir", str(tmp_path / "none"), "--resume")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "no checkpoint" in res.stderr

@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Train a market-making agent from one YAML experiment (stable-baselines3 over the batched env).
+
+Usage::
+
+    python train.py CONFIG [--set key.path=value ...] [--run-dir DIR] [--resume] [--overwrite]
+
+CONFIG holds ``env``, ``agent`` (algorithm + SB3 keyword arguments), ``train`` (steps, envs,
+seed, evaluation and checkpoint frequency, run directory), ``baselines`` and ``eval`` sections;
+``python -c "import mmgym.config as c; c.describe()"`` lists every key. The run directory gets the
+resolved config, ``model.zip``, checkpoints, the best model and TensorBoard files
+(``tensorboard --logdir RUN_DIR/tb``); see docs/TRAINING.md.
+
+Ctrl-C stops at the next step and writes a checkpoint; ``--resume`` continues it at the same
+step count. Bad input prints one line and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from mmgym.config import ConfigError, load_config
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="train.py", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="experiment YAML (configs/*.yaml)")
+    p.add_argument("--run-dir", default=None, help="run directory (default: train.run_dir)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in the run directory")
+    p.add_argument("--set", dest="overrides", nargs="+", action="append", default=[], metavar="KEY=VALUE",
+                   help="config overrides key.path=value (env sections may omit 'env.'); repeatable")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = [item for group in args.overrides for item in group]
+    if args.run_dir is not None:
+        overrides.append(f"train.run_dir={args.run_dir}")
+    if args.resume and args.overwrite:
+        print("train.py: error: --resume and --overwrite exclude each other", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_config(args.config, overrides)
+        from agents.train import train  # torch is imported here, after the config is known good
+
+        result = train(cfg, resume=args.resume, overwrite=args.overwrite, source=args.config)
+    except ConfigError as exc:
+        print(f"train.py: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"train.py: {result.run_dir}: {result.summary_line()}")
+    return 130 if result.interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
