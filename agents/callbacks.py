@@ -285,9 +285,10 @@ class ProgressCallback(BaseCallback):
     def _on_rollout_end(self) -> None:
         post = {}
         if self.stats is not None and "mm/objective" in self.stats.last_record:
-            post["obj"] = f"{self.stats.last_record['mm/objective']:.2f}"
+            # the exploring (stochastic) policy's episodes: far below the deterministic evaluation
+            post["explore_obj"] = f"{self.stats.last_record['mm/objective']:.2f}"
         if self.evaluator is not None and "eval/optimality_ratio" in self.evaluator.last:
-            post["eval"] = f"{100 * self.evaluator.last['eval/optimality_ratio']:.2f}%"
+            post["eval_vs_optimal"] = f"{100 * self.evaluator.last['eval/optimality_ratio']:.2f}%"
         if post:
             self.pbar.set_postfix(post, refresh=False)
 

@@ -204,14 +204,50 @@ def _tb_writer(logger: Any):
 
 
 # ------------------------------------------------------------------------------------ train ---
-def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+#: Keys that may change on --resume (they do not change what the model is or learns from).
+RESUMABLE_CHANGES = ("train.total_timesteps", "train.eval_freq", "train.eval_episodes",
+                     "train.eval_baselines", "train.checkpoint_freq", "train.progress_bar",
+                     "train.run_dir", "train.torch_threads", "eval.", "baselines.")
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first key path where two nested config mappings differ, with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            sub = f"{path}.{key}" if path else str(key)
+            if any(sub == c or (c.endswith(".") and sub.startswith(c)) for c in RESUMABLE_CHANGES):
+                continue
+            diff = _first_difference(a.get(key), b.get(key), sub)
+            if diff is not None:
+                return diff
+        return None
+    return None if a == b else (path, a, b)
+
+
+def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, cfg: ExperimentConfig | None = None) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"train.run_dir: not a directory (got {str(run_dir)!r})")
     if resume:
         if latest_checkpoint(run_dir) is None:
             raise ConfigError(f"--resume: no checkpoint under {run_dir}/checkpoints "
                               "(checkpoints are written every train.checkpoint_freq steps and on Ctrl-C)")
+        saved = run_dir / "config.yaml"
+        if cfg is not None and saved.is_file():
+            old = yaml.safe_load(saved.read_text()) or {}
+            diff = _first_difference(old, cfg.model_dump(mode="json"))
+            if diff is not None:
+                key, was, now = diff
+                raise ConfigError(
+                    f"--resume: {key} differs from the run's {saved} (run: {was!r}, now: {now!r}); "
+                    "resume with the run's config (only train.total_timesteps, evaluation, "
+                    "checkpoint and baselines settings may change) or start a new --run-dir")
     elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise ConfigError(f"train.run_dir: {run_dir} already holds a run; use --resume to continue it, "
                           f"--overwrite to replace it, or --run-dir DIR (got {str(run_dir)!r})")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"train.run_dir: cannot create it: {exc.strerror} (got {str(run_dir)!r})") from None
 
 
 def _clear_run_dir(run_dir: Path) -> None:
@@ -247,7 +283,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
     algo_cls, kwargs = build_algo_kwargs(ac, source)
     off_policy = is_off_policy(algo_cls)
     run_dir = Path(tc.run_dir)
-    _check_run_dir(run_dir, resume, overwrite)
+    _check_run_dir(run_dir, resume, overwrite, cfg)
     torch.set_num_threads(tc.torch_threads)
 
     ckpt = latest_checkpoint(run_dir) if resume else None

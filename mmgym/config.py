@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .book.config import BookConfig
 
@@ -190,7 +190,17 @@ class EnvConfig(_Section):
     """The environment: which env and the parameters of its market, reward and action."""
 
     id: str = "mmgym/MarketMaking-v0"
-    """Registered environment id."""
+    """Registered environment id (``mmgym/MarketMaking-v0``, ``mmgym/LOBMarketMaking-v0``)."""
+
+    @field_validator("id")
+    @classmethod
+    def _known_id(cls, value: str) -> str:
+        from gymnasium.envs.registration import registry
+
+        known = sorted(i for i in registry if i.startswith("mmgym/"))
+        if known and value not in registry:
+            raise ValueError(f"unknown environment (registered: {', '.join(known)})")
+        return value
     market: MarketConfig = Field(default_factory=MarketConfig)
     """The market model."""
     impact: ImpactConfig = Field(default_factory=ImpactConfig)
@@ -256,7 +266,8 @@ class TrainConfig(_Section):
     """Evaluate every this many environment steps (0 disables periodic evaluation)."""
     eval_episodes: int = Field(500, ge=1)
     """Episodes per periodic evaluation."""
-    eval_baselines: list[str] = Field(default_factory=lambda: ["as", "glft", "optimal"])
+    eval_baselines: list[Literal["as", "symmetric", "fixed", "glft", "cjp", "optimal", "boundary"]] = Field(
+        default_factory=lambda: ["as", "glft", "optimal"])
     """Baselines drawn as reference lines in TensorBoard."""
     checkpoint_freq: int = Field(100_000, ge=0)
     """Checkpoint every this many environment steps (0 disables)."""
@@ -300,6 +311,20 @@ _Loader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
+
+
+def _no_duplicate_keys(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -388,7 +413,12 @@ def apply_overrides(
     return data
 
 
-def _format_error(exc: ValidationError, source: str, data: dict[str, Any], prefix: str = "") -> str:
+def _format_error(exc: ValidationError, source: str, data: dict[str, Any], root: type[BaseModel],
+                  overrides: dict[str, str] | None = None) -> str:
+    """One line: ``SOURCE: key.path: message (got value)``.
+
+    ``SOURCE`` is the ``--set`` override that wrote the bad key when there is one, else the file.
+    """
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
     # pydantic puts union member names into loc ("float", "none"); keep only real keys
@@ -406,12 +436,14 @@ def _format_error(exc: ValidationError, source: str, data: dict[str, Any], prefi
             node = node.get(p) if isinstance(node, dict) else None
         else:
             break
-    key = ".".join([prefix, *path_parts] if prefix else path_parts) or "<top>"
+    key = ".".join(path_parts) or "<top>"
+    for path, text in (overrides or {}).items():
+        if key == path or key.startswith(path + ".") or path.startswith(key + "."):
+            source = f"--set {text}"
     if err["type"] == "extra_forbidden":
-        parent_parts = path_parts[:-1]
-        model: Any = ExperimentConfig if prefix == "" else EnvConfig
-        for p in parent_parts:
-            ann = _model_fields(model).get(p)
+        model: Any = root
+        for p in path_parts[:-1]:
+            ann = _model_fields(model).get(p) if isinstance(model, type) else None
             if ann is None:
                 break
             for cand in getattr(ann.annotation, "__args__", (ann.annotation,)):
@@ -423,14 +455,26 @@ def _format_error(exc: ValidationError, source: str, data: dict[str, Any], prefi
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     value = node if path_parts else err.get("input")
+    if isinstance(value, dict):  # a cross-field check of a whole section: its message has the values
+        return f"{source}: {key}: {msg}"
     return f"{source}: {key}: {msg} (got {value!r})"
 
 
-def _validate(model: type[BaseModel], data: dict[str, Any], source: str, prefix: str = "") -> Any:
+def _validate(model: type[BaseModel], data: dict[str, Any], source: str,
+              overrides: dict[str, str] | None = None) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, source, data, prefix)) from None
+        raise ConfigError(_format_error(exc, source, data, model, overrides)) from None
+
+
+def _override_paths(overrides: list[str] | None, root: type[BaseModel]) -> dict[str, str]:
+    """Resolved key path -> the ``key.path=value`` text that set it."""
+    out = {}
+    for text in overrides or []:
+        parts, _ = parse_override(text)
+        out[".".join(_resolve_override_path(parts, root))] = text
+    return out
 
 
 def load_config(
@@ -456,7 +500,7 @@ def load_config(
     else:
         data, name = load_yaml(source), str(source)
     data = apply_overrides(data, overrides)
-    return _validate(ExperimentConfig, data, name)
+    return _validate(ExperimentConfig, data, name, _override_paths(overrides, ExperimentConfig))
 
 
 def load_env_config(
@@ -481,7 +525,7 @@ def load_env_config(
     if set(data) & (set(ExperimentConfig.model_fields) - set(EnvConfig.model_fields)) or "env" in data:
         return load_config(data if name in ("<dict>",) else source, overrides).env
     data = apply_overrides(data, overrides, EnvConfig)
-    return _validate(EnvConfig, data, name)
+    return _validate(EnvConfig, data, name, _override_paths(overrides, EnvConfig))
 
 
 def merge_env_kwargs(config: EnvConfig, kwargs: dict[str, Any]) -> EnvConfig:

@@ -682,16 +682,21 @@ def write_plots(result: EvaluationResult, env_config: EnvConfig, out_dir: str | 
     plt.close(fig)
 
     m = env_config.market
-    qp = min(m.max_inventory, 15)
+    qp = min(m.max_inventory, 25)
     q_values = np.arange(-qp, qp + 1)
     t_values = np.arange(m.n_steps) if m.n_steps <= 400 else np.unique(np.linspace(0, m.n_steps - 1, 200).astype(int))
     first = "optimal" if "optimal" in names else result.reference
     order = [first] + [n for n in names if n != first]
     surfaces = {n: depth_surface(env_config, result.policies[n], q_values, t_values) for n in order}
-    finite = np.concatenate([np.ravel(s) for pair in surfaces.values() for s in pair])
+    # one colour scale, set by the reference (optimal) policy's own range so that its structure
+    # shows; other agents' depths beyond it saturate (the colour bar's arrows)
+    finite = np.concatenate([np.ravel(s) for s in surfaces[first]])
     finite = finite[np.isfinite(finite)]
-    vmin, vmax = (np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0))
-    fig, axes = plt.subplots(2, len(order), figsize=(3.2 * len(order) + 1, 6), squeeze=False)
+    vmin, vmax = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+    if vmax - vmin < 1e-9:
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+    fig, axes = plt.subplots(2, len(order), figsize=(3.0 * len(order) + 1.2, 6), squeeze=False,
+                             layout="constrained")
     extent = (t_values[0] * m.dt, (t_values[-1] + 1) * m.dt, -qp - 0.5, qp + 0.5)
     im = None
     for col, n in enumerate(order):
@@ -704,7 +709,8 @@ def write_plots(result: EvaluationResult, env_config: EnvConfig, out_dir: str | 
                 ax.set_ylabel("inventory q")
             if row == 1:
                 ax.set_xlabel("t")
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="depth (price units)")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, extend="both",
+                 label=f"depth (price units; scale of {first})")
     written.append(out / "depth_surface.png")
     fig.savefig(written[-1], dpi=110)
     plt.close(fig)

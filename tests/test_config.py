@@ -77,3 +77,23 @@ def test_yaml_reads_exponent_floats(tmp_path):
     cfg = load_config(path)
     assert cfg.agent.kwargs["learning_rate"] == 3e-4
     assert cfg.agent.kwargs["policy_kwargs"] == {"net_arch": [64, 64]}
+
+
+def test_gym_make_unknown_key_lists_the_sections_keys():
+    import gymnasium as gym
+
+    import mmgym  # noqa: F401
+
+    with pytest.raises(ConfigError, match=r"market\.sigmaa: unknown key \(valid keys: .*sigma"):
+        gym.make("mmgym/MarketMaking-v0", market={"sigmaa": 2.0})
+
+
+def test_cross_field_error_blames_the_override():
+    with pytest.raises(ConfigError, match=r"^--set market\.dt=0\.3: env\.market: horizon/dt"):
+        load_config(None, ["market.dt=0.3"])
+
+
+def test_duplicate_yaml_keys_are_an_error(tmp_path):
+    path = _write(tmp_path, "env:\n  market:\n    sigma: 1.0\nenv:\n  id: mmgym/MarketMaking-v0\n")
+    with pytest.raises(ConfigError, match=r"line 4.*duplicate key 'env' \(first on line 1\)"):
+        load_config(path)

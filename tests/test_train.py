@@ -105,6 +105,11 @@ def test_resume_continues_num_timesteps(tmp_path):
     ev = s[s.tag == "eval/objective_mean"].step.tolist()
     assert sorted(ev) == [0, 640, 1280, 1920, 2560, 3200]  # one curve, no duplicate at the resume
     assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 2  # same folder
+    # resuming with a different env or agent is refused, naming the key and both values
+    cfg3 = load_config(SMOKE, [f"train.run_dir={run_dir}", "train.total_timesteps=3840",
+                               "train.checkpoint_freq=640", "train.eval_freq=640", "market.sigma=5"])
+    with pytest.raises(Exception, match=r"--resume: env\.market\.sigma differs .*run: 2\.0, now: 5\.0"):
+        train(cfg3, resume=True, log=lambda *_: None)
 
 
 def test_resume_sac_restores_replay_buffer(tmp_path):
@@ -178,6 +183,9 @@ BAD = [
     ("agent:\n  kwargs: {batch_size: 1}\n", [], ["agent.kwargs", "PPO"]),
     (None, ["train.eval_freqq=3"], ["eval_freqq", "unknown key"]),
     (None, ["agent.kwargs.learning_rat=0.1"], ["agent.kwargs.learning_rat", "unknown PPO argument"]),
+    (None, ["market.sigma=abc"], ["--set market.sigma=abc", "env.market.sigma", "'abc'"]),
+    (None, ["train.eval_baselines=[as,foo]"], ["train.eval_baselines.1", "'foo'"]),
+    (None, ["env.id=mmgym/MarketMakin-v0"], ["env.id", "mmgym/MarketMakin-v0", "registered"]),
 ]
 
 
@@ -202,6 +210,14 @@ def test_bad_config_one_line_error(tmp_path, text, overrides, expect):
     if text is not None and overrides == []:
         assert str(path) in lines[0]
     assert not (tmp_path / "run" / "model.zip").exists()
+
+
+def test_run_dir_that_cannot_be_created_is_clean(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = _run(SMOKE, "--run-dir", str(blocker / "run"))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "train.run_dir" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_resume_without_checkpoint_is_clean(tmp_path):
