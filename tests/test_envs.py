@@ -221,3 +221,19 @@ def test_import_mmgym_does_not_import_torch():
     code = "import sys, mmgym, gymnasium as gym; gym.make('mmgym/MarketMaking-v0'); print('torch' in sys.modules, 'stable_baselines3' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_vector_env_never_mutates_returned_arrays():
+    """Returned obs/rewards/infos are fresh arrays: later steps and resets leave them alone."""
+    venv = gym.make_vec("mmgym/MarketMaking-v0", num_envs=4, vectorization_mode="vector_entry_point",
+                        config=SHORT)
+    obs0, _ = venv.reset(seed=0)
+    kept0 = obs0.copy()
+    obs1, r1, term1, _, info1 = venv.step(np.zeros((4, 2), np.float32))
+    kept = (obs1.copy(), r1.copy(), info1["pnl"].copy(), info1["gamma"].copy())
+    for _ in range(60):  # across an autoreset
+        venv.step(np.ones((4, 2), np.float32))
+    venv.reset(options={"reset_mask": np.array([True, False, True, False])})
+    np.testing.assert_array_equal(obs0, kept0)
+    for a, b in zip((obs1, r1, info1["pnl"], info1["gamma"]), kept):
+        np.testing.assert_array_equal(a, b)

@@ -411,26 +411,28 @@ def intensity_step(mid, cash, inventory, step, vol_var, mid_ret, last_fills, wea
         # episode statistics
         aq = abs(q)
         ep_stats[i, ST_RETURN] += reward
-        ep_stats[i, ST_LENGTH] += 1.0
         ep_stats[i, ST_FILLS] += n_fills
         ep_stats[i, ST_ABS_INV_SUM] += aq
         ep_stats[i, ST_MAX_ABS_INV] = max(ep_stats[i, ST_MAX_ABS_INV], aq)
         if quote_bid and quote_ask:
             ep_stats[i, ST_SPREAD_SUM] += ask - bid
             ep_stats[i, ST_SPREAD_COUNT] += 1.0
-        ep_stats[i, ST_IMPACT] += impact_cost
-        ep_stats[i, ST_FEES] += fees
+        if v != 0:  # rare: skip the read-modify-writes of the market-order statistics
+            ep_stats[i, ST_IMPACT] += impact_cost
+            ep_stats[i, ST_HEDGE_LOTS] += abs(v)
+        if fees != 0.0:
+            ep_stats[i, ST_FEES] += fees
         ep_stats[i, ST_INV_PENALTY] -= t_inv
-        ep_stats[i, ST_TERM_PENALTY] -= t_term
         if mode == MODE_AS_HYBRID:
             ep_stats[i, ST_GAMMA_SUM] += gamma
             ep_stats[i, ST_SKEW_SUM] += skew
-        ep_stats[i, ST_HEDGE_LOTS] += abs(v)
 
         # state update
         var = vol_var[i] + decay * (ds * ds - vol_var[i])
         out_done[i] = last
         if last:
+            ep_stats[i, ST_LENGTH] = k_step
+            ep_stats[i, ST_TERM_PENALTY] = -t_term
             ep_stats[i, ST_PNL] = w_after - wealth0[i]
             ep_stats[i, ST_FINAL_INV] = q
             o = _obs_values(q, k_step, var, ds, fb, fa, inv_q_max, n_steps_f, inv_n_steps, inv_sd)

@@ -130,18 +130,20 @@ class BatchMarketVectorEnv(VectorEnv):
                 raise ValueError(f"expected {self.num_envs} seeds, got {len(seeds)}")
             rows = [r for r in range(self.num_envs) if mask is None or mask[r]]
             self.market.seed_rows([seeds[r] for r in rows], rows)
-        obs = self.market.reset(mask)
-        return obs.copy(), {}
+        # the previous step handed its obs array out: reset into a fresh one (unmasked rows kept)
+        previous = self.market.buffers.obs
+        self.market.renew_outputs().obs[:] = previous
+        return self.market.reset(mask), {}
 
     def step(self, actions):
+        self.market.renew_outputs()  # the arrays returned below are never written again
         b = self.market.step(actions)
-        # one copy per block; the per-key entries are column views of these copies
-        terms = b.terms.T.copy()  # (N, T) column-major -> (T, N) row-major, one memcpy
-        aux = b.aux.T.copy()
+        terms = b.terms.T  # (T, N) views; contiguous rows when the buffers are column-major
+        aux = b.aux.T
         infos: dict[str, Any] = dict(zip(self.market.term_names, terms))
         for j, name in self._aux_items:
             infos[name] = aux[j]
-        done = b.done.copy()
+        done = b.done
         if done.any():
             final_obs = np.full(self.num_envs, None, dtype=object)
             for i in np.flatnonzero(done):
@@ -151,4 +153,4 @@ class BatchMarketVectorEnv(VectorEnv):
             infos["final_info"] = {"episode": episode_info_batch(self.market, b.final_stats),
                                    "_episode": done}
             infos["_final_info"] = done
-        return b.obs.copy(), b.reward.copy(), done, np.zeros(self.num_envs, dtype=np.bool_), infos
+        return b.obs, b.reward, done, np.zeros(self.num_envs, dtype=np.bool_), infos

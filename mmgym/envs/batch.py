@@ -123,6 +123,18 @@ class BatchMarket(abc.ABC):
             raise ValueError(f"action of env {bad} is not finite: {actions[bad].tolist()}")
         return self.buffers
 
+    def renew_outputs(self) -> StepBuffers:
+        """Give the next step fresh ``obs``, ``reward``, ``done``, ``terms`` and ``aux`` arrays.
+
+        The kernels write every row of these on every step, so a caller that hands the arrays
+        out (the Gymnasium vector env) can call this before stepping instead of copying them after.
+        """
+        b = self.buffers
+        self.buffers = b._replace(obs=np.empty_like(b.obs), reward=np.empty_like(b.reward),
+                                  done=np.empty_like(b.done), terms=np.empty_like(b.terms),
+                                  aux=np.empty_like(b.aux))
+        return self.buffers
+
     @property
     def action_dim(self) -> int:
         """Length of one env's action vector."""
