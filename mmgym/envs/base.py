@@ -117,6 +117,8 @@ class BatchMarketVectorEnv(VectorEnv):
         self.render_mode = render_mode
         self._aux_items = [(j, name) for j, name in enumerate(self.market.aux_names)
                            if name not in self.market.unused_aux]
+        self._not_truncated = np.zeros(num_envs, dtype=np.bool_)  # never truncated: one read-only array
+        self._not_truncated.flags.writeable = False
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None,
               options: dict[str, Any] | None = None):
@@ -153,4 +155,4 @@ class BatchMarketVectorEnv(VectorEnv):
             infos["final_info"] = {"episode": episode_info_batch(self.market, b.final_stats),
                                    "_episode": done}
             infos["_final_info"] = done
-        return b.obs, b.reward, done, np.zeros(self.num_envs, dtype=np.bool_), infos
+        return b.obs, b.reward, done, self._not_truncated, infos

@@ -130,9 +130,9 @@ class BatchMarket(abc.ABC):
         out (the Gymnasium vector env) can call this before stepping instead of copying them after.
         """
         b = self.buffers
-        self.buffers = b._replace(obs=np.empty_like(b.obs), reward=np.empty_like(b.reward),
-                                  done=np.empty_like(b.done), terms=np.empty_like(b.terms),
-                                  aux=np.empty_like(b.aux))
+        e = np.empty_like
+        self.buffers = StepBuffers(e(b.obs), e(b.reward), e(b.done), b.final_obs, b.final_stats,
+                                   e(b.terms), e(b.aux))
         return self.buffers
 
     @property
