@@ -33,6 +33,7 @@ import csv
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -158,7 +159,12 @@ def write_audit(result, out: Path) -> None:
                 w.writerow((name, *rec[1:]))
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"evaluate.py: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning  # library warnings as one line, no source path
     args = build_parser().parse_args(argv)
     overrides = [item for group in args.overrides for item in group]
     try:
@@ -166,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         episodes = args.episodes if args.episodes is not None else cfg.eval.episodes
         seed = args.seed if args.seed is not None else cfg.eval.seed
         num_envs = args.num_envs if args.num_envs is not None else cfg.eval.num_envs
-        if episodes < 1 or seed < 0 or num_envs < 1:
-            raise ConfigError("--episodes and --num-envs must be >= 1 and --seed >= 0")
+        for flag, value, low in (("--episodes", episodes, 1), ("--seed", seed, 0), ("--num-envs", num_envs, 1)):
+            if value < low:
+                raise ConfigError(f"{flag} must be >= {low} (got {value})")
         agents = parse_agents(args.agents, cfg.env)
         if args.reference is not None and args.reference not in agents:
             raise ConfigError(f"--reference {args.reference!r} is not one of the agents ({', '.join(agents)})")

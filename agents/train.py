@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from mmgym.config import ConfigError, ExperimentConfig
+from mmgym.config import ConfigError, ExperimentConfig, first_difference
 
 from .algos import build_algo_kwargs, is_off_policy
 from .callbacks import (CheckpointCallback, InterruptCallback, MarketStatsCallback, PeriodicEvalCallback,
@@ -210,20 +210,6 @@ RESUMABLE_CHANGES = ("train.total_timesteps", "train.eval_freq", "train.eval_epi
                      "train.run_dir", "train.torch_threads", "eval.", "baselines.")
 
 
-def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | None:
-    """The first key path where two nested config mappings differ, with both values."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(a) + [k for k in b if k not in a]:
-            sub = f"{path}.{key}" if path else str(key)
-            if any(sub == c or (c.endswith(".") and sub.startswith(c)) for c in RESUMABLE_CHANGES):
-                continue
-            diff = _first_difference(a.get(key), b.get(key), sub)
-            if diff is not None:
-                return diff
-        return None
-    return None if a == b else (path, a, b)
-
-
 def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, cfg: ExperimentConfig | None = None) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"train.run_dir: not a directory (got {str(run_dir)!r})")
@@ -234,7 +220,7 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, cfg: Experiment
         saved = run_dir / "config.yaml"
         if cfg is not None and saved.is_file():
             old = yaml.safe_load(saved.read_text()) or {}
-            diff = _first_difference(old, cfg.model_dump(mode="json"))
+            diff = first_difference(old, cfg.model_dump(mode="json"), skip=RESUMABLE_CHANGES)
             if diff is not None:
                 key, was, now = diff
                 raise ConfigError(

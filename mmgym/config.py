@@ -560,3 +560,20 @@ def describe(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> Non
             default = field.get_default(call_default_factory=True)
             print(f"{prefix}{name} = {default!r}: {field.description or ''}")
 
+
+def first_difference(a: Any, b: Any, path: str = "", skip: tuple[str, ...] = ()) -> tuple[str, Any, Any] | None:
+    """The first key path where two nested mappings differ, with both values (None if equal).
+
+    ``skip`` holds key paths to ignore; an entry ending in ``.`` ignores everything below it.
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            sub = f"{path}.{key}" if path else str(key)
+            if any(sub == c or (c.endswith(".") and sub.startswith(c)) for c in skip):
+                continue
+            diff = first_difference(a.get(key), b.get(key), sub, skip)
+            if diff is not None:
+                return diff
+        return None
+    return None if a == b else (path, a, b)
+

@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping, Union
 import numpy as np
 from scipy import special, stats
 
-from .config import BaselinesConfig, ConfigError, EnvConfig
+from .config import BaselinesConfig, ConfigError, EnvConfig, first_difference
 from .core import intensity as K
 from .make import make_market
 
@@ -533,6 +533,35 @@ def _algo_candidates(zip_path: Path) -> list[str]:
     return order + [a for a in _CONTRIB_ALGOS if a not in order]
 
 
+def _warn_if_trained_elsewhere(path: Path, env_config: EnvConfig) -> None:
+    """Warn when the training run's ``config.yaml`` (train.py's run directory) used another env.
+
+    Evaluating on another market is a legitimate robustness test, so this only warns; a different
+    ``action`` section changes what the model's actions mean, which the message says.
+    """
+    import warnings
+
+    import yaml
+
+    for parent in list(path.parents)[:3]:
+        saved = parent / "config.yaml"
+        if saved.is_file():
+            try:
+                trained = (yaml.safe_load(saved.read_text()) or {}).get("env")
+            except yaml.YAMLError:
+                return
+            if not isinstance(trained, dict):
+                return
+            diff = first_difference(trained, env_config.model_dump(mode="json"), "env")
+            if diff is not None:
+                key, was, now = diff
+                meaning = (" (the action mapping differs: the model's actions mean other quotes here)"
+                           if key.startswith("env.action") else "")
+                warnings.warn(f"{path}: trained with {key}={was!r} ({saved}), evaluated with "
+                              f"{now!r}{meaning}", stacklevel=3)
+            return
+
+
 def load_sb3_policy(path: str | Path, env_config: EnvConfig | None = None) -> ObsPolicy:
     """Load a stable-baselines3 model zip as a deterministic callable obs -> normalised actions.
 
@@ -586,6 +615,7 @@ def load_sb3_policy(path: str | Path, env_config: EnvConfig | None = None) -> Ob
             raise ConfigError(
                 f"{path}: model spaces obs {model.observation_space.shape} / action "
                 f"{model.action_space.shape} do not match the env's {want_obs} / {want_act}")
+        _warn_if_trained_elsewhere(path, env_config)
 
     def act(obs: np.ndarray) -> np.ndarray:
         x = np.asarray(obs, dtype=np.float32)

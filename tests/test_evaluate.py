@@ -171,6 +171,19 @@ def test_trained_sb3_agent(tmp_path, tiny):
     assert data["agents"]["ppo"]["kind"] == "policy"
     assert data["agents"]["ppo"]["objective_mean"] == pytest.approx(batch.objective.mean())
 
+    # a model from a train.py run directory: evaluating it on another market warns, one line
+    import warnings
+
+    import yaml
+
+    (model_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_sb3_policy(model_dir / "model.zip", cfg.env)  # same env: no warning
+    other = load_config(TINY_DICT(), ["market.sigma=3.5"])
+    with pytest.warns(UserWarning, match=r"trained with env\.market\.sigma=.* evaluated with 3\.5"):
+        load_sb3_policy(model_dir / "model.zip", other.env)
+
 
 def test_depth_surface_of_an_obs_policy_goes_through_the_kernel():
     """An obs-policy that always picks gamma (as_hybrid, zero skew) has the AS surface."""
