@@ -62,6 +62,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ..core import intensity as _IK
 from ..core.rewards import reward_terms
 from ..core.rng import uniform
 
@@ -1006,39 +1007,41 @@ HF_FLOW = 5
 N_HF = 6
 
 # env parameters: (N_LP,) float64
-LP_TICK = 0
-LP_SIGMA = 1
-LP_DT = 2
-LP_N_STEPS = 3
-LP_K_BID = 4
-LP_K_ASK = 5
-LP_MAX_INV = 6
-LP_Q0 = 7
-LP_PHI = 8
-LP_ALPHA = 9
-LP_MAKER_FEE = 10
-LP_TAKER_FEE = 11
-LP_OBJECTIVE = 12
-LP_CARA_GAMMA = 13
-LP_DAMPENING = 14
-LP_ACTION_MODE = 15
-LP_LOG_GAMMA_MIN = 16
-LP_LOG_GAMMA_MAX = 17
-LP_SKEW_MAX = 18
-LP_OFFSET_MIN = 19
-LP_OFFSET_MAX = 20
-LP_HEDGE = 21
-LP_HEDGE_MAX = 22
-LP_VOL_DECAY = 23
-LP_QUOTE_LOTS = 24
-LP_LATENCY = 25
-LP_LATENCY_EVENTS = 26
-LP_OBS_DELAY = 27
-LP_WARMUP = 28
-LP_CENTRE_TICK = 29
-LP_INIT_SPREAD = 30
-LP_IMB_LEVELS = 31
-N_LP = 32
+# The shared fields sit at the intensity market's indices (mmgym.core.intensity.P_*), so that
+# mmgym.envs.batch.build_intensity_params packs them for both markets; the book's own follow.
+LP_TICK = _IK.P_TICK
+LP_SIGMA = _IK.P_SIGMA
+LP_DT = _IK.P_DT
+LP_N_STEPS = _IK.P_N_STEPS
+LP_K_BID = _IK.P_K_BID
+LP_K_ASK = _IK.P_K_ASK
+LP_MAX_INV = _IK.P_MAX_INV
+LP_Q0 = _IK.P_Q0
+LP_PHI = _IK.P_PHI
+LP_ALPHA = _IK.P_ALPHA
+LP_MAKER_FEE = _IK.P_MAKER_FEE
+LP_TAKER_FEE = _IK.P_TAKER_FEE
+LP_OBJECTIVE = _IK.P_OBJECTIVE
+LP_CARA_GAMMA = _IK.P_CARA_GAMMA
+LP_DAMPENING = _IK.P_DAMPENING
+LP_ACTION_MODE = _IK.P_ACTION_MODE
+LP_LOG_GAMMA_MIN = _IK.P_LOG_GAMMA_MIN
+LP_LOG_GAMMA_MAX = _IK.P_LOG_GAMMA_MAX
+LP_SKEW_MAX = _IK.P_SKEW_MAX
+LP_OFFSET_MIN = _IK.P_OFFSET_MIN
+LP_OFFSET_MAX = _IK.P_OFFSET_MAX
+LP_HEDGE = _IK.P_HEDGE
+LP_HEDGE_MAX = _IK.P_HEDGE_MAX
+LP_VOL_DECAY = _IK.P_VOL_DECAY
+LP_QUOTE_LOTS = _IK.N_PARAMS
+LP_LATENCY = _IK.N_PARAMS + 1
+LP_LATENCY_EVENTS = _IK.N_PARAMS + 2
+LP_OBS_DELAY = _IK.N_PARAMS + 3
+LP_WARMUP = _IK.N_PARAMS + 4
+LP_CENTRE_TICK = _IK.N_PARAMS + 5
+LP_INIT_SPREAD = _IK.N_PARAMS + 6
+LP_IMB_LEVELS = _IK.N_PARAMS + 7
+N_LP = _IK.N_PARAMS + 8
 
 
 class LOBEnvState(NamedTuple):

@@ -11,7 +11,7 @@ from gymnasium import spaces
 from ..book import kernel as BK
 from ..config import ConfigError, EnvConfig, load_env_config
 from .base import BatchMarketEnv, BatchMarketVectorEnv
-from .batch import BatchMarket, StepBuffers, intensity_action_space
+from .batch import BatchMarket, StepBuffers, build_intensity_params, intensity_action_space
 
 LOB_ENV_ID = "mmgym/LOBMarketMaking-v0"
 
@@ -145,35 +145,11 @@ class LOBMarket(BatchMarket):
 
 def build_lob_params(config: EnvConfig, raw_depths: bool = False) -> np.ndarray:
     """Pack an :class:`EnvConfig` into the env kernel's ``(N_LP,) float64`` vector (``LP_*``)."""
-    m, r, a, bc = config.market, config.reward, config.action, config.book
+    m, bc = config.market, config.book
     p = np.zeros(BK.N_LP)
-    _, _, k_bid, k_ask = m.side_params()
-    p[BK.LP_TICK] = m.tick_size
-    p[BK.LP_SIGMA] = m.sigma
-    p[BK.LP_DT] = m.dt
-    p[BK.LP_N_STEPS] = m.n_steps
-    p[BK.LP_K_BID], p[BK.LP_K_ASK] = k_bid, k_ask
-    p[BK.LP_MAX_INV] = m.max_inventory
-    p[BK.LP_Q0] = m.q0
-    p[BK.LP_PHI] = r.inventory_penalty
-    p[BK.LP_ALPHA] = r.terminal_penalty
-    p[BK.LP_MAKER_FEE] = r.maker_fee
-    p[BK.LP_TAKER_FEE] = r.taker_fee
-    p[BK.LP_OBJECTIVE] = 1.0 if r.objective == "cara" else 0.0
-    p[BK.LP_CARA_GAMMA] = r.cara_gamma
-    p[BK.LP_DAMPENING] = r.dampening
-    if raw_depths:
-        p[BK.LP_ACTION_MODE] = BK.MODE_DEPTHS
-    else:
-        p[BK.LP_ACTION_MODE] = BK.MODE_AS_HYBRID if a.mode == "as_hybrid" else BK.MODE_OFFSETS
-    p[BK.LP_LOG_GAMMA_MIN] = np.log(a.gamma_min)
-    p[BK.LP_LOG_GAMMA_MAX] = np.log(a.gamma_max)
-    p[BK.LP_SKEW_MAX] = a.skew_max
-    p[BK.LP_OFFSET_MIN] = a.offset_min
-    p[BK.LP_OFFSET_MAX] = a.offset_max
-    p[BK.LP_HEDGE] = 1.0 if a.hedge else 0.0
-    p[BK.LP_HEDGE_MAX] = a.hedge_max_lots
-    p[BK.LP_VOL_DECAY] = 1.0 - 0.5 ** (1.0 / config.observation.vol_halflife)
+    # market, reward and action fields: the intensity market's packing (shared indices)
+    shared = build_intensity_params(config, raw_depths=raw_depths)
+    p[: shared.size] = shared
     p[BK.LP_QUOTE_LOTS] = bc.quote_lots
     p[BK.LP_LATENCY] = bc.entry_latency
     p[BK.LP_LATENCY_EVENTS] = bc.entry_latency_events
