@@ -35,19 +35,15 @@ import math
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from mmgym.cli import OneLineParser, add_overrides_argument, overrides_of
 from mmgym.config import ConfigError, load_config
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="experiment YAML (configs/*.yaml)")
     p.add_argument("--agents", nargs="+", default=["as", "symmetric", "glft", "optimal"],
                    help="baseline names and/or NAME=path/to/model.zip (default: as symmetric glft optimal)")
@@ -58,8 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=None, help="agent for paired differences (default: optimal, else the first)")
     p.add_argument("--audit", action="store_true", help="write audit.csv with one row per fill")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    p.add_argument("--set", dest="overrides", nargs="+", action="append", default=[], metavar="KEY=VALUE",
-                   help="config overrides key.path=value (env sections may omit 'env.'); repeatable")
+    add_overrides_argument(p)
     return p
 
 
@@ -166,7 +161,7 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning  # library warnings as one line, no source path
     args = build_parser().parse_args(argv)
-    overrides = [item for group in args.overrides for item in group]
+    overrides = overrides_of(args)
     try:
         cfg = load_config(args.config, overrides)
         episodes = args.episodes if args.episodes is not None else cfg.eval.episodes
@@ -191,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluate.py: error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
+    if (out / "results.json").is_file():
+        print(f"evaluate.py: note: replacing the results in {out} (--out DIR keeps them)", file=sys.stderr)
     title = f"{args.config}: {episodes} episodes, seed {seed}"
     model_only = "baseline_model" in result.metadata
     if "optimal_v0" in result.metadata:

@@ -19,31 +19,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
 
+from mmgym.cli import OneLineParser, add_overrides_argument, overrides_of
 from mmgym.config import ConfigError, load_config
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="train.py", description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="train.py", description=__doc__.split("\n\n")[0],
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="experiment YAML (configs/*.yaml)")
     p.add_argument("--run-dir", default=None, help="run directory (default: train.run_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in the run directory")
-    p.add_argument("--set", dest="overrides", nargs="+", action="append", default=[], metavar="KEY=VALUE",
-                   help="config overrides key.path=value (env sections may omit 'env.'); repeatable")
+    add_overrides_argument(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = [item for group in args.overrides for item in group]
+    overrides = overrides_of(args)
     if args.run_dir is not None:
         overrides.append(f"train.run_dir={args.run_dir}")
     if args.resume and args.overwrite:

@@ -99,7 +99,7 @@ def _check_type(value: Any, param: inspect.Parameter, where: str) -> Any:
     try:
         adapter.validate_python(value, strict=True)
     except Exception as exc:  # noqa: BLE001 - pydantic ValidationError
-        errors = getattr(exc, "errors", lambda: [{"msg": str(exc)}])()
+        errors = exc.errors() if hasattr(exc, "errors") else [{"msg": str(exc)}]
         msg = errors[0]["msg"] if errors else str(exc)
         raise ConfigError(f"{where}: {msg} (got {value!r})") from None
     return value

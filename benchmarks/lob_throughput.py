@@ -44,7 +44,6 @@ def steps_per_second(num_envs: int, steps: int) -> tuple[float, float]:
     m.reset()
     a = np.zeros((num_envs, 2))
     m.step(a)
-    ev0 = m.book.counters[:, K.C_EVENTS].sum()
     t = time.perf_counter()
     for _ in range(steps):
         m.step(a)

@@ -97,3 +97,16 @@ def test_duplicate_yaml_keys_are_an_error(tmp_path):
     path = _write(tmp_path, "env:\n  market:\n    sigma: 1.0\nenv:\n  id: mmgym/MarketMaking-v0\n")
     with pytest.raises(ConfigError, match=r"line 4.*duplicate key 'env' \(first on line 1\)"):
         load_config(path)
+
+
+def test_cli_finds_config_after_list_options():
+    """``--set``/``--agents`` take lists; a CONFIG written after them is still the CONFIG."""
+    from mmgym.cli import OneLineParser, add_overrides_argument, overrides_of
+
+    p = OneLineParser(prog="x")
+    p.add_argument("config")
+    p.add_argument("--agents", nargs="+")
+    add_overrides_argument(p)
+    args = p.parse_args(["--set", "market.sigma=3", "b=c.yaml", "--agents", "as", "configs/cjp.yaml"])
+    assert args.config == "configs/cjp.yaml" and args.agents == ["as"]
+    assert overrides_of(args) == ["market.sigma=3", "b=c.yaml"]

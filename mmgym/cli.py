@@ -1,0 +1,39 @@
+"""Shared pieces of the command-line tools (train.py, evaluate.py, python -m mmgym.calibrate)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn, Sequence
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) and CONFIG found wherever it stands.
+
+    Options that take a list (``--set``, ``--agents``) would swallow a CONFIG written after them;
+    the first ``*.yaml``/``*.yml`` token without ``=`` is taken as CONFIG wherever it stands.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace=None):  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        if argv and argv[0].startswith("-"):
+            for i, token in enumerate(argv):
+                if token.endswith((".yaml", ".yml")) and "=" not in token and not token.startswith("-"):
+                    argv.insert(0, argv.pop(i))
+                    break
+        return super().parse_args(argv, namespace)
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE [KEY=VALUE ...]``, repeatable (flattened by :func:`overrides_of`)."""
+    parser.add_argument("--set", dest="overrides", nargs="+", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="config overrides key.path=value (env sections may omit 'env.'); repeatable")
+
+
+def overrides_of(args: argparse.Namespace) -> list[str]:
+    """The flattened ``--set`` overrides."""
+    return [item for group in args.overrides for item in group]
