@@ -1,7 +1,7 @@
 """A slow, obviously-correct plain-Python step of the intensity market, for checking the kernel.
 
 It re-implements the step rules of ``mmgym/core/intensity.py`` line by line in scalar Python, with
-its own xoroshiro128+ and polar-method normal written with Python integers, and a dict per env as
+its own xoroshiro128+ and ziggurat normal and exponential written with Python integers, and a dict per env as
 state. Nothing here is shared with the kernel except the config.
 """
 

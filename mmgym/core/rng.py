@@ -4,8 +4,9 @@ Each env owns one xoroshiro128+ state (Blackman & Vigna 2018, "Scrambled linear 
 generators") in ``rng[i] = (s0, s1)``, ``rng: (num_envs, 2) uint64``. Every draw of env ``i`` comes
 from its own stream in a fixed order, so no two components of an env ever see the same numbers and
 common random numbers across policies hold exactly (the number of draws per step never depends on
-the action). Uniforms use the top 53 bits; normals use Marsaglia's polar method with the second
-variate cached in ``spare``.
+the action). Uniforms use the top 53 bits; normal and exponential variates use the ziggurat method
+(:func:`zig_normal`, :func:`zig_exponential`). Kernels keep the state in two locals while they draw
+(:func:`xoroshiro_next`) and store it back once per step.
 
 States are seeded from NumPy's ``SeedSequence`` via :func:`rng_state_from_generator`, so per-env
 streams inherit its independence guarantees.
@@ -51,38 +52,11 @@ def to_unit(bits):
     return float(bits >> _U11) * _U64_TO_UNIT
 
 
-@njit(cache=True, inline="always")
-def polar_normals(s0, s1):
-    """Two independent standard normals by Marsaglia's polar method: returns (z1, z2, s0, s1)."""
-    while True:
-        b, s0, s1 = xoroshiro_next(s0, s1)
-        u = 2.0 * to_unit(b) - 1.0
-        b, s0, s1 = xoroshiro_next(s0, s1)
-        v = 2.0 * to_unit(b) - 1.0
-        s = u * u + v * v
-        if 0.0 < s < 1.0:
-            break
-    m = np.sqrt(-2.0 * np.log(s) / s)
-    return u * m, v * m, s0, s1
-
-
 @njit(cache=True)
 def uniform(rng, i):
     """Uniform on [0, 1) from env ``i``'s stream (convenience for non-hot code)."""
     bits, rng[i, 0], rng[i, 1] = xoroshiro_next(rng[i, 0], rng[i, 1])
     return to_unit(bits)
-
-
-@njit(cache=True)
-def standard_normal(rng, i, spare, has_spare):
-    """Standard normal from env ``i``'s stream; the second polar variate is cached per env."""
-    if has_spare[i]:
-        has_spare[i] = False
-        return spare[i]
-    z1, z2, rng[i, 0], rng[i, 1] = polar_normals(rng[i, 0], rng[i, 1])
-    spare[i] = z2
-    has_spare[i] = True
-    return z1
 
 
 # ------------------------------------------------------------------------------ ziggurat ---

@@ -64,8 +64,6 @@ class BatchMarket(abc.ABC):
         self.config = config
         self.num_envs = int(num_envs)
         self.rng = np.zeros((num_envs, 2), dtype=np.uint64)
-        self.normal_spare = np.zeros(num_envs, dtype=np.float64)
-        self.has_spare = np.zeros(num_envs, dtype=np.bool_)
         self._seeded = np.zeros(num_envs, dtype=np.bool_)
         self.buffers: StepBuffers
 
@@ -84,8 +82,6 @@ class BatchMarket(abc.ABC):
     def set_rng_row(self, row: int, generator: np.random.Generator) -> None:
         """Seed row ``row``'s kernel stream from a NumPy generator (e.g. a single env's np_random)."""
         self.rng[row] = rng_state_from_generator(generator)
-        self.normal_spare[row] = 0.0
-        self.has_spare[row] = False
         self._seeded[row] = True
 
     @property
