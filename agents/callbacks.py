@@ -28,24 +28,12 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from mmgym.config import BaselinesConfig, ConfigError, EnvConfig
+from mmgym.evaluation import sb3_policy_fn
 
 from .vec_env import MMVecEnv
 
 __all__ = ["MarketStatsCallback", "PeriodicEvalCallback", "CheckpointCallback", "ProgressCallback",
-           "InterruptCallback", "make_policy_fn", "evaluate_model"]
-
-
-def make_policy_fn(model: Any, vecnormalize: Any = None) -> Callable[[np.ndarray], np.ndarray]:
-    """The deterministic policy obs -> normalised actions, applying VecNormalize's obs statistics."""
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        x = np.asarray(obs, dtype=np.float32)
-        if vecnormalize is not None:
-            x = vecnormalize.normalize_obs(x).astype(np.float32)
-        action, _ = model.predict(x, deterministic=True)
-        return np.asarray(action, dtype=np.float64)
-
-    return act
+           "InterruptCallback", "evaluate_model"]
 
 
 def evaluate_model(model: Any, vecnormalize: Any, env_config: EnvConfig, baselines: list[str],
@@ -53,7 +41,7 @@ def evaluate_model(model: Any, vecnormalize: Any, env_config: EnvConfig, baselin
     """Metrics of the model (key ``agent``) and the named baselines on the same scenarios."""
     from mmgym.evaluation import evaluate_agents
 
-    agents: dict[str, Any] = {"agent": make_policy_fn(model, vecnormalize)}
+    agents: dict[str, Any] = {"agent": sb3_policy_fn(model, vecnormalize)}
     agents.update({name: name for name in baselines if name != "agent"})
     return evaluate_agents(env_config, agents, episodes=episodes, seed=seed,
                            baselines_config=baselines_config, num_envs=min(episodes, 1000))
@@ -204,7 +192,7 @@ class PeriodicEvalCallback(BaseCallback):
         from mmgym.evaluation import evaluate_agents
 
         t0 = time.perf_counter()
-        m = evaluate_agents(self.env_config, {"agent": make_policy_fn(self.model, self.vecnormalize)},
+        m = evaluate_agents(self.env_config, {"agent": sb3_policy_fn(self.model, self.vecnormalize)},
                             episodes=self.episodes, seed=self.seed, baselines_config=self.baselines_config,
                             num_envs=min(self.episodes, 1000))["agent"]
         out = {

@@ -57,6 +57,7 @@ __all__ = [
     "evaluate_agents",
     "run_evaluation",
     "run_policy",
+    "sb3_policy_fn",
     "summarize",
     "paired_difference",
     "depth_surface",
@@ -617,15 +618,26 @@ def load_sb3_policy(path: str | Path, env_config: EnvConfig | None = None) -> Ob
                 f"{model.action_space.shape} do not match the env's {want_obs} / {want_act}")
         _warn_if_trained_elsewhere(path, env_config)
 
+    return sb3_policy_fn(model, normalizer)
+
+
+def sb3_policy_fn(model: Any, vecnormalize: Any = None) -> ObsPolicy:
+    """A stable-baselines3 model as a deterministic obs -> normalised actions callable.
+
+    ``vecnormalize`` (a VecNormalize, or None) normalises the observations as in training. The
+    callable carries ``.model`` and ``.vecnormalize``. Used by evaluate.py and train.py's periodic
+    evaluation; imports nothing itself.
+    """
+
     def act(obs: np.ndarray) -> np.ndarray:
         x = np.asarray(obs, dtype=np.float32)
-        if normalizer is not None:
-            x = normalizer.normalize_obs(x).astype(np.float32)
+        if vecnormalize is not None:
+            x = vecnormalize.normalize_obs(x).astype(np.float32)
         action, _ = model.predict(x, deterministic=True)
         return np.asarray(action, dtype=np.float64)
 
     act.model = model  # type: ignore[attr-defined]
-    act.vecnormalize = normalizer  # type: ignore[attr-defined]
+    act.vecnormalize = vecnormalize  # type: ignore[attr-defined]
     return act
 
 

@@ -2,7 +2,7 @@
 
 It re-implements the step rules of ``mmgym/core/intensity.py`` line by line in scalar Python, with
 its own xoroshiro128+ and ziggurat normal and exponential written with Python integers, and a dict per env as
-state. Nothing here is shared with the kernel except the config.
+state. Nothing here is shared with the kernel except the config and the ziggurat tables (data).
 """
 
 from __future__ import annotations
