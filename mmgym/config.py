@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .book.config import BookConfig
+from .schema import Section
 
 __all__ = [
     "ConfigError",
@@ -57,12 +58,8 @@ class ConfigError(ValueError):
     """A user mistake in a config file or override: one line, names file, key path and value."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
-
-
 # --------------------------------------------------------------------------------------- env ---
-class MarketConfig(_Section):
+class MarketConfig(Section):
     """The intensity market of Avellaneda & Stoikov (2008); defaults are the paper's set-up."""
 
     s0: float = 100.0
@@ -120,7 +117,7 @@ class MarketConfig(_Section):
         )
 
 
-class ImpactConfig(_Section):
+class ImpactConfig(Section):
     """Market orders (the hedge action) in the linear Almgren & Chriss (2000) form."""
 
     half_spread: float = Field(0.0, ge=0.0)
@@ -131,7 +128,7 @@ class ImpactConfig(_Section):
     """Permanent impact: a market order of v lots moves the mid by nu v."""
 
 
-class RewardConfig(_Section):
+class RewardConfig(Section):
     """Reward = change in marked-to-market wealth minus risk penalties (each term reported in info)."""
 
     inventory_penalty: float = Field(0.0, ge=0.0)
@@ -150,7 +147,7 @@ class RewardConfig(_Section):
     """Asymmetric dampening eta of Spooner et al. (2018): each step also pays max(0, eta q dS)."""
 
 
-class ActionConfig(_Section):
+class ActionConfig(Section):
     """How the agent's normalised action in [-1, 1] becomes quotes."""
 
     mode: Literal["as_hybrid", "offsets"] = "as_hybrid"
@@ -179,14 +176,14 @@ class ActionConfig(_Section):
         return self
 
 
-class ObservationConfig(_Section):
+class ObservationConfig(Section):
     """Observation features."""
 
     vol_halflife: float = Field(20.0, gt=0.0)
     """Half-life (steps) of the exponentially weighted realised-volatility estimate."""
 
 
-class EnvConfig(_Section):
+class EnvConfig(Section):
     """The environment: which env and the parameters of its market, reward and action."""
 
     id: str = "mmgym/MarketMaking-v0"
@@ -216,7 +213,7 @@ class EnvConfig(_Section):
 
 
 # ------------------------------------------------------------------------------ experiment ---
-class BaselinesConfig(_Section):
+class BaselinesConfig(Section):
     """Parameters of the analytic baselines (evaluate.py, train.py's reference lines)."""
 
     gamma: float = Field(0.1, gt=0.0)
@@ -227,7 +224,7 @@ class BaselinesConfig(_Section):
     """'boundary': flatten with market orders beyond this |q| (None: half of max_inventory)."""
 
 
-class EvalConfig(_Section):
+class EvalConfig(Section):
     """Evaluation set-up."""
 
     episodes: int = Field(1000, ge=1)
@@ -238,7 +235,7 @@ class EvalConfig(_Section):
     """Markets stepped at once during evaluation."""
 
 
-class AgentConfig(_Section):
+class AgentConfig(Section):
     """The learning agent, rl-baselines3-zoo style: algorithm plus SB3 keyword arguments."""
 
     algo: str = "ppo"
@@ -253,7 +250,7 @@ class AgentConfig(_Section):
     """Multiply the rewards the algorithm learns from by this (logged episode returns stay unscaled)."""
 
 
-class TrainConfig(_Section):
+class TrainConfig(Section):
     """Training loop."""
 
     total_timesteps: int = Field(100_000, ge=1)
@@ -279,7 +276,7 @@ class TrainConfig(_Section):
     """Show a progress bar."""
 
 
-class ExperimentConfig(_Section):
+class ExperimentConfig(Section):
     """One runnable experiment."""
 
     env: EnvConfig = Field(default_factory=EnvConfig)

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from ..schema import Section
 
 __all__ = ["BookConfig", "CST_THETA"]
 
@@ -20,11 +22,7 @@ __all__ = ["BookConfig", "CST_THETA"]
 CST_THETA = (0.71, 0.81, 0.68, 0.56, 0.47, 0.37, 0.30, 0.29, 0.32, 0.30)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
-
-
-class BookConfig(_Section):
+class BookConfig(Section):
     """The numba limit order book (mmgym/LOBMarketMaking-v0); ignored by the intensity market."""
 
     n_levels: int = Field(256, ge=16)
