@@ -663,37 +663,33 @@ def write_plots(result: EvaluationResult, env_config: EnvConfig, out_dir: str | 
     colors = {n: plt.cm.tab10(i % 10) for i, n in enumerate(names)}
     written: list[Path] = []
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    allp = np.concatenate([result.batches[n].pnl for n in names])
-    lo, hi = np.percentile(allp, [0.5, 99.5])
-    bins = np.linspace(lo, hi, 60) if hi > lo else 30
-    for n in names:
-        ax.hist(result.batches[n].pnl, bins=bins, histtype="step", lw=1.5, color=colors[n],
-                label=f"{n} ({result.metrics[n]['pnl_mean']:.2f} ± {result.metrics[n]['pnl_std']:.2f})")
-    ax.set_xlabel("episode PnL")
-    ax.set_ylabel("episodes")
-    ax.set_title("PnL distribution (mean ± std)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    written.append(out / "pnl_distribution.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    def histograms(path: Path, values: dict[str, np.ndarray], bins: Any, labels: dict[str, str],
+                   xlabel: str, title: str) -> None:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for n in names:
+            ax.hist(values[n], bins=bins, histtype="step", lw=1.5, color=colors[n], label=labels[n])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("episodes")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    allq = np.concatenate([result.batches[n].final_inventory for n in names])
+    pnl = {n: result.batches[n].pnl for n in names}
+    lo, hi = np.percentile(np.concatenate(list(pnl.values())), [0.5, 99.5])
+    histograms(out / "pnl_distribution.png", pnl, np.linspace(lo, hi, 60) if hi > lo else 30,
+               {n: f"{n} ({result.metrics[n]['pnl_mean']:.2f} ± {result.metrics[n]['pnl_std']:.2f})"
+                for n in names}, "episode PnL", "PnL distribution (mean ± std)")
+
+    q_final = {n: result.batches[n].final_inventory for n in names}
+    allq = np.concatenate(list(q_final.values()))
     qlo, qhi = int(allq.min()), int(allq.max())
-    qbins = np.arange(qlo - 0.5, qhi + 1.5, 1.0 if qhi - qlo <= 80 else (qhi - qlo) / 80)
-    for n in names:
-        ax.hist(result.batches[n].final_inventory, bins=qbins, histtype="step", lw=1.5, color=colors[n],
-                label=f"{n} (std {result.metrics[n]['final_inventory_std']:.2f})")
-    ax.set_xlabel("final inventory q_T (lots)")
-    ax.set_ylabel("episodes")
-    ax.set_title("Final inventory distribution")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    written.append(out / "inventory_distribution.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    histograms(out / "inventory_distribution.png", q_final,
+               np.arange(qlo - 0.5, qhi + 1.5, 1.0 if qhi - qlo <= 80 else (qhi - qlo) / 80),
+               {n: f"{n} (std {result.metrics[n]['final_inventory_std']:.2f})" for n in names},
+               "final inventory q_T (lots)", "Final inventory distribution")
 
     t = np.arange(env_config.market.n_steps) * env_config.market.dt
     fig, axes = plt.subplots(len(names), 2, figsize=(12, 2.6 * len(names)), squeeze=False,
