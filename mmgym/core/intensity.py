@@ -185,7 +185,7 @@ def _first_bad_row(actions):
     return -1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True)
 def intensity_step(mid, cash, inventory, step, vol_var, mid_ret, last_fills, wealth0, ep_stats,
                    rng, params, actions, out_obs, out_reward, out_done, out_final_obs,
                    out_final_stats, out_terms, out_aux):
@@ -213,13 +213,25 @@ def intensity_step(mid, cash, inventory, step, vol_var, mid_ret, last_fills, wea
     Returns:
         -1 on success, else the index of the first row whose action is NaN or infinite (nothing is
         stepped in that case).
-
-    The loop body touches arrays only directly: helpers take and return scalars, so that no
-    per-row reference counting is emitted (that alone made the kernel 4x slower).
     """
     bad = _first_bad_row(actions)
     if bad >= 0:
         return bad
+    _step_rows(mid, cash, inventory, step, vol_var, mid_ret, last_fills, wealth0, ep_stats, rng,
+               params, actions, out_obs, out_reward, out_done, out_final_obs, out_final_stats,
+               out_terms, out_aux)
+    return -1
+
+
+@njit(cache=True, error_model="numpy")
+def _step_rows(mid, cash, inventory, step, vol_var, mid_ret, last_fills, wealth0, ep_stats, rng,
+               params, actions, out_obs, out_reward, out_done, out_final_obs, out_final_stats,
+               out_terms, out_aux):
+    """The step of :func:`intensity_step` for every row, actions already checked finite.
+
+    The loop body touches arrays only directly: helpers take and return scalars, so that no
+    per-row reference counting is emitted (that alone made the kernel 4x slower).
+    """
     n = mid.shape[0]
     adim = actions.shape[1]
     s0_reset = params[P_S0]
@@ -462,7 +474,6 @@ def intensity_step(mid, cash, inventory, step, vol_var, mid_ret, last_fills, wea
         o = _obs_values(q, k_step, var, ds, fb, fa, inv_q_max, n_steps_f, inv_n_steps, inv_sd)
         for j in range(OBS_DIM):
             out_obs[i, j] = o[j]
-    return -1
 
 
 @njit(cache=True, parallel=True)
@@ -479,9 +490,8 @@ def intensity_step_parallel(mid, cash, inventory, step, vol_var, mid_ret, last_f
     for c in prange(n_chunks):
         a = c * chunk
         b = min(n, a + chunk)
-        intensity_step(mid[a:b], cash[a:b], inventory[a:b], step[a:b], vol_var[a:b],
-                       mid_ret[a:b], last_fills[a:b], wealth0[a:b], ep_stats[a:b], rng[a:b],
-                       params, actions[a:b], out_obs[a:b],
-                       out_reward[a:b], out_done[a:b], out_final_obs[a:b],
-                       out_final_stats[a:b], out_terms[a:b], out_aux[a:b])
+        _step_rows(mid[a:b], cash[a:b], inventory[a:b], step[a:b], vol_var[a:b], mid_ret[a:b],
+                   last_fills[a:b], wealth0[a:b], ep_stats[a:b], rng[a:b], params, actions[a:b],
+                   out_obs[a:b], out_reward[a:b], out_done[a:b], out_final_obs[a:b],
+                   out_final_stats[a:b], out_terms[a:b], out_aux[a:b])
     return -1
