@@ -195,7 +195,7 @@ class EnvConfig(Section):
         from gymnasium.envs.registration import registry
 
         known = sorted(i for i in registry if i.startswith("mmgym/"))
-        if known and value not in registry:
+        if known and value not in known:  # only mmgym's envs have a batched market behind them
             raise ValueError(f"unknown environment (registered: {', '.join(known)})")
         return value
     market: MarketConfig = Field(default_factory=MarketConfig)

@@ -47,9 +47,7 @@ def make_env(
         >>> env = make_env("configs/cjp.yaml")                     # doctest: +SKIP
         >>> venv = make_env({"market": {"sigma": 3}}, num_envs=1000)  # doctest: +SKIP
     """
-    cfg = load_env_config(config, overrides)
-    if cfg.id not in gym.registry:
-        raise ConfigError(f"env.id: unknown environment {cfg.id!r} (registered: {', '.join(sorted(MARKETS))})")
+    cfg = load_env_config(config, overrides)  # validates env.id against the registered mmgym envs
     if num_envs is None:
         return gym.make(cfg.id, config=cfg, **kwargs)
     return gym.make_vec(cfg.id, num_envs=num_envs, vectorization_mode="vector_entry_point",
