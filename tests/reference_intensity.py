@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from mmgym.config import EnvConfig
-from mmgym.core.rng import ZIG_FE, ZIG_FN, ZIG_KE, ZIG_KN, ZIG_WE, ZIG_WN
+from mmgym.sim.rng import ZIG_FE, ZIG_FN, ZIG_KE, ZIG_KN, ZIG_WE, ZIG_WN
 
 MASK = (1 << 64) - 1
 
@@ -22,7 +22,7 @@ def _rotl(x: int, k: int) -> int:
 
 @dataclass
 class RefRng:
-    """xoroshiro128+ with Python ints; same algorithm as mmgym.core.rng."""
+    """xoroshiro128+ with Python ints; same algorithm as mmgym.sim.rng."""
 
     s0: int
     s1: int

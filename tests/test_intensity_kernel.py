@@ -236,7 +236,7 @@ def test_ziggurat_variates_are_normal_and_exponential():
     """The kernel's ziggurat draws (Marsaglia & Tsang 2000) pass KS tests, tails included."""
     from numba import njit
 
-    from mmgym.core.rng import zig_exponential, zig_normal
+    from mmgym.sim.rng import zig_exponential, zig_normal
 
     @njit
     def draw(n, s0, s1):
@@ -271,8 +271,8 @@ def test_parallel_kernel_equals_serial():
 
 
 def test_vectorised_exp_log_match_libm():
-    """mmgym.core.vecmath's exp and log agree with libm to a few ulp over the kernel's ranges."""
-    from mmgym.core.vecmath import exp_into, log_into
+    """mmgym.sim.vecmath's exp and log agree with libm to a few ulp over the kernel's ranges."""
+    from mmgym.sim.vecmath import exp_into, log_into
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.uniform(-700, 700, 20000), rng.uniform(-10, 10, 20000), [0.0, -0.0]])

@@ -64,7 +64,7 @@ from numba import njit
 
 from ..core import intensity as _IK
 from ..core.rewards import reward_terms
-from ..core.rng import uniform
+from ..sim.rng import uniform
 
 BID = 0
 ASK = 1
@@ -138,7 +138,7 @@ class BookState(NamedTuple):
         cash_ticks: (N,) int64, cash in tick-lots (price = tick * tick_size).
         inventory: (N,) int64, lots held.
         counters: (N, N_CNT) int64 (``C_*``).
-        rng: (N, 2) uint64, per-env xoroshiro128+ streams (:mod:`mmgym.core.rng`).
+        rng: (N, 2) uint64, per-env xoroshiro128+ streams (:mod:`mmgym.sim.rng`).
     """
 
     lower_tick: np.ndarray

@@ -32,9 +32,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .rng import to_unit, xoroshiro_next, zig_exponential, zig_normal
+from ..sim.rng import to_unit, xoroshiro_next, zig_exponential, zig_normal
 from .rewards import reward_terms
-from .vecmath import exp_into, log_into
+from ..sim.vecmath import exp_into, log_into
 
 # ----------------------------------------------------------------------------- parameters ---
 # params: (N_PARAMS,) float64, shared by all envs of a batch.
@@ -199,7 +199,7 @@ def intensity_step(mid, cash, inventory, step, vol_var, mid_ret, last_fills, wea
         last_fills: (N, 2) int64, last step's bid and ask fills.
         wealth0: (N,) float64, cash + q mid at the episode's start.
         ep_stats: (N, N_STATS) float64, running episode statistics (``ST_*``).
-        rng: (N, 2) uint64, the per-env random streams (:mod:`mmgym.core.rng`).
+        rng: (N, 2) uint64, the per-env random streams (:mod:`mmgym.sim.rng`).
         params: (N_PARAMS,) float64 (``P_*``).
         actions: (N, action_dim) float64. Modes 0/1 take [-1, 1] (clipped); mode 2 takes raw
             depths ``(delta_b, delta_a[, hedge_lots])``.
@@ -279,7 +279,7 @@ def _step_rows(mid, cash, inventory, step, vol_var, mid_ret, last_fills, wealth0
     inv_sd = _inv_sd(params)
 
     # as_hybrid: gamma = exp(.) and ln(1 + gamma/k)/gamma for all rows first, with the vectorised
-    # exp/log of mmgym.core.vecmath (libm one value at a time was a third of the step's cost)
+    # exp/log of mmgym.sim.vecmath (libm one value at a time was a third of the step's cost)
     m_h = n if mode == MODE_AS_HYBRID else 0
     gam = np.empty(m_h)
     l_bid = np.empty(m_h)

@@ -17,7 +17,7 @@ from gymnasium.utils import seeding
 
 from ..config import EnvConfig
 from ..core import intensity as K
-from ..core.rng import rng_state_from_generator
+from ..sim.rng import rng_state_from_generator
 
 
 class StepBuffers(NamedTuple):
