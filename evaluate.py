@@ -72,7 +72,7 @@ def parse_agents(tokens: list[str], env_config) -> dict[str, Any]:
                 raise ConfigError(f"--agents {tok!r}: expected NAME=path/to/model.zip")
             if not Path(path).is_file():
                 raise ConfigError(f"--agents {tok}: model file {path!r} not found")
-            from mmgym.evaluation import load_sb3_policy
+            from agents.policies import load_sb3_policy
 
             agents[name] = load_sb3_policy(path, env_config)
         else:

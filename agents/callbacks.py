@@ -28,8 +28,9 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from mmgym.config import BaselinesConfig, ConfigError, EnvConfig
-from mmgym.evaluation import sb3_policy_fn
 
+from .checkpoints import save_model
+from .policies import sb3_policy_fn
 from .vec_env import MMVecEnv
 
 __all__ = ["MarketStatsCallback", "PeriodicEvalCallback", "CheckpointCallback", "ProgressCallback",
@@ -218,8 +219,6 @@ class PeriodicEvalCallback(BaseCallback):
         if m["objective_mean"] > self.best_objective:
             self.best_objective = m["objective_mean"]
             if self.best_dir is not None:
-                from .train import save_model
-
                 save_model(self.model, self.best_dir, self.vecnormalize)
                 (self.best_dir / "best.txt").write_text(
                     f"num_timesteps {self.num_timesteps}\nobjective_mean {m['objective_mean']:.6f}\n")

@@ -31,6 +31,7 @@ import yaml
 from mmgym.config import ConfigError, ExperimentConfig, first_difference
 
 from .algos import build_algo_kwargs, is_off_policy
+from .checkpoints import latest_checkpoint, save_model, write_checkpoint
 from .callbacks import (CheckpointCallback, InterruptCallback, MarketStatsCallback, PeriodicEvalCallback,
                         ProgressCallback, evaluate_model)
 from .vec_env import MMVecEnv
@@ -38,7 +39,6 @@ from .vec_env import MMVecEnv
 __all__ = ["TrainResult", "train", "save_model", "latest_checkpoint", "hyperparameter_table",
            "ScaleRewardVecEnv"]
 
-_CKPT_RE = re.compile(r"^step_(\d+)$")
 
 
 @dataclass
@@ -138,40 +138,6 @@ def ScaleRewardVecEnv(venv: Any, scale: float):  # noqa: N802 - a class factory 
             return obs, rew * np.float32(self.scale), done, infos
 
     return _Scale(venv, scale)
-
-
-# ------------------------------------------------------------------------------ checkpoints ---
-def save_model(model: Any, directory: Path, vecnormalize: Any = None, replay_buffer: bool = False) -> Path:
-    """Save ``model.zip`` (+ ``vecnormalize.pkl``, + ``replay_buffer.pkl``) into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory / "model.zip")
-    if vecnormalize is not None:
-        vecnormalize.save(str(directory / "vecnormalize.pkl"))
-    if replay_buffer and getattr(model, "replay_buffer", None) is not None:
-        model.save_replay_buffer(directory / "replay_buffer.pkl")
-    return directory / "model.zip"
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint folder with the most steps under ``run_dir/checkpoints`` (None if none)."""
-    ckpt = run_dir / "checkpoints"
-    best: tuple[int, Path] | None = None
-    if ckpt.is_dir():
-        for p in ckpt.iterdir():
-            m = _CKPT_RE.match(p.name)
-            if m and (p / "model.zip").is_file() and (best is None or int(m.group(1)) > best[0]):
-                best = (int(m.group(1)), p)
-    return None if best is None else best[1]
-
-
-def _write_checkpoint(model: Any, run_dir: Path, vecnormalize: Any, off_policy: bool) -> Path:
-    d = run_dir / "checkpoints" / f"step_{model.num_timesteps}"
-    save_model(model, d, vecnormalize, replay_buffer=off_policy)
-    if off_policy:  # the buffer is large: keep it in the latest checkpoint only
-        for p in (run_dir / "checkpoints").glob("step_*/replay_buffer.pkl"):
-            if p.parent != d:
-                p.unlink()
-    return d
 
 
 # ------------------------------------------------------------------------------ hyperparams ---
@@ -334,7 +300,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
     interrupt = InterruptCallback()
     callbacks: list[Any] = [stats, evaluator,
                             CheckpointCallback(tc.checkpoint_freq,
-                                               lambda: _write_checkpoint(model, run_dir, vecnormalize, off_policy)),
+                                               lambda: write_checkpoint(model, run_dir, vecnormalize, off_policy)),
                             interrupt]
     if tc.progress_bar:
         callbacks.append(ProgressCallback(tc.total_timesteps, stats, evaluator))
@@ -348,14 +314,14 @@ def train(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
     wall = time.perf_counter() - t0
     interrupted = interrupt.interrupted
     if interrupted:
-        d = _write_checkpoint(model, run_dir, vecnormalize, off_policy)
+        d = write_checkpoint(model, run_dir, vecnormalize, off_policy)
         log(f"train.py: checkpoint written to {d} (continue with --resume)")
         evaluator.logger.dump(model.num_timesteps)
     else:
         if remaining > 0:
             evaluator.evaluate()  # the last point of the eval/ curves (also updates best/)
         if tc.checkpoint_freq > 0:
-            _write_checkpoint(model, run_dir, vecnormalize, off_policy)
+            write_checkpoint(model, run_dir, vecnormalize, off_policy)
         save_model(model, run_dir, vecnormalize)
     if writer is not None:
         writer.flush()

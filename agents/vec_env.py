@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 import mmgym
 from mmgym.config import EnvConfig, load_env_config
 from mmgym.envs.base import episode_info
-from mmgym.envs.batch import BatchMarket
+from mmgym.envs.market import BatchMarket
 
 
 class RowView:
@@ -58,7 +58,7 @@ class MMVecEnv(VecEnv):
         config: env config (YAML path, mapping or :class:`~mmgym.config.EnvConfig`).
         num_envs: number of markets.
         seed: optional seed applied at the first reset (env i gets ``seed + i``).
-        market: an existing :class:`~mmgym.envs.batch.BatchMarket` to wrap instead of building one.
+        market: an existing :class:`~mmgym.envs.market.BatchMarket` to wrap instead of building one.
     """
 
     def __init__(self, config: Any = None, num_envs: int = 1, seed: int | None = None,

@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                       "env_share": s["env_seconds"] / s["wall_seconds"]}
     load1 = os.getloadavg()
 
-    from mmgym.evaluation import get_baseline, load_sb3_policy, run_evaluation
+    from agents.policies import load_sb3_policy
+    from mmgym.evaluation import get_baseline, run_evaluation
 
     model_path = run_dir / ("model.zip" if args.model == "final" else "best/model.zip")
     agents = {"agent": load_sb3_policy(model_path, cfg.env), "optimal": "optimal", "glft": "glft"}

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator
 
-from .book.config import BookConfig
-from .schema import Section
+from .schema import (DEFAULT_ENV_ID, ActionConfig, EnvConfig, ImpactConfig, MarketConfig,
+                     ObservationConfig, RewardConfig, Section)
 
 __all__ = [
     "ConfigError",
@@ -56,160 +56,6 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A user mistake in a config file or override: one line, names file, key path and value."""
-
-
-# --------------------------------------------------------------------------------------- env ---
-class MarketConfig(Section):
-    """The intensity market of Avellaneda & Stoikov (2008); defaults are the paper's set-up."""
-
-    s0: float = 100.0
-    """Initial mid price (price units)."""
-    sigma: float = Field(2.0, ge=0.0)
-    """Volatility of the arithmetic Brownian mid, price units per sqrt(time unit)."""
-    A: float = Field(140.0, gt=0.0)
-    """Fill intensity at zero depth, lambda(delta) = A exp(-k delta), fills per time unit."""
-    k: float = Field(1.5, gt=0.0)
-    """Decay of the fill intensity with depth, per price unit."""
-    A_bid: float | None = Field(None, gt=0.0)
-    """Bid-side A (defaults to ``A``)."""
-    A_ask: float | None = Field(None, gt=0.0)
-    """Ask-side A (defaults to ``A``)."""
-    k_bid: float | None = Field(None, gt=0.0)
-    """Bid-side k (defaults to ``k``)."""
-    k_ask: float | None = Field(None, gt=0.0)
-    """Ask-side k (defaults to ``k``)."""
-    dt: float = Field(0.005, gt=0.0)
-    """Length of one step (time units)."""
-    horizon: float = Field(1.0, gt=0.0)
-    """Episode length T (time units); the episode has round(horizon/dt) steps."""
-    fill_rule: Literal["linear", "poisson"] = "linear"
-    """Per-step fill probability: 'linear' p = min(1, A e^{-k d} dt) (AS 2008), 'poisson' p = 1 - exp(-A e^{-k d} dt)."""
-    max_inventory: int = Field(25, ge=1)
-    """Inventory bound Q: |q| <= Q; a side whose fill would breach it does not quote."""
-    tick_size: float = Field(0.0, ge=0.0)
-    """Price tick; quotes are rounded away from the mid to the tick grid. 0 means continuous prices."""
-    mid_noise: Literal["gaussian", "binomial"] = "gaussian"
-    """Mid increment sigma sqrt(dt) Z with Z ~ N(0,1) ('gaussian') or Z = +-1 w.p. 1/2 ('binomial', AS 2008)."""
-    q0: int = 0
-    """Initial inventory (lots)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> MarketConfig:
-        steps = self.horizon / self.dt
-        if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
-            raise ValueError(f"horizon/dt must be a positive integer number of steps, got {steps:g}")
-        if abs(self.q0) > self.max_inventory:
-            raise ValueError(f"|q0| = {abs(self.q0)} exceeds max_inventory = {self.max_inventory}")
-        return self
-
-    @property
-    def n_steps(self) -> int:
-        """Steps per episode, round(horizon / dt)."""
-        return int(round(self.horizon / self.dt))
-
-    def side_params(self) -> tuple[float, float, float, float]:
-        """(A_bid, A_ask, k_bid, k_ask) with per-side overrides applied."""
-        return (
-            self.A if self.A_bid is None else self.A_bid,
-            self.A if self.A_ask is None else self.A_ask,
-            self.k if self.k_bid is None else self.k_bid,
-            self.k if self.k_ask is None else self.k_ask,
-        )
-
-
-class ImpactConfig(Section):
-    """Market orders (the hedge action) in the linear Almgren & Chriss (2000) form."""
-
-    half_spread: float = Field(0.0, ge=0.0)
-    """Half-spread paid per lot by a market order, on top of impact (price units)."""
-    eta: float = Field(0.0, ge=0.0)
-    """Temporary impact: a market order of v lots executes at mid +- (half_spread + eta v)."""
-    nu: float = Field(0.0, ge=0.0)
-    """Permanent impact: a market order of v lots moves the mid by nu v."""
-
-
-class RewardConfig(Section):
-    """Reward = change in marked-to-market wealth minus risk penalties (each term reported in info)."""
-
-    inventory_penalty: float = Field(0.0, ge=0.0)
-    """Running penalty phi: each step pays phi q^2 dt on post-fill inventory (CJP 2015, ch. 10)."""
-    terminal_penalty: float = Field(0.0, ge=0.0)
-    """Terminal penalty alpha: the last step pays alpha q_T^2 (CJP 2015, ch. 10)."""
-    maker_fee: float = 0.0
-    """Fee per lot filled passively (negative for a rebate)."""
-    taker_fee: float = 0.0
-    """Fee per lot traded with a market order."""
-    objective: Literal["risk_neutral", "cara"] = "risk_neutral"
-    """'risk_neutral': wealth increments; 'cara': the terminal reward is the CARA utility (1 - e^{-g W})/g of the episode's wealth change W."""
-    cara_gamma: float = Field(0.1, gt=0.0)
-    """Risk aversion g of the CARA terminal utility (objective: cara)."""
-    dampening: float = Field(0.0, ge=0.0)
-    """Asymmetric dampening eta of Spooner et al. (2018): each step also pays max(0, eta q dS)."""
-
-
-class ActionConfig(Section):
-    """How the agent's normalised action in [-1, 1] becomes quotes."""
-
-    mode: Literal["as_hybrid", "offsets"] = "as_hybrid"
-    """'as_hybrid': (risk aversion, skew) of the Avellaneda-Stoikov rule; 'offsets': raw depths (delta_b, delta_a)."""
-    gamma_min: float = Field(0.01, gt=0.0)
-    """as_hybrid: smallest risk aversion (action -1); gamma is log-scaled."""
-    gamma_max: float = Field(2.0, gt=0.0)
-    """as_hybrid: largest risk aversion (action +1)."""
-    skew_max: float = Field(2.0, ge=0.0)
-    """as_hybrid: the skew action shifts the reservation price by at most this (price units)."""
-    offset_min: float = -1.0
-    """offsets: depth at action -1 (price units; negative depths cross the mid)."""
-    offset_max: float = 3.0
-    """offsets: depth at action +1 (price units)."""
-    hedge: bool = False
-    """Add a last action dimension: a market order of round(a * hedge_max_lots) lots (positive buys)."""
-    hedge_max_lots: int = Field(5, ge=1)
-    """Largest market order per step (lots)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> ActionConfig:
-        if self.gamma_max < self.gamma_min:
-            raise ValueError(f"gamma_max ({self.gamma_max}) < gamma_min ({self.gamma_min})")
-        if self.offset_max <= self.offset_min:
-            raise ValueError(f"offset_max ({self.offset_max}) <= offset_min ({self.offset_min})")
-        return self
-
-
-class ObservationConfig(Section):
-    """Observation features."""
-
-    vol_halflife: float = Field(20.0, gt=0.0)
-    """Half-life (steps) of the exponentially weighted realised-volatility estimate."""
-
-
-class EnvConfig(Section):
-    """The environment: which env and the parameters of its market, reward and action."""
-
-    id: str = "mmgym/MarketMaking-v0"
-    """Registered environment id (``mmgym/MarketMaking-v0``, ``mmgym/LOBMarketMaking-v0``)."""
-
-    @field_validator("id")
-    @classmethod
-    def _known_id(cls, value: str) -> str:
-        from gymnasium.envs.registration import registry
-
-        known = sorted(i for i in registry if i.startswith("mmgym/"))
-        if known and value not in known:  # only mmgym's envs have a batched market behind them
-            raise ValueError(f"unknown environment (registered: {', '.join(known)})")
-        return value
-    market: MarketConfig = Field(default_factory=MarketConfig)
-    """The market model."""
-    impact: ImpactConfig = Field(default_factory=ImpactConfig)
-    """Market-order costs."""
-    reward: RewardConfig = Field(default_factory=RewardConfig)
-    """Reward terms."""
-    action: ActionConfig = Field(default_factory=ActionConfig)
-    """Action mapping."""
-    observation: ObservationConfig = Field(default_factory=ObservationConfig)
-    """Observation features."""
-    book: BookConfig = Field(default_factory=BookConfig)
-    """The limit order book (mmgym/LOBMarketMaking-v0 only)."""
 
 
 # ------------------------------------------------------------------------------ experiment ---
@@ -276,11 +122,43 @@ class TrainConfig(Section):
     """Show a progress bar."""
 
 
+def env_config_class(env_id: Any) -> type[EnvConfig]:
+    """The config class of the scenario registered as ``env_id`` (EnvConfig if unregistered: its
+    ``id`` check then reports the registered ids)."""
+    from .scenarios import REGISTRY, get
+
+    return get(env_id).config_class if isinstance(env_id, str) and env_id in REGISTRY else EnvConfig
+
+
+def _env_class_of(data: Any) -> type[EnvConfig]:
+    """The config class for an env mapping (by its ``id``; the default env when it names none)."""
+    env_id = data.get("id", DEFAULT_ENV_ID) if isinstance(data, dict) else DEFAULT_ENV_ID
+    return env_config_class(env_id)
+
+
+def _all_env_sections() -> set[str]:
+    """Section names of every registered scenario's env config."""
+    from .scenarios import REGISTRY
+
+    return {name for env_id in REGISTRY for name in env_config_class(env_id).model_fields}
+
+
 class ExperimentConfig(Section):
     """One runnable experiment."""
 
-    env: EnvConfig = Field(default_factory=EnvConfig)
-    """The environment."""
+    env: SerializeAsAny[EnvConfig] = Field(default_factory=EnvConfig)
+    """The environment (its ``id`` picks the scenario and so the sections it has)."""
+
+    @field_validator("env", mode="wrap")
+    @classmethod
+    def _scenario_config(cls, value: Any, handler: Any) -> EnvConfig:
+        if isinstance(value, EnvConfig):
+            klass = env_config_class(value.id)
+            return value if isinstance(value, klass) else klass.model_validate(value.model_dump())
+        if isinstance(value, dict):
+            return _env_class_of(value).model_validate(value)
+        return handler(value)
+
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
     """Analytic baselines."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -364,14 +242,29 @@ def _model_fields(model: type[BaseModel]) -> dict[str, Any]:
 def _resolve_override_path(parts: list[str], root: type[BaseModel]) -> list[str]:
     """Prefix ``env.`` to paths that name an env section directly (``market.sigma``)."""
     if root is ExperimentConfig and parts[0] not in ExperimentConfig.model_fields:
-        if parts[0] in EnvConfig.model_fields:
+        if parts[0] in _all_env_sections():
             return ["env", *parts]
     return parts
 
 
-def _check_path(parts: list[str], root: type[BaseModel], text: str) -> None:
-    """Raise ConfigError listing valid keys if ``parts`` is not a path of the schema."""
+def _sub_model(annotation: Any, data: Any) -> Any:
+    """The model class a field holds (the scenario's env config class for ``env``), or None."""
+    sub = None
+    for cand in getattr(annotation, "__args__", (annotation,)):
+        if isinstance(cand, type) and issubclass(cand, BaseModel):
+            sub = cand
+    if sub is not None and issubclass(sub, EnvConfig):
+        sub = _env_class_of(data)
+    return sub
+
+
+def _check_path(parts: list[str], root: type[BaseModel], text: str, data: Any = None) -> None:
+    """Raise ConfigError listing valid keys if ``parts`` is not a path of the schema (``data``:
+    the mapping being overridden, which says the env's id)."""
     model: Any = root
+    node: Any = data if isinstance(data, dict) else {}
+    if isinstance(model, type) and issubclass(model, EnvConfig):
+        model = _env_class_of(node)
     for depth, part in enumerate(parts):
         if model is None or not (isinstance(model, type) and issubclass(model, BaseModel)):
             return  # free-form mapping below (agent.kwargs): anything goes
@@ -380,12 +273,8 @@ def _check_path(parts: list[str], root: type[BaseModel], text: str) -> None:
             where = ".".join(parts[:depth]) or "<top>"
             valid = ", ".join(sorted(fields))
             raise ConfigError(f"--set {text}: unknown key {part!r} under {where}; valid keys: {valid}")
-        annotation = fields[part].annotation
-        sub = None
-        for cand in getattr(annotation, "__args__", (annotation,)):
-            if isinstance(cand, type) and issubclass(cand, BaseModel):
-                sub = cand
-        model = sub
+        node = node.get(part) if isinstance(node, dict) else None
+        model = _sub_model(fields[part].annotation, node)
 
 
 def apply_overrides(
@@ -397,7 +286,8 @@ def apply_overrides(
     for text in overrides or []:
         parts, value = parse_override(text)
         parts = _resolve_override_path(parts, root)
-        _check_path(parts, root, text)
+        if parts[:2] != ["env", "id"] and parts != ["id"]:
+            _check_path(parts, root, text, data)
         node = data
         for part in parts[:-1]:
             child = node.get(part)
@@ -438,14 +328,14 @@ def _format_error(exc: ValidationError, source: str, data: dict[str, Any], root:
         if key == path or key.startswith(path + ".") or path.startswith(key + "."):
             source = f"--set {text}"
     if err["type"] == "extra_forbidden":
-        model: Any = root
+        model: Any = _env_class_of(data) if issubclass(root, EnvConfig) else root
+        sub_data: Any = data
         for p in path_parts[:-1]:
             ann = _model_fields(model).get(p) if isinstance(model, type) else None
             if ann is None:
                 break
-            for cand in getattr(ann.annotation, "__args__", (ann.annotation,)):
-                if isinstance(cand, type) and issubclass(cand, BaseModel):
-                    model = cand
+            sub_data = sub_data.get(p) if isinstance(sub_data, dict) else None
+            model = _sub_model(ann.annotation, sub_data) or model
         valid = ", ".join(sorted(_model_fields(model))) if isinstance(model, type) else ""
         return f"{source}: {key}: unknown key (valid keys: {valid})"
     msg = err["msg"]
@@ -477,6 +367,7 @@ def _override_paths(overrides: list[str] | None, root: type[BaseModel]) -> dict[
 def load_config(
     source: str | Path | dict[str, Any] | ExperimentConfig | None = None,
     overrides: list[str] | None = None,
+    name: str | None = None,
 ) -> ExperimentConfig:
     """Build a validated :class:`ExperimentConfig` from a YAML path, a dict or a config.
 
@@ -484,6 +375,7 @@ def load_config(
         source: YAML file path, a mapping with the experiment's sections, an existing config, or
             None for the defaults.
         overrides: ``key.path=value`` strings applied before validation.
+        name: what errors call the source (default: the file name, ``<dict>``, ...).
 
     Raises:
         ConfigError: one line naming the file, the key path and the bad value.
@@ -493,9 +385,9 @@ def load_config(
     elif source is None:
         data, name = {}, "<defaults>"
     elif isinstance(source, dict):
-        data, name = copy.deepcopy(source), "<dict>"
+        data, name = copy.deepcopy(source), name or "<dict>"
     else:
-        data, name = load_yaml(source), str(source)
+        data, name = load_yaml(source), name or str(source)
     data = apply_overrides(data, overrides)
     return _validate(ExperimentConfig, data, name, _override_paths(overrides, ExperimentConfig))
 
@@ -503,55 +395,94 @@ def load_config(
 def load_env_config(
     source: str | Path | dict[str, Any] | EnvConfig | ExperimentConfig | None = None,
     overrides: list[str] | None = None,
+    env_id: str | None = None,
 ) -> EnvConfig:
-    """Build an :class:`EnvConfig` from a YAML path or mapping.
+    """Build the env config (the scenario's config class) from a YAML path or mapping.
 
     The mapping may be a whole experiment (with an ``env`` section) or just the env's sections
     (``market``, ``reward``, ...).
+
+    Args:
+        source: YAML path, mapping, config, or None for the defaults.
+        overrides: ``key.path=value`` strings applied before validation.
+        env_id: the env the config is for (``gym.make``'s id): a config that names no env is taken
+            for it, one that names another is an error.
+
+    Raises:
+        ConfigError: one line naming the file, the key path and the bad value.
     """
-    if isinstance(source, EnvConfig):
-        return source if not overrides else load_env_config(source.model_dump(), overrides)
     if isinstance(source, ExperimentConfig):
-        return load_env_config(source.env, overrides)
-    if source is None:
-        data, name = {}, "<defaults>"
-    elif isinstance(source, dict):
-        data, name = copy.deepcopy(source), "<dict>"
+        source = source.env
+    if isinstance(source, EnvConfig):
+        if overrides or not isinstance(source, env_config_class(source.id)):
+            return load_env_config(source.model_dump(), overrides, env_id)
+        cfg, name = source, "<config>"
     else:
-        data, name = load_yaml(source), str(source)
-    if set(data) & (set(ExperimentConfig.model_fields) - set(EnvConfig.model_fields)) or "env" in data:
-        return load_config(data if name in ("<dict>",) else source, overrides).env
-    data = apply_overrides(data, overrides, EnvConfig)
-    return _validate(EnvConfig, data, name, _override_paths(overrides, EnvConfig))
+        if source is None:
+            data, name = {}, "<defaults>"
+        elif isinstance(source, dict):
+            data, name = copy.deepcopy(source), "<dict>"
+        else:
+            data, name = load_yaml(source), str(source)
+        experiment_keys = set(ExperimentConfig.model_fields) - _all_env_sections()
+        if set(data) & experiment_keys or "env" in data:
+            if env_id is not None and "id" not in (data.get("env") or {}):
+                data.setdefault("env", {})["id"] = env_id
+            cfg = load_config(data, overrides, name=name).env
+        else:
+            if env_id is not None:
+                data.setdefault("id", env_id)
+            data = apply_overrides(data, overrides, EnvConfig)
+            cfg = _validate(_env_class_of(data), data, name, _override_paths(overrides, EnvConfig))
+    if env_id is not None and cfg.id != env_id:
+        raise ConfigError(f"{name}: env.id: the config is for {cfg.id}, not {env_id} "
+                          f"(got {cfg.id!r})")
+    return cfg
 
 
 def merge_env_kwargs(config: EnvConfig, kwargs: dict[str, Any]) -> EnvConfig:
     """Merge ``gym.make`` keyword overrides (section mappings or flat keys) into a config.
 
     A flat key is looked up in the sections in the order market, reward, action, impact,
-    observation, book (``gym.make("mmgym/LOBMarketMaking-v0", warmup=5)`` sets ``book.warmup``).
+    observation, then the scenario's own (``gym.make("mmgym/LOBMarketMaking-v0", warmup=5)`` sets
+    ``book.warmup``).
     """
+    klass = env_config_class(config.id)
+    fields = klass.model_fields
+    shared = ["market", "reward", "action", "impact", "observation"]
+    sections = shared + [n for n in fields if n not in shared and _sub_model(fields[n].annotation, None)]
     data = config.model_dump()
     for key, value in kwargs.items():
-        if key in EnvConfig.model_fields and isinstance(value, dict):
+        if key in fields and isinstance(value, dict):
             data[key].update(value)
-        elif key in EnvConfig.model_fields:
+        elif key in fields:
             data[key] = value
         else:
-            for section in ("market", "reward", "action", "impact", "observation", "book"):
-                if key in EnvConfig.model_fields[section].annotation.model_fields:  # type: ignore[union-attr]
+            for section in sections:
+                if key in fields[section].annotation.model_fields:  # type: ignore[union-attr]
                     data[section][key] = value
                     break
             else:
-                raise ConfigError(f"<gym.make>: {key}: unknown keyword (valid: {', '.join(EnvConfig.model_fields)} or a market/reward/action/impact/observation/book key)")
-    return _validate(EnvConfig, data, "<gym.make>")
+                raise ConfigError(f"<gym.make>: {key}: unknown keyword (valid: {', '.join(fields)} or a "
+                                  f"{'/'.join(sections)} key)")
+    return _validate(klass, data, "<gym.make>")
 
 
 def describe(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> None:
-    """Print every key path with its default and docstring."""
+    """Print every key path with its default and docstring (env sections of every scenario)."""
+    from .scenarios import REGISTRY
+
     for name, field in model.model_fields.items():
         ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
+        if isinstance(ann, type) and issubclass(ann, EnvConfig) and ann is EnvConfig:
+            describe(EnvConfig, f"{prefix}{name}.")
+            for env_id in REGISTRY:
+                klass = env_config_class(env_id)
+                for section, sub in klass.model_fields.items():
+                    if section not in EnvConfig.model_fields:
+                        print(f"# {prefix}{name}.{section}: {env_id} only")
+                        describe(sub.annotation, f"{prefix}{name}.{section}.")
+        elif isinstance(ann, type) and issubclass(ann, BaseModel):
             describe(ann, f"{prefix}{name}.")
         else:
             default = field.get_default(call_default_factory=True)

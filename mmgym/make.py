@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 
-from .config import ConfigError, EnvConfig, ExperimentConfig, load_env_config
-from .envs.batch import BatchMarket, IntensityMarket
-
-#: id -> factory(config, num_envs, raw_depths) of the batched market behind each registered env.
-MARKETS: dict[str, Callable[..., BatchMarket]] = {
-    "mmgym/MarketMaking-v0": lambda config, num_envs, raw_depths=False: IntensityMarket(
-        config, num_envs, raw_depths=raw_depths
-    ),
-    "mmgym/LOBMarketMaking-v0": lambda config, num_envs, raw_depths=False: _lob_market(
-        config, num_envs, raw_depths
-    ),
-}
-
-
-def _lob_market(config: EnvConfig, num_envs: int, raw_depths: bool) -> BatchMarket:
-    from .envs.lob import LOBMarket
-
-    return LOBMarket(config, num_envs, raw_depths=raw_depths)
+from .config import EnvConfig, ExperimentConfig, load_env_config
+from .envs.market import BatchMarket
 
 
 def make_env(
@@ -47,17 +31,14 @@ def make_env(
         >>> env = make_env("configs/cjp.yaml")                     # doctest: +SKIP
         >>> venv = make_env({"market": {"sigma": 3}}, num_envs=1000)  # doctest: +SKIP
     """
-    cfg = load_env_config(config, overrides)  # validates env.id against the registered mmgym envs
+    cfg = load_env_config(config, overrides)  # validates env.id against the registered scenarios
     if num_envs is None:
         return gym.make(cfg.id, config=cfg, **kwargs)
     return gym.make_vec(cfg.id, num_envs=num_envs, vectorization_mode="vector_entry_point",
                         config=cfg, **kwargs)
 
 
-def make_market(config: EnvConfig, num_envs: int, raw_depths: bool = False) -> BatchMarket:
+def make_market(config: EnvConfig, num_envs: int, raw_depths: bool = False,
+                parallel: bool = False) -> BatchMarket:
     """The batched market behind ``config.id`` (for baselines, evaluation and adapters)."""
-    try:
-        factory = MARKETS[config.id]
-    except KeyError:
-        raise ConfigError(f"env.id: unknown environment {config.id!r} (registered: {', '.join(sorted(MARKETS))})") from None
-    return factory(config, num_envs, raw_depths=raw_depths)
+    return BatchMarket(config, num_envs, raw_depths=raw_depths, parallel=parallel)

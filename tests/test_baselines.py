@@ -19,8 +19,8 @@ from mmgym.baselines import (
     make_baseline,
 )
 from mmgym.config import ConfigError, load_config, load_env_config
-from mmgym.core import intensity as K
-from mmgym.envs.batch import IntensityMarket
+from mmgym.sim import ledger as K
+from mmgym.envs.market import BatchMarket as IntensityMarket
 from mmgym.evaluation import run_policy
 
 
@@ -60,7 +60,7 @@ def test_as_equals_kernel_as_hybrid_at_zero_skew():
     m.seed_rows([0, 1, 2, 3])
     m.reset()
     m.step_count[:] = steps
-    m.inventory[:] = qs
+    m.inventory[:, 0] = qs
     buf = m.step(np.column_stack([np.full(4, a0), np.zeros(4)]))
     d_b, d_a = AvellanedaStoikov(env, gamma).depths(steps, qs)
     # q = 25 = Q: the bid does not quote there (NaN in aux)

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from mmgym.config import load_config
-from mmgym.evaluation import evaluate_agents, load_sb3_policy, run_evaluation, run_policy
+from agents.policies import load_sb3_policy
+from mmgym.evaluation import evaluate_agents, run_evaluation, run_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from mmgym.config import load_env_config
-from mmgym.core import intensity as K
-from mmgym.envs.batch import IntensityMarket
+from mmgym.sim import ledger as K
+from mmgym.envs.market import BatchMarket as IntensityMarket
 
 from .reference_intensity import RefRng, ref_reset, ref_step
 

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import optimize
 
 from ..config import EnvConfig
+from ..sim.quotes import as_depths_batch
 from .base import DepthPolicy
 from .optimal import evaluate_tables
 
@@ -34,7 +35,8 @@ class AvellanedaStoikov(DepthPolicy):
         delta_b = q gamma sigma^2 tau + gamma sigma^2 tau / 2 + (1/gamma) ln(1 + gamma/k_b)
         delta_a = -q gamma sigma^2 tau + gamma sigma^2 tau / 2 + (1/gamma) ln(1 + gamma/k_a)
 
-    This is exactly the kernel's ``as_hybrid`` mapping at skew 0.
+    This is the kernel's ``as_hybrid`` rule at skew 0, computed by the same function
+    (:func:`mmgym.sim.quotes.as_depths`).
 
     Args:
         config: the environment. gamma: risk aversion (``baselines.gamma``).
@@ -46,22 +48,25 @@ class AvellanedaStoikov(DepthPolicy):
         super().__init__(config)
         self.gamma = float(gamma)
 
-    def _terms(self, step):
-        mp, g = self.mp, self.gamma
-        inv = g * mp.sigma**2 * mp.tau(step)
-        half_b = 0.5 * inv + math.log1p(g / mp.k_bid) / g
-        half_a = 0.5 * inv + math.log1p(g / mp.k_ask) / g
-        return inv, half_b, half_a
+    def _as_depths(self, step, q):
+        """AS 2008 eqs. (29)-(30) elementwise over broadcast (step, q)."""
+        mp = self.mp
+        step, q = np.broadcast_arrays(np.asarray(step), np.asarray(q, dtype=np.float64))
+        d_b = np.empty(q.shape)
+        d_a = np.empty(q.shape)
+        as_depths_batch(np.ascontiguousarray(q, dtype=np.float64).ravel(),
+                        np.ascontiguousarray(mp.tau(step), dtype=np.float64).ravel(), self.gamma,
+                        mp.sigma * mp.sigma, mp.k_bid, mp.k_ask, 0.0, d_b.reshape(-1),
+                        d_a.reshape(-1))
+        return d_b, d_a
 
-    def depths(self, step, q):
-        inv, half_b, half_a = self._terms(step)
-        shift = np.asarray(q, dtype=np.float64) * inv
-        return shift + half_b, -shift + half_a
+    def _depths(self, step, q):
+        return self._as_depths(step, q)
 
     def spread(self, step) -> np.ndarray:
         """Total spread gamma sigma^2 (T-t) + (2/gamma) ln(1 + gamma/k) (AS 2008 eq. 30)."""
-        _, half_b, half_a = self._terms(step)
-        return half_b + half_a
+        d_b, d_a = self._as_depths(step, np.zeros(np.shape(step)))
+        return d_b + d_a
 
     def describe(self):
         return {"name": self.name, "gamma": self.gamma}
@@ -82,10 +87,8 @@ class SymmetricAS(AvellanedaStoikov):
 
     name = "symmetric"
 
-    def depths(self, step, q):
-        _, half_b, half_a = self._terms(step)
-        shape = np.shape(q)
-        return np.broadcast_to(half_b, shape).astype(np.float64), np.broadcast_to(half_a, shape).astype(np.float64)
+    def _depths(self, step, q):
+        return self._as_depths(step, np.zeros(np.broadcast_shapes(np.shape(step), np.shape(q))))
 
 
 class FixedSpread(DepthPolicy):
@@ -124,7 +127,7 @@ class FixedSpread(DepthPolicy):
                                        options={"xatol": 1e-6})
         return float(res.x if res.fun <= vals[i] else grid[i])
 
-    def depths(self, step, q):
+    def _depths(self, step, q):
         d = np.full(np.shape(q), self.half_spread)
         return d, d.copy()
 
@@ -162,7 +165,7 @@ class GLFT(DepthPolicy):
         self.base_b, self.w_b = side(mp.A_bid, mp.k_bid)
         self.base_a, self.w_a = side(mp.A_ask, mp.k_ask)
 
-    def depths(self, step, q):
+    def _depths(self, step, q):
         q = np.asarray(q, dtype=np.float64)
         return (self.base_b + (2.0 * q + 1.0) / 2.0 * self.w_b,
                 self.base_a - (2.0 * q - 1.0) / 2.0 * self.w_a)
@@ -195,7 +198,7 @@ class InventoryBoundary(AvellanedaStoikov):
         self.band = int(self.mp.max_inventory // 2 if band is None else band)
         self.max_lots = int(config.action.hedge_max_lots)
 
-    def hedge(self, step, q):
+    def _hedge(self, step, q):
         q = np.asarray(q, dtype=np.int64)
         v = np.where(np.abs(q) > self.band, -q, 0)
         return np.clip(v, -self.max_lots, self.max_lots).astype(np.int64)

@@ -4,13 +4,15 @@ All baselines of this package depend on the state only through the step index ``
 inventory ``q`` (the mid's martingale part drops out of every closed form and of the exact
 optimum), so a baseline is a pair of vectorised functions::
 
-    depths(step, q) -> (delta_b, delta_a)      # (N,) float64 each, price units from the mid
-    hedge(step, q)  -> v                      # (N,) int64 market-order lots (0 unless hedging)
+    depths(step, q) -> (delta_b, delta_a)      # float64, q's shape, price units from the mid
+    hedge(step, q)  -> v                      # int64, q's shape: market-order lots (0 unless hedging)
 
-and :meth:`DepthPolicy.act` turns a batched market's state arrays into the kernel's raw-depth
-action array ``(N, 2[+1]) = (delta_b, delta_a[, hedge_lots])``
-(:class:`~mmgym.envs.batch.IntensityMarket` with ``raw_depths=True``). A side that must not quote
-is handled by the kernel's inventory bound, so baselines always return finite depths on both sides.
+with ``step`` of shape (N,) and ``q`` of shape (N, K) (the asset axis of the batched market's
+state; (N,) is taken as one asset). :meth:`DepthPolicy.act` turns a batched market's state into
+the kernel's raw-depth action array (columns by the market's action layout: K bid depths, K ask
+depths, K market orders; :class:`~mmgym.envs.market.BatchMarket` with ``raw_depths=True``). A side
+that must not quote is handled by the kernel's inventory bound, so baselines always return finite
+depths on both sides.
 
 Quotes are computed from the **post-hedge** inventory (the kernel executes the market order
 first, step rule 0), i.e. ``depths(step, q + hedge(step, q))``.
@@ -25,6 +27,15 @@ import numpy as np
 from ..config import ConfigError, EnvConfig
 
 __all__ = ["DepthPolicy", "MarketParams"]
+
+
+def _broadcast(step: Any, q: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``step`` (N,) shaped to broadcast against ``q`` ((N,) or (N, K))."""
+    step = np.asarray(step)
+    q = np.asarray(q)
+    if q.ndim == 2 and step.ndim == 1:
+        step = step[:, None]
+    return step, q
 
 
 class MarketParams:
@@ -66,6 +77,10 @@ class DepthPolicy:
     name: str = "policy"
     #: True if the policy needs the hedge action dimension (``env.action.hedge: true``).
     needs_hedge: bool = False
+    #: The policy's exact expected objective from the initial state, when it knows it (``optimal``).
+    v0: float | None = None
+    #: Whether ``v0`` is exact for the env's discrete rules.
+    exact: bool = False
 
     def __init__(self, config: EnvConfig):
         self.config = config
@@ -78,36 +93,52 @@ class DepthPolicy:
 
     # ------------------------------------------------------------------------ the policy ---
     def depths(self, step: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Bid and ask depths ``(delta_b, delta_a)``, (N,) float64 each, at post-hedge inventory q."""
-        raise NotImplementedError
+        """Bid and ask depths ``(delta_b, delta_a)`` at post-hedge inventory q (q's shape).
+
+        Args:
+            step: (N,) steps taken. q: (N,) or (N, K) inventories.
+        """
+        step, q = _broadcast(step, q)
+        d_b, d_a = self._depths(step, q)
+        return (np.broadcast_to(np.asarray(d_b, dtype=np.float64), q.shape),
+                np.broadcast_to(np.asarray(d_a, dtype=np.float64), q.shape))
 
     def hedge(self, step: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """Market order in lots (positive buys), (N,) int64, from pre-hedge inventory q."""
-        return np.zeros(np.shape(q), dtype=np.int64)
+        """Market order in lots (positive buys) from pre-hedge inventory q, int64 of q's shape."""
+        step, q = _broadcast(step, q)
+        return np.broadcast_to(np.asarray(self._hedge(step, q), dtype=np.int64), q.shape)
+
+    def _depths(self, step: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`depths` elementwise; ``step`` broadcasts against ``q``."""
+        raise NotImplementedError
+
+    def _hedge(self, step: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """:meth:`hedge` elementwise (default: never trade)."""
+        return np.zeros(q.shape, dtype=np.int64)
 
     # ------------------------------------------------------------------------- plumbing ---
     def act(self, market: Any, out: np.ndarray | None = None) -> np.ndarray:
-        """Raw-depth actions ``(N, 2[+1])`` for a batched market's current state.
+        """Raw-depth actions ``(N, action_dim)`` for a batched market's current state.
 
         Args:
-            market: an :class:`~mmgym.envs.batch.IntensityMarket` (reads ``step_count`` and
-                ``inventory``).
+            market: a :class:`~mmgym.envs.market.BatchMarket` (reads ``step_count``, the (N, K)
+                ``inventory`` and its ``action_layout``).
             out: optional preallocated ``(N, action_dim)`` float64 array.
         """
         step = market.step_count
         q = market.inventory
-        hedge_dim = market.action_dim == 3
+        layout = market.action_layout
         if out is None:
             out = np.empty((step.shape[0], market.action_dim))
-        if hedge_dim:
+        if layout.hedge is not None:
             v = self.hedge(step, q)
             q_post = np.clip(q + v, -self.mp.max_inventory, self.mp.max_inventory)
-            out[:, 2] = v
+            out[:, layout.hedge] = v
         else:
             q_post = q
         d_b, d_a = self.depths(step, q_post)
-        out[:, 0] = d_b
-        out[:, 1] = d_a
+        out[:, layout.bid] = d_b
+        out[:, layout.ask] = d_a
         return out
 
     def surface(self) -> tuple[np.ndarray, np.ndarray]:

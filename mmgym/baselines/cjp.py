@@ -93,7 +93,7 @@ class CJP(DepthPolicy):
         q0 = self.config.market.q0 if q0 is None else q0
         return float(self.h[0, q0 + self.mp.max_inventory])
 
-    def depths(self, step, q):
+    def _depths(self, step, q):
         j = np.asarray(q, dtype=np.int64) + self.mp.max_inventory
         t = np.minimum(np.asarray(step, dtype=np.int64), self.mp.n_steps - 1)
         return self._d_b[t, j], self._d_a[t, j]

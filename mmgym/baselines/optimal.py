@@ -415,12 +415,12 @@ class OptimalPolicy(DepthPolicy):
         self.exact = self.solution.exact
         self.v0 = self.solution.v0(config.market.q0)
 
-    def depths(self, step, q):
+    def _depths(self, step, q):
         j = np.asarray(q, dtype=np.int64) + self.mp.max_inventory
         t = np.minimum(np.asarray(step, dtype=np.int64), self.mp.n_steps - 1)
         return self.solution.delta_b[t, j], self.solution.delta_a[t, j]
 
-    def hedge(self, step, q):
+    def _hedge(self, step, q):
         j = np.asarray(q, dtype=np.int64) + self.mp.max_inventory
         t = np.minimum(np.asarray(step, dtype=np.int64), self.mp.n_steps - 1)
         return self.solution.hedge[t, j]

@@ -1,15 +1,15 @@
-"""The Gymnasium layer over the batched simulators."""
+"""The Gymnasium layer over the batched simulators: one market class and two env classes that
+every scenario uses (:mod:`mmgym.scenarios`)."""
 
-from .base import BatchMarketEnv, BatchMarketVectorEnv
-from .batch import BatchMarket, IntensityMarket, StepBuffers
-from .market_making import MarketMakingEnv, MarketMakingVectorEnv
+from .base import ScenarioEnv, ScenarioVectorEnv, episode_info, episode_info_batch
+from .market import BatchMarket, Kernel, StepBuffers
 
 __all__ = [
     "BatchMarket",
-    "BatchMarketEnv",
-    "BatchMarketVectorEnv",
-    "IntensityMarket",
-    "MarketMakingEnv",
-    "MarketMakingVectorEnv",
+    "Kernel",
+    "ScenarioEnv",
+    "ScenarioVectorEnv",
     "StepBuffers",
+    "episode_info",
+    "episode_info_batch",
 ]

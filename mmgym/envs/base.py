@@ -1,23 +1,37 @@
-"""Gymnasium single and vector environments over any :class:`~mmgym.envs.batch.BatchMarket`."""
+"""Gymnasium single and vector environments over any registered scenario's :class:`BatchMarket`.
+
+A scenario module subclasses :class:`ScenarioEnv` and :class:`ScenarioVectorEnv`, sets
+``scenario_id`` and writes the env's manual as the class docstring; nothing else.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ..config import EnvConfig, load_env_config, merge_env_kwargs
-from .batch import BatchMarket
+from .market import BatchMarket
 
-MarketFactory = Callable[[EnvConfig, int], BatchMarket]
+__all__ = ["ScenarioEnv", "ScenarioVectorEnv", "episode_info", "episode_info_batch", "resolve_env_config"]
 
 
-def resolve_env_config(config: Any, overrides: dict[str, Any]) -> EnvConfig:
-    """Config from a YAML path, mapping or EnvConfig, plus ``gym.make`` keyword overrides."""
-    cfg = load_env_config(config)
+def resolve_env_config(env_id: str, config: Any, overrides: dict[str, Any]):
+    """The config of a ``gym.make(env_id, config=..., **overrides)`` call.
+
+    ``config`` is a YAML path, a mapping (an experiment or just the env's sections) or an
+    :class:`~mmgym.schema.EnvConfig`; None uses the scenario's defaults. A config that names no
+    env is taken for ``env_id``; one that names another env is an error.
+    """
+    from ..config import load_env_config, merge_env_kwargs
+    from ..scenarios import get
+
+    if config is None:
+        cfg = get(env_id).default_config()
+    else:
+        cfg = load_env_config(config, env_id=env_id)
     return merge_env_kwargs(cfg, overrides) if overrides else cfg
 
 
@@ -37,15 +51,16 @@ def episode_info_batch(market: BatchMarket, stats: np.ndarray) -> dict[str, np.n
     return out
 
 
-class BatchMarketEnv(gym.Env):
+class ScenarioEnv(gym.Env):
     """A single Gymnasium env: one row of a :class:`BatchMarket` (the same kernel as the batch)."""
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
-    market_factory: MarketFactory
+    #: the registered scenario this env runs (set by the scenario's subclass)
+    scenario_id: str = ""
 
     def __init__(self, config: Any = None, render_mode: str | None = None, **overrides: Any):
-        self.config = resolve_env_config(config, overrides)
-        self.market = type(self).market_factory(self.config, 1)
+        self.config = resolve_env_config(self.scenario_id, config, overrides)
+        self.market = BatchMarket(self.config, 1)
         self.observation_space = self.market.single_observation_space
         self.action_space = self.market.single_action_space
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -56,9 +71,21 @@ class BatchMarketEnv(gym.Env):
                          if name not in self.market.unused_aux]
         self._info_keys = self.market.term_names + tuple(self.market.aux_names[j] for j in self._aux_idx)
         self._last_info: dict[str, Any] = {}
+        self._reset_done_in_kernel = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset the market.
+
+        Right after an episode end, without a new seed, the row the kernel already reset is
+        returned (SAME_STEP autoreset: a reset that draws random numbers, like the book's warm-up,
+        has drawn them), so a single env follows exactly the stream of the vector env's row.
+        """
         super().reset(seed=seed)
+        if self._reset_done_in_kernel and seed is None and self.market.seeded[0]:
+            self._reset_done_in_kernel = False
+            self._last_info = {}
+            return self.market.buffers.obs[0].copy(), {}
+        self._reset_done_in_kernel = False
         if seed is not None or not self.market.seeded[0]:
             self.market.set_rng_row(0, self.np_random)
         obs = self.market.reset()
@@ -73,13 +100,15 @@ class BatchMarketEnv(gym.Env):
         b = self.market.buffers
         aux = b.aux[0].tolist()
         info = dict(zip(self._info_keys, b.terms[0].tolist() + [aux[j] for j in self._aux_idx]))
-        if b.done[0]:
+        done = bool(b.done[0])
+        if done:
             obs = b.final_obs[0].copy()
             info["episode"] = episode_info(self.market, b.final_stats[0])
         else:
             obs = b.obs[0].copy()
         self._last_info = info
-        return obs, float(b.reward[0]), bool(b.done[0]), False, info
+        self._reset_done_in_kernel = done
+        return obs, float(b.reward[0]), done, False, info
 
     def render(self):
         if self.render_mode != "ansi":
@@ -87,13 +116,15 @@ class BatchMarketEnv(gym.Env):
         m, info = self.market, self._last_info
         bid = info.get("bid_px", float("nan"))
         ask = info.get("ask_px", float("nan"))
+        mid = m.get_field("mid", [0])[0] if "mid" in m.state_fields else float("nan")
+        cash = m.get_field("cash", [0])[0] if "cash" in m.state_fields else float("nan")
         return (
-            f"step {int(m.step_count[0])}/{m.n_steps}  mid {m.mid[0]:.4f}  q {int(m.inventory[0])}  "
-            f"cash {m.cash[0]:.4f}  bid {bid:.4f}  ask {ask:.4f}"
+            f"step {int(m.step_count[0])}/{m.n_steps}  mid {mid:.4f}  q {int(m.inventory[0, 0])}  "
+            f"cash {cash:.4f}  bid {bid:.4f}  ask {ask:.4f}"
         )
 
 
-class BatchMarketVectorEnv(VectorEnv):
+class ScenarioVectorEnv(VectorEnv):
     """A Gymnasium vector env stepping all markets in one kernel call (SAME_STEP autoreset).
 
     On a finished row, ``infos["final_obs"]`` (object array, ``None`` elsewhere, mask
@@ -102,13 +133,13 @@ class BatchMarketVectorEnv(VectorEnv):
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
-    market_factory: MarketFactory
+    scenario_id: str = ""
 
     def __init__(self, num_envs: int = 1, config: Any = None, render_mode: str | None = None,
                  **overrides: Any):
         overrides.pop("max_episode_steps", None)
-        self.config = resolve_env_config(config, overrides)
-        self.market = type(self).market_factory(self.config, num_envs)
+        self.config = resolve_env_config(self.scenario_id, config, overrides)
+        self.market = BatchMarket(self.config, num_envs)
         self.num_envs = num_envs
         self.single_observation_space = self.market.single_observation_space
         self.single_action_space = self.market.single_action_space

@@ -1,0 +1,34 @@
+"""Evaluate policies on common random numbers: the runner, its statistics and its figures.
+
+- :mod:`~mmgym.evaluation.runner`: run baselines and callables on identical scenarios
+  (:func:`run_policy`, :func:`run_evaluation`, :func:`evaluate_agents`, :func:`depth_surface`);
+- :mod:`~mmgym.evaluation.stats`: summaries and paired differences (:func:`summarize`,
+  :func:`paired_difference`);
+- :mod:`~mmgym.evaluation.plots`: the figures (:func:`write_plots`, matplotlib imported lazily).
+
+Trained stable-baselines3 models are loaded by :mod:`agents.policies`.
+"""
+
+from .runner import (AUDIT_COLUMNS, EpisodeBatch, EvaluationResult, ObsPolicy, Policy, clear_cache,
+                     depth_surface, evaluate_agents, get_baseline, run_evaluation, run_policy)
+from .plots import write_plots
+from .stats import mean_se, paired_difference, summarize
+
+
+__all__ = [
+    "AUDIT_COLUMNS",
+    "EpisodeBatch",
+    "EvaluationResult",
+    "ObsPolicy",
+    "Policy",
+    "clear_cache",
+    "depth_surface",
+    "evaluate_agents",
+    "get_baseline",
+    "mean_se",
+    "paired_difference",
+    "run_evaluation",
+    "run_policy",
+    "summarize",
+    "write_plots",
+]

@@ -1,0 +1,459 @@
+"""Evaluate policies on common random numbers: baselines, callables and trained SB3 models.
+
+Every agent runs the same scenarios: episode ``e`` of an evaluation with seed ``s`` runs on a
+kernel stream seeded with ``seeding.np_random(s + e)`` (what a single Gymnasium env reset with
+seed ``s + e`` uses, and what env ``e`` of a vector env reset with seed ``s`` uses). The kernel
+draws the same random numbers per step whatever the action, so two agents see identical fill
+uniforms and mid moves, and paired differences between them have small variance.
+
+On ``mmgym/LOBMarketMaking-v0`` the pairing is by seed only: every agent's episode e starts from
+the same book (same warm-up draws) and consumes the same stream, but our orders change the book
+(queue positions, fills, the mid when a market order takes our quote), so the event sequence
+depends on the action: which uniform decides which event drifts apart as soon as the agents'
+quotes differ. Paired differences stay valid (episodes are independent across e, and each pair
+shares its seed); their variance reduction is smaller than on the intensity market.
+
+Episodes are batched: all episodes of a chunk (``num_envs`` rows) advance with one kernel call per
+step. Results do not depend on the chunk size.
+
+A policy is one of
+
+* a baseline name (``"as"``, ``"optimal"``, ... see :mod:`mmgym.baselines`),
+* a :class:`~mmgym.baselines.DepthPolicy` (raw-depth market),
+* a callable ``obs (N, obs_dim) float32 -> actions (N, action_dim)`` in the env's normalised
+  action space (market with ``raw_depths=False``), e.g. :func:`agents.policies.load_sb3_policy`.
+
+Baseline runs are cached in-process by (env config, policy parameters, episodes, seed): a periodic
+evaluation in ``train.py`` pays for its reference lines once.
+
+Nothing here branches on env ids: what an env supports (exact DP values, per-fill audits, what the
+baselines' model is to it) is declared by its scenario (:class:`mmgym.scenarios.base.Scenario`).
+Trained SB3 models are loaded by :mod:`agents.policies` (``agents/`` is the only torch importer).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Union
+
+import numpy as np
+
+from ..config import BaselinesConfig, ConfigError, EnvConfig
+from ..make import make_market
+from .stats import paired_difference, summarize
+
+__all__ = [
+    "AUDIT_COLUMNS",
+    "EpisodeBatch",
+    "EvaluationResult",
+    "ObsPolicy",
+    "Policy",
+    "clear_cache",
+    "depth_surface",
+    "evaluate_agents",
+    "get_baseline",
+    "run_evaluation",
+    "run_policy",
+]
+
+ObsPolicy = Callable[[np.ndarray], np.ndarray]
+Policy = Union[str, "DepthPolicy", ObsPolicy]  # noqa: F821
+
+DEFAULT_CHUNK = 1000
+_CACHE_SIZE = 64
+_RUN_CACHE: OrderedDict[str, EpisodeBatch] = OrderedDict()
+_BASELINE_CACHE: OrderedDict[str, Any] = OrderedDict()
+
+AUDIT_COLUMNS = ("agent", "episode", "step", "side", "price", "qty", "inventory_after", "cash_after")
+
+
+@dataclass
+class EpisodeBatch:
+    """Per-episode outcomes of one policy (arrays of shape (episodes,) unless stated).
+
+    Attributes:
+        objective: summed reward (the env's objective). pnl: wealth change, net of costs.
+        final_inventory, abs_inventory: q_T and the per-step mean of |q|.
+        spread: mean quoted spread over two-sided steps (NaN if never two-sided).
+        fills, impact_cost, fees, hedge_lots, inventory_penalty, terminal_penalty: episode sums.
+        path: the first episode's path: ``mid``, ``bid``, ``ask``, ``fill_bid``, ``fill_ask``,
+            ``inventory`` (post-step), each (n_steps,).
+        audit: per-fill records (tuples in ``AUDIT_COLUMNS`` order, agent left blank) or None.
+    """
+
+    objective: np.ndarray
+    pnl: np.ndarray
+    final_inventory: np.ndarray
+    abs_inventory: np.ndarray
+    max_abs_inventory: np.ndarray
+    spread: np.ndarray
+    fills: np.ndarray
+    impact_cost: np.ndarray
+    fees: np.ndarray
+    hedge_lots: np.ndarray
+    inventory_penalty: np.ndarray
+    terminal_penalty: np.ndarray
+    path: dict[str, np.ndarray] = field(default_factory=dict)
+    audit: list[tuple] | None = None
+
+
+@dataclass
+class EvaluationResult:
+    """What :func:`run_evaluation` returns: metrics per agent plus the raw batches and policies."""
+
+    metrics: dict[str, dict[str, Any]]
+    batches: dict[str, EpisodeBatch]
+    policies: dict[str, Any]
+    reference: str
+    metadata: dict[str, Any]
+
+
+# ------------------------------------------------------------------------------- caching ---
+def _key(*parts: Any) -> str:
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def _cache_put(cache: OrderedDict, key: str, value: Any) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+
+
+def clear_cache() -> None:
+    """Forget cached baseline policies and runs."""
+    _RUN_CACHE.clear()
+    _BASELINE_CACHE.clear()
+
+
+def get_baseline(name: str, env_config: EnvConfig, baselines_config: BaselinesConfig | None = None):
+    """:func:`mmgym.baselines.make_baseline`, cached by (name, env config, baselines config)."""
+    from ..baselines import make_baseline
+
+    bc = baselines_config if baselines_config is not None else BaselinesConfig()
+    key = _key(name, env_config.model_dump(), bc.model_dump())
+    if key not in _BASELINE_CACHE:
+        _cache_put(_BASELINE_CACHE, key, make_baseline(name, env_config, bc))
+    return _BASELINE_CACHE[key]
+
+
+# ------------------------------------------------------------------------------- running ---
+def run_policy(
+    env_config: EnvConfig,
+    policy: Any,
+    episodes: int,
+    seed: int = 0,
+    num_envs: int | None = None,
+    audit: bool = False,
+    cache: bool = True,
+) -> EpisodeBatch:
+    """Run ``episodes`` episodes of one policy on common random numbers (module docstring).
+
+    Args:
+        env_config: the environment.
+        policy: a :class:`~mmgym.baselines.DepthPolicy` (raw-depth market) or a callable
+            obs -> normalised actions.
+        episodes: number of episodes; episode e uses seed ``seed + e``.
+        seed: base seed.
+        num_envs: rows stepped at once (default min(episodes, 1000)).
+        audit: also return per-fill records.
+        cache: reuse/remember the result of a DepthPolicy run (not for callables or audits).
+
+    Raises:
+        ConfigError: ``audit`` on an env whose scenario cannot reconstruct per-fill records from
+            its aux columns (``Scenario.audit``).
+    """
+    from ..baselines import DepthPolicy
+    from ..scenarios import get as get_scenario
+
+    if audit and not get_scenario(env_config.id).audit:
+        raise ConfigError(f"--audit: per-fill records are not available for {env_config.id} "
+                          "(its scenario does not reconstruct them)")
+    is_depth = isinstance(policy, DepthPolicy)
+    if not is_depth and not callable(policy):
+        raise TypeError(f"policy must be a DepthPolicy or a callable, got {type(policy).__name__}")
+    key = None
+    if is_depth and cache and not audit:
+        key = _key(env_config.model_dump(), policy.describe(), type(policy).__name__, episodes, seed)
+        if key in _RUN_CACHE:
+            _RUN_CACHE.move_to_end(key)
+            return _RUN_CACHE[key]
+    chunk = min(episodes, num_envs or DEFAULT_CHUNK)
+    n_steps = env_config.market.n_steps
+    stats_rows: list[np.ndarray] = []
+    records: list[tuple] | None = [] if audit else None
+    path: dict[str, np.ndarray] = {}
+    market = make_market(env_config, chunk, raw_depths=is_depth)
+    actions = np.zeros((chunk, market.action_dim))
+    col = {name: j for j, name in enumerate(market.aux_names)}
+    stat = {name: j for j, name in enumerate(market.stat_names)}
+    im = env_config.impact
+    maker, taker = env_config.reward.maker_fee, env_config.reward.taker_fee
+    for start in range(0, episodes, chunk):
+        rows = min(chunk, episodes - start)
+        if rows != market.num_envs:
+            market = make_market(env_config, rows, raw_depths=is_depth)
+            actions = np.zeros((rows, market.action_dim))
+        market.seed_rows([seed + start + i for i in range(rows)])
+        obs = market.reset()
+        first = start == 0
+        if first:
+            path = {k: np.empty(n_steps) for k in ("mid", "bid", "ask", "fill_bid", "fill_ask", "inventory", "hedge")}
+        for t in range(n_steps):
+            if audit:
+                cash0 = market.field("cash").copy()
+                inv0 = market.inventory[:, 0].copy()
+            if is_depth:
+                policy.act(market, out=actions)
+                act = actions
+            else:
+                act = np.asarray(policy(obs), dtype=np.float64).reshape(rows, market.action_dim)
+            buf = market.step(act)
+            aux = buf.aux
+            if first:
+                for key_, name in _PATH_COLUMNS:
+                    path[key_][t] = aux[0, col[name]]
+                path["inventory"][t] = (buf.final_stats[0, stat["final_inventory"]] if buf.done[0]
+                                        else market.inventory[0, 0])
+            if audit:
+                _audit_step(records, start, t, aux, col, cash0, inv0, im, maker, taker)
+            obs = buf.obs
+        if not buf.done.all():  # fixed horizon: every row finishes on the last step
+            raise RuntimeError("episodes did not finish after n_steps steps")
+        stats_rows.append(buf.final_stats.copy())
+    rows_ = np.concatenate(stats_rows, axis=0)
+    st = {name: rows_[:, j] for name, j in stat.items()}  # the ledger's statistics, by name
+    length = np.maximum(st["length"], 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.where(st["spread_count"] > 0, st["spread_sum"] / st["spread_count"], np.nan)
+    batch = EpisodeBatch(
+        objective=st["return"], pnl=st["pnl"], final_inventory=st["final_inventory"],
+        abs_inventory=st["abs_inventory_sum"] / length, max_abs_inventory=st["max_abs_inventory"],
+        spread=spread, fills=st["fills"], impact_cost=st["impact_cost"], fees=st["fees"],
+        hedge_lots=st["hedge_lots"], inventory_penalty=st["inventory_penalty"],
+        terminal_penalty=st["terminal_penalty"], path=path, audit=records,
+    )
+    if key is not None:
+        _cache_put(_RUN_CACHE, key, batch)
+    return batch
+
+
+#: EpisodeBatch.path keys and the aux columns they record (episode 0, every step)
+_PATH_COLUMNS = (("mid", "quote_mid"), ("bid", "bid_px"), ("ask", "ask_px"), ("fill_bid", "fill_bid"),
+                 ("fill_ask", "fill_ask"), ("hedge", "hedge_lots"))
+
+
+def _audit_step(records, start, t, aux, col, cash0, inv0, im, maker, taker) -> None:
+    """Append this step's trades: market order, then bid fill, then ask fill (the kernel's order,
+    :mod:`mmgym.scenarios.intensity`); ``col``: aux column of each name."""
+    v = aux[:, col["hedge_lots"]]
+    fb = aux[:, col["fill_bid"]] > 0
+    fa = aux[:, col["fill_ask"]] > 0
+    active = np.flatnonzero((v != 0) | fb | fa)
+    for i in active:
+        cash = float(cash0[i])
+        q = int(inv0[i])
+        vi = int(v[i])
+        if vi != 0:
+            s_pre = aux[i, col["quote_mid"]] - im.nu * vi
+            px = s_pre + math.copysign(im.half_spread + im.eta * abs(vi), vi)
+            cash -= vi * px + taker * abs(vi)
+            q += vi
+            records.append(("", start + i, t, "market_buy" if vi > 0 else "market_sell", px, abs(vi), q, cash))
+        if fb[i]:
+            px = float(aux[i, col["bid_px"]])
+            cash -= px + maker
+            q += 1
+            records.append(("", start + i, t, "bid", px, 1, q, cash))
+        if fa[i]:
+            px = float(aux[i, col["ask_px"]])
+            cash += px - maker
+            q -= 1
+            records.append(("", start + i, t, "ask", px, 1, q, cash))
+
+
+# ---------------------------------------------------------------------------- evaluation ---
+def _resolve(name: str, policy: Any, env_config: EnvConfig, bc: BaselinesConfig):
+    from ..baselines import DepthPolicy
+
+    if isinstance(policy, str):
+        return get_baseline(policy, env_config, bc)
+    if isinstance(policy, DepthPolicy) or callable(policy):
+        return policy
+    raise ConfigError(f"agent {name!r}: expected a baseline name, a DepthPolicy or a callable, got {type(policy).__name__}")
+
+
+def run_evaluation(
+    env_config: EnvConfig,
+    agents: Mapping[str, Policy],
+    episodes: int = 1000,
+    seed: int = 0,
+    baselines_config: BaselinesConfig | None = None,
+    num_envs: int | None = None,
+    reference: str | None = None,
+    audit: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> EvaluationResult:
+    """Run every agent on the same scenarios; metrics, paired differences and raw batches.
+
+    Args:
+        env_config: the environment.
+        agents: name -> policy (a baseline name, a DepthPolicy or a callable obs -> actions).
+        episodes, seed: scenarios (episode e uses seed + e) shared by all agents.
+        baselines_config: gamma etc. of the named baselines and of the certainty equivalent.
+        num_envs: rows stepped at once (default min(episodes, 1000)).
+        reference: agent the paired differences are taken against (default ``optimal`` if
+            present, else the first agent).
+        audit: record per-fill trades.
+        progress: optional callback with the name of the agent about to run.
+
+    Returns:
+        :class:`EvaluationResult`; ``metrics[name]`` holds :func:`summarize`'s fields, the paired
+        differences against the reference (``objective_diff_mean``, ``objective_diff_se``,
+        ``objective_diff_ci95``, ``pnl_diff_*``), and for table policies ``objective_exact``
+        (the exact expectation of the objective, :func:`mmgym.baselines.evaluate_tables`); the
+        optimal policy adds ``v0``. On an env whose scenario is not the baselines' intensity model
+        (``Scenario.dp_exact`` false: the limit order book, the OU mid) those expectations are the
+        *intensity model's* with the config's sigma, A, k, not the env's: they are reported as
+        ``objective_model`` (``objective_exact`` is None), ``v0`` is that model's optimum, and
+        ``metadata["baseline_model"]`` says so (``Scenario.model_note``).
+    """
+    from ..baselines import DepthPolicy, evaluate_tables
+    from ..scenarios import get as get_scenario
+
+    if not agents:
+        raise ConfigError("no agents to evaluate")
+    bc = baselines_config if baselines_config is not None else BaselinesConfig()
+    names = list(agents)
+    if reference is None:
+        reference = "optimal" if "optimal" in agents else names[0]
+    if reference not in agents:
+        raise ConfigError(f"--reference {reference!r} is not one of the agents ({', '.join(names)})")
+    policies = {name: _resolve(name, pol, env_config, bc) for name, pol in agents.items()}
+    batches: dict[str, EpisodeBatch] = {}
+    for name, pol in policies.items():
+        if progress is not None:
+            progress(name)
+        batches[name] = run_policy(env_config, pol, episodes, seed, num_envs=num_envs, audit=audit)
+    metrics: dict[str, dict[str, Any]] = {}
+    ref = batches[reference]
+    j0 = env_config.market.q0 + env_config.market.max_inventory
+    scenario = get_scenario(env_config.id)
+    exact_env = scenario.dp_exact
+    for name, batch in batches.items():
+        m = summarize(batch, bc.gamma)
+        pol = policies[name]
+        m["kind"] = "baseline" if isinstance(pol, DepthPolicy) else "policy"
+        if isinstance(pol, DepthPolicy):
+            m["params"] = pol.describe()
+            try:
+                d_b, d_a, v = pol.tables()
+                value = float(evaluate_tables(env_config, d_b, d_a, v)[0, j0])
+            except ConfigError:
+                value = None
+            m["objective_exact"] = value if exact_env else None
+            if not exact_env:
+                m["objective_model"] = value
+            if pol.v0 is not None:
+                m["v0"] = float(pol.v0)
+        obj = paired_difference(batch.objective, ref.objective)
+        pnl = paired_difference(batch.pnl, ref.pnl)
+        m["reference"] = reference
+        m["objective_diff_mean"], m["objective_diff_se"], m["objective_diff_ci95"] = obj["mean"], obj["se"], obj["ci95"]
+        m["pnl_diff_mean"], m["pnl_diff_se"], m["pnl_diff_ci95"] = pnl["mean"], pnl["se"], pnl["ci95"]
+        metrics[name] = m
+    metadata = {
+        "episodes": int(episodes),
+        "seed": int(seed),
+        "reference": reference,
+        "gamma": bc.gamma,
+        "env": env_config.model_dump(mode="json"),
+        "baselines": bc.model_dump(mode="json"),
+    }
+    note = scenario.model_note(env_config)
+    if note is not None:
+        metadata["baseline_model"] = note
+    opt = next((p for p in policies.values() if isinstance(p, DepthPolicy) and p.v0 is not None), None)
+    if opt is not None:
+        metadata["optimal_v0"] = float(opt.v0)
+        metadata["optimal_exact"] = bool(opt.exact) and exact_env
+    return EvaluationResult(metrics, batches, policies, reference, metadata)
+
+
+def evaluate_agents(
+    env_config: EnvConfig,
+    agents: Mapping[str, Policy],
+    episodes: int = 1000,
+    seed: int = 0,
+    baselines_config: BaselinesConfig | None = None,
+    num_envs: int | None = None,
+    reference: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Metrics per agent on common random numbers (see :func:`run_evaluation`).
+
+    Example (periodic evaluation in a training loop)::
+
+        from mmgym.evaluation import evaluate_agents
+        def act(obs):                       # normalised actions, (N, action_dim)
+            return model.predict(obs, deterministic=True)[0]
+        res = evaluate_agents(cfg.env, {"agent": act, "as": "as", "optimal": "optimal"},
+                              episodes=500, seed=123, baselines_config=cfg.baselines)
+        res["agent"]["objective_mean"], res["agent"]["objective_diff_ci95"]
+
+    Baseline entries are cached, so repeated calls only pay for the callable agents.
+    """
+    return run_evaluation(env_config, agents, episodes, seed, baselines_config, num_envs,
+                          reference).metrics
+
+
+# ------------------------------------------------------------------------ depth surfaces ---
+def depth_surface(
+    env_config: EnvConfig,
+    policy: Any,
+    q_values: np.ndarray,
+    t_values: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Depths ``(delta_b, delta_a)``, each (len(t_values), len(q_values)), of a policy on a grid.
+
+    A DepthPolicy is queried directly. A callable obs-policy is fed the observation the kernel would
+    write at (t, q) (volatility at its nominal level, no fills, zero last return) and its actions
+    are mapped to depths by one step of the real kernel (so the env's rescaling and tick rounding
+    apply). The side that cannot quote at the bound is NaN.
+    """
+    from ..baselines import DepthPolicy
+
+    q_values = np.asarray(q_values, dtype=np.int64)
+    t_values = np.asarray(t_values, dtype=np.int64)
+    tg, qg = np.meshgrid(t_values, q_values, indexing="ij")
+    q_max = env_config.market.max_inventory
+    if isinstance(policy, DepthPolicy):
+        d_b, d_a = policy.depths(tg.ravel(), qg.ravel())
+        d_b = np.asarray(d_b, float).reshape(tg.shape).copy()
+        d_a = np.asarray(d_a, float).reshape(tg.shape).copy()
+        d_b[qg >= q_max] = np.nan
+        d_a[qg <= -q_max] = np.nan
+        return d_b, d_a
+    n = tg.size
+    n_steps = env_config.market.n_steps
+    market = make_market(env_config, n, raw_depths=False)
+    market.seed_rows(list(range(n)))
+    # the reset observation as template: env-specific features beyond the intensity env's first
+    # six (the book's spread, imbalance, ...) keep their values at the start of an episode
+    obs = np.array(market.reset(), dtype=np.float32)
+    base = market.scenario.obs  # the ledger's six base features come first in every scenario
+    for name in ("inventory", "fill_bid", "fill_ask", "mid_return"):
+        obs[:, base[name]] = 0.0
+    obs[:, base["time_left"]] = (n_steps - tg.ravel()) / n_steps
+    obs[:, base["volatility"]] = 1.0
+    actions = np.asarray(policy(obs), dtype=np.float64).reshape(n, market.action_dim)
+    market.inventory[:, 0] = qg.ravel()
+    market.step_count[:] = tg.ravel()
+    # the episode's wealth accounting starts from the wealth at this (t, q)
+    market.track.wealth0[:] = (market.inventory * market.field("mid")).sum(axis=1)
+    buf = market.step(actions)
+    col = market.scenario.aux
+    return (buf.aux[:, col["depth_bid"]].reshape(tg.shape).copy(),
+            buf.aux[:, col["depth_ask"]].reshape(tg.shape).copy())

@@ -1,0 +1,157 @@
+"""What a scenario declares: the :class:`Scenario` base class.
+
+A scenario module (``mmgym/scenarios/<name>.py``) holds, in one place:
+
+- its config class (:class:`~mmgym.schema.EnvConfig`, or a subclass with its own sections);
+- its parameter record: a numpy structured dtype with one sub-record per component and a
+  :meth:`Scenario.pack` that fills it from a config;
+- its per-row state (a ``NamedTuple`` of ``(num_envs, ...)`` arrays, :meth:`Scenario.new_state`);
+- the names of its observation, aux, statistic and reward-term columns (:class:`~mmgym.sim.columns.Columns`
+  extending the ledger's, so offsets are assigned, never numbered by hand);
+- its processes and its two kernels (``step``, ``reset``) built on :mod:`mmgym.sim.skeleton`;
+- its registration: env id, Gymnasium env classes, default baselines, and what the analytic
+  baselines' model is to this env.
+
+Everything above the kernels (:class:`~mmgym.envs.market.BatchMarket`, the Gymnasium envs, the
+SB3 adapter, the baselines, evaluation, training) reads only this interface.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+from gymnasium import spaces
+
+from ..schema import EnvConfig
+from ..sim import ledger
+from ..sim.columns import Columns
+
+__all__ = ["Scenario", "ActionLayout"]
+
+
+class ActionLayout(NamedTuple):
+    """Which action columns are what, for ``K`` assets: depths (or their normalised actions) of the
+    bids ``bid``, of the asks ``ask``, market orders ``hedge`` (None without the hedge action)."""
+
+    bid: slice
+    ask: slice
+    hedge: slice | None
+
+
+class Scenario:
+    """Base class of a scenario's declaration (module docstring). Subclasses set the class
+    attributes and override what differs; one instance per module is registered as ``SCENARIO``.
+
+    Attributes:
+        id: the Gymnasium env id.
+        config_class: the env config class (``env.id`` selects it when a config is loaded).
+        defaults: the config ``gym.make(id)`` uses when no config is given (sections merged into
+            the config class's defaults).
+        terms, aux, stats, obs: the column layouts of the kernels' outputs.
+        num_assets: K, the asset axis of the per-row state (``(num_envs, K)`` arrays).
+        state_fields: per-env state exposed through ``get_attr``/``set_attr`` of the vector adapters.
+        params_dtype: the parameter record's structured dtype.
+        step_kernel, reset_kernel: the scenario's numba kernels (:mod:`mmgym.sim.skeleton`):
+            ``step(track, state, params, actions, out, work, lo, hi) -> bad row or -1`` and
+            ``reset(mask, track, state, params, out)``.
+        parallel_kernel: optional ``step`` over row chunks on all cores (same results), or None.
+        default_baselines: what ``evaluate.py`` compares by default on this env.
+        dp_exact: the analytic baselines' intensity model *is* this env, so ``optimal`` and the
+            exact policy values (:func:`mmgym.baselines.evaluate_tables`) are exact here.
+        audit: per-fill records can be reconstructed from the aux columns (intensity rules).
+    """
+
+    id: str = ""
+    config_class: type[EnvConfig] = EnvConfig
+    defaults: Mapping[str, Any] = {}
+    terms: Columns = ledger.TERMS
+    aux: Columns = ledger.AUX
+    stats: Columns = ledger.STATS
+    obs: Columns = ledger.OBS
+    num_assets: int = 1
+    state_fields: tuple[str, ...] = ()
+    params_dtype: np.dtype
+    step_kernel: Callable[..., int]
+    reset_kernel: Callable[..., None]
+    parallel_kernel: Callable[..., int] | None = None
+    default_baselines: tuple[str, ...] = ("as", "symmetric", "glft", "optimal")
+    dp_exact: bool = False
+    audit: bool = False
+
+    # --------------------------------------------------------------------- config ---
+    def default_config(self) -> EnvConfig:
+        """The config ``gym.make(id)`` uses when none is given (:attr:`defaults`)."""
+        return self.config_class.model_validate({**self.defaults, "id": self.id})
+
+    def coerce(self, config: EnvConfig) -> EnvConfig:
+        """``config`` as an instance of :attr:`config_class` (validated again if it is not one)."""
+        if isinstance(config, self.config_class):
+            return config
+        return self.config_class.model_validate(config.model_dump())
+
+    def check(self, config: EnvConfig) -> None:
+        """Cross-section checks the schema cannot make; raise ConfigError (one line)."""
+
+    def model_note(self, config: EnvConfig) -> str | None:
+        """When the analytic baselines' model is not this env: one line saying what it is."""
+        return None
+
+    # ------------------------------------------------------------------ parameters ---
+    def pack(self, config: EnvConfig, raw_depths: bool = False) -> np.ndarray:
+        """The parameter record (a 1-element array of :attr:`params_dtype`)."""
+        raise NotImplementedError
+
+    def new_state(self, config: EnvConfig, num_envs: int, rng: np.ndarray) -> NamedTuple:
+        """The per-row market state of ``num_envs`` rows (``rng``: the shared (N, 2) streams)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------- spaces ---
+    def observation_space(self, config: EnvConfig) -> spaces.Box:
+        """One env's observation space."""
+        raise NotImplementedError
+
+    def action_layout(self, config: EnvConfig) -> ActionLayout:
+        """Action columns: K bid depths, K ask depths, then K market orders with the hedge action."""
+        k = self.num_assets
+        return ActionLayout(slice(0, k), slice(k, 2 * k), slice(2 * k, 3 * k) if config.action.hedge else None)
+
+    def action_space(self, config: EnvConfig, raw_depths: bool = False) -> spaces.Box:
+        """[-1, 1]^d (normalised), or unbounded raw depths (and lots) for the baselines."""
+        dim = (3 if config.action.hedge else 2) * self.num_assets
+        if raw_depths:
+            return spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float64)
+        return spaces.Box(-1.0, 1.0, shape=(dim,), dtype=np.float32)
+
+    def unused_aux(self, config: EnvConfig, raw_depths: bool = False) -> frozenset[str]:
+        """Aux columns that carry nothing under this config (left out of ``info``)."""
+        unused = set()
+        if raw_depths or config.action.mode != "as_hybrid":
+            unused |= {"gamma", "skew"}
+        if not config.action.hedge:
+            unused.add("hedge_lots")
+        return frozenset(unused)
+
+    # ----------------------------------------------------------------- state fields ---
+    def field_array(self, market: Any, name: str) -> np.ndarray:
+        """The (N, ...) array behind a state field (default: the state's, else the track's)."""
+        if name == "step":
+            return market.track.step
+        for holder in (market.state, market.track):
+            if name in type(holder)._fields:
+                return getattr(holder, name)
+        raise AttributeError(name)
+
+    def get_field(self, market: Any, name: str, rows: Sequence[int]) -> list[Any]:
+        """Per-env values of a state field at ``rows`` (scalars when one value per row)."""
+        arr = self.field_array(market, name)
+        return [arr[r].item() if np.size(arr[r]) == 1 else arr[r].copy() for r in rows]
+
+    def set_field(self, market: Any, name: str, value: Any, rows: Sequence[int]) -> None:
+        """Write a state field at ``rows``."""
+        arr = self.field_array(market, name)
+        for r in rows:
+            arr[r] = value
+
+    def __repr__(self) -> str:
+        return f"<scenario {self.id}>"

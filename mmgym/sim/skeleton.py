@@ -1,0 +1,129 @@
+"""The one step skeleton every scenario's kernel is built on.
+
+A scenario's step kernel is a module-level ``@njit(cache=True, _nrt=False)`` function that calls
+:func:`step_rows` with the scenario's processes::
+
+    @njit(cache=True, _nrt=False)
+    def step(track, state, params, actions, out, work, lo, hi):
+        step_rows(track, state, params, actions, out, work, lo, hi,
+                  prepare, market_step, post_step, write_obs, reset_row)
+
+The processes are plain ``@njit(inline="always")`` functions of the scenario's module (or shared
+ones it reuses), passed as arguments: the skeleton is inlined into the scenario's kernel at numba's
+IR level, so the processes resolve at compile time and the kernel is one cached function (numba's
+cache does not cover closures built by a factory, nor functions whose *Python* arguments are
+functions; it does cover this). The kernel is compiled without reference counting (``_nrt=False``):
+helpers may take arrays at no per-call cost, and nothing in a step allocates.
+
+One step of rows ``lo:hi``, in order:
+
+1. the shared quote rule's vectorised pre-pass (as_hybrid gamma and ln(1 + gamma/k)/gamma,
+   :func:`mmgym.sim.quotes.hybrid_prepass`);
+2. ``consts = prepare(params)``: the scenario reads its parameter record into scalars once;
+3. per row ``i``: ``outcome = market_step(track, state, params, consts, qc, actions, work, i)`` (``qc``: the
+   action record as :class:`~mmgym.sim.quotes.QuoteConsts`; the scenario's processes: hedge, quotes, fills, the mid's move...) returns a
+   :class:`~mmgym.sim.ledger.Outcome`;
+4. the ledger writes reward, terms, aux and statistics (:func:`mmgym.sim.ledger.record`);
+5. the shared :class:`~mmgym.sim.ledger.Track` advances: step counter, last mid change, EWMA of
+   squared mid changes (``params.obs.vol_decay``), last fills;
+6. ``post_step(track, state, params, consts, i, outcome, out)``: the scenario's own aux columns,
+   statistics and state;
+7. on the episode's last step: the final observation, the statistics copied out
+   (:func:`mmgym.sim.ledger.finish`) and ``reset_row`` (SAME_STEP autoreset);
+8. ``write_obs(track, state, params, consts, i, out_obs)``.
+
+The parameter record must have ``market`` (with ``n_steps``, ``dt``, ``k_bid``, ``k_ask``),
+``action`` (:data:`mmgym.sim.quotes.ACTION_DTYPE`), ``reward``
+(:data:`mmgym.sim.ledger.REWARD_DTYPE`) and ``obs`` (``vol_decay``) components.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from .ledger import finish, record
+from .quotes import MODE_AS_HYBRID, hybrid_prepass, quote_consts
+
+
+class Work(NamedTuple):
+    """Per-row work arrays of a step (allocated once by the Python layer; kernels never allocate).
+
+    Attributes:
+        gam, l_bid, l_ask, tmp: (N,) float64, the as_hybrid pre-pass.
+        bits: (N,) int64, its integer scratch.
+    """
+
+    gam: np.ndarray
+    l_bid: np.ndarray
+    l_ask: np.ndarray
+    tmp: np.ndarray
+    bits: np.ndarray
+
+
+def new_work(num_envs: int) -> Work:
+    """Work arrays for ``num_envs`` rows."""
+    n = num_envs
+    return Work(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64))
+
+
+@njit(cache=True, inline="always")
+def step_rows(track, state, params, actions, out, work, lo, hi, prepare, market_step, post_step,
+              write_obs, reset_row):
+    """Step rows ``lo:hi`` (module docstring); actions are already checked finite."""
+    pa = params.action
+    pm = params.market
+    hybrid_prepass(actions, lo, hi, pa, pm.k_bid, pm.k_ask, work.gam, work.l_bid, work.l_ask,
+                   work.tmp, work.bits)
+    hybrid = pa.mode == MODE_AS_HYBRID
+    consts = prepare(params)
+    qc = quote_consts(pa)
+    n_steps = pm.n_steps
+    dt = pm.dt
+    decay = params.obs.vol_decay
+    pr = params.reward
+    tr = track
+    for i in range(lo, hi):
+        o = market_step(tr, state, params, consts, qc, actions, work, i)
+        k_step = tr.step[i] + 1
+        last = k_step >= n_steps
+        record(out, tr.ep_stats, i, o, pr, dt, last, hybrid)
+        ds = o.ds
+        tr.step[i] = k_step
+        tr.mid_ret[i, 0] = ds
+        tr.vol_var[i, 0] += decay * (ds * ds - tr.vol_var[i, 0])
+        tr.last_fills[i, 0, 0] = o.fill_bid
+        tr.last_fills[i, 0, 1] = o.fill_ask
+        post_step(tr, state, params, consts, i, o, out)
+        out.done[i] = last
+        if last:
+            write_obs(tr, state, params, consts, i, out.final_obs)
+            finish(out, tr.ep_stats, i, k_step)
+            reset_row(tr, state, params, consts, i)
+        write_obs(tr, state, params, consts, i, out.obs)
+
+
+@njit(cache=True, inline="always")
+def reset_rows(mask, track, state, params, out, prepare, write_obs, reset_row):
+    """Reset the rows where ``mask`` is true (statistics zeroed) and write their observations."""
+    consts = prepare(params)
+    for i in range(mask.shape[0]):
+        if mask[i]:
+            for j in range(track.ep_stats.shape[1]):
+                track.ep_stats[i, j] = 0.0
+            reset_row(track, state, params, consts, i)
+            write_obs(track, state, params, consts, i, out.obs)
+
+
+@njit(cache=True, inline="always")
+def reset_track(track, i, var0, wealth0):
+    """The shared bookkeeping of a row at an episode's start."""
+    track.step[i] = 0
+    for a in range(track.vol_var.shape[1]):
+        track.vol_var[i, a] = var0
+        track.mid_ret[i, a] = 0.0
+        track.last_fills[i, a, 0] = 0
+        track.last_fills[i, a, 1] = 0
+    track.wealth0[i] = wealth0
