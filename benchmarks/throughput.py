@@ -10,7 +10,7 @@ Measures, in one run and on one machine (report medians over repeats):
   its ``step`` at N in {1, 64, 1000, 10000};
 - the single env from ``gym.make`` (with Gymnasium's default wrappers);
 - the stable-baselines3 VecEnv (``agents.MMVecEnv``);
-- the bare batched market (``IntensityMarket.step``), serial and with both cores;
+- the bare batched market (``BatchMarket.step``), serial and with both cores;
 - a lean numpy-vectorised implementation of the same model (:class:`NumpyIntensityMarket`), the
   reference every ratio is quoted against;
 - numba's first-call compile time (cold cache, in a subprocess) and the cached import time.
@@ -36,7 +36,7 @@ import gymnasium as gym  # noqa: E402
 
 import mmgym  # noqa: E402
 from mmgym.config import load_env_config  # noqa: E402
-from mmgym.envs.batch import IntensityMarket  # noqa: E402
+from mmgym.envs.market import BatchMarket  # noqa: E402
 
 
 class NumpyIntensityMarket:
@@ -124,7 +124,7 @@ def _calls_for(n):
 def compile_times():
     """First-call compile (cold numba cache, fresh process) and cached first call."""
     code = ("import time; t=time.perf_counter(); import numpy as np, mmgym; "
-            "from mmgym.envs.batch import IntensityMarket; m=IntensityMarket(mmgym.load_env_config(), 4); "
+            "from mmgym.envs.market import BatchMarket; m=BatchMarket(mmgym.load_env_config(), 4); "
             "m.reset(); m.step(np.zeros((4,2))); print(time.perf_counter()-t)")
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
@@ -152,18 +152,18 @@ def main(argv=None):
 
     for n in (1, 64, 1000, 10000):
         calls = max(5, int(_calls_for(n) * scale))
-        ref = NumpyIntensityMarket(cfg, n)
+        ref = NumpyBatchMarket(cfg, n)
         acts = np.random.default_rng(0).uniform(-1, 1, (n, 2))
         record(f"numpy_reference[{n}]", n, _time(lambda: ref.step(acts), calls, args.repeats), calls)
         venv = gym.make_vec("mmgym/MarketMaking-v0", num_envs=n, vectorization_mode="vector_entry_point")
         venv.reset(seed=0)
         a32 = acts.astype(np.float32)
         record(f"vector_env[{n}]", n, _time(lambda: venv.step(a32), calls, args.repeats), calls)
-        market = IntensityMarket(cfg, n)
+        market = BatchMarket(cfg, n)
         market.reset()
         record(f"batched_market[{n}]", n, _time(lambda: market.step(acts), calls, args.repeats), calls)
         if n >= 1000:
-            pmarket = IntensityMarket(cfg, n, parallel=True)
+            pmarket = BatchMarket(cfg, n, parallel=True)
             pmarket.reset()
             record(f"batched_market_2cores[{n}]", n,
                    _time(lambda: pmarket.step(acts), calls, args.repeats), calls)

@@ -1,6 +1,6 @@
 """A slow, obviously-correct plain-Python step of the intensity market, for checking the kernel.
 
-It re-implements the step rules of ``mmgym/core/intensity.py`` line by line in scalar Python, with
+It re-implements the step rules of ``mmgym/scenarios/intensity.py`` line by line in scalar Python, with
 its own xoroshiro128+ and ziggurat normal and exponential written with Python integers, and a dict per env as
 state. Nothing here is shared with the kernel except the config and the ziggurat tables (data).
 """
@@ -105,8 +105,13 @@ def ref_obs(cfg: EnvConfig, st: RefState) -> list[float]:
     return [st.q / m.max_inventory, (n - st.step) / n, vol, float(st.fills[0]), float(st.fills[1]), ret]
 
 
-def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = False) -> dict:
-    """One step; mutates ``st``; returns reward, terms, quotes and whether the episode ended."""
+def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = False,
+             mid_move=None) -> dict:
+    """One step; mutates ``st``; returns reward, terms, quotes and whether the episode ended.
+
+    ``mid_move(s, z)``, when given, replaces the Brownian move ``sigma sqrt(dt) z`` of the mid
+    from ``s`` with the standard variate ``z`` (or the +-1 of binomial noise).
+    """
     m, r, a, im = cfg.market, cfg.reward, cfg.action, cfg.impact
     a_bid, a_ask, k_bid, k_ask = m.side_params()
     clip = (lambda x: x) if raw else (lambda x: max(-1.0, min(1.0, x)))
@@ -167,10 +172,8 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
         q -= 1
     maker = r.maker_fee * (int(fb) + int(fa))
     st.cash -= maker
-    if m.mid_noise == "binomial":
-        ds = m.sigma * math.sqrt(m.dt) * (1 if st.rng.uniform() < 0.5 else -1)
-    else:
-        ds = m.sigma * math.sqrt(m.dt) * st.rng.normal()
+    z = (1 if st.rng.uniform() < 0.5 else -1) if m.mid_noise == "binomial" else st.rng.normal()
+    ds = m.sigma * math.sqrt(m.dt) * z if mid_move is None else mid_move(s, z)
     s_new = s + ds
     # 5. reward
     dw = st.cash + q * s_new - w_before

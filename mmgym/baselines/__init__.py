@@ -2,7 +2,7 @@
 
 Every baseline maps ``(step, inventory)`` of N envs to raw depth actions
 ``(N, 2[+1]) = (delta_b, delta_a[, hedge_lots])`` for
-:class:`~mmgym.envs.batch.IntensityMarket` with ``raw_depths=True``:
+:class:`~mmgym.envs.market.BatchMarket` with ``raw_depths=True``:
 
 ==========  ================================================================================
 name        policy

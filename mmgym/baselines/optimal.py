@@ -1,7 +1,7 @@
 r"""The exact optimum of the discrete-time intensity market, by backward induction over (t, q).
 
 The objective is the environment's own: the expected summed reward of one episode under the
-kernel's step rules (:mod:`mmgym.core.intensity`), risk neutral. Writing one step's reward with
+kernel's step rules (:mod:`mmgym.scenarios.intensity`), risk neutral. Writing one step's reward with
 ``q'`` the post-fill inventory and ``dS`` the mid's move,
 
 .. math::
