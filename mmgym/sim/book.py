@@ -1409,8 +1409,9 @@ def _python_init_book(b: BookState, i: int, centre_tick: int, lam, theta, s0_spr
                   np.int64(centre_tick), np.int64(s0_spread), _f64(lam), _f64(theta), _NO_FP, _NO_I,
                   _NO_TAPE)
     if b.error[i] == ERR_INIT:
-        raise ValueError(f"init_book: env {i}: centre_tick = {centre_tick!r} must satisfy "
-                         f"|centre_tick| <= MAX_TICK = 2**40 and s0_spread = {s0_spread!r} >= 1")
+        bad = (f"centre_tick = {centre_tick}: |centre_tick| must be <= MAX_TICK = 2**40"
+               if abs(int(centre_tick)) > MAX_TICK else f"s0_spread = {s0_spread}: must be >= 1")
+        raise ValueError(f"init_book refused: env {i}: {bad}")
 
 
 init_book.python_impl = _python_init_book
@@ -1462,6 +1463,12 @@ def apply_ops(b: BookState, ops: np.ndarray, queue_model: int = QUEUE_PESSIMISTI
     return out
 
 
+def _show(x) -> str:
+    """An op-row value as a person would write it: -1, 2305843009213693952, 1.5, nan."""
+    x = float(x)
+    return str(int(x)) if np.isfinite(x) and x == int(x) and abs(x) < 2**63 else repr(x)
+
+
 def describe_refused_op(b: BookState, ops: np.ndarray, i: int, k: int) -> str:
     """One line saying why row ``ops[i, k]`` was refused (after :func:`book_apply_ops`)."""
     row = ops[i, k]
@@ -1469,12 +1476,12 @@ def describe_refused_op(b: BookState, ops: np.ndarray, i: int, k: int) -> str:
     where = f"book op refused: env {i}, op {k}"
     if p == _P_NONFINITE:
         f = next(j for j in range(5) if not np.isfinite(row[j]))
-        return f"{where}: {OP_FIELDS[f]} = {row[f]!r}: {_PROBLEM_TEXT[p]}"
+        return f"{where}: {OP_FIELDS[f]} = {_show(row[f])}: {_PROBLEM_TEXT[p]}"
     if p != _P_OK:
         f = _PROBLEM_FIELD[p]
-        return f"{where}: {OP_FIELDS[f]} = {row[f]!r}: {_PROBLEM_TEXT[p]}"
+        return f"{where}: {OP_FIELDS[f]} = {_show(row[f])}: {_PROBLEM_TEXT[p]}"
     err = int(b.error[i])
-    return (f"{where}: qty = {row[3]!r} at {OP_FIELDS[2]} = {row[2]!r}: {ERROR_NAMES.get(err, '?')} "
+    return (f"{where}: qty = {_show(row[3])} (code {_show(row[0])}): {ERROR_NAMES.get(err, '?')} "
             f"(error {err}; cash_ticks = {int(b.cash_ticks[i])}, inventory = {int(b.inventory[i])})")
 
 
