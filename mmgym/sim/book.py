@@ -471,6 +471,9 @@ _kernel = _jit(python=False, forceinline=False)  # public, for numba callers: a 
 _hot_kernel = _jit(python=False, forceinline=True)  # public, small and hot: LLVM inlines it
 _hot = _jit(python=False, forceinline=True)  # internal, LLVM inlines it
 _cold = _jit(python=False, forceinline=False)  # internal, out of line (rare paths)
+# numba-level inlining, only for kernels with one caller (the Python entry point): no library of
+# their own, whose compile would repeat the code they link in
+_inline_once = njit(cache=True, inline="always")
 
 
 @intrinsic
@@ -750,7 +753,7 @@ def _rest_bg(b, i, side, tick, v):
     _after_add(b, i, side, tick)
 
 
-@_kernel
+@_inline_once
 def bg_limit(b, i, side, tick, qty):
     """A background limit order of ``qty`` lots at ``tick``: a marketable part matches first, the
     rest joins the back of the queue (or is counted in ``C_BG_OUTSIDE`` outside the window).
@@ -1079,7 +1082,7 @@ def _op_problem(code, side, tick, qty, u, n_slots):
     return _P_OK
 
 
-@_kernel
+@_inline_once
 def apply_ops_kernel(b, ops, queue_model, power, out):
     """Apply operation rows to each env in order (the kernel behind :func:`book_apply_ops`).
 
