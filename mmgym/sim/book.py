@@ -753,7 +753,7 @@ def _rest_bg(b, i, side, tick, v):
     _after_add(b, i, side, tick)
 
 
-@_inline_once
+@_kernel
 def bg_limit(b, i, side, tick, qty):
     """A background limit order of ``qty`` lots at ``tick``: a marketable part matches first, the
     rest joins the back of the queue (or is counted in ``C_BG_OUTSIDE`` outside the window).
@@ -785,8 +785,10 @@ def _segment_shift(b, i, side, tick, c, B, want, always):
     k = 0
     r = np.int64(0)
     found = False
-    j = _next_own(b, i, side, tick, last)
-    while j >= 0:
+    while True:
+        j = _next_own(b, i, side, tick, last)
+        if j < 0:
+            break
         a = o[i, j, ORD_AHEAD]
         if k == c:
             r = a - prev
@@ -797,7 +799,6 @@ def _segment_shift(b, i, side, tick, c, B, want, always):
         prev = a
         last = o[i, j, ORD_SEQ]
         k += 1
-        j = _next_own(b, i, side, tick, last)
     if not found:
         r = B - prev
         r = want if want < r else r
@@ -813,14 +814,15 @@ def _power_cancel(b, i, side, tick, B, x, u, power):
     total = 0.0
     prev = np.int64(0)
     last = np.int64(-1)
-    j = _next_own(b, i, side, tick, last)
-    while j >= 0:
+    while True:
+        j = _next_own(b, i, side, tick, last)
+        if j < 0:
+            break
         s = o[i, j, ORD_AHEAD] - prev
         if s > 0:
             total += s ** power
         prev = o[i, j, ORD_AHEAD]
         last = o[i, j, ORD_SEQ]
-        j = _next_own(b, i, side, tick, last)
     s = B - prev
     if s > 0:
         total += s ** power
@@ -831,8 +833,10 @@ def _power_cancel(b, i, side, tick, B, x, u, power):
     last = np.int64(-1)
     k = np.int64(0)
     chosen = np.int64(-1)
-    j = _next_own(b, i, side, tick, last)
-    while j >= 0:
+    while True:
+        j = _next_own(b, i, side, tick, last)
+        if j < 0:
+            break
         s = o[i, j, ORD_AHEAD] - prev
         if s > 0:
             acc += s ** power
@@ -841,20 +845,32 @@ def _power_cancel(b, i, side, tick, B, x, u, power):
         prev = o[i, j, ORD_AHEAD]
         last = o[i, j, ORD_SEQ]
         k += 1
-        j = _next_own(b, i, side, tick, last)
     m = k  # number of our orders here; segment m is behind them all
     if chosen < 0:
         chosen = m
-    # remove min(x, s_chosen) from the chosen segment: orders after it move up by that much
-    r1 = _segment_shift(b, i, side, tick, chosen, B, x, _TRUE)
-    rest = x - r1
-    # the remainder comes from the back: segment m, m-1, ... (segment c shrinks -> orders > c move)
-    c = m
-    while rest > 0 and c >= 0:
-        r = _segment_shift(b, i, side, tick, c, B - r1 - (x - r1 - rest), rest, _FALSE)
-        if r > 0:
-            rest -= r
-        c -= 1
+    # first min(x, s_chosen) from the chosen segment (orders after it move up by that much), then
+    # the remainder from the back: segment m, m-1, ... (segment c shrinks -> orders >= c move)
+    c = chosen
+    first = _TRUE
+    level = B
+    want = x
+    r1 = np.int64(0)
+    rest = x
+    while True:
+        r = _segment_shift(b, i, side, tick, c, level, want, first)
+        if first:
+            r1 = r
+            rest = x - r1
+            c = m
+        else:
+            if r > 0:
+                rest -= r
+            c -= 1
+        if not (rest > 0 and c >= 0):
+            break
+        first = _FALSE
+        level = B - r1 - (x - r1 - rest)
+        want = rest
 
 
 @_hot_kernel
@@ -1017,11 +1033,12 @@ def recentre_to(b, i, new_lower):
     s = new_lower - b.lower_tick[i]
     if s == 0:
         return
-    side = np.int64(0)
-    while side < 2:
-        b.counters[i, C_BG_DROPPED] += _shift_row(b.bg, i, side, s)
-        _shift_row(b.own, i, side, s)
-        side = _opaque(side + 1)
+    r = np.int64(0)
+    while r < 4:  # rows bg[BID], bg[ASK], own[BID], own[ASK]
+        dropped = _shift_row(b.bg if r < 2 else b.own, i, r % 2, s)
+        if r < 2:
+            b.counters[i, C_BG_DROPPED] += dropped
+        r = _opaque(r + 1)
     b.lower_tick[i] = new_lower
     o = b.orders
     j = np.int64(0)
@@ -1080,64 +1097,6 @@ def _op_problem(code, side, tick, qty, u, n_slots):
     if c == OP_BG_CANCEL and not (0.0 <= u <= 1.0):
         return _P_U
     return _P_OK
-
-
-@_inline_once
-def apply_ops_kernel(b, ops, queue_model, power, out):
-    """Apply operation rows to each env in order (the kernel behind :func:`book_apply_ops`).
-
-    Every row is validated first (:func:`_op_problem`); if one is bad, nothing at all is applied.
-    Then env by env, op by op: an op refused at run time (a trade that could overflow cash, see
-    :func:`take`) changes nothing but ``error[i]``, and ends the call; an env with ``error[i]``
-    already set takes no op.
-
-    Args:
-        b: BookState.
-        ops: (N, n_ops, 5) float64 rows ``(code, side, tick_or_slot, qty, u)`` with ``OP_*`` codes;
-            ``side`` is BID/ASK for limits and cancels, BUY/SELL for market orders; ``u`` in [0, 1]
-            is the queue-model draw of a background cancel. A code < 0 is a no-op (padding).
-        queue_model, power: the queue model (``QUEUE_*``, int64) and its exponent (float64).
-        out: (N, n_ops) int64, per op: slot (own limit), lots cancelled, or lots filled.
-
-    Returns:
-        (env, op index) of the first refused row, or (-1, -1) if every row was applied.
-    """
-    M = b.orders.shape[1]
-    for i in range(ops.shape[0]):
-        for k in range(ops.shape[1]):
-            if _op_problem(ops[i, k, 0], ops[i, k, 1], ops[i, k, 2], ops[i, k, 3], ops[i, k, 4], M) != 0:
-                return np.int64(i), np.int64(k)
-    for i in range(ops.shape[0]):
-        for k in range(ops.shape[1]):
-            code = np.int64(ops[i, k, 0])
-            if code < 0:
-                continue
-            if b.error[i] != 0:
-                return np.int64(i), np.int64(k)
-            side = np.int64(ops[i, k, 1])
-            tick = np.int64(ops[i, k, 2])
-            qty = np.int64(ops[i, k, 3])
-            r = np.int64(0)
-            if code == OP_BG_LIMIT:
-                bg_limit(b, i, side, tick, qty)
-            elif code == OP_BG_CANCEL:
-                r = bg_cancel(b, i, side, tick, qty, ops[i, k, 4], queue_model, power)
-            elif code == OP_MARKET or code == OP_OWN_MARKET:
-                own = code == OP_OWN_MARKET
-                f, _, _ = take(b, i, side, qty, NO_LIMIT_BUY if side == BUY else NO_LIMIT_SELL, own)
-                if not own and b.error[i] == 0:
-                    b.counters[i, C_MO_UNFILLED] += qty - f
-                r = f
-            elif code == OP_OWN_LIMIT:
-                r, _, _ = own_limit(b, i, side, tick, qty, b.time[i])
-            elif code == OP_OWN_CANCEL:
-                r = own_cancel(b, i, tick)
-            else:
-                recentre_to(b, i, tick)
-            if b.error[i] != 0:
-                return np.int64(i), np.int64(k)
-            out[i, k] = r
-    return np.int64(-1), np.int64(-1)
 
 
 # ------------------------------------------------------------------------------ flow ---
@@ -1368,8 +1327,43 @@ def _python_entry(b, mode, ops, queue_model, power, out, t_stop, i, sample_dt, c
         (events, -1), env ``i`` run to ``t0 + (k + 1) * sample_dt`` with ``out_mid2[k]`` twice
         the mid after each; ``_MODE_INIT``: (-1, -1) after :func:`init_book` of env ``i``.
     """
-    if mode == _MODE_OPS:
-        return apply_ops_kernel(b, ops, queue_model, power, out)
+    if mode == _MODE_OPS:  # apply op rows (see book_apply_ops)
+        M = b.orders.shape[1]
+        for i in range(ops.shape[0]):
+            for k in range(ops.shape[1]):
+                if _op_problem(ops[i, k, 0], ops[i, k, 1], ops[i, k, 2], ops[i, k, 3], ops[i, k, 4], M) != 0:
+                    return np.int64(i), np.int64(k)
+        for i in range(ops.shape[0]):
+            for k in range(ops.shape[1]):
+                code = np.int64(ops[i, k, 0])
+                if code < 0:
+                    continue
+                if b.error[i] != 0:
+                    return np.int64(i), np.int64(k)
+                side = np.int64(ops[i, k, 1])
+                tick = np.int64(ops[i, k, 2])
+                qty = np.int64(ops[i, k, 3])
+                r = np.int64(0)
+                if code == OP_BG_LIMIT:
+                    bg_limit(b, i, side, tick, qty)
+                elif code == OP_BG_CANCEL:
+                    r = bg_cancel(b, i, side, tick, qty, ops[i, k, 4], queue_model, power)
+                elif code == OP_MARKET or code == OP_OWN_MARKET:
+                    own = code == OP_OWN_MARKET
+                    f, _, _ = take(b, i, side, qty, NO_LIMIT_BUY if side == BUY else NO_LIMIT_SELL, own)
+                    if not own and b.error[i] == 0:
+                        b.counters[i, C_MO_UNFILLED] += qty - f
+                    r = f
+                elif code == OP_OWN_LIMIT:
+                    r, _, _ = own_limit(b, i, side, tick, qty, b.time[i])
+                elif code == OP_OWN_CANCEL:
+                    r = own_cancel(b, i, tick)
+                else:
+                    recentre_to(b, i, tick)
+                if b.error[i] != 0:
+                    return np.int64(i), np.int64(k)
+                out[i, k] = r
+        return np.int64(-1), np.int64(-1)
     if mode == _MODE_INIT:
         init_book(b, i, centre, lam, theta, spread)
         return np.int64(-1), np.int64(-1)
