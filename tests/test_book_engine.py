@@ -190,6 +190,15 @@ def test_a_refused_trade_stops_the_flow_of_that_env_only():
             np.testing.assert_array_equal(getattr(b, f)[i], getattr(ref, f)[i], err_msg=f"{f}[{i}]")
 
 
+@pytest.mark.parametrize("t_stop", [np.nan, np.inf])
+def test_book_flow_refuses_a_time_it_would_never_reach(t_stop):
+    b = _book()
+    snap = _snapshot(b)
+    with pytest.raises(ValueError, match="book_flow: t_stop must be finite"):
+        K.book_flow(b, t_stop, LAM, THETA, _fp())
+    _assert_rows(b, snap, slice(None))
+
+
 def test_init_book_refuses_a_centre_beyond_max_tick():
     b = _book()
     snap = _snapshot(b)

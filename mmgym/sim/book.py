@@ -59,7 +59,7 @@ Background flow (Cont, Stoikov & Talreja 2010, sec. 2)
 
 Refused operations
     Prices are bounded by ``MAX_TICK`` and sizes by ``MAX_LOTS`` wherever they enter from outside
-    (:func:`apply_ops_kernel` validates every op row before applying any; :func:`apply_ops` raises
+    (:func:`book_apply_ops` validates every op row before applying any; :func:`apply_ops` raises
     on a bad one). A trade whose worst case (``qty`` lots at the window's largest ``|tick|``)
     could overflow the int64 ``cash_ticks`` or ``inventory`` is refused before anything changes
     and sets ``error[i] = ERR_CASH`` (cash only ever changes inside :func:`take`, so this check
@@ -164,7 +164,7 @@ ERROR_NAMES = {ERR_NONE: "none", ERR_CASH: "trade refused: cash/inventory could 
 OWN_REFUSED = -3
 
 # ----------------------------------------------------------------------------- book ops ---
-# ops: (N, n_ops, 5) float64 rows (code, side, tick_or_slot, qty, u); see apply_ops_kernel.
+# ops: (N, n_ops, 5) float64 rows (code, side, tick_or_slot, qty, u); see book_apply_ops.
 OP_BG_LIMIT = 0
 OP_BG_CANCEL = 1
 OP_MARKET = 2  # background market order
@@ -471,9 +471,6 @@ _kernel = _jit(python=False, forceinline=False)  # public, for numba callers: a 
 _hot_kernel = _jit(python=False, forceinline=True)  # public, small and hot: LLVM inlines it
 _hot = _jit(python=False, forceinline=True)  # internal, LLVM inlines it
 _cold = _jit(python=False, forceinline=False)  # internal, out of line (rare paths)
-# numba-level inlining, only for kernels with one caller (the Python entry point): no library of
-# their own, whose compile would repeat the code they link in
-_inline_once = njit(cache=True, inline="always")
 
 
 @intrinsic
@@ -1191,7 +1188,8 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
     the memorylessness of exponential waiting times. Market orders are appended to ``tape`` while
     ``tape.n[0] < len(tape.t)``. An env with ``error[i] != 0`` does not move; an event refused
     (a trade that could overflow cash, :func:`take`) sets ``error[i]`` and ends the call with
-    the clock at that event.
+    the clock at that event. (A NaN or infinite ``t_stop`` is never reached: only
+    ``max_events`` ends the call then.)
 
     Args:
         b: BookState. i: env index (int64). t_stop: float64 time. max_events: int64 cap.
@@ -1322,7 +1320,7 @@ def _python_entry(b, mode, ops, queue_model, power, out, t_stop, i, sample_dt, c
     :func:`book_record`, :func:`init_book`); arguments a mode does not use are empty.
 
     Returns:
-        (int64, int64): ``_MODE_OPS``: :func:`apply_ops_kernel`'s (env, op) or (-1, -1);
+        (int64, int64): ``_MODE_OPS``: (env, op) of the first refused row or (-1, -1);
         ``_MODE_FLOW``: (events, -1), every env ``j`` run to ``t_stop[j]``; ``_MODE_RECORD``:
         (events, -1), env ``i`` run to ``t0 + (k + 1) * sample_dt`` with ``out_mid2[k]`` twice
         the mid after each; ``_MODE_INIT``: (-1, -1) after :func:`init_book` of env ``i``.
@@ -1416,12 +1414,25 @@ init_book.python_impl = _python_init_book
 
 def book_apply_ops(b: BookState, ops: np.ndarray, queue_model: int, power: float,
                    out: np.ndarray) -> tuple[int, int]:
-    """Apply operation rows from Python (:func:`apply_ops_kernel`); :func:`apply_ops` raises
-    instead of returning a refusal.
+    """Apply operation rows to each env in order (the test/replay entry point; :func:`apply_ops`
+    raises instead of returning a refusal).
+
+    Every row is validated first (:func:`_op_problem`); if one is bad, nothing at all is applied.
+    Then env by env, op by op: an op refused at run time (a trade that could overflow cash or
+    inventory, see :func:`take`) changes nothing but ``error[i]``, and ends the call (later envs
+    are not touched); an env with ``error[i]`` already set takes no op.
 
     Args:
-        b: BookState. ops: (N, n_ops, 5) op rows (float64). queue_model: ``QUEUE_*``.
-        power: exponent of QUEUE_POWER. out: (N, n_ops) C-contiguous int64, written in place.
+        b: BookState.
+        ops: (N, n_ops, 5) rows ``(code, side, tick_or_slot, qty, u)`` (float64) with ``OP_*``
+            codes: ``side`` is BID/ASK for limits and cancels, BUY/SELL for market orders; the
+            third column is an absolute tick (|tick| <= MAX_TICK), the order slot for
+            ``OP_OWN_CANCEL`` ([0, M)), the new lower tick for ``OP_RECENTRE``; ``qty`` in
+            1..MAX_LOTS lots; ``u`` in [0, 1] is the queue-model draw of a background cancel. A
+            code < 0 is padding (skipped). Fields an op does not use must still be finite.
+        queue_model: ``QUEUE_*`` of the background cancels. power: exponent of QUEUE_POWER.
+        out: (N, n_ops) C-contiguous int64, written per applied op: the slot (own limit), lots
+            cancelled (cancels), lots filled (market orders), 0 otherwise.
 
     Returns:
         (env, op index) of the first refused row, or (-1, -1).
@@ -1449,7 +1460,7 @@ def apply_ops(b: BookState, ops: np.ndarray, queue_model: int = QUEUE_PESSIMISTI
 
     Raises:
         ValueError: one line naming the env, op index, field and value of the first refused row
-            (nothing of that row was applied; see :func:`apply_ops_kernel` for what was).
+            (nothing of that row was applied; see :func:`book_apply_ops` for what was).
     """
     ops = _f64(ops)
     if out is None:
@@ -1506,6 +1517,8 @@ def book_flow(b: BookState, t_stop, lam: np.ndarray, theta: np.ndarray, fp) -> i
     n = b.time.shape[0]
     t = np.empty(n)
     t[:] = t_stop
+    if not np.isfinite(t).all():  # the clock would never reach it
+        raise ValueError(f"book_flow: t_stop must be finite, got {t_stop!r}")
     total, _ = _python_entry(b, _MODE_FLOW, _NO_OPS, _I0, _F0, _NO_OUT, t, _I0, _F0, _I0, _I0,
                              _f64(lam), _f64(theta), as_flow_params(fp), _NO_I, _NO_TAPE)
     _raise_if_error(b, "book_flow")
@@ -1537,6 +1550,8 @@ def book_record(b: BookState, i: int, t_end: float, sample_dt: float, lam: np.nd
     if not (isinstance(out_mid2, np.ndarray) and out_mid2.dtype == np.int64 and out_mid2.ndim == 1
             and out_mid2.flags.c_contiguous):
         raise ValueError("book_record: out_mid2 must be a C-contiguous (n,) int64 array")
+    if not (np.isfinite(sample_dt) and sample_dt >= 0.0):
+        raise ValueError(f"book_record: sample_dt must be finite and >= 0, got {sample_dt!r}")
     total, _ = _python_entry(b, _MODE_RECORD, _NO_OPS, _I0, _F0, _NO_OUT, _NO_F, np.int64(i),
                              np.float64(sample_dt), _I0, _I0, _f64(lam), _f64(theta),
                              as_flow_params(fp), out_mid2, tape)
