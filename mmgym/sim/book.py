@@ -1221,8 +1221,9 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
     events = np.int64(0)
     if b.error[i] != 0:
         return events
-    s0 = b.rng[i, 0]
+    s0 = b.rng[i, 0]  # the stream, the clock and the event count live in locals while we run
     s1 = b.rng[i, 1]
+    t = b.time[i]
     while events < max_events:
         lo = b.lower_tick[i]
         ba = b.best[i, ASK] - lo
@@ -1236,13 +1237,13 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
         u_s, s0, s1 = _uniform(s0, s1)
         u_q, s0, s1 = _uniform(s0, s1)
         if rate <= 0.0:
-            b.time[i] = t_stop
+            t = t_stop
             break
-        t_next = b.time[i] - np.log(1.0 - u_t) / rate
+        t_next = t - np.log(1.0 - u_t) / rate
         if t_next > t_stop:
-            b.time[i] = t_stop
+            t = t_stop
             break
-        b.time[i] = t_next
+        t = t_next
         x = u_e * rate
         if x < r_limit:
             # limit order at distance d from the opposite best: never marketable
@@ -1296,10 +1297,11 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
             if chosen >= 0:
                 bg_cancel(b, i, side, lo + chosen, size, u_q, qmodel, power)
         events += 1
-        b.counters[i, C_EVENTS] += 1
         maybe_recentre(b, i, margin)
     b.rng[i, 0] = s0
     b.rng[i, 1] = s1
+    b.time[i] = t
+    b.counters[i, C_EVENTS] += events
     return events
 
 
