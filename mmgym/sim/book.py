@@ -54,8 +54,9 @@ Background flow (Cont, Stoikov & Talreja 2010, sec. 2)
     exactly by Gillespie's direct method (Gillespie 1977): the next event after an exponential
     time with the total rate, its type drawn in proportion to the rates. Every event draws
     exactly four uniforms from the env's stream (time, type+level, size, queue), so the stream's
-    position depends only on the number of events. An arrival sits at distance >= 1 from the
-    opposite best, so it is never marketable: the flow adds it without the matching step.
+    position depends only on the number of events drawn (counting the one each :func:`run_flow`
+    call draws past ``t_stop`` and discards). An arrival sits at distance >= 1 from the opposite
+    best, so it is never marketable: the flow adds it without the matching step.
 
 Refused operations
     Prices are bounded by ``MAX_TICK`` and sizes by ``MAX_LOTS`` wherever they enter from outside
