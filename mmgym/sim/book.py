@@ -79,7 +79,7 @@ Compilation (cold compile time matters as much as speed)
     numba compiles each kernel into its own LLVM module and links into every caller a copy of
     everything the callee reaches, which LLVM optimises and generates code for again; numba-level
     inlining (``inline="always"``) re-types the callee at every call site. So: no numba-level
-    inlining; small hot helpers carry ``forceinline`` (LLVM's ``alwaysinline``), everything else
+    inlining here (only :mod:`mmgym.sim.rng`'s one-line stream step); small hot helpers carry ``forceinline`` (LLVM's ``alwaysinline``), everything else
     is a plain call; rare paths (our orders at a traded or cancelled level, the power queue model,
     recentring) are out-of-line functions; loops over order slots and cold loops step their
     counter through :func:`_opaque`, so LLVM neither unrolls nor vectorises them (that code was
