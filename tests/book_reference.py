@@ -1,15 +1,15 @@
-"""Slow, obviously-correct plain-Python limit order book (the reference for mmgym.book.kernel).
+"""Slow, obviously-correct plain-Python limit order book (the reference for mmgym.sim.book).
 
 Every level is an explicit FIFO list of chunks ``[owner, lots]`` (owner ``"bg"`` for background
 volume, or our order's slot number), so queue position is not a number to maintain but the
 position in a list. Matching pops from the front; the queue models choose which background
-chunks a cancel removes. It mirrors the semantics documented in ``mmgym/book/kernel.py``:
+chunks a cancel removes. It mirrors the semantics documented in ``mmgym/sim/book.py``:
 window ``[lower, lower + L)``, stale bests on empty sides, self-trade prevention, counters.
 """
 
 from __future__ import annotations
 
-from mmgym.book import kernel as K
+from mmgym.sim import book as K
 
 BID, ASK, BUY, SELL = K.BID, K.ASK, K.BUY, K.SELL
 

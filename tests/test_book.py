@@ -1,4 +1,5 @@
-"""The numba book against the plain-Python reference (tests/book_reference.py), and invariants.
+"""The numba book (mmgym.sim.book) against the plain-Python reference (tests/book_reference.py),
+and invariants.
 
 Op-sequence tests: hypothesis draws 150 sequences (x 60 ops) per queue model, 300 in all; the
 kernel state is compared with the reference after every op. Flow tests: 25 random flow
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import kurtosis
 
-from mmgym.book import kernel as K
+from mmgym.sim import book as K
 from mmgym.book.config import BookConfig
 from tests.book_reference import RefBook
 
@@ -130,7 +131,17 @@ def _flow_setup(cfg: BookConfig, n: int, seed: int):
     lam, theta = cfg.lam(), cfg.theta()
     for i in range(n):
         K.init_book(b, i, 10_000, lam, theta, cfg.initial_spread_ticks)
-    return b, lam, theta, cfg.flow_params()
+    return b, lam, theta, _flow_params(cfg)
+
+
+def _flow_params(cfg: BookConfig):
+    """The engine's flow-parameter record for a BookConfig."""
+    return K.flow_params(
+        mu_buy=cfg.market_rate if cfg.market_rate_buy is None else cfg.market_rate_buy,
+        mu_sell=cfg.market_rate if cfg.market_rate_sell is None else cfg.market_rate_sell,
+        limit_size_mean=cfg.limit_size_mean, market_size_mean=cfg.market_size_mean,
+        max_size=cfg.max_size, queue_model=cfg.queue_model, queue_power=cfg.queue_power,
+        margin=cfg.margin)
 
 
 @settings(max_examples=25, deadline=None)
@@ -157,7 +168,7 @@ def test_flow_invariants(k, alpha, th, mu, ls, ms, model, seed):
         if chunk % 4 == 3:
             ops[:, :, 0] = K.OP_OWN_CANCEL
             ops[:, :, 2] = [0, 1]
-        K.book_apply_ops(b, ops, int(fp[K.FP_QUEUE_MODEL]), fp[K.FP_QUEUE_POWER], out)
+        K.book_apply_ops(b, ops, int(fp.queue_model), fp.queue_power, out)
         for i in range(3):
             _check_conservation(b, i)
 
