@@ -1,25 +1,28 @@
-"""The order-book engine, old (``mmgym.book.kernel``) against new (``mmgym.sim.book``), side by side.
+"""The order-book engine (:mod:`mmgym.sim.book`): cold compile per function, events/s, the env's
+call pattern.
 
 Usage::
 
-    python benchmarks/book_engine.py compile [--engines old new] [--repeats 1]
+    python benchmarks/book_engine.py compile [--repeats 1]
     python benchmarks/book_engine.py events [--seconds 20000] [--repeats 7]
     python benchmarks/book_engine.py env [--envs 64] [--steps 200] [--repeats 7] [--model power]
 
-``compile``: cold compile of what the engine's users call, each engine in a fresh subprocess with
-an empty private ``NUMBA_CACHE_DIR``: ``init_book``, ``book_flow``, ``book_apply_ops`` and
-``book_record`` from Python, then one jitted env-like caller (``_old_env`` / ``_new_env`` below)
-that calls ``init_book``, ``run_flow``, ``own_cancel``, ``own_reduce``, ``take``, ``own_limit``
-and ``maybe_recentre`` from an ``@njit(cache=True, _nrt=False)`` function, as the env kernel
-does. Reports CPU seconds (``time.process_time``: less disturbed by other load than wall time)
-per Python call and per function compiled (numba ``numba:compile`` events, self time). numba's
-one-time start-up (a trivial function compiled first) is excluded.
+``compile``: cold compile of what the engine's users call, in a fresh subprocess with an empty
+private ``NUMBA_CACHE_DIR``: ``init_book``, ``book_flow``, ``book_apply_ops`` and ``book_record``
+from Python, then one jitted env-like caller (``_env`` below) that calls ``init_book``,
+``run_flow``, ``own_cancel``, ``own_reduce``, ``take``, ``own_limit`` and ``maybe_recentre`` from
+an ``@njit(cache=True, _nrt=False)`` function, as the env kernel does. Reports CPU seconds
+(``time.process_time``: less disturbed by other load than wall time) per Python call and per
+function compiled (numba ``numba:compile`` events, self time). numba's one-time start-up (a
+trivial function compiled first) is excluded.
 
-``events``: background events per second on one core, default ``BookConfig()`` flow from the
-same seeded state (as ``lob_throughput.events_per_second``), old and new interleaved in one
-process; medians over repeats. ``env``: the env's call pattern (quotes at the touch each step,
-a market order every tenth step, ``maybe_recentre``, ``run_flow`` for one time unit per env),
-old and new interleaved. Both check first that the two engines end in the same state.
+``events``: background events per second on one core, default ``BookConfig()`` flow from a seeded
+state; medians over repeats. ``env``: the env's call pattern (quotes at the touch each step, a
+market order every tenth step, ``maybe_recentre``, ``run_flow`` for one time unit per env).
+
+The engine before the redesign (``mmgym.book.kernel``) was measured against this one side by side
+with this file at commit f08619a (``--engines old new``); ``benchmarks/compare.py`` compares two
+checkouts (old commit, new code) in separate processes.
 """
 
 from __future__ import annotations
@@ -35,60 +38,17 @@ import time
 import numpy as np
 from numba import njit
 
-from mmgym.book import kernel as OLD
-from mmgym.book.config import BookConfig
+from mmgym.scenarios.lob import BookConfig
 from mmgym.sim import book as NEW
 
 BIG = np.int64(2**62)
 
 
 def _new_fp(cfg: BookConfig):
-    return NEW.as_flow_params(cfg.flow_params())
+    return cfg.flow_record()
 
 
 # --------------------------------------------------------------- env-like jitted callers ---
-@njit(cache=True, _nrt=False)
-def _old_slot(b, i, side):
-    for j in range(b.ord_qty.shape[1]):
-        if b.ord_qty[i, j] > 0 and b.ord_side[i, j] == side:
-            return j
-    return -1
-
-
-@njit(cache=True, _nrt=False)
-def _old_env(b, lam, theta, fp, rec_f, rec_i, rec_n, n_steps, offset, reset):
-    ev = np.int64(0)
-    margin = np.int64(fp[OLD.FP_MARGIN])
-    for k in range(n_steps):
-        for i in range(b.time.shape[0]):
-            if reset:
-                OLD.init_book(b, i, np.int64(10_000), lam, theta, np.int64(1))
-            t0 = b.time[i]
-            bid_tick = b.best_bid[i] - offset
-            ask_tick = b.best_ask[i] + offset
-            for side in range(2):
-                j = _old_slot(b, i, side)
-                tk = bid_tick if side == 0 else ask_tick
-                if j >= 0 and b.ord_px[i, j] != tk:
-                    OLD.own_cancel(b, i, np.int64(j))
-            if k % 10 == 0:
-                q = b.inventory[i]
-                if q != 0:
-                    OLD.take(b, i, np.int64(1 if q > 0 else 0), np.int64(1),
-                             OLD.NO_LIMIT_SELL if q > 0 else OLD.NO_LIMIT_BUY, np.bool_(True))
-            for side in range(2):
-                j = _old_slot(b, i, side)
-                tk = bid_tick if side == 0 else ask_tick
-                if j >= 0:
-                    OLD.own_reduce(b, i, np.int64(j), np.int64(1))
-                else:
-                    OLD.own_limit(b, i, np.int64(side), tk, np.int64(1), b.time[i])
-            OLD.maybe_recentre(b, i, margin)
-            ev += OLD.run_flow(b, i, t0 + 1.0, BIG, lam, theta, fp, rec_f, rec_i, rec_i, rec_i,
-                               rec_i, rec_n)
-    return ev
-
-
 @njit(cache=True, _nrt=False)
 def _new_slot(b, i, side):
     for j in range(b.orders.shape[1]):
@@ -155,8 +115,8 @@ def _compile_worker(engine: str) -> dict:
     ev.register("numba:compile", Listener())
     cfg = BookConfig()
     lam, theta = cfg.lam(), cfg.theta()
-    K = OLD if engine == "old" else NEW
-    fp = cfg.flow_params() if engine == "old" else _new_fp(cfg)
+    K = NEW
+    fp = _new_fp(cfg)
     b = K.new_book_state(2, cfg.n_levels, cfg.max_orders)
     b.rng[:] = 12345
     calls = []
@@ -172,16 +132,9 @@ def _compile_worker(engine: str) -> dict:
     ops[:, 0] = (K.OP_OWN_LIMIT, K.BID, b.best_bid[0], 1, 0.0)
     call("book_apply_ops", lambda: K.book_apply_ops(b, ops, 0, 2.0, np.zeros((2, 1), np.int64)))
     mid2 = np.zeros(10, dtype=np.int64)
-    if engine == "old":
-        rec = (np.zeros(100), *(np.zeros(100, np.int64) for _ in range(4)), np.zeros(1, np.int64))
-        call("book_record", lambda: K.book_record(b, 0, 10.0, 1.0, lam, theta, fp, mid2, *rec))
-        empty = (np.zeros(0), np.zeros(0, np.int64), np.zeros(1, np.int64))
-        call("jitted env caller", lambda: _old_env(b, lam, theta, fp, *empty, 1, np.int64(0), True))
-    else:
-        call("book_record", lambda: K.book_record(b, 0, 10.0, 1.0, lam, theta, fp, mid2,
-                                                  K.new_tape(100)))
-        call("jitted env caller", lambda: _new_env(b, lam, theta, fp, K.new_tape(0), 1,
-                                                    np.int64(0), True))
+    call("book_record", lambda: K.book_record(b, 0, 10.0, 1.0, lam, theta, fp, mid2,
+                                              K.new_tape(100)))
+    call("jitted env caller", lambda: _new_env(b, lam, theta, fp, K.new_tape(0), 1, np.int64(0), True))
     per_fn: dict[str, float] = {}
     for name, self_t in rows:
         per_fn[name] = per_fn.get(name, 0.0) + self_t
@@ -199,7 +152,7 @@ def compile_times(engines, repeats: int) -> None:
             res = json.loads(out.strip().splitlines()[-1])
             total = sum(t for _, t, _ in res["calls"])
             wall = sum(w for _, _, w in res["calls"])
-            print(f"\n{engine} engine, cold cache, run {r + 1}: {total:.2f} CPU s in total, {wall:.2f} s "
+            print(f"\nengine, cold cache, run {r + 1}: {total:.2f} CPU s in total, {wall:.2f} s "
                   f"wall ({res['n_compiles']} compilations)")
             for name, t, w in res["calls"]:
                 print(f"  first call {name:22s} {t:7.2f} CPU s {w:7.2f} s wall")
@@ -221,68 +174,32 @@ def _events_run(K, fp_of, sim_time: float):
     return n / (time.perf_counter() - t), b
 
 
-def _same(bo, bn) -> bool:
-    fields = ("bid_bg", "ask_bg", "bid_own", "ask_own", "best_bid", "best_ask", "ord_qty",
-              "ord_ahead", "ord_px", "ord_side", "ord_seq", "cash_ticks", "inventory", "counters",
-              "rng", "time", "lower_tick")
-    return all(np.array_equal(getattr(bo, f), getattr(bn, f)) for f in fields)
-
-
-def _report(label: str, old: list[float], new: list[float], unit: str = "M events/s") -> None:
-    mo, mn = np.median(old), np.median(new)
-    print(f"{label}: old median {mo / 1e6:.2f} {unit} [{' '.join(f'{x / 1e6:.2f}' for x in old)}]")
-    print(f"{' ' * len(label)}  new median {mn / 1e6:.2f} {unit} [{' '.join(f'{x / 1e6:.2f}' for x in new)}]")
-    print(f"{' ' * len(label)}  new/old {mn / mo:.3f} (per-pair ratios "
-          f"{' '.join(f'{n / o:.3f}' for o, n in zip(old, new))})")
+def _report(label: str, xs: list[float], unit: str = "M events/s") -> None:
+    print(f"{label}: median {np.median(xs) / 1e6:.2f} {unit} [{' '.join(f'{x / 1e6:.2f}' for x in xs)}]")
 
 
 def events(seconds: float, repeats: int) -> None:
-    old_fp = lambda cfg: cfg.flow_params()  # noqa: E731
-    _events_run(OLD, old_fp, 10.0), _events_run(NEW, _new_fp, 10.0)  # compile / load
-    _, bo = _events_run(OLD, old_fp, 2000.0)
-    _, bn = _events_run(NEW, _new_fp, 2000.0)
-    print("same final state after 2000 time units:", _same(bo, bn))
-    old, new = [], []
-    for r in range(repeats):
-        pair = [(OLD, old_fp, old), (NEW, _new_fp, new)]
-        for K, f, acc in (pair if r % 2 == 0 else pair[::-1]):
-            acc.append(_events_run(K, f, seconds)[0])
-    _report(f"background flow, {seconds:g} time units x {repeats}", old, new)
+    _events_run(NEW, _new_fp, 10.0)  # compile / load
+    _report(f"background flow, {seconds:g} time units x {repeats}",
+            [_events_run(NEW, _new_fp, seconds)[0] for _ in range(repeats)])
 
 
 def env_pattern(n_envs: int, steps: int, repeats: int, model: str, offset: int) -> None:
     cfg = BookConfig(queue_model=model)
     lam, theta = cfg.lam(), cfg.theta()
 
-    def setup(K):
-        b = K.new_book_state(n_envs, cfg.n_levels, cfg.max_orders)
+    def run(n):
+        b = NEW.new_book_state(n_envs, cfg.n_levels, cfg.max_orders)
         b.rng[:] = np.random.default_rng(1).integers(1, 2**63, size=(n_envs, 2), dtype=np.uint64)
         for i in range(n_envs):
-            K.init_book(b, i, 10_000, lam, theta, 1)
-        return b
-
-    def run_old(n):
-        b = setup(OLD)
-        empty = (np.zeros(0), np.zeros(0, np.int64), np.zeros(1, np.int64))
-        t = time.perf_counter()
-        ev = _old_env(b, lam, theta, cfg.flow_params(), *empty, n, np.int64(offset), False)
-        return ev / (time.perf_counter() - t), b
-
-    def run_new(n):
-        b = setup(NEW)
+            NEW.init_book(b, i, 10_000, lam, theta, 1)
         t = time.perf_counter()
         ev = _new_env(b, lam, theta, _new_fp(cfg), NEW.new_tape(0), n, np.int64(offset), False)
-        return ev / (time.perf_counter() - t), b
+        return ev / (time.perf_counter() - t)
 
-    run_old(2), run_new(2)
-    print("same final state after 50 steps:", _same(run_old(50)[1], run_new(50)[1]))
-    old, new = [], []
-    for r in range(repeats):
-        pair = [(run_old, old), (run_new, new)]
-        for f, acc in (pair if r % 2 == 0 else pair[::-1]):
-            acc.append(f(steps)[0])
+    run(2)
     _report(f"env pattern ({model}, quotes {offset} ticks off the touch, {n_envs} envs x {steps} "
-            f"steps) x {repeats}", old, new)
+            f"steps) x {repeats}", [run(steps) for _ in range(repeats)])
 
 
 def main() -> None:
@@ -292,7 +209,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
     c = sub.add_parser("compile")
-    c.add_argument("--engines", nargs="+", default=["old", "new"], choices=["old", "new"])
     c.add_argument("--repeats", type=int, default=1)
     e = sub.add_parser("events")
     e.add_argument("--seconds", type=float, default=20_000.0, help="simulated time units per run")
@@ -305,7 +221,7 @@ def main() -> None:
     v.add_argument("--offset", type=int, default=0, help="quote this many ticks behind the touch")
     args = ap.parse_args()
     if args.what == "compile":
-        compile_times(args.engines, args.repeats)
+        compile_times(["new"], args.repeats)
     elif args.what == "events":
         events(args.seconds, args.repeats)
     else:

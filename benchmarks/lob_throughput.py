@@ -21,16 +21,16 @@ import time
 
 import numpy as np
 
-from mmgym.book import kernel as K
-from mmgym.book.config import BookConfig
-from mmgym.envs.lob import LOBMarket, default_lob_config
+from mmgym.envs.market import BatchMarket
+from mmgym.scenarios.lob import AUX_COLUMNS, BookConfig, default_lob_config
+from mmgym.sim import book as K
 
 
 def events_per_second(sim_time: float) -> float:
     cfg = BookConfig()
     b = K.new_book_state(1, cfg.n_levels, cfg.max_orders)
     b.rng[0] = (12345, 678)
-    lam, theta, fp = cfg.lam(), cfg.theta(), cfg.flow_params()
+    lam, theta, fp = cfg.lam(), cfg.theta(), cfg.flow_record()
     K.init_book(b, 0, 10_000, lam, theta, 1)
     K.book_flow(b, np.array([10.0]), lam, theta, fp)
     t = time.perf_counter()
@@ -39,7 +39,7 @@ def events_per_second(sim_time: float) -> float:
 
 
 def steps_per_second(num_envs: int, steps: int) -> tuple[float, float]:
-    m = LOBMarket(default_lob_config(), num_envs)
+    m = BatchMarket(default_lob_config(), num_envs)
     m.seed_rows(list(range(num_envs)))
     m.reset()
     a = np.zeros((num_envs, 2))
@@ -48,7 +48,7 @@ def steps_per_second(num_envs: int, steps: int) -> tuple[float, float]:
     for _ in range(steps):
         m.step(a)
     el = time.perf_counter() - t
-    return num_envs * steps / el, m.buffers.aux[:, K.AUX_EVENTS].mean()
+    return num_envs * steps / el, m.buffers.aux[:, AUX_COLUMNS["events"]].mean()
 
 
 HBT_DATA = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "binance" / "usdm_btcusdt_20240808.gz")

@@ -149,31 +149,28 @@ def record_book(config=None, duration: float = 3600.0, sample_dt: float = 1.0, s
                 max_trades: int | None = None) -> BookTape:
     """Simulate the background book of ``config`` (an EnvConfig; None: the LOB defaults) for
     ``duration`` time units after its warm-up, and return the mid series and market-order tape."""
-    from .book import kernel as BK
-    from .envs.lob import LOBMarket, default_lob_config
+    from .envs.market import BatchMarket
+    from .scenarios.lob import default_lob_config
+    from .sim import book as BK
 
     cfg = default_lob_config() if config is None else config
-    market = LOBMarket(cfg, 1)
+    market = BatchMarket(cfg, 1)
     market.seed_rows([seed])  # the stream of a single env reset with ``seed``
     market.reset()
-    b = market.book
+    st = market.state
+    fp = market.params[0]["flow"]
     n = int(round(duration / sample_dt))
-    cap = max_trades or int(duration * (market.fp[BK.FP_MU_BUY] + market.fp[BK.FP_MU_SELL]) * 2 + 1000)
+    cap = max_trades or int(duration * (fp["mu_buy"] + fp["mu_sell"]) * 2 + 1000)
     out_mid2 = np.zeros(n, dtype=np.int64)
-    rec_t = np.zeros(cap)
-    rec_side = np.zeros(cap, dtype=np.int64)
-    rec_px = np.zeros(cap, dtype=np.int64)
-    rec_qty = np.zeros(cap, dtype=np.int64)
-    rec_mid2 = np.zeros(cap, dtype=np.int64)
-    rec_n = np.zeros(1, dtype=np.int64)
-    BK.book_record(b, 0, duration, sample_dt, market.lam, market.theta, market.fp, out_mid2, rec_t,
-                   rec_side, rec_px, rec_qty, rec_mid2, rec_n)
-    m = int(rec_n[0])
+    tape = BK.new_tape(cap)
+    BK.book_record(st.book, 0, duration, sample_dt, st.lam, st.theta, cfg.book.flow_record(), out_mid2,
+                   tape)
+    m = int(tape.n[0])
     tick = cfg.market.tick_size
     return BookTape(
-        mid_t=(np.arange(n) + 1) * sample_dt, mid=out_mid2 * (0.5 * tick), trade_t=rec_t[:m].copy(),
-        trade_side=np.where(rec_side[:m] == BK.BUY, 1, -1), trade_px=rec_px[:m] * tick,
-        trade_qty=rec_qty[:m].copy(), trade_mid=rec_mid2[:m] * (0.5 * tick), duration=duration,
+        mid_t=(np.arange(n) + 1) * sample_dt, mid=out_mid2 * (0.5 * tick), trade_t=tape.t[:m].copy(),
+        trade_side=np.where(tape.side[:m] == BK.BUY, 1, -1), trade_px=tape.px[:m] * tick,
+        trade_qty=tape.qty[:m].copy(), trade_mid=tape.mid2[:m] * (0.5 * tick), duration=duration,
     )
 
 

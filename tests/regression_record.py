@@ -152,14 +152,18 @@ def _book_module():
 
 
 def _book(out):
-    from mmgym.book.config import BookConfig
+    try:
+        from mmgym.scenarios.lob import BookConfig  # after the redesign
+    except ImportError:
+        from mmgym.book.config import BookConfig
 
     K = _book_module()
     for model in ("pessimistic", "power"):
         cfg = BookConfig(queue_model=model, n_levels=64)
         b = K.new_book_state(2, cfg.n_levels, cfg.max_orders)
         b.rng[:] = np.random.default_rng(21).integers(1, 2**63, size=(2, 2), dtype=np.uint64)
-        lam, theta, fp = cfg.lam(), cfg.theta(), cfg.flow_params()
+        lam, theta = cfg.lam(), cfg.theta()
+        fp = cfg.flow_record() if hasattr(cfg, "flow_record") else cfg.flow_params()
         for i in range(2):
             K.init_book(b, i, 5_000, lam, theta, 1)
         res = np.zeros((2, 2), dtype=np.int64)

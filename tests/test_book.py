@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy.stats import kurtosis
 
 from mmgym.sim import book as K
-from mmgym.book.config import BookConfig
+from mmgym.scenarios.lob import BookConfig
 from tests.book_reference import RefBook
 
 L, M, LOWER = 24, 3, 1000

@@ -5,6 +5,7 @@ access to numba-only kernels, and numba callers of run_flow."""
 
 from __future__ import annotations
 
+
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from mmgym.book.config import BookConfig
+from mmgym.scenarios.lob import BookConfig
 from mmgym.sim import book as K
 
 N, M = 3, 3
@@ -246,14 +247,21 @@ def test_state_has_thirteen_arrays():
 @pytest.mark.parametrize("cfg", [BookConfig(), BookConfig(queue_model="power", queue_power=1.5,
                                   limit_size_mean=2.5, market_size_mean=1.0, max_size=40,
                                   market_rate_buy=1.25, recentre_margin=30)])
-def test_flow_params_record_equals_the_legacy_vector(cfg):
+def test_flow_params_record_holds_the_config_values(cfg):
+    """The record BookConfig.flow_record() builds (what the env passes) holds the flow's values:
+    rates, log(1 - 1/mean) of the geometric sizes (0 for unit sizes), the cap, the queue model."""
     fp = _fp(cfg)
     assert fp.dtype == K.FLOW_DTYPE and K.FLOW_DTYPE.names == (
         "mu_buy", "mu_sell", "logq_limit", "logq_market", "max_size", "queue_model", "queue_power",
         "margin")
-    legacy = K.as_flow_params(cfg.flow_params())
-    assert fp.tobytes() == legacy.tobytes()
+    assert cfg.flow_record().tobytes() == fp.tobytes()
+    logq = lambda mean: np.log1p(-1.0 / mean) if mean > 1 else 0.0  # noqa: E731
+    assert fp.mu_buy == (cfg.market_rate if cfg.market_rate_buy is None else cfg.market_rate_buy)
+    assert fp.logq_limit == logq(cfg.limit_size_mean) and fp.logq_market == logq(cfg.market_size_mean)
+    assert fp.max_size == cfg.max_size and fp.queue_power == cfg.queue_power
     assert fp.margin == cfg.margin and fp.queue_model == (cfg.queue_model == "power")
+    with pytest.raises(ValueError, match="FLOW_DTYPE record"):
+        K.as_flow_params(np.zeros(8))
 
 
 @pytest.mark.parametrize("kw,name", [({"mu_buy": -1.0}, "mu_buy"), ({"mu_sell": np.nan}, "mu_sell"),

@@ -55,7 +55,7 @@ def test_configs_lob_yaml_holds_the_calibrated_values():
 
     from mmgym.calibrate import calibrate_book
     from mmgym.config import load_env_config
-    from mmgym.envs.lob import LOB_DEFAULTS
+    from mmgym.scenarios.lob import LOB_DEFAULTS
 
     cfg = load_env_config(Path(__file__).resolve().parents[1] / "configs" / "lob.yaml")
     c = calibrate_book(cfg, 3600.0, seed=0)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import mmgym  # noqa: F401
-from mmgym.core import intensity as IK
-from mmgym.envs.lob import LOBMarket, default_lob_config
+from mmgym.envs.market import BatchMarket
+from mmgym.scenarios.lob import default_lob_config
+from mmgym.sim import ledger as IK
 from mmgym.make import make_market
 
 ID = "mmgym/LOBMarketMaking-v0"
@@ -69,9 +70,9 @@ def test_raw_depths_market_and_layouts():
     cfg = default_lob_config(action={"hedge": True}, reward={"taker_fee": 0.001, "maker_fee": -0.0005,
                                                              "inventory_penalty": 0.01})
     m = make_market(cfg, 8, raw_depths=True)
-    assert isinstance(m, LOBMarket)
-    assert m.term_names == IK.TERM_NAMES and m.aux_names[: IK.N_AUX] == IK.AUX_NAMES
-    assert m.stat_names[: IK.N_STATS] == IK.STAT_NAMES
+    assert isinstance(m, BatchMarket) and m.scenario.id == ID
+    assert m.term_names == IK.TERM_NAMES and m.aux_names[: len(IK.AUX)] == IK.AUX_NAMES
+    assert m.stat_names[: len(IK.STATS)] == IK.STAT_NAMES
     m.seed_rows(list(range(8)))
     m.reset()
     tick = cfg.market.tick_size
@@ -79,16 +80,16 @@ def test_raw_depths_market_and_layouts():
     for _ in range(cfg.market.n_steps + 5):
         acts = np.column_stack([rng.uniform(-0.01, 0.03, 8), rng.uniform(-0.01, 0.03, 8),
                                 rng.integers(-2, 3, 8)])
-        q0 = m.inventory.copy()
+        q0 = m.inventory[:, 0].copy()
         b = m.step(acts)
         np.testing.assert_allclose(b.terms.sum(axis=1), b.reward, atol=1e-9)
         assert (b.terms[:, IK.TERM_IMPACT] <= 1e-12).all()
-        assert (np.abs(m.inventory) <= cfg.market.max_inventory).all()
+        assert (np.abs(m.inventory[:, 0]) <= cfg.market.max_inventory).all()
         fills = b.aux[:, IK.AUX_FILL_BID] - b.aux[:, IK.AUX_FILL_ASK] + b.aux[:, IK.AUX_HEDGE]
         live = ~b.done
         # inventory changes by passive fills, the hedge and marketable quotes only
         taker = b.aux[:, -1]
-        assert (np.abs(m.inventory - q0 - fills)[live] <= taker[live]).all()
+        assert (np.abs(m.inventory[:, 0] - q0 - fills)[live] <= taker[live]).all()
         bid, ask = b.aux[:, IK.AUX_BID_PX], b.aux[:, IK.AUX_ASK_PX]
         ok = np.isfinite(bid) & np.isfinite(ask)
         assert (np.round(bid[ok] / tick) < np.round(ask[ok] / tick)).all()
@@ -101,14 +102,14 @@ def test_requote_same_price_keeps_queue_position():
     m.reset()
     seq0 = None
     for _ in range(5):
-        mid = m.mid[0]
+        mid = m.mid[0, 0]
         # fixed absolute prices: depth relative to the (moving) mid chosen to hit the same ticks
         bid_px, ask_px = 99.90, 100.10
         m.step(np.array([[mid - bid_px, ask_px - mid]]))
-        j = int(np.flatnonzero((m.book.ord_qty[0] > 0) & (m.book.ord_side[0] == 0))[0])
+        j = int(np.flatnonzero((m.state.book.ord_qty[0] > 0) & (m.state.book.ord_side[0] == 0))[0])
         if seq0 is None:
-            seq0 = m.book.ord_seq[0, j]
-        assert m.book.ord_seq[0, j] == seq0  # the same order: never re-entered
+            seq0 = m.state.book.ord_seq[0, j]
+        assert m.state.book.ord_seq[0, j] == seq0  # the same order: never re-entered
 
 
 def test_flat_book_keys_in_gym_make():
@@ -132,7 +133,7 @@ def test_sb3_adapter_over_the_book():
 
     cfg = default_lob_config(market={"horizon": 20.0})
     venv = MMVecEnv(cfg, num_envs=4, seed=0)
-    assert isinstance(venv.market, LOBMarket)
+    assert venv.market.scenario.id == ID
     obs = venv.reset()
     assert obs.shape == (4, 11) and obs.dtype == np.float32
     rng = np.random.default_rng(0)

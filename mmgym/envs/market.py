@@ -143,6 +143,7 @@ class BatchMarket:
         if unseeded.size:
             self.seed_rows([None] * unseeded.size, unseeded.tolist())
         self._reset_kernel(None, mask, self.track, self.state, self.params, self.buffers)
+        self.scenario.check_state(self)
         return self.buffers.obs
 
     def step(self, actions: np.ndarray) -> Outputs:
@@ -168,8 +169,10 @@ class BatchMarket:
             actions = actions.astype(np.float64)  # float32 and float64 go to the kernel as they are
         if not actions.flags.c_contiguous:
             actions = np.ascontiguousarray(actions)
-        return self._step_kernel(actions.dtype.char, self.track, self.state, self.params, actions,
-                                 self.buffers, self.work, 0, self.num_envs)
+        bad = self._step_kernel(actions.dtype.char, self.track, self.state, self.params, actions,
+                                self.buffers, self.work, 0, self.num_envs)
+        self.scenario.check_state(self)
+        return bad
 
     def renew_outputs(self) -> Outputs:
         """Give the next step fresh ``obs``, ``reward``, ``done``, ``terms`` and ``aux`` arrays.

@@ -30,7 +30,7 @@ class Entry(NamedTuple):
 #: env id -> where its scenario lives. Adding a scenario: one module plus one line here.
 REGISTRY: dict[str, Entry] = {
     "mmgym/MarketMaking-v0": Entry("mmgym.scenarios.intensity", "MarketMakingEnv", "MarketMakingVectorEnv"),
-    # "mmgym/LOBMarketMaking-v0": Entry("mmgym.scenarios.lob", "LOBMarketMakingEnv", "LOBMarketMakingVectorEnv"),
+    "mmgym/LOBMarketMaking-v0": Entry("mmgym.scenarios.lob", "LOBMarketMakingEnv", "LOBMarketMakingVectorEnv"),
     "mmgym/OUMarketMaking-v0": Entry("mmgym.scenarios.ou", "OUMarketMakingEnv", "OUMarketMakingVectorEnv"),
 }
 

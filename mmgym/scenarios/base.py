@@ -93,6 +93,10 @@ class Scenario:
     def check(self, config: EnvConfig) -> None:
         """Cross-section checks the schema cannot make; raise ConfigError (one line)."""
 
+    def check_state(self, market: Any) -> None:
+        """After a kernel call: raise ValueError (one line) if the state reports a refused
+        operation (the book's ``error`` flags); nothing to check by default."""
+
     def model_note(self, config: EnvConfig) -> str | None:
         """When the analytic baselines' model is not this env: one line saying what it is."""
         return None

@@ -142,7 +142,7 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
         mid_consts: the mid process's parameters.
 
     Returns:
-        The step's :class:`~mmgym.sim.ledger.Outcome`.
+        The step's :class:`~mmgym.sim.ledger.Outcome`, and 0 (nothing else for ``post_step``).
     """
     s = st.mid[i, 0]
     q = st.inventory[i, 0]
@@ -178,7 +178,7 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
     w_after = cash + q * s_new
     return Outcome(w_after - w_before, impact_cost, maker + taker, q, ds, w_after - tr.wealth0[i],
                    bid, ask, quote_bid, quote_ask, d_bid, d_ask, gamma, skew, v, fb, fa, s,
-                   ask - bid)
+                   ask - bid), np.int64(0)
 
 
 @njit(cache=True, inline="always")
@@ -194,18 +194,19 @@ def intensity_market_step(tr, st, p, c, qc, actions, work, i):
 
 
 @njit(cache=True, inline="always")
-def no_post_step(tr, st, p, c, i, o, out):
+def no_post_step(tr, st, p, c, i, o, x, out):
     """Nothing beyond the ledger's columns."""
 
 
 @njit(cache=True, inline="always")
-def write_obs(tr, st, p, c, i, out_obs):
-    """The observation row (``mmgym.sim.ledger.OBS`` layout, :class:`MarketMakingEnv` table)."""
-    vol = min(10.0, np.sqrt(tr.vol_var[i, 0]) * c.inv_sd)
-    ret = min(10.0, max(-10.0, tr.mid_ret[i, 0] * c.inv_sd))
+def write_obs(row, st, p, c, i, out_obs):
+    """The observation row (``mmgym.sim.ledger.OBS`` layout, :class:`MarketMakingEnv` table);
+    ``row``: the row's :class:`~mmgym.sim.skeleton.TrackRow`."""
+    vol = min(10.0, np.sqrt(row.vol_var) * c.inv_sd)
+    ret = min(10.0, max(-10.0, row.mid_ret * c.inv_sd))
     # one tuple stored by a loop: LLVM packs the six float32 stores
-    o = (st.inventory[i, 0] * c.inv_q_max, (c.n_steps - tr.step[i]) * c.inv_n_steps, vol,
-         float(tr.last_fills[i, 0, 0]), float(tr.last_fills[i, 0, 1]), ret)
+    o = (st.inventory[i, 0] * c.inv_q_max, (c.n_steps - row.step) * c.inv_n_steps, vol,
+         float(row.fill_bid), float(row.fill_ask), ret)
     for j in range(6):
         out_obs[i, j] = o[j]
 
@@ -216,7 +217,7 @@ def reset_row(tr, st, p, c, i):
     st.mid[i, 0] = c.s0
     st.cash[i] = 0.0
     st.inventory[i, 0] = c.q0
-    reset_track(tr, i, c.var0, c.q0 * c.s0)
+    return reset_track(tr, i, c.var0, c.q0 * c.s0)
 
 
 # ----------------------------------------------------------------------------- kernels ---

@@ -136,9 +136,9 @@ def market_step(tr, st, p, c, qc, actions, work, i):
 
 
 @njit(cache=True, inline="always")
-def write_obs(tr, st, p, c, i, out_obs):
+def write_obs(row, st, p, c, i, out_obs):
     """The intensity market's six features, then the mid's deviation from m."""
-    intensity.write_obs(tr, st, p, c[0], i, out_obs)
+    intensity.write_obs(row, st, p, c[0], i, out_obs)
     oc = c[1]
     out_obs[i, O_DEV] = min(10.0, max(-10.0, (st.mid[i, 0] - oc.mean) * oc.inv_scale))
 
@@ -146,7 +146,7 @@ def write_obs(tr, st, p, c, i, out_obs):
 @njit(cache=True, inline="always")
 def reset_row(tr, st, p, c, i):
     """As the intensity market: mid = s0, cash = 0, q = q0."""
-    intensity.reset_row(tr, st, p, c[0], i)
+    return intensity.reset_row(tr, st, p, c[0], i)
 
 
 # ----------------------------------------------------------------------------- kernels ---

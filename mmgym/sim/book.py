@@ -278,19 +278,18 @@ def _flow_record(mu_buy, mu_sell, logq_limit, logq_market, max_size, queue_model
 
 
 def as_flow_params(fp) -> np.record:
-    """A ``FLOW_DTYPE`` record from a record (returned as is) or from the legacy ``(8,)`` float
-    vector of :mod:`mmgym.book.kernel` (``FP_*`` order: mu_buy, mu_sell, logq_limit, logq_market,
-    max_size, queue_model, queue_power, margin), copied bit for bit. Transitional: for
-    ``BookConfig.flow_params()`` until it returns the record."""
+    """``fp`` as a ``FLOW_DTYPE`` ``numpy.record`` (a record, or a 0-d / 1-element array of one).
+
+    Raises:
+        ValueError: anything else (e.g. a plain float vector).
+    """
     if isinstance(fp, np.record) and fp.dtype == FLOW_DTYPE:
         return fp
     a = np.asarray(fp)
     if a.dtype == FLOW_DTYPE and a.size == 1:
         return a.reshape(()).view(np.recarray)[()]
-    if a.shape != (8,) or not np.issubdtype(a.dtype, np.floating):
-        raise ValueError(f"flow parameters: expected a FLOW_DTYPE record or the legacy (8,) float "
-                         f"vector, got {a.dtype} {a.shape}")
-    return _flow_record(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
+    raise ValueError(f"flow parameters: expected a FLOW_DTYPE record (flow_params(...)), got "
+                     f"{a.dtype} {a.shape}")
 
 
 # ------------------------------------------------------------------------------- state ---
@@ -1511,7 +1510,7 @@ def book_flow(b: BookState, t_stop, lam: np.ndarray, theta: np.ndarray, fp) -> i
 
     Args:
         b: BookState. t_stop: (N,) times (or one time for all). lam, theta: (K,) float64 rates.
-        fp: ``FLOW_DTYPE`` record (or the legacy vector, see :func:`as_flow_params`).
+        fp: ``FLOW_DTYPE`` record (:func:`flow_params`).
 
     Raises:
         ValueError: an env is in error (``b.error``), e.g. a trade refused for overflow.

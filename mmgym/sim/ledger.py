@@ -129,6 +129,22 @@ REWARD_DTYPE = np.dtype([
 ])
 
 
+class RewardConsts(NamedTuple):
+    """The ``REWARD_DTYPE`` record read into scalars once per kernel call (:func:`reward_consts`)."""
+
+    phi: float
+    alpha: float
+    dampening: float
+    cara: bool
+    cara_gamma: float
+
+
+@njit(cache=True, inline="always")
+def reward_consts(pr):
+    """:class:`RewardConsts` of a ``REWARD_DTYPE`` record."""
+    return RewardConsts(pr.phi, pr.alpha, pr.dampening, pr.cara, pr.cara_gamma)
+
+
 def pack_reward(reward_config) -> np.ndarray:
     """The ``REWARD_DTYPE`` record of a config's ``reward`` section (0-d structured array)."""
     r = reward_config
@@ -245,7 +261,7 @@ def reward_terms(dw, impact_cost, fees, q, ds, dt, pr, last, episode_wealth_chan
         dw: change of cash + q mid over the step, net of impact and fees (price units).
         impact_cost, fees: market-order cost against the pre-trade mid, and all fees.
         q: inventory after the step's fills (lots). ds: the mid's change over the step.
-        dt: step length. pr: the ``REWARD_DTYPE`` record. last: the episode's last step.
+        dt: step length. pr: :class:`RewardConsts`. last: the episode's last step.
         episode_wealth_change: W_T - W_0, used on the last step of a CARA objective.
 
     Returns:
@@ -274,7 +290,7 @@ def record(out, ep_stats, i, o, pr, dt, last, hybrid):
 
     Args:
         out: :class:`Outputs`. ep_stats: (N, n_stats) float64 running statistics.
-        i: the row. o: the :class:`Outcome`. pr: the ``REWARD_DTYPE`` record. dt: step length.
+        i: the row. o: the :class:`Outcome`. pr: :class:`RewardConsts`. dt: step length.
         last: this is the episode's last step. hybrid: the action is as_hybrid (gamma and skew
             statistics are summed).
 

@@ -20,17 +20,19 @@ One step of rows ``lo:hi``, in order:
 1. the shared quote rule's vectorised pre-pass (as_hybrid gamma and ln(1 + gamma/k)/gamma,
    :func:`mmgym.sim.quotes.hybrid_prepass`);
 2. ``consts = prepare(params)``: the scenario reads its parameter record into scalars once;
-3. per row ``i``: ``outcome = market_step(track, state, params, consts, qc, actions, work, i)`` (``qc``: the
-   action record as :class:`~mmgym.sim.quotes.QuoteConsts`; the scenario's processes: hedge, quotes, fills, the mid's move...) returns a
-   :class:`~mmgym.sim.ledger.Outcome`;
+3. per row ``i``: ``outcome, extra = market_step(track, state, params, consts, qc, actions,
+   work, i)`` runs the scenario's processes (hedge, quotes, fills, the mid's move...; ``qc`` is
+   the action record as :class:`~mmgym.sim.quotes.QuoteConsts`) and returns the ledger's
+   :class:`~mmgym.sim.ledger.Outcome` and whatever else the scenario's ``post_step`` needs;
 4. the ledger writes reward, terms, aux and statistics (:func:`mmgym.sim.ledger.record`);
 5. the shared :class:`~mmgym.sim.ledger.Track` advances: step counter, last mid change, EWMA of
    squared mid changes (``params.obs.vol_decay``), last fills;
-6. ``post_step(track, state, params, consts, i, outcome, out)``: the scenario's own aux columns,
-   statistics and state;
+6. ``post_step(track, state, params, consts, i, outcome, extra, out)``: the scenario's own aux
+   columns, statistics and state;
 7. on the episode's last step: the final observation, the statistics copied out
    (:func:`mmgym.sim.ledger.finish`) and ``reset_row`` (SAME_STEP autoreset);
-8. ``write_obs(track, state, params, consts, i, out_obs)``.
+8. ``write_obs(row, state, params, consts, i, out_obs)`` with ``row`` the row's :class:`TrackRow`
+   (``reset_row`` returns the reset one).
 
 The parameter record must have ``market`` (with ``n_steps``, ``dt``, ``k_bid``, ``k_ask``),
 ``action`` (:data:`mmgym.sim.quotes.ACTION_DTYPE`), ``reward``
@@ -44,8 +46,18 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .ledger import finish, record
+from .ledger import finish, record, reward_consts
 from .quotes import MODE_AS_HYBRID, hybrid_prepass, quote_consts
+
+
+class TrackRow(NamedTuple):
+    """One row's :class:`~mmgym.sim.ledger.Track` after a step, as scalars (asset 0)."""
+
+    step: int
+    vol_var: float
+    mid_ret: float
+    fill_bid: int
+    fill_ask: int
 
 
 class Work(NamedTuple):
@@ -83,26 +95,30 @@ def step_rows(track, state, params, actions, out, work, lo, hi, prepare, market_
     n_steps = pm.n_steps
     dt = pm.dt
     decay = params.obs.vol_decay
-    pr = params.reward
+    pr = reward_consts(params.reward)
     tr = track
-    for i in range(lo, hi):
-        o = market_step(tr, state, params, consts, qc, actions, work, i)
+    # an unsigned row index: numba emits no negative-index wraparound for it on every access
+    for i in range(np.uint64(max(lo, 0)), np.uint64(max(hi, 0))):
+        o, extra = market_step(tr, state, params, consts, qc, actions, work, i)
         k_step = tr.step[i] + 1
         last = k_step >= n_steps
         record(out, tr.ep_stats, i, o, pr, dt, last, hybrid)
         ds = o.ds
+        var = tr.vol_var[i, 0]
+        var += decay * (ds * ds - var)
         tr.step[i] = k_step
         tr.mid_ret[i, 0] = ds
-        tr.vol_var[i, 0] += decay * (ds * ds - tr.vol_var[i, 0])
+        tr.vol_var[i, 0] = var
         tr.last_fills[i, 0, 0] = o.fill_bid
         tr.last_fills[i, 0, 1] = o.fill_ask
-        post_step(tr, state, params, consts, i, o, out)
+        row = TrackRow(k_step, var, ds, o.fill_bid, o.fill_ask)
+        post_step(tr, state, params, consts, i, o, extra, out)
         out.done[i] = last
         if last:
-            write_obs(tr, state, params, consts, i, out.final_obs)
+            write_obs(row, state, params, consts, i, out.final_obs)
             finish(out, tr.ep_stats, i, k_step)
-            reset_row(tr, state, params, consts, i)
-        write_obs(tr, state, params, consts, i, out.obs)
+            row = reset_row(tr, state, params, consts, i)
+        write_obs(row, state, params, consts, i, out.obs)
 
 
 @njit(cache=True, inline="always")
@@ -113,8 +129,8 @@ def reset_rows(mask, track, state, params, out, prepare, write_obs, reset_row):
         if mask[i]:
             for j in range(track.ep_stats.shape[1]):
                 track.ep_stats[i, j] = 0.0
-            reset_row(track, state, params, consts, i)
-            write_obs(track, state, params, consts, i, out.obs)
+            row = reset_row(track, state, params, consts, i)
+            write_obs(row, state, params, consts, i, out.obs)
 
 
 @njit(cache=True, inline="always")
@@ -127,3 +143,4 @@ def reset_track(track, i, var0, wealth0):
         track.last_fills[i, a, 0] = 0
         track.last_fills[i, a, 1] = 0
     track.wealth0[i] = wealth0
+    return TrackRow(np.int64(0), var0, 0.0, np.int64(0), np.int64(0))
