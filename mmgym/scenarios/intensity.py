@@ -33,6 +33,7 @@ from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..sim.ledger import OBS, REWARD_DTYPE, Outcome, pack_reward
 from ..sim.processes import (IMPACT_DTYPE, MARKET_DTYPE, OBS_DTYPE, almgren_chriss_hedge, brownian_mid,
                              exponential_fills, pack_impact, pack_market, pack_obs, round_to_tick)
+from ..sim.jit import entry
 from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, first_bad_row, pack_action
 from ..sim.skeleton import reset_rows, reset_track, step_rows
 from .base import Scenario
@@ -221,7 +222,7 @@ def reset_row(tr, st, p, c, i):
 
 
 # ----------------------------------------------------------------------------- kernels ---
-@njit(cache=True, _nrt=False, error_model="numpy")
+@entry
 def step(tr, st, params, actions, out, work, lo, hi):
     """Step rows ``lo:hi`` (module docstring) and autoreset finished ones.
 
@@ -249,7 +250,7 @@ def step_parallel(tr, st, params, actions, out, work, lo, hi):
     return -1
 
 
-@njit(cache=True, _nrt=False, error_model="numpy")
+@entry
 def reset(mask, tr, st, params, out):
     """Reset the rows where ``mask`` is true and write their observations."""
     reset_rows(mask, tr, st, params[0], out, prepare, write_obs, reset_row)

@@ -23,6 +23,7 @@ from ..sim import book as K
 from ..sim.columns import Columns
 from ..sim.ledger import AUX, OBS, REWARD_DTYPE, STATS, Outcome, pack_reward
 from ..sim.processes import MARKET_DTYPE, OBS_DTYPE, pack_market, pack_obs
+from ..sim.jit import entry, kernel
 from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, first_bad_row, pack_action
 from ..sim.skeleton import reset_rows, reset_track, step_rows
 from .base import Scenario
@@ -309,6 +310,10 @@ class Consts(NamedTuple):
 
 _BIG = np.int64(2**62)
 
+# The processes below are out-of-line kernels (mmgym.sim.jit.kernel), not IR-level inlined: a step
+# simulates ~60 book events per row, so a call costs little, and inlining them into the two
+# kernels cost seconds of cold compile.
+
 
 # --------------------------------------------------------------------------- processes ---
 @njit(cache=True, inline="always")
@@ -321,7 +326,7 @@ def prepare(p):
                   bk.warmup, bk.centre_tick, bk.init_spread, bk.imb_levels, p.flow.margin)
 
 
-@njit(cache=True, inline="always")
+@kernel
 def own_slot(b, i, side):
     """Slot of our (first) resting order on ``side``, or -1."""
     o = b.orders
@@ -331,7 +336,7 @@ def own_slot(b, i, side):
     return -1
 
 
-@njit(cache=True, inline="always")
+@kernel
 def queue_pos(b, i, side):
     """Our ``side`` order's lots ahead / its level's volume, or -1 without one."""
     j = own_slot(b, i, side)
@@ -371,9 +376,10 @@ class Extra(NamedTuple):
     taker_lots: int
 
 
-@njit(cache=True, inline="always")
+@kernel
 def market_step(tr, st, p, c, qc, actions, work, i):
     """One step of row ``i`` (the rules in :class:`LOBMarketMakingEnv`'s manual)."""
+    i = np.int64(i)  # one signature for the engine's kernels (the skeleton's row index is unsigned)
     b = st.book
     lam = st.lam
     theta = st.theta
@@ -470,7 +476,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
                     taker_lots)
 
 
-@njit(cache=True, inline="always")
+@kernel
 def snapshot(b, st, tr, c, i):
     """Write row ``i``'s current market features into its ring-buffer slot for this step."""
     L = b.bg.shape[2]
@@ -500,9 +506,10 @@ def snapshot(b, st, tr, c, i):
     hist[i, slot, F_FLOW] = st.flow_signed[i] / st.flow_abs[i] if st.flow_abs[i] > 0 else 0.0
 
 
-@njit(cache=True, inline="always")
+@kernel
 def post_step(tr, st, p, c, i, o, x, out):
     """The book's aux columns and statistics, its flow EWMAs and the feature snapshot."""
+    i = np.int64(i)
     b = st.book
     aux = out.aux
     aux[i, A_SPREAD_TICKS] = b.best[i, K.ASK] - b.best[i, K.BID]
@@ -518,9 +525,10 @@ def post_step(tr, st, p, c, i, o, x, out):
     tr.ep_stats[i, S_TAKER_LOTS] += x.taker_lots
 
 
-@njit(cache=True, inline="always")
+@kernel
 def write_obs(row, st, p, c, i, out):
     """Observation row ``i``: own state now, market features ``book.obs_delay_steps`` old."""
+    i = np.int64(i)
     b = st.book
     hist = st.hist
     slot = (row.step + 1) % hist.shape[1]  # == (step - delay) mod (delay + 1)
@@ -537,10 +545,11 @@ def write_obs(row, st, p, c, i, out):
     out[i, O_FLOW] = hist[i, slot, F_FLOW]
 
 
-@njit(cache=True, inline="always")
+@kernel
 def reset_row(tr, st, p, c, i):
     """A deterministic book (:func:`mmgym.sim.book.init_book`), then ``book.warmup`` time units of
     background flow from the row's own stream; cash 0, q = q0, no orders of ours."""
+    i = np.int64(i)
     b = st.book
     K.init_book(b, i, c.centre_tick, st.lam, st.theta, c.init_spread)
     if c.warmup > 0.0:
@@ -561,7 +570,7 @@ def reset_row(tr, st, p, c, i):
 
 
 # ----------------------------------------------------------------------------- kernels ---
-@njit(cache=True, _nrt=False, error_model="numpy")
+@entry
 def step(tr, st, params, actions, out, work, lo, hi):
     """Step rows ``lo:hi`` by ``dt`` of book time and autoreset finished ones; -1, or the first
     row whose action is NaN or infinite (nothing is stepped then)."""
@@ -573,7 +582,7 @@ def step(tr, st, params, actions, out, work, lo, hi):
     return -1
 
 
-@njit(cache=True, _nrt=False, error_model="numpy")
+@entry
 def reset(mask, tr, st, params, out):
     """Reset the rows where ``mask`` is true (book, warm-up, observation)."""
     reset_rows(mask, tr, st, params[0], out, prepare, write_obs, reset_row)

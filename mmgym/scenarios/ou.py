@@ -38,6 +38,7 @@ from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import EnvConfig, Section
 from ..sim.ledger import OBS
 from ..sim.processes import brownian_mid
+from ..sim.jit import entry
 from ..sim.quotes import first_bad_row
 from ..sim.skeleton import reset_rows, step_rows
 from . import intensity
@@ -150,7 +151,7 @@ def reset_row(tr, st, p, c, i):
 
 
 # ----------------------------------------------------------------------------- kernels ---
-@njit(cache=True, _nrt=False, error_model="numpy")
+@entry
 def step(tr, st, params, actions, out, work, lo, hi):
     """Step rows ``lo:hi`` and autoreset finished ones; -1, or the first non-finite action's row."""
     bad = first_bad_row(actions)
@@ -161,7 +162,7 @@ def step(tr, st, params, actions, out, work, lo, hi):
     return -1
 
 
-@njit(cache=True, _nrt=False, error_model="numpy")
+@entry
 def reset(mask, tr, st, params, out):
     """Reset the rows where ``mask`` is true and write their observations."""
     reset_rows(mask, tr, st, params[0], out, prepare, write_obs, reset_row)

@@ -84,7 +84,7 @@ Compilation (cold compile time matters as much as speed)
     recentring) are out-of-line functions; loops over order slots and cold loops step their
     counter through :func:`_opaque`, so LLVM neither unrolls nor vectorises them (that code was
     most of what callers linked in). Kernels only numba calls get no CPython wrapper
-    (:class:`NumbaOnlyDispatcher`); Python reaches the engine through one compiled entry point
+    (:class:`mmgym.sim.jit.NumbaOnlyDispatcher`); Python reaches the engine through one compiled entry point
     (:func:`book_apply_ops`, :func:`book_flow`, :func:`book_record`, :func:`init_book`). Every
     kernel is compiled without reference counting (``_nrt=False``: nothing allocates) and with all
     flags numba would otherwise inherit from the first caller set explicitly.
@@ -99,11 +99,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from llvmlite import ir as _llvm_ir  # numba's own IR builder, for the one intrinsic below
-from numba import njit, types
-from numba.core.registry import CPUDispatcher
-from numba.extending import intrinsic
-
+from .jit import entry, hot, kernel, opaque
 from .rng import to_unit, xoroshiro_next
 
 BID = 0
@@ -425,72 +421,15 @@ def new_tape(capacity: int) -> Tape:
     return Tape(t=np.zeros(capacity), side=z(), px=z(), qty=z(), mid2=z(), n=np.zeros(1, dtype=np.int64))
 
 
-# ---------------------------------------------------------------------- compile flags ---
-# Every flag numba would otherwise inherit from the caller being compiled (nrt, fastmath,
-# error_model, forceinline) is set explicitly, so a kernel compiles (and is cached) the same
-# whoever calls it first. error_model="numpy": no zero-division checks (every divisor is
-# checked or constant). No cfunc wrappers: nothing takes the kernels as first-class functions.
-_TARGET = dict(_nrt=False, fastmath=False, error_model="numpy", boundscheck=False,
-               no_cfunc_wrapper=True)
-
-
-class NumbaOnlyDispatcher(CPUDispatcher):
-    """A numba dispatcher compiled without a CPython wrapper: for numba-compiled callers.
-
-    Generating the wrapper (which unboxes a 13-array :class:`BookState`) is a large part of a
-    small kernel's cold compile, and the env calls these kernels from numba only. A Python call
-    runs ``python_impl`` if one is set (e.g. through the engine's Python entry point), and
-    otherwise raises ``TypeError`` (rather than jumping into the missing wrapper).
-    """
-
-    python_impl = None
-
-    def __call__(self, *args, **kwargs):
-        if self.python_impl is not None:
-            return self.python_impl(*args, **kwargs)
-        raise TypeError(f"mmgym.sim.book.{self.py_func.__name__} is compiled for numba callers "
-                        "only; from Python use apply_ops, book_flow, book_record or init_book")
-
-
-def _jit(python: bool, forceinline: bool):
-    opts = dict(_TARGET, forceinline=forceinline)
-    if python:
-        return njit(cache=True, **opts)
-
-    def deco(func):
-        d = NumbaOnlyDispatcher(py_func=func, locals={},
-                                targetoptions=dict(opts, nopython=True, no_cpython_wrapper=True))
-        d.enable_caching()
-        return d
-
-    return deco
-
-
-_py_kernel = _jit(python=True, forceinline=False)  # callable from Python (one entry point)
-_kernel = _jit(python=False, forceinline=False)  # public, for numba callers: a plain call
-_hot_kernel = _jit(python=False, forceinline=True)  # public, small and hot: LLVM inlines it
-_hot = _jit(python=False, forceinline=True)  # internal, LLVM inlines it
-_cold = _jit(python=False, forceinline=False)  # internal, out of line (rare paths)
-
-
-@intrinsic
-def _opaque(typingctx, x):
-    """Identity on an integer that LLVM cannot see through (an empty inline asm).
-
-    Loops over order slots and cold loops step as ``j = _opaque(j + 1)``: LLVM then cannot
-    compute their trip count, so it neither unrolls nor vectorises them. numba has no
-    per-function optimisation level, and the unrolled and vectorised copies of these few-pass
-    loops made up most of the code every caller of the engine links in and compiles again.
-    """
-    if not isinstance(x, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        (v,) = args
-        fnty = _llvm_ir.FunctionType(v.type, [v.type])
-        return builder.asm(fnty, "", "=r,0", [v], side_effect=False, name="opaque")
-
-    return x(x), codegen
+# ---------------------------------------------------------------------- compile policy ---
+# mmgym.sim.jit: kernels Python calls (the one entry point), kernels only numba calls (out of
+# line, or hot: LLVM inlines them), and the loop counter LLVM cannot see through.
+_py_kernel = entry
+_kernel = kernel  # public, for numba callers: a plain call
+_hot_kernel = hot  # public, small and hot: LLVM inlines it
+_hot = hot  # internal, LLVM inlines it
+_cold = kernel  # internal, out of line (rare paths)
+_opaque = opaque
 
 
 # ------------------------------------------------------------------------------ helpers ---

@@ -125,7 +125,7 @@ def step_rows(track, state, params, actions, out, work, lo, hi, prepare, market_
 def reset_rows(mask, track, state, params, out, prepare, write_obs, reset_row):
     """Reset the rows where ``mask`` is true (statistics zeroed) and write their observations."""
     consts = prepare(params)
-    for i in range(mask.shape[0]):
+    for i in range(np.uint64(0), np.uint64(mask.shape[0])):  # unsigned, as in step_rows
         if mask[i]:
             for j in range(track.ep_stats.shape[1]):
                 track.ep_stats[i, j] = 0.0
