@@ -51,6 +51,7 @@ class Scenario:
         terms, aux, stats, obs: the column layouts of the kernels' outputs.
         num_assets: K, the asset axis of the per-row state (``(num_envs, K)`` arrays).
         state_fields: per-env state exposed through ``get_attr``/``set_attr`` of the vector adapters.
+        per_asset_fields: state fields shaped ``(num_envs, K, ...)``; kernels see them flat.
         params_dtype: the parameter record's structured dtype.
         step_kernel, reset_kernel: the scenario's numba kernels (:mod:`mmgym.sim.skeleton`):
             ``step(track, state, params, actions, out, work, lo, hi) -> bad row or -1`` and
@@ -71,6 +72,7 @@ class Scenario:
     obs: Columns = ledger.OBS
     num_assets: int = 1
     state_fields: tuple[str, ...] = ()
+    per_asset_fields: tuple[str, ...] = ()
     params_dtype: np.dtype
     step_kernel: Callable[..., int]
     reset_kernel: Callable[..., None]

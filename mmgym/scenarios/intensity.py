@@ -68,6 +68,7 @@ class State(NamedTuple):
 
     Attributes:
         mid: (N, K) float64, mid price. cash: (N,) float64. inventory: (N, K) int64, lots held.
+        The kernels see ``mid`` and ``inventory`` flat, ``(N * K,)`` (row ``i`` is index ``i``).
     """
 
     mid: np.ndarray
@@ -145,8 +146,8 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
     Returns:
         The step's :class:`~mmgym.sim.ledger.Outcome`, and 0 (nothing else for ``post_step``).
     """
-    s = st.mid[i, 0]
-    q = st.inventory[i, 0]
+    s = st.mid[i]
+    q = st.inventory[i]
     cash = st.cash[i]
     w_before = cash + q * s
     r0 = tr.rng[i, 0]
@@ -173,9 +174,9 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
     tr.rng[i, 0] = r0
     tr.rng[i, 1] = r1
     s_new = s + ds
-    st.mid[i, 0] = s_new
+    st.mid[i] = s_new
     st.cash[i] = cash
-    st.inventory[i, 0] = q
+    st.inventory[i] = q
     w_after = cash + q * s_new
     return Outcome(w_after - w_before, impact_cost, maker + taker, q, ds, w_after - tr.wealth0[i],
                    bid, ask, quote_bid, quote_ask, d_bid, d_ask, gamma, skew, v, fb, fa, s,
@@ -206,7 +207,7 @@ def write_obs(row, st, p, c, i, out_obs):
     vol = min(10.0, np.sqrt(row.vol_var) * c.inv_sd)
     ret = min(10.0, max(-10.0, row.mid_ret * c.inv_sd))
     # one tuple stored by a loop: LLVM packs the six float32 stores
-    o = (st.inventory[i, 0] * c.inv_q_max, (c.n_steps - row.step) * c.inv_n_steps, vol,
+    o = (st.inventory[i] * c.inv_q_max, (c.n_steps - row.step) * c.inv_n_steps, vol,
          float(row.fill_bid), float(row.fill_ask), ret)
     for j in range(6):
         out_obs[i, j] = o[j]
@@ -215,9 +216,9 @@ def write_obs(row, st, p, c, i, out_obs):
 @njit(cache=True, inline="always")
 def reset_row(tr, st, p, c, i):
     """mid = s0, cash = 0, q = q0; no random draws."""
-    st.mid[i, 0] = c.s0
+    st.mid[i] = c.s0
     st.cash[i] = 0.0
-    st.inventory[i, 0] = c.q0
+    st.inventory[i] = c.q0
     return reset_track(tr, i, c.var0, c.q0 * c.s0)
 
 
@@ -263,6 +264,7 @@ class IntensityScenario(Scenario):
     id = ENV_ID
     params_dtype = PARAMS_DTYPE
     state_fields = ("mid", "cash", "inventory", "step", "vol_var", "mid_ret", "wealth0")
+    per_asset_fields = ("mid", "inventory")
     step_kernel = staticmethod(step)
     reset_kernel = staticmethod(reset)
     parallel_kernel = staticmethod(step_parallel)

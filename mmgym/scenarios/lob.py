@@ -489,8 +489,8 @@ def snapshot(b, st, tr, c, i):
     ba = b.best[i, K.ASK] - lo
     hist[i, slot, F_MID] = 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK]) * tick
     if sigma > 0.0:
-        hist[i, slot, F_VOL] = np.sqrt(tr.vol_var[i, 0] / c.dt) / sigma
-        hist[i, slot, F_RET] = min(10.0, max(-10.0, tr.mid_ret[i, 0] / (sigma * c.sqrt_dt)))
+        hist[i, slot, F_VOL] = np.sqrt(tr.vol_var[i] / c.dt) / sigma
+        hist[i, slot, F_RET] = min(10.0, max(-10.0, tr.mid_ret[i] / (sigma * c.sqrt_dt)))
     else:
         hist[i, slot, F_VOL] = 0.0
         hist[i, slot, F_RET] = 0.0

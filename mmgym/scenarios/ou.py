@@ -141,7 +141,7 @@ def write_obs(row, st, p, c, i, out_obs):
     """The intensity market's six features, then the mid's deviation from m."""
     intensity.write_obs(row, st, p, c[0], i, out_obs)
     oc = c[1]
-    out_obs[i, O_DEV] = min(10.0, max(-10.0, (st.mid[i, 0] - oc.mean) * oc.inv_scale))
+    out_obs[i, O_DEV] = min(10.0, max(-10.0, (st.mid[i] - oc.mean) * oc.inv_scale))
 
 
 @njit(cache=True, inline="always")

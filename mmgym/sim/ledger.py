@@ -163,6 +163,9 @@ def pack_reward(reward_config) -> np.ndarray:
 class Track(NamedTuple):
     """Per-row episode bookkeeping every scenario shares (batch-first; K assets).
 
+    The kernels see ``vol_var``, ``mid_ret`` and ``last_fills`` flat (``(N * K, ...)``,
+    :func:`flat_assets`); the step skeleton keeps asset 0 (single-asset scenarios, K = 1).
+
     Attributes:
         step: (N,) int64, steps taken this episode.
         vol_var: (N, K) float64, EWMA of squared mid changes (price^2 per step).
@@ -180,6 +183,23 @@ class Track(NamedTuple):
     wealth0: np.ndarray
     ep_stats: np.ndarray
     rng: np.ndarray
+
+
+#: Track fields with an asset axis.
+TRACK_PER_ASSET = ("vol_var", "mid_ret", "last_fills")
+
+
+def flat_assets(state: NamedTuple, per_asset: tuple[str, ...]) -> NamedTuple:
+    """``state`` with its per-asset fields ``(N, K, ...)`` seen flat, ``(N * K, ...)`` (views of
+    the same memory): the kernels' layout, row ``i`` asset ``a`` at ``i * K + a``."""
+    views = {}
+    for name in per_asset:
+        arr = getattr(state, name)
+        flat = arr.reshape((-1,) + arr.shape[2:])
+        if not np.shares_memory(flat, arr):
+            raise ValueError(f"{name}: a per-asset field must be C-contiguous (got a copy)")
+        views[name] = flat
+    return state._replace(**views)
 
 
 def new_track(num_envs: int, num_assets: int, n_stats: int, rng: np.ndarray) -> Track:

@@ -26,7 +26,9 @@ One step of rows ``lo:hi``, in order:
    :class:`~mmgym.sim.ledger.Outcome` and whatever else the scenario's ``post_step`` needs;
 4. the ledger writes reward, terms, aux and statistics (:func:`mmgym.sim.ledger.record`);
 5. the shared :class:`~mmgym.sim.ledger.Track` advances: step counter, last mid change, EWMA of
-   squared mid changes (``params.obs.vol_decay``), last fills;
+   squared mid changes (``params.obs.vol_decay``), last fills (the kernels see the per-asset
+   arrays flat, ``(N * K, ...)``; this skeleton is the single-asset one, K = 1: row ``i`` is
+   index ``i``);
 6. ``post_step(track, state, params, consts, i, outcome, extra, out)``: the scenario's own aux
    columns, statistics and state;
 7. on the episode's last step: the final observation, the statistics copied out
@@ -104,13 +106,13 @@ def step_rows(track, state, params, actions, out, work, lo, hi, prepare, market_
         last = k_step >= n_steps
         record(out, tr.ep_stats, i, o, pr, dt, last, hybrid)
         ds = o.ds
-        var = tr.vol_var[i, 0]
+        var = tr.vol_var[i]
         var += decay * (ds * ds - var)
         tr.step[i] = k_step
-        tr.mid_ret[i, 0] = ds
-        tr.vol_var[i, 0] = var
-        tr.last_fills[i, 0, 0] = o.fill_bid
-        tr.last_fills[i, 0, 1] = o.fill_ask
+        tr.mid_ret[i] = ds
+        tr.vol_var[i] = var
+        tr.last_fills[i, 0] = o.fill_bid
+        tr.last_fills[i, 1] = o.fill_ask
         row = TrackRow(k_step, var, ds, o.fill_bid, o.fill_ask)
         post_step(tr, state, params, consts, i, o, extra, out)
         out.done[i] = last
@@ -137,10 +139,11 @@ def reset_rows(mask, track, state, params, out, prepare, write_obs, reset_row):
 def reset_track(track, i, var0, wealth0):
     """The shared bookkeeping of a row at an episode's start."""
     track.step[i] = 0
-    for a in range(track.vol_var.shape[1]):
-        track.vol_var[i, a] = var0
-        track.mid_ret[i, a] = 0.0
-        track.last_fills[i, a, 0] = 0
-        track.last_fills[i, a, 1] = 0
+    k = track.vol_var.shape[0] // track.step.shape[0]  # assets per row (flat per-asset arrays)
+    for j in range(i * k, i * k + k):
+        track.vol_var[j] = var0
+        track.mid_ret[j] = 0.0
+        track.last_fills[j, 0] = 0
+        track.last_fills[j, 1] = 0
     track.wealth0[i] = wealth0
     return TrackRow(np.int64(0), var0, 0.0, np.int64(0), np.int64(0))
