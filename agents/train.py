@@ -31,9 +31,15 @@ import yaml
 from mmgym.config import ConfigError, ExperimentConfig, first_difference
 
 from .algos import build_algo_kwargs, is_off_policy
+from .callbacks import (
+    CheckpointCallback,
+    InterruptCallback,
+    MarketStatsCallback,
+    PeriodicEvalCallback,
+    ProgressCallback,
+    evaluate_model,
+)
 from .checkpoints import latest_checkpoint, save_model, write_checkpoint
-from .callbacks import (CheckpointCallback, InterruptCallback, MarketStatsCallback, PeriodicEvalCallback,
-                        ProgressCallback, evaluate_model)
 from .vec_env import MMVecEnv
 
 __all__ = ["TrainResult", "train", "save_model", "latest_checkpoint", "hyperparameter_table",

@@ -15,9 +15,9 @@ theirs *replays* recorded ones into its depth map and exchange model; see docs/L
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 

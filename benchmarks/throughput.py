@@ -152,7 +152,7 @@ def main(argv=None):
 
     for n in (1, 64, 1000, 10000):
         calls = max(5, int(_calls_for(n) * scale))
-        ref = NumpyBatchMarket(cfg, n)
+        ref = NumpyIntensityMarket(cfg, n)
         acts = np.random.default_rng(0).uniform(-1, 1, (n, 2))
         record(f"numpy_reference[{n}]", n, _time(lambda: ref.step(acts), calls, args.repeats), calls)
         venv = gym.make_vec("mmgym/MarketMaking-v0", num_envs=n, vectorization_mode="vector_entry_point")

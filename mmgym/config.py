@@ -30,8 +30,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator
 
-from .schema import (DEFAULT_ENV_ID, ActionConfig, EnvConfig, ImpactConfig, MarketConfig,
-                     ObservationConfig, RewardConfig, Section)
+from .schema import (
+    DEFAULT_ENV_ID,
+    ActionConfig,
+    EnvConfig,
+    ImpactConfig,
+    MarketConfig,
+    ObservationConfig,
+    RewardConfig,
+    Section,
+)
 
 __all__ = [
     "ConfigError",

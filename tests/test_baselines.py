@@ -19,9 +19,9 @@ from mmgym.baselines import (
     make_baseline,
 )
 from mmgym.config import ConfigError, load_config, load_env_config
-from mmgym.sim import ledger as K
 from mmgym.envs.market import BatchMarket as IntensityMarket
 from mmgym.evaluation import run_policy
+from mmgym.sim import ledger as K
 
 
 def _env(**market):

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import kurtosis
 
-from mmgym.sim import book as K
 from mmgym.scenarios.lob import BookConfig
+from mmgym.sim import book as K
 from tests.book_reference import RefBook
 
 L, M, LOWER = 24, 3, 1000

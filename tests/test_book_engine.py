@@ -5,7 +5,6 @@ access to numba-only kernels, and numba callers of run_flow."""
 
 from __future__ import annotations
 
-
 import os
 import subprocess
 import sys

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmgym.config import load_config
 from agents.policies import load_sb3_policy
+from mmgym.config import load_config
 from mmgym.evaluation import evaluate_agents, run_evaluation, run_policy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from mmgym.config import load_env_config
-from mmgym.sim import ledger as K
 from mmgym.envs.market import BatchMarket as IntensityMarket
+from mmgym.sim import ledger as K
 
 from .reference_intensity import RefRng, ref_reset, ref_step
 

@@ -9,9 +9,9 @@ import pytest
 
 import mmgym  # noqa: F401
 from mmgym.envs.market import BatchMarket
+from mmgym.make import make_market
 from mmgym.scenarios.lob import default_lob_config
 from mmgym.sim import ledger as IK
-from mmgym.make import make_market
 
 ID = "mmgym/LOBMarketMaking-v0"
 SHORT = {"market": {"horizon": 20.0}}

@@ -15,9 +15,9 @@ import numpy as np
 from gymnasium.utils import seeding
 from numba import typeof
 
-from ..schema import EnvConfig
 from ..scenarios import get as get_scenario
 from ..scenarios.base import Scenario
+from ..schema import EnvConfig
 from ..sim.ledger import TRACK_PER_ASSET, Outputs, flat_assets, new_track
 from ..sim.rng import rng_state_from_generator
 from ..sim.skeleton import new_work

@@ -9,11 +9,21 @@
 Trained stable-baselines3 models are loaded by :mod:`agents.policies`.
 """
 
-from .runner import (AUDIT_COLUMNS, EpisodeBatch, EvaluationResult, ObsPolicy, Policy, clear_cache,
-                     depth_surface, evaluate_agents, get_baseline, run_evaluation, run_policy)
 from .plots import write_plots
+from .runner import (
+                     AUDIT_COLUMNS,
+                     EpisodeBatch,
+                     EvaluationResult,
+                     ObsPolicy,
+                     Policy,
+                     clear_cache,
+                     depth_surface,
+                     evaluate_agents,
+                     get_baseline,
+                     run_evaluation,
+                     run_policy,
+)
 from .stats import mean_se, paired_difference, summarize
-
 
 __all__ = [
     "AUDIT_COLUMNS",

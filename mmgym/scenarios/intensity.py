@@ -22,18 +22,27 @@ scenario reuses these processes and swaps one (the mid).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
+from gymnasium import spaces
 from numba import njit, prange
 
-from gymnasium import spaces
-
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
-from ..sim.ledger import OBS, REWARD_DTYPE, Outcome, pack_reward
-from ..sim.processes import (IMPACT_DTYPE, MARKET_DTYPE, OBS_DTYPE, almgren_chriss_hedge, brownian_mid,
-                             exponential_fills, pack_impact, pack_market, pack_obs, round_to_tick)
 from ..sim.jit import entry
+from ..sim.ledger import OBS, REWARD_DTYPE, Outcome, pack_reward
+from ..sim.processes import (
+    IMPACT_DTYPE,
+    MARKET_DTYPE,
+    OBS_DTYPE,
+    almgren_chriss_hedge,
+    brownian_mid,
+    exponential_fills,
+    pack_impact,
+    pack_market,
+    pack_obs,
+    round_to_tick,
+)
 from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, first_bad_row, pack_action
 from ..sim.skeleton import reset_rows, reset_track, step_rows
 from .base import Scenario

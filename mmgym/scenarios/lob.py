@@ -21,9 +21,9 @@ from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import EnvConfig, Section
 from ..sim import book as K
 from ..sim.columns import Columns
+from ..sim.jit import entry, kernel
 from ..sim.ledger import AUX, OBS, REWARD_DTYPE, STATS, Outcome, pack_reward
 from ..sim.processes import MARKET_DTYPE, OBS_DTYPE, pack_market, pack_obs
-from ..sim.jit import entry, kernel
 from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, first_bad_row, pack_action
 from ..sim.skeleton import reset_rows, reset_track, step_rows
 from .base import Scenario

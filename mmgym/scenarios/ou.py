@@ -36,13 +36,12 @@ from pydantic import Field
 
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import EnvConfig, Section
+from ..sim.jit import entry
 from ..sim.ledger import OBS
 from ..sim.processes import brownian_mid
-from ..sim.jit import entry
 from ..sim.quotes import first_bad_row
 from ..sim.skeleton import reset_rows, step_rows
 from . import intensity
-from .base import Scenario
 
 ENV_ID = "mmgym/OUMarketMaking-v0"
 

@@ -99,6 +99,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
 from .jit import entry, hot, kernel, opaque
 from .rng import to_unit, xoroshiro_next
 
