@@ -8,7 +8,7 @@ Every baseline maps ``(step, inventory)`` of N envs to raw depth actions
 name        policy
 ==========  ================================================================================
 as          Avellaneda & Stoikov (2008) eqs. (29)-(30), finite horizon
-symmetric   the AS spread centred on the mid (AS 2008 sec. 4 benchmark)
+symmetric   the AS average spread, constant, centred on the mid (AS 2008 sec. 4 benchmark)
 fixed       constant half-spread (``baselines.fixed_half_spread``, or the best one when None)
 glft        Guéant, Lehalle & Fernandez-Tapia (2013) asymptotic closed form
 cjp         Cartea, Jaimungal & Penalva (2015) ch. 10, exact continuous-time solution
