@@ -32,7 +32,7 @@ from ..config import BaselinesConfig, ConfigError, EnvConfig
 from .analytic import GLFT, AvellanedaStoikov, FixedSpread, InventoryBoundary, SymmetricAS
 from .base import DepthPolicy, MarketParams
 from .cjp import CJP
-from .optimal import DPSolution, OptimalPolicy, evaluate_tables, solve_optimal
+from .optimal import DPSolution, OptimalPolicy, evaluate_tables, inexact_reason, solve_optimal
 
 __all__ = [
     "BASELINES",
@@ -47,6 +47,7 @@ __all__ = [
     "OptimalPolicy",
     "SymmetricAS",
     "evaluate_tables",
+    "inexact_reason",
     "make_baseline",
     "solve_optimal",
 ]
