@@ -21,6 +21,8 @@ sigma, A, k are the config's ``market`` values, calibrated on that book
 (``python -m mmgym.calibrate configs/lob.yaml``); their depths are mapped onto ticks by the env
 (bid floored, ask ceiled). ``optimal`` is then the exact optimum of that intensity model, not of
 the book, and ``exact E[obj]`` is blank (the model's value is ``objective_model`` in the JSON).
+``exact E[obj]`` is also blank, with a one-line note, on an intensity-market config the DP does not
+solve exactly (a tick with a mid that leaves the tick grid: ``metadata.not_exact`` says why).
 ``--audit`` is for the intensity market only.
 
 Bad input (unknown agent, missing file, bad ``--set`` path) prints one line and exits with 2.
@@ -190,12 +192,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluate.py: note: replacing the results in {out} (--out DIR keeps them)", file=sys.stderr)
     title = f"{args.config}: {episodes} episodes, seed {seed}"
     model_only = "baseline_model" in result.metadata
+    not_exact = result.metadata.get("not_exact")
     if "optimal_v0" in result.metadata:
-        title += f", optimal V0 = {result.metadata['optimal_v0']:.4f}" + (" (intensity model)" if model_only else "")
+        title += f", optimal V0 = {result.metadata['optimal_v0']:.4f}" + (
+            " (intensity model)" if model_only else " (not exact)" if not_exact else "")
     print_table(result.metrics, result.reference, title)
     if model_only:  # the limit order book: the baselines' model is not the env
         print(f"note: {result.metadata['baseline_model']}; 'exact E[obj]' does not apply "
               "(results.json: objective_model)")
+    if not_exact:  # the intensity market with a config the DP does not solve exactly
+        print(f"note: no exact values for this config: {not_exact}")
     write_outputs(result, out, args.config, overrides)
     if args.audit:
         write_audit(result, out)

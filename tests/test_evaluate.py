@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from agents.policies import load_sb3_policy
+from mmgym.baselines import evaluate_tables, make_baseline
 from mmgym.config import load_config
 from mmgym.evaluation import evaluate_agents, run_evaluation, run_policy
 
@@ -120,6 +121,47 @@ def test_library_crn_cache_and_chunking():
     assert res["zero"]["reference"] == "zero" and res["zero"]["kind"] == "policy"
     assert calls[0] == (30, 6)
     assert res["as"]["objective_mean"] == pytest.approx(a.metrics["as"]["objective_mean"])
+
+
+def test_objective_exact_only_where_the_dp_is_exact():
+    """'exact E[obj]' (the DP policy evaluation) is within Monte Carlo error of the kernel's mean
+    where the DP is exact: no tick, and a tick with a binomial mid that stays on the tick grid
+    (the evaluation rounds the depths as the kernel does). With a gaussian mid the rounded depth
+    depends on the mid inside the tick: the tick-free value is not the env's, so no agent gets one
+    and the metadata says why."""
+    agents = {n: n for n in ("as", "glft", "optimal")}
+    aligned = ["market.tick_size=0.1", "market.mid_noise=binomial", "market.dt=0.0025",
+               "market.horizon=0.5"]  # sigma sqrt(dt) = 0.1
+    for overrides in ([], aligned):
+        cfg = load_config("configs/cjp.yaml", overrides)
+        res = run_evaluation(cfg.env, agents, episodes=2000, seed=7, baselines_config=cfg.baselines)
+        assert "not_exact" not in res.metadata and res.metadata["optimal_exact"], overrides
+        for name, m in res.metrics.items():
+            assert abs(m["objective_mean"] - m["objective_exact"]) < 4 * m["objective_se"], (overrides, name)
+        assert res.metrics["optimal"]["objective_exact"] == pytest.approx(res.metadata["optimal_v0"], rel=1e-12)
+    cfg = load_config("configs/cjp.yaml", ["market.tick_size=0.25"])
+    with pytest.warns(UserWarning, match="not exact"):
+        res = run_evaluation(cfg.env, agents, episodes=2000, seed=7, baselines_config=cfg.baselines)
+    assert "tick_size=0.25" in res.metadata["not_exact"] and not res.metadata["optimal_exact"]
+    assert all(m["objective_exact"] is None for m in res.metrics.values())
+    # what used to be reported there: the tick-free value, many standard errors off the env's mean
+    m = res.metrics["as"]
+    as_ = make_baseline("as", cfg.env, cfg.baselines)
+    tick_free = evaluate_tables(cfg.env, *as_.tables())[0, cfg.env.market.max_inventory]
+    assert abs(m["objective_mean"] - tick_free) > 4 * m["objective_se"]
+
+
+def test_cli_notes_a_config_without_exact_values(tiny, tmp_path):
+    out = tmp_path / "res"
+    r = _run(str(tiny), "--agents", "as", "optimal", "--episodes", "8", "--out", str(out),
+             "--no-plots", "--set", "market.tick_size=0.25")
+    assert r.returncode == 0, r.stderr
+    notes = [ln for ln in r.stdout.splitlines() if ln.startswith("note: no exact values")]
+    assert len(notes) == 1 and "tick_size=0.25" in notes[0]
+    assert "(not exact)" in r.stdout
+    data = json.loads((out / "results.json").read_text())
+    assert all(m["objective_exact"] is None for m in data["agents"].values())
+    assert "tick_size=0.25" in data["metadata"]["not_exact"]
 
 
 def TINY_DICT():

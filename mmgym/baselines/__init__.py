@@ -8,7 +8,7 @@ Every baseline maps ``(step, inventory)`` of N envs to raw depth actions
 name        policy
 ==========  ================================================================================
 as          Avellaneda & Stoikov (2008) eqs. (29)-(30), finite horizon
-symmetric   the AS spread centred on the mid (AS 2008 sec. 4 benchmark)
+symmetric   the AS average spread, constant, centred on the mid (AS 2008 sec. 4 benchmark)
 fixed       constant half-spread (``baselines.fixed_half_spread``, or the best one when None)
 glft        Guéant, Lehalle & Fernandez-Tapia (2013) asymptotic closed form
 cjp         Cartea, Jaimungal & Penalva (2015) ch. 10, exact continuous-time solution
@@ -32,7 +32,7 @@ from ..config import BaselinesConfig, ConfigError, EnvConfig
 from .analytic import GLFT, AvellanedaStoikov, FixedSpread, InventoryBoundary, SymmetricAS
 from .base import DepthPolicy, MarketParams
 from .cjp import CJP
-from .optimal import DPSolution, OptimalPolicy, evaluate_tables, solve_optimal
+from .optimal import DPSolution, OptimalPolicy, evaluate_tables, inexact_reason, solve_optimal
 
 __all__ = [
     "BASELINES",
@@ -47,6 +47,7 @@ __all__ = [
     "OptimalPolicy",
     "SymmetricAS",
     "evaluate_tables",
+    "inexact_reason",
     "make_baseline",
     "solve_optimal",
 ]

@@ -45,14 +45,18 @@ The inventory bound removes a side at ``q = \pm Q`` (p = 0 there). With the hedg
 execute (``|v| \le`` ``hedge_max_lots``, clipped to the bound): ``V_t(q) = \max_v\{-|v|(h + \eta|v| +
 f_\text{taker}) + \nu v (q+v) + \mathrm{Quote}_t(q+v)\}``.
 
-**Tick size.** With ``tick > 0`` the kernel rounds quotes away from the mid. When the mid stays on
-the tick grid (``s0`` a multiple of the tick, binomial noise with ``\sigma\sqrt{dt}`` and permanent
-impact ``\nu`` multiples of it), the effective depths are exactly the multiples of the tick and the
-DP restricts each side to them (the one-side gain is unimodal, so the best grid depth is the floor
-or ceiling of the continuous one): the solution is exact. Otherwise the state would need the mid's
-position inside the tick; the DP then solves the continuous-price problem and quotes
-``\delta^* - tick/2`` (rounding adds U(0, tick) on average); ``exact`` is False and ``value`` is the
-continuous problem's.
+**Tick size.** With ``tick > 0`` the kernel rounds quotes away from the mid
+(:func:`mmgym.sim.processes.round_to_tick`): the depth it quotes is ``s - floor((s - \delta)/tick)
+tick`` on the bid, which depends on the mid's position inside the tick, not only on (t, q). When
+the mid stays on the tick grid (``s0`` a multiple of the tick, binomial noise with
+``\sigma\sqrt{dt}`` and permanent impact ``\nu`` multiples of it) that position is always 0 and
+the effective depth is ``ceil(\delta/tick) tick``, a function of (t, q): the DP restricts each side
+to the tick multiples (the one-side gain is unimodal, so the best grid depth is the floor or ceiling
+of the continuous one) and the policy evaluation rounds the policy's depths the same way: both are
+exact. Otherwise the mid's position inside the tick is a continuous state, correlated with q through
+past fills, that the (t, q) recursion cannot carry (:func:`inexact_reason`); the DP then solves the
+tick-free problem and quotes ``\delta^* - tick/2`` (rounding adds U(0, tick) on average), ``exact``
+is False, and ``value`` and :func:`evaluate_tables` are the tick-free problem's, not this env's.
 
 Not covered (``ConfigError``): ``reward.objective: cara`` (not risk neutral).
 """
@@ -69,7 +73,7 @@ from numba import njit
 from ..config import ConfigError, EnvConfig
 from .base import DepthPolicy
 
-__all__ = ["OptimalPolicy", "solve_optimal", "evaluate_tables", "DPSolution"]
+__all__ = ["OptimalPolicy", "solve_optimal", "evaluate_tables", "inexact_reason", "DPSolution"]
 
 _NEWTON_ITERS = 200
 _FP_ITERS = 200
@@ -311,6 +315,40 @@ class DPSolution:
         return float(self.value[0, q0 + self.q_max])
 
 
+def inexact_reason(config: EnvConfig) -> str | None:
+    """Why the (t, q) DP of ``config`` is not exact (module docstring, "Tick size"), or None.
+
+    The recursion is exact under the kernel's step rules except when ``market.tick_size > 0`` and
+    the mid can leave the tick grid: then the rounded depths depend on the mid's position inside
+    the tick. The mid stays on the grid when ``s0`` is a multiple of the tick and every move is one
+    (binomial noise with ``sigma sqrt(dt)`` a multiple, or ``sigma = 0``; with the hedge action,
+    also the permanent impact ``nu`` per lot).
+    """
+    m, a, im = config.market, config.action, config.impact
+    tick = float(m.tick_size)
+    if tick <= 0.0:
+        return None
+    sq = m.sigma * math.sqrt(m.dt)
+
+    def on_grid(x: float) -> bool:
+        return abs(x / tick - round(x / tick)) < 1e-9
+
+    off = []
+    if not on_grid(m.s0):
+        off.append(f"market.s0={m.s0:g} is not a multiple of it")
+    if m.sigma != 0.0 and m.mid_noise != "binomial":
+        off.append(f"market.mid_noise={m.mid_noise} moves the mid off it")
+    elif m.sigma != 0.0 and not on_grid(sq):
+        off.append(f"the mid's step sigma*sqrt(dt)={sq:.6g} is not a multiple of it")
+    if a.hedge and not on_grid(im.nu):
+        off.append(f"impact.nu={im.nu:g} is not a multiple of it")
+    if not off:
+        return None
+    return (f"market.tick_size={tick:g} but the mid leaves the tick grid ({'; '.join(off)}): the "
+            f"kernel's rounded quotes then depend on the mid's position inside the tick, which the "
+            f"DP over (t, q) does not track")
+
+
 def _dp_params(config: EnvConfig) -> dict[str, Any]:
     """Kernel constants of the DP (module docstring), with tick handling and refusals."""
     m, r, a, im = config.market, config.reward, config.action, config.impact
@@ -321,15 +359,7 @@ def _dp_params(config: EnvConfig) -> dict[str, Any]:
     sq = m.sigma * math.sqrt(m.dt)
     e_pos = sq / 2.0 if m.mid_noise == "binomial" else sq / math.sqrt(2.0 * math.pi)
     tick = float(m.tick_size)
-    exact = True
-    if tick > 0.0:
-        def on_grid(x: float) -> bool:
-            return abs(x / tick - round(x / tick)) < 1e-9
-
-        aligned = (on_grid(m.s0) and (m.sigma == 0.0 or (m.mid_noise == "binomial" and on_grid(sq)))
-                   and (not a.hedge or on_grid(im.nu)))
-        if not aligned:
-            exact = False
+    exact = inexact_reason(config) is None
     return dict(
         n_steps=m.n_steps, q_max=m.max_inventory, dt=m.dt, c_b=a_b * m.dt, c_a=a_a * m.dt,
         k_b=k_b, k_a=k_a, poisson=m.fill_rule == "poisson", phi=r.inventory_penalty,
@@ -361,8 +391,8 @@ def solve_optimal(config: EnvConfig) -> DPSolution:
            p["half_spread"], p["eta"], p["taker"], p["nu"], value, d_b, d_a, hedge)
     if not p["exact"]:
         warnings.warn(
-            "optimal: tick_size > 0 with a mid that leaves the tick grid; the DP solves the "
-            "continuous-price problem and quotes delta* - tick/2 (not exact)", stacklevel=2)
+            f"optimal: not exact: {inexact_reason(config)}; the DP solves the tick-free problem "
+            "and quotes delta* - tick/2", stacklevel=2)
         d_b = d_b - 0.5 * p["raw_tick"]
         d_a = d_a - 0.5 * p["raw_tick"]
     return DPSolution(value, d_b, d_a, hedge, q_max, p["exact"])
@@ -379,7 +409,9 @@ def evaluate_tables(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
             hedge action).
 
     Returns:
-        (n_steps + 1, 2Q+1) float64 values. With tick > 0 this is exact only on a tick-aligned mid.
+        (n_steps + 1, 2Q+1) float64 values. Exact when :func:`inexact_reason` is None (with a
+        tick-aligned mid the policy's depths are rounded as the kernel rounds them); otherwise the
+        values of the tick-free problem with the unrounded depths, not of this env.
     """
     p = _dp_params(config)
     n, q_max = p["n_steps"], p["q_max"]

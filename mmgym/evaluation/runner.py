@@ -319,9 +319,13 @@ def run_evaluation(
         (``Scenario.dp_exact`` false: the limit order book, the OU mid) those expectations are the
         *intensity model's* with the config's sigma, A, k, not the env's: they are reported as
         ``objective_model`` (``objective_exact`` is None), ``v0`` is that model's optimum, and
-        ``metadata["baseline_model"]`` says so (``Scenario.model_note``).
+        ``metadata["baseline_model"]`` says so (``Scenario.model_note``). On the intensity market
+        itself a value is exact only when the DP is exact for the config
+        (:func:`mmgym.baselines.inexact_reason`: a tick with a mid that leaves the tick grid; or
+        the DP refuses the objective): otherwise ``objective_exact`` is None for every agent,
+        ``metadata["not_exact"]`` gives the reason once and ``metadata["optimal_exact"]`` is false.
     """
-    from ..baselines import DepthPolicy, evaluate_tables
+    from ..baselines import DepthPolicy, evaluate_tables, inexact_reason
     from ..scenarios import get as get_scenario
 
     if not agents:
@@ -343,17 +347,22 @@ def run_evaluation(
     j0 = env_config.market.q0 + env_config.market.max_inventory
     scenario = get_scenario(env_config.id)
     exact_env = scenario.dp_exact
+    # on the intensity market: why the DP's values are not exact for this config, or None
+    not_exact = inexact_reason(env_config) if exact_env else None
     for name, batch in batches.items():
         m = summarize(batch, bc.gamma)
         pol = policies[name]
         m["kind"] = "baseline" if isinstance(pol, DepthPolicy) else "policy"
         if isinstance(pol, DepthPolicy):
             m["params"] = pol.describe()
-            try:
-                d_b, d_a, v = pol.tables()
-                value = float(evaluate_tables(env_config, d_b, d_a, v)[0, j0])
-            except ConfigError:
-                value = None
+            value = None
+            if not_exact is None:
+                try:
+                    d_b, d_a, v = pol.tables()
+                    value = float(evaluate_tables(env_config, d_b, d_a, v)[0, j0])
+                except ConfigError as exc:  # the DP's refusals (a CARA objective)
+                    if exact_env:
+                        not_exact = str(exc)
             m["objective_exact"] = value if exact_env else None
             if not exact_env:
                 m["objective_model"] = value
@@ -376,6 +385,8 @@ def run_evaluation(
     note = scenario.model_note(env_config)
     if note is not None:
         metadata["baseline_model"] = note
+    if not_exact is not None:
+        metadata["not_exact"] = not_exact
     opt = next((p for p in policies.values() if isinstance(p, DepthPolicy) and p.v0 is not None), None)
     if opt is not None:
         metadata["optimal_v0"] = float(opt.v0)
