@@ -72,7 +72,7 @@ class MarketStatsCallback(BaseCallback):
             self._term_sums[j] += float(np.sum(terms[name]))
         self._env_steps += self.mm_env.num_envs
         for info in self.locals.get("infos", ()):
-            ep = info.get("episode")
+            ep = info.get("mm_episode")
             if ep is not None and "pnl" in ep:
                 self._episodes.append(ep)
         if self._episodes and not self._rollout_collecting():

@@ -110,7 +110,8 @@ class MMVecEnv(VecEnv):
             infos[i] = {
                 "terminal_observation": b.final_obs[i].copy(),
                 "TimeLimit.truncated": False,
-                "episode": ep,
+                "episode": ep,  # SB3's convention (r, l, t), with our statistics alongside
+                "mm_episode": ep,  # ours, kept when a Monitor wrapper rewrites "episode"
             }
         return self._obs.copy(), b.reward.astype(np.float32), b.done.copy(), infos
 

@@ -98,8 +98,9 @@ def _vector(name, env_id, kwargs, n, steps, out):
             if key in info:
                 rows.setdefault(key, []).append(np.asarray(info[key], dtype=np.float64).copy())
         if "final_info" in info:
-            ep = info["final_info"]["episode"]
-            mask = info["final_info"]["_episode"]
+            key = "mm_episode" if "mm_episode" in info["final_info"] else "episode"  # old code: "episode"
+            ep = info["final_info"][key]
+            mask = info["final_info"][f"_{key}"]
             for key in EPISODE_KEYS:
                 if key in ep:
                     episodes.setdefault(key, []).append(np.asarray(ep[key], dtype=np.float64)[mask])

@@ -83,7 +83,7 @@ def test_vector_env_equals_single_envs_step_by_step():
             if term:
                 finished += 1
                 np.testing.assert_array_equal(o, vinfo["final_obs"][i])
-                assert info["episode"]["r"] == vinfo["final_info"]["episode"]["r"][i]
+                assert info["mm_episode"]["r"] == vinfo["final_info"]["mm_episode"]["r"][i]
                 o, _ = e.reset()
             np.testing.assert_array_equal(o, vobs[i])
     assert finished == 2 * n
@@ -181,7 +181,7 @@ def test_sb3_vec_env_infos_and_seed():
     for info in infos:
         assert info["TimeLimit.truncated"] is False
         assert info["terminal_observation"].shape == (6,)
-        assert info["episode"]["l"] == 50 and np.isfinite(info["episode"]["r"])
+        assert info["mm_episode"]["l"] == 50 and np.isfinite(info["mm_episode"]["r"])
     np.testing.assert_array_equal(infos[3]["terminal_observation"], o)
 
 

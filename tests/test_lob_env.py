@@ -141,11 +141,11 @@ def test_sb3_adapter_over_the_book():
         obs, rew, done, infos = venv.step(rng.uniform(-1, 1, size=(4, 2)))
         assert rew.shape == (4,) and np.isfinite(rew).all()
         if t < cfg.market.n_steps - 1:
-            assert not done.any() and all("episode" not in i for i in infos)
+            assert not done.any() and all("mm_episode" not in i for i in infos)
     assert done.all()
     for info in infos:
         assert info["terminal_observation"].shape == (11,) and info["TimeLimit.truncated"] is False
-        assert info["episode"]["l"] == cfg.market.n_steps and np.isfinite(info["episode"]["r"])
+        assert info["mm_episode"]["l"] == cfg.market.n_steps and np.isfinite(info["mm_episode"]["r"])
     assert (obs[:, 1] == 1.0).all() and infos[0]["terminal_observation"][1] == 0.0  # already reset
     assert venv.get_attr("inventory") == list(venv.market.inventory)
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")

@@ -15,7 +15,7 @@ from gymnasium.vector.utils import batch_space
 
 from .market import BatchMarket
 
-__all__ = ["ScenarioEnv", "ScenarioVectorEnv", "episode_info", "episode_info_batch", "resolve_env_config"]
+__all__ = ["EPISODE_KEY", "ScenarioEnv", "ScenarioVectorEnv", "episode_info", "episode_info_batch", "resolve_env_config"]
 
 
 def resolve_env_config(env_id: str, config: Any, overrides: dict[str, Any]):
@@ -51,21 +51,40 @@ def episode_info_batch(market: BatchMarket, stats: np.ndarray) -> dict[str, np.n
     return out
 
 
-class ScenarioEnv(gym.Env):
-    """A single Gymnasium env: one row of a :class:`BatchMarket` (the same kernel as the batch)."""
+#: The info key of our episode statistics (``info["episode"]`` is reserved by Gymnasium's
+#: ``RecordEpisodeStatistics`` and SB3's ``Monitor``).
+EPISODE_KEY = "mm_episode"
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+class ScenarioEnv(gym.Env):
+    """A single Gymnasium env: one row of a :class:`BatchMarket` (the same kernel as the batch).
+
+    Conventions (Gymnasium >= 1.1): the episode statistics of a finished episode are in
+    ``info["mm_episode"]`` (``info["episode"]`` stays free for ``RecordEpisodeStatistics``);
+    ``render_mode`` is ``"rgb_array"`` (a frame, :mod:`mmgym.envs.render`), ``"human"`` (the same
+    frames in a window) or ``"ansi"`` (one line of text); the market's random stream is seeded from
+    ``np_random`` at ``reset(seed=...)``, and assigning ``env.unwrapped.np_random`` reseeds it.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array", "human"], "render_fps": 30}
     #: the registered scenario this env runs (set by the scenario's subclass)
     scenario_id: str = ""
 
     def __init__(self, config: Any = None, render_mode: str | None = None, **overrides: Any):
         self.config = resolve_env_config(self.scenario_id, config, overrides)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.market = BatchMarket(self.config, 1)
         self.observation_space = self.market.single_observation_space
         self.action_space = self.market.single_action_space
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.render_mode = render_mode
+        # a frame shows the episode so far: steps are recorded from the first render() call on
+        # (SB3 makes every env with render_mode="rgb_array" and never renders: no cost then);
+        # "human" renders every step, so it records from the start
+        self._trace = None
+        self._renderer = None
+        if render_mode == "human":
+            self._start_trace()
         self._action = np.zeros((1, self.market.action_dim))
         self._aux_idx = [j for j, name in enumerate(self.market.aux_names)
                          if name not in self.market.unused_aux]
@@ -81,19 +100,34 @@ class ScenarioEnv(gym.Env):
         has drawn them), so a single env follows exactly the stream of the vector env's row.
         """
         super().reset(seed=seed)
+        self._last_info = {}
+        if self._trace is not None:
+            self._trace.clear()
         if self._reset_done_in_kernel and seed is None and self.market.seeded[0]:
             self._reset_done_in_kernel = False
-            self._last_info = {}
             return self.market.buffers.obs[0].copy(), {}
         self._reset_done_in_kernel = False
         if seed is not None or not self.market.seeded[0]:
             self.market.set_rng_row(0, self.np_random)
         obs = self.market.reset()
-        self._last_info = {}
         return obs[0].copy(), {}
+
+    @property
+    def np_random(self) -> np.random.Generator:
+        """The env's generator (Gymnasium's); the market's stream is drawn from it."""
+        return gym.Env.np_random.fget(self)
+
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        # Gymnasium's convention: assigning np_random changes the env's randomness. The market's
+        # kernel stream is seeded from it now; the episode in progress continues on that stream.
+        gym.Env.np_random.fset(self, value)
+        self.market.set_rng_row(0, value)
 
     def step(self, action):
         self._action[0] = action
+        if self._trace is not None:
+            q_before = float(self.market.inventory[0, 0])
         bad = self.market._step(self._action)
         if bad >= 0:
             raise ValueError(f"action is not finite: {np.asarray(action).tolist()}")
@@ -103,32 +137,72 @@ class ScenarioEnv(gym.Env):
         done = bool(b.done[0])
         if done:
             obs = b.final_obs[0].copy()
-            info["episode"] = episode_info(self.market, b.final_stats[0])
+            info[EPISODE_KEY] = episode_info(self.market, b.final_stats[0])
         else:
             obs = b.obs[0].copy()
         self._last_info = info
         self._reset_done_in_kernel = done
+        if self._trace is not None:
+            self._trace.append(info, q_before)
+            if self.render_mode == "human":
+                self.render()
         return obs, float(b.reward[0]), done, False, info
 
     def render(self):
-        if self.render_mode != "ansi":
+        """``"rgb_array"``: the frame (uint8 ``(H, W, 3)``); ``"human"``: draws it in a window;
+        ``"ansi"``: one line of text.
+
+        A frame shows the episode's steps since the first ``render()`` call (calling it after
+        ``reset``, as ``RecordVideo`` and ``evaluate.py --video`` do, gives whole episodes); until
+        then nothing is recorded, so an env made with ``render_mode="rgb_array"`` that is never
+        rendered steps as fast as one without. After an episode's last step the frame still shows
+        that episode (the market has already reset the row, SAME_STEP)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode (gym.make(..., render_mode=...))")
             return None
+        if self.render_mode == "ansi":
+            return self._status()
+        if self._trace is None:
+            self._start_trace()
+        if self._renderer is None:
+            from .render import FrameRenderer
+
+            self._renderer = FrameRenderer(
+                self.scenario_id, self.market.n_steps, human=self.render_mode == "human",
+                with_ladder=self.market.scenario.has_ladder)
+        ladder = None
+        if self._renderer.ax_book is not None:
+            ladder = self.market.scenario.ladder(self.market, 0, 12)
+        return self._renderer.draw(self._trace, self._status(), ladder)
+
+    def _start_trace(self) -> None:
+        from .render import EpisodeTrace
+
+        self._trace = EpisodeTrace(self.market.n_steps + 1)
+
+    def _status(self) -> str:
         m, info = self.market, self._last_info
         bid = info.get("bid_px", float("nan"))
         ask = info.get("ask_px", float("nan"))
         mid = m.get_field("mid", [0])[0] if "mid" in m.state_fields else float("nan")
         cash = m.get_field("cash", [0])[0] if "cash" in m.state_fields else float("nan")
         return (
-            f"step {int(m.step_count[0])}/{m.n_steps}  mid {mid:.4f}  q {int(m.inventory[0, 0])}  "
+            f"step {int(m.step_count[0])}/{m.n_steps}  mid {float(mid):.4f}  q {int(m.inventory[0, 0])}  "
             f"cash {cash:.4f}  bid {bid:.4f}  ask {ask:.4f}"
         )
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        super().close()
 
 
 class ScenarioVectorEnv(VectorEnv):
     """A Gymnasium vector env stepping all markets in one kernel call (SAME_STEP autoreset).
 
     On a finished row, ``infos["final_obs"]`` (object array, ``None`` elsewhere, mask
-    ``infos["_final_obs"]``) holds the last observation and ``infos["final_info"]["episode"]``
+    ``infos["_final_obs"]``) holds the last observation and ``infos["final_info"]["mm_episode"]``
     the episode statistics; the returned observation is already the reset one.
     """
 
@@ -183,7 +257,7 @@ class ScenarioVectorEnv(VectorEnv):
                 final_obs[i] = b.final_obs[i].copy()
             infos["final_obs"] = final_obs
             infos["_final_obs"] = done
-            infos["final_info"] = {"episode": episode_info_batch(self.market, b.final_stats),
-                                   "_episode": done}
+            infos["final_info"] = {EPISODE_KEY: episode_info_batch(self.market, b.final_stats),
+                                   f"_{EPISODE_KEY}": done}
             infos["_final_info"] = done
         return b.obs, b.reward, done, self._not_truncated, infos

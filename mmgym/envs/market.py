@@ -102,11 +102,6 @@ class BatchMarket:
         self._seeded = np.zeros(n, dtype=np.bool_)
         self.track = new_track(n, sc.num_assets, len(sc.stats), self.rng)
         self.state = sc.new_state(config, n, self.rng)
-        # the kernels see per-asset arrays flat, (N * K, ...): with K a compile-time constant of the
-        # scenario, every row's address is one shared stride (LLVM keeps one induction pointer
-        # instead of one per (N, K) array: ~10 % of the intensity kernel's time)
-        self._kernel_track = flat_assets(self.track, TRACK_PER_ASSET)
-        self._kernel_state = flat_assets(self.state, sc.per_asset_fields)
         self.work = new_work(n)
         self.buffers = Outputs(
             obs=np.zeros((n, self.obs_dim), dtype=np.float32), reward=np.zeros(n),
@@ -115,14 +110,36 @@ class BatchMarket:
             final_stats=np.zeros((n, len(sc.stats))),
             # column-major: each term / aux column is contiguous, so infos hand out whole blocks
             terms=np.zeros((n, len(sc.terms)), order="F"), aux=np.zeros((n, len(sc.aux)), order="F"))
-        kernel = sc.parallel_kernel if parallel and sc.parallel_kernel is not None else sc.step_kernel
-        self._step_kernel = Kernel(kernel)
-        self._reset_kernel = Kernel(sc.reset_kernel)
+        self._parallel = bool(parallel)
         self._action_shape = (n, self.action_dim)
+        self._bind_kernels()
+        _CompileNotice.install()
+
+    def _bind_kernels(self) -> None:
+        """The compiled kernels and the kernels' views of the state (not pickled: rebuilt)."""
+        sc = self.scenario
+        # the kernels see per-asset arrays flat, (N * K, ...): with K a compile-time constant of the
+        # scenario, every row's address is one shared stride (LLVM keeps one induction pointer
+        # instead of one per (N, K) array: ~10 % of the intensity kernel's time)
+        self._kernel_track = flat_assets(self.track, TRACK_PER_ASSET)
+        self._kernel_state = flat_assets(self.state, sc.per_asset_fields)
+        parallel = self._parallel and sc.parallel_kernel is not None
+        self._step_kernel = Kernel(sc.parallel_kernel if parallel else sc.step_kernel)
+        self._reset_kernel = Kernel(sc.reset_kernel)
         # read the scenario's state after a kernel call only when it has something to check
         self._check_state = (sc.check_state if type(sc).check_state is not Scenario.check_state
                              else None)
-        _CompileNotice.install()
+
+    _UNPICKLED = ("_kernel_track", "_kernel_state", "_step_kernel", "_reset_kernel", "_check_state")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # arrays pickle with their sharing intact (one memo per object); compiled entry points
+        # and the flat views are rebuilt on load
+        return {k: v for k, v in self.__dict__.items() if k not in self._UNPICKLED}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind_kernels()
 
     # ----------------------------------------------------------------- random streams ---
     def seed_rows(self, seeds: Sequence[int | None], rows: Sequence[int] | None = None) -> None:

@@ -82,6 +82,12 @@ class Scenario:
     audit: bool = False
 
     # --------------------------------------------------------------------- config ---
+    def __reduce__(self):
+        # scenarios are registry singletons: pickled by id, loaded as the registered instance
+        from . import get
+
+        return get, (self.id,)
+
     def default_config(self) -> EnvConfig:
         """The config ``gym.make(id)`` uses when none is given (:attr:`defaults`)."""
         return self.config_class.model_validate({**self.defaults, "id": self.id})
@@ -94,6 +100,16 @@ class Scenario:
 
     def check(self, config: EnvConfig) -> None:
         """Cross-section checks the schema cannot make; raise ConfigError (one line)."""
+
+    #: the scenario has an order book to draw (:meth:`ladder`)
+    has_ladder: bool = False
+
+    def ladder(self, market: Any, row: int, half_width: int) -> dict[str, Any] | None:
+        """The book of env ``row`` around the touch, for rendered frames: ``price`` (levels,
+        ascending), ``tick``, ``bid_bg``/``ask_bg`` and ``bid_own``/``ask_own`` (lots per level),
+        ``mid``, and ``orders``: one ``(price, lots, lots_ahead, side)`` per order of ours
+        (side 0 bid, 1 ask). None: no book (the default)."""
+        return None
 
     def check_state(self, market: Any) -> None:
         """After a kernel call: raise ValueError (one line) if the state reports a refused

@@ -659,6 +659,23 @@ class LOBScenario(Scenario):
             raise AttributeError(f"{self.id}: field {name!r} is derived from the book; only inventory can be set")
         super().set_field(market, name, value, rows)
 
+    has_ladder = True
+
+    def ladder(self, market, row, half_width):
+        b = market.state.book
+        tick = market.config.market.tick_size
+        lo = int(b.lower_tick[row])
+        n_levels = b.bg.shape[2]
+        centre = (int(b.best[row, K.BID]) + int(b.best[row, K.ASK])) // 2 - lo
+        a = max(0, centre - half_width)
+        z = min(n_levels, centre + half_width + 1)
+        orders = [(float(o[K.ORD_PX] * tick), int(o[K.ORD_QTY]), int(o[K.ORD_AHEAD]), int(o[K.ORD_SIDE]))
+                  for o in b.orders[row] if o[K.ORD_QTY] > 0 and a <= o[K.ORD_PX] - lo < z]
+        return {"price": (lo + np.arange(a, z)) * tick, "tick": tick,
+                "bid_bg": b.bg[row, K.BID, a:z].astype(float), "ask_bg": b.bg[row, K.ASK, a:z].astype(float),
+                "bid_own": b.own[row, K.BID, a:z].astype(float), "ask_own": b.own[row, K.ASK, a:z].astype(float),
+                "mid": 0.5 * (b.best[row, K.BID] + b.best[row, K.ASK]) * tick, "orders": orders}
+
     def check_state(self, market):
         err = np.flatnonzero(market.state.book.error)
         if err.size:
