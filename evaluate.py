@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=None, help="agent for paired differences (default: optimal, else the first)")
     p.add_argument("--audit", action="store_true", help="write audit.csv with one row per fill")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument("--video", action="store_true",
+                   help="write video_<agent>.gif: episode 0 of each agent, drawn as the envs' rgb_array frames")
+    p.add_argument("--video-frames", type=int, default=100, help="frames per video, evenly spaced (default 100)")
     add_overrides_argument(p)
     return p
 
@@ -160,6 +163,11 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"evaluate.py: warning: {message}\n"
 
 
+def _file_safe(name: str) -> str:
+    """An agent name as a file-name part."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning  # library warnings as one line, no source path
     args = build_parser().parse_args(argv)
@@ -169,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         episodes = args.episodes if args.episodes is not None else cfg.eval.episodes
         seed = args.seed if args.seed is not None else cfg.eval.seed
         num_envs = args.num_envs if args.num_envs is not None else cfg.eval.num_envs
-        for flag, value, low in (("--episodes", episodes, 1), ("--seed", seed, 0), ("--num-envs", num_envs, 1)):
+        for flag, value, low in (("--episodes", episodes, 1), ("--seed", seed, 0), ("--num-envs", num_envs, 1),
+                                 ("--video-frames", args.video_frames, 1)):
             if value < low:
                 raise ConfigError(f"{flag} must be >= {low} (got {value})")
         agents = parse_agents(args.agents, cfg.env)
@@ -207,8 +216,15 @@ def main(argv: list[str] | None = None) -> int:
         write_audit(result, out)
     if not args.no_plots:
         write_plots(result, cfg.env, out)
+    if args.video:
+        from mmgym.evaluation.video import episode_frames, write_gif
+
+        for name, policy in result.policies.items():
+            frames = episode_frames(cfg.env, policy, seed, max_frames=args.video_frames,
+                                    title=f"{cfg.env.id}: {name}, episode seed {seed}")
+            write_gif(frames, out / f"video_{_file_safe(name)}.gif")
     print(f"wrote {out}/results.json, results.csv" + ("" if args.no_plots else ", plots")
-          + (", audit.csv" if args.audit else ""))
+          + (", audit.csv" if args.audit else "") + (", video_<agent>.gif" if args.video else ""))
     return 0
 
 

@@ -138,6 +138,46 @@ def test_rgb_array_frames(env_id):
     assert isinstance(text.render(), str)
 
 
+@pytest.mark.parametrize("env_id", IDS)
+def test_record_video(env_id, tmp_path):
+    """Gymnasium's RecordVideo over rgb_array frames (moviepy, the ``video`` extra)."""
+    pytest.importorskip("moviepy")
+    env = gym.wrappers.RecordVideo(_short(env_id, render_mode="rgb_array"), str(tmp_path),
+                                   episode_trigger=lambda e: True, disable_logger=True)
+    env.reset(seed=0)
+    done = False
+    while not done:
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        done = term or trunc
+    env.close()
+    videos = list(tmp_path.glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
+
+
+def test_evaluation_video(tmp_path):
+    """``evaluate.py --video``'s frames: one episode, evenly spaced frames, an animated GIF."""
+    from PIL import Image
+
+    from mmgym.baselines import make_baseline
+    from mmgym.config import load_config
+    from mmgym.evaluation.video import episode_frames, write_gif
+
+    cfg = load_config("configs/cjp.yaml", ["market.horizon=0.1"])  # 20 steps
+    frames = episode_frames(cfg.env, make_baseline("as", cfg.env, cfg.baselines), seed=0, max_frames=8)
+    assert len(frames) == 7  # every 3rd step of 20, and the last
+    path = write_gif(frames, tmp_path / "v.gif")
+    with Image.open(path) as im:
+        assert im.n_frames == 7 and im.size == (frames[0].shape[1], frames[0].shape[0])
+
+
+def test_human_mode_steps_without_a_display():
+    env = _short("mmgym/MarketMaking-v0", render_mode="human")  # draws every step
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(env.action_space.sample())
+    env.close()
+
+
 def test_rendering_off_changes_nothing():
     """An env made with render_mode="rgb_array" (SB3's default) steps exactly like one without."""
     env_id = "mmgym/MarketMaking-v0"
