@@ -43,12 +43,19 @@ from mmgym.cli import OneLineParser, add_overrides_argument, overrides_of
 from mmgym.config import ConfigError, load_config
 
 
+def _baseline_names() -> list[str]:
+    from mmgym.baselines import BASELINES
+
+    return list(BASELINES)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="experiment YAML (configs/*.yaml)")
     p.add_argument("--agents", nargs="+", default=["as", "symmetric", "glft", "optimal"],
-                   help="baseline names and/or NAME=path/to/model.zip (default: as symmetric glft optimal)")
+                   help=f"baseline names ({', '.join(_baseline_names())}) and/or NAME=path/to/model.zip "
+                        "(default: as symmetric glft optimal)")
     p.add_argument("--episodes", type=int, default=None, help="episodes per agent (default: eval.episodes)")
     p.add_argument("--seed", type=int, default=None, help="scenario seed (default: eval.seed)")
     p.add_argument("--num-envs", type=int, default=None, help="episodes stepped at once (default: eval.num_envs)")
@@ -63,11 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: trained agents' model files of the last :func:`parse_agents` call (recorded in results.json)
+model_paths: dict[str, str] = {}
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an output path that cannot take the results, before anything runs (ConfigError)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".mmgym-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
 def parse_agents(tokens: list[str], env_config) -> dict[str, Any]:
     """``name`` -> baseline name, ``NAME=path.zip`` -> loaded SB3 policy. Raises ConfigError."""
     from mmgym.baselines import BASELINES
 
     agents: dict[str, Any] = {}
+    model_paths.clear()
     for tok in tokens:
         if tok.partition("=")[0] in agents:
             raise ConfigError(f"--agents: duplicate agent name {tok.partition('=')[0]!r}")
@@ -80,6 +105,7 @@ def parse_agents(tokens: list[str], env_config) -> dict[str, Any]:
             from agents.policies import load_sb3_policy
 
             agents[name] = load_sb3_policy(path, env_config)
+            model_paths[name] = str(Path(path).resolve())
         else:
             if tok not in BASELINES:
                 raise ConfigError(f"--agents: unknown agent {tok!r} (valid baselines: {', '.join(BASELINES)}; "
@@ -103,35 +129,52 @@ def _fmt(x: Any, nd: int = 3) -> str:
     return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{nd}f}"
 
 
+#: (column, compact?): the compact layout keeps these in a terminal narrower than WIDE
+_COLUMNS = (("agent", True), ("objective ± se", True), ("Δobj vs {ref} [95% CI]", True),
+            ("exact E[obj]", True), ("PnL", False), ("std PnL", False), ("Sharpe", False), ("CE", False),
+            ("spread", True), ("q_T", False), ("std q_T", False), ("mean |q|", False), ("fills", False),
+            ("impact", False))
+WIDE = 150
+
+
 def print_table(metrics: dict[str, dict[str, Any]], reference: str, title: str) -> None:
+    """The results table; in a terminal narrower than :data:`WIDE` columns, the compact layout
+    (results.csv has every column)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title)
-    for col in ("agent", "objective ± se", f"Δobj vs {reference} [95% CI]", "exact E[obj]", "PnL",
-                "std PnL", "Sharpe", "CE", "spread", "q_T", "std q_T", "mean |q|", "fills", "impact"):
-        table.add_column(col, justify="left" if col == "agent" else "right")
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200  # logs and pipes: do not squeeze the columns to 80 characters
+    compact = console.width < WIDE
+    keep = [not compact or c for _, c in _COLUMNS]
+    table = Table(title=escape(title))
+    for (col, _), k in zip(_COLUMNS, keep):
+        if k:  # escaped: "[obj]" would be read as rich markup and vanish
+            table.add_column(escape(col.format(ref=reference)), justify="left" if col == "agent" else "right")
     for name, m in metrics.items():
         lo, hi = m["objective_diff_ci95"]
         diff = "—" if name == reference else f"{m['objective_diff_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-        table.add_row(
+        cells = (
             name, f"{m['objective_mean']:.3f} ± {m['objective_se']:.3f}", diff,
             _fmt(m.get("objective_exact")), _fmt(m["pnl_mean"], 2), _fmt(m["pnl_std"], 2),
             _fmt(m["sharpe"], 2), _fmt(m["certainty_equivalent"], 2), _fmt(m["spread_mean"]),
             _fmt(m["final_inventory_mean"], 2), _fmt(m["final_inventory_std"], 2),
             _fmt(m["abs_inventory_mean"], 2), _fmt(m["fills_mean"], 1), _fmt(m["impact_cost_mean"], 3),
         )
-    console = Console()
-    if not console.is_terminal:
-        console.width = 200  # logs and pipes: do not squeeze the columns to 80 characters
+        table.add_row(*(escape(c) for c, k in zip(cells, keep) if k))
     console.print(table)
+    if compact:
+        console.print(f"(compact layout for a {console.width}-column terminal; results.csv has every column)")
 
 
 def write_outputs(result, out: Path, config_path: str, overrides: list[str]) -> None:
     import pandas as pd
 
     out.mkdir(parents=True, exist_ok=True)
-    meta = dict(result.metadata, config_path=str(config_path), overrides=overrides)
+    meta = dict(result.metadata, config_path=str(config_path), overrides=overrides,
+                model_paths=dict(model_paths))
     (out / "results.json").write_text(json.dumps(_clean({"agents": result.metrics, "metadata": meta}),
                                                  indent=2))
     rows = []
@@ -181,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                                  ("--video-frames", args.video_frames, 1)):
             if value < low:
                 raise ConfigError(f"{flag} must be >= {low} (got {value})")
+        out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
+        check_out_dir(out)
         agents = parse_agents(args.agents, cfg.env)
         if args.reference is not None and args.reference not in agents:
             raise ConfigError(f"--reference {args.reference!r} is not one of the agents ({', '.join(agents)})")
@@ -196,7 +241,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"evaluate.py: error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
     if (out / "results.json").is_file():
         print(f"evaluate.py: note: replacing the results in {out} (--out DIR keeps them)", file=sys.stderr)
     title = f"{args.config}: {episodes} episodes, seed {seed}"

@@ -35,6 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _note_defaults(path: str, overrides: list[str]) -> None:
+    """Refuse an empty experiment file; say which training sections come from the defaults."""
+    from mmgym.config import load_yaml
+
+    data = load_yaml(path) or {}
+    if not data:
+        raise ConfigError(f"{path}: the file is empty (an experiment has env, agent and train sections; "
+                          "see configs/ppo_cjp.yaml)")
+    set_by_override = {o.split(".", 1)[0] for o in overrides}
+    missing = [s for s in ("agent", "train") if s not in data and s not in set_by_override]
+    if missing:
+        print(f"train.py: note: {path} has no {' / '.join(missing)} section: using the defaults "
+              "(python -c \"import mmgym.config as c; c.describe()\" lists them)", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = overrides_of(args)
@@ -45,12 +60,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cfg = load_config(args.config, overrides)
+        _note_defaults(args.config, overrides)
         from agents.train import train  # torch is imported here, after the config is known good
 
         result = train(cfg, resume=args.resume, overwrite=args.overwrite, source=args.config)
     except ConfigError as exc:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before training started (once it runs, Ctrl-C checkpoints)
+        print("train.py: interrupted before training started; nothing to resume", file=sys.stderr)
+        return 130
     print(f"train.py: {result.run_dir}: {result.summary_line()}")
     return 130 if result.interrupted else 0
 

@@ -113,7 +113,9 @@ def _schedule(text: str, where: str):
         raise ConfigError(f"{where}: expected a number or lin_<number> (got {text!r})") from None
 
     def schedule(progress_remaining: float) -> float:
-        return progress_remaining * start
+        # SB3 rounds training up to whole rollouts, so progress_remaining goes slightly below 0
+        # at the end: clamp (a negative learning rate would ascend the loss)
+        return max(0.0, progress_remaining) * start
 
     schedule.__qualname__ = f"linear_schedule({start})"
     return schedule

@@ -262,7 +262,13 @@ class ProgressCallback(BaseCallback):
     def _on_training_start(self) -> None:
         from tqdm import tqdm
 
-        self.pbar = tqdm(total=self.total, initial=self.num_timesteps, unit="step", unit_scale=True,
+        # SB3 collects whole rollouts: on-policy training ends at the total rounded up to a
+        # multiple of n_steps * n_envs, so the bar's total is that (it never passes it)
+        rollout = getattr(self.model, "n_steps", 0) * self.training_env.num_envs
+        total = max(self.total, self.num_timesteps)
+        if rollout > 0:
+            total = self.num_timesteps + -(-(total - self.num_timesteps) // rollout) * rollout
+        self.pbar = tqdm(total=total, initial=self.num_timesteps, unit="step", unit_scale=True,
                          dynamic_ncols=True, mininterval=0.5, smoothing=0.05)
 
     def _on_step(self) -> bool:

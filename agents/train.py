@@ -233,20 +233,34 @@ def train(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
         ConfigError: unknown algorithm/argument names, bad values SB3 rejects, run-directory misuse.
     """
     import torch
-    from stable_baselines3.common.callbacks import CallbackList
-    from stable_baselines3.common.logger import configure
-    from stable_baselines3.common.vec_env import VecNormalize
 
     tc, ac = cfg.train, cfg.agent
     algo_cls, kwargs = build_algo_kwargs(ac, source)
     off_policy = is_off_policy(algo_cls)
     run_dir = Path(tc.run_dir)
+    # a Ctrl-C before learning starts removes a run directory this call created (nothing in it yet)
+    fresh_dir = not run_dir.exists()
     _check_run_dir(run_dir, resume, overwrite, cfg)
     torch.set_num_threads(tc.torch_threads)
 
     ckpt = latest_checkpoint(run_dir) if resume else None
     if ckpt is not None:
         log(f"train.py: resuming from {ckpt}")
+    try:
+        return _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, source, log)
+    except KeyboardInterrupt:
+        if fresh_dir and run_dir.is_dir() and not (run_dir / "model.zip").exists() \
+                and not latest_checkpoint(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, source, log) -> TrainResult:
+    """:func:`train` after the checks (same arguments, resolved)."""
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.vec_env import VecNormalize
+
     mm_env = MMVecEnv(cfg.env, num_envs=tc.n_envs)
     timer = _TimedVecEnv(mm_env)
     venv: Any = mm_env

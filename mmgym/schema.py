@@ -23,7 +23,10 @@ class Section(BaseModel):
     """A config section: unknown keys rejected, attribute docstrings as field descriptions,
     assignments validated."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+    # allow_inf_nan=False: a non-finite number (``--set market.sigma=.inf``) is refused here, with
+    # the key path, instead of failing later inside a kernel
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
+                              allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------- env ---
