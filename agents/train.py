@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from mmgym.config import ConfigError, ExperimentConfig, first_difference
+from mmgym.envs.market import TRAINING_STREAMS
 
 from .algos import build_algo_kwargs, is_off_policy
 from .callbacks import (
@@ -261,7 +262,8 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecNormalize
 
-    mm_env = MMVecEnv(cfg.env, num_envs=tc.n_envs)
+    # training streams are a family of their own: never an evaluation scenario (seed_rows)
+    mm_env = MMVecEnv(cfg.env, num_envs=tc.n_envs, spawn_key=TRAINING_STREAMS)
     timer = _TimedVecEnv(mm_env)
     venv: Any = mm_env
     if ac.reward_scale != 1.0:

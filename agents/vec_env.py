@@ -38,7 +38,7 @@ class RowView:
         """Reset this row (reseeding its stream if ``seed`` is given); returns its observation."""
         market = self._vec.market
         if seed is not None:
-            market.seed_rows([seed], [self._row])
+            market.seed_rows([seed], [self._row], spawn_key=self._vec.spawn_key)
         mask = np.zeros(market.num_envs, dtype=np.bool_)
         mask[self._row] = True
         obs = market.reset(mask)
@@ -64,10 +64,14 @@ class MMVecEnv(VecEnv):
         num_envs: number of markets.
         seed: optional seed applied at the first reset (env i gets ``seed + i``).
         market: an existing :class:`~mmgym.envs.market.BatchMarket` to wrap instead of building one.
+        spawn_key: the family of random streams (:meth:`BatchMarket.seed_rows`); the trainer
+            passes :data:`~mmgym.envs.market.TRAINING_STREAMS`, so training scenarios are disjoint
+            from evaluation's (which use the default, the streams of ``gym.make`` envs).
     """
 
     def __init__(self, config: Any = None, num_envs: int = 1, seed: int | None = None,
-                 market: BatchMarket | None = None):
+                 market: BatchMarket | None = None, spawn_key: tuple[int, ...] = ()):
+        self.spawn_key = tuple(spawn_key)
         if market is None:
             cfg: EnvConfig = load_env_config(config)
             market = mmgym.make_market(cfg, num_envs)
@@ -86,7 +90,7 @@ class MMVecEnv(VecEnv):
         seeds = self._seeds
         if any(s is not None for s in seeds):
             rows = [i for i, s in enumerate(seeds) if s is not None]
-            self.market.seed_rows([seeds[i] for i in rows], rows)
+            self.market.seed_rows([seeds[i] for i in rows], rows, spawn_key=self.spawn_key)
         obs = self.market.reset()
         self._reset_seeds()
         self._reset_options()

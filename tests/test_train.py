@@ -224,3 +224,29 @@ def test_resume_without_checkpoint_is_clean(tmp_path):
     res = _run(SMOKE, "--run-dir", str(tmp_path / "none"), "--resume")
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "no checkpoint" in res.stderr
+
+
+def test_training_scenarios_never_replay_evaluation_scenarios():
+    """The trainer's streams (TRAINING_STREAMS) are disjoint from every evaluation seed's: with
+    train.seed = eval.seed = 0 (configs/ppo_cjp.yaml's choice) no training row starts from the
+    random state of any evaluation episode."""
+    from agents.vec_env import MMVecEnv
+    from mmgym.config import load_config
+    from mmgym.envs.market import TRAINING_STREAMS
+    from mmgym.make import make_market
+
+    cfg = load_config("configs/ppo_cjp.yaml")
+    n_train, n_eval = 200, 2000
+    train_env = MMVecEnv(cfg.env, num_envs=n_train, spawn_key=TRAINING_STREAMS)
+    train_env.seed(0)
+    train_env.reset()
+    evaluation = make_market(cfg.env, n_eval)
+    evaluation.seed_rows(list(range(n_eval)))  # episode e of eval seed 0 uses seed e
+    train_states = {tuple(r) for r in train_env.market.rng.tolist()}
+    eval_states = {tuple(r) for r in evaluation.rng.tolist()}
+    assert len(train_states) == n_train and not train_states & eval_states
+    # without the key, the same seeds ARE the evaluation's scenarios (what the key prevents)
+    plain = MMVecEnv(cfg.env, num_envs=n_train)
+    plain.seed(0)
+    plain.reset()
+    assert {tuple(r) for r in plain.market.rng.tolist()} <= eval_states

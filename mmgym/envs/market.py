@@ -22,7 +22,10 @@ from ..sim.ledger import TRACK_PER_ASSET, Outputs, flat_assets, new_track
 from ..sim.rng import rng_state_from_generator
 from ..sim.skeleton import new_work
 
-__all__ = ["BatchMarket", "StepBuffers", "Kernel"]
+__all__ = ["BatchMarket", "StepBuffers", "Kernel", "TRAINING_STREAMS"]
+
+#: The spawn key of training streams (:meth:`BatchMarket.seed_rows`): disjoint from evaluation's.
+TRAINING_STREAMS = (0x6D6D7472,)  # "mmtr"
 
 #: The outputs of one batched step (:class:`mmgym.sim.ledger.Outputs`).
 StepBuffers = Outputs
@@ -142,15 +145,25 @@ class BatchMarket:
         self._bind_kernels()
 
     # ----------------------------------------------------------------- random streams ---
-    def seed_rows(self, seeds: Sequence[int | None], rows: Sequence[int] | None = None) -> None:
+    def seed_rows(self, seeds: Sequence[int | None], rows: Sequence[int] | None = None,
+                  spawn_key: tuple[int, ...] = ()) -> None:
         """Give each row its own stream: ``seeding.np_random(seed)``, as a single env would.
 
         A row seeded with ``None`` gets fresh OS entropy. Env i of a vector env reset with seed s
         gets seed s + i, so it reproduces a single env reset with seed s + i.
+
+        ``spawn_key`` names a separate family of streams: the row's generator is
+        ``PCG64(SeedSequence(seed, spawn_key=spawn_key))``, which NumPy's design keeps distinct
+        from every stream of another spawn key for every seed (the key is hashed into the
+        entropy pool). Training uses :data:`TRAINING_STREAMS`, evaluation the empty key, so a
+        training episode never replays an evaluation scenario whatever the two seeds are.
         """
         rows = range(self.num_envs) if rows is None else rows
         for row, seed in zip(rows, seeds, strict=True):
-            generator, _ = seeding.np_random(seed)
+            if spawn_key and seed is not None:
+                generator = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn_key)))
+            else:
+                generator, _ = seeding.np_random(seed)
             self.set_rng_row(row, generator)
 
     def set_rng_row(self, row: int, generator: np.random.Generator) -> None:
