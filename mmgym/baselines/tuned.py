@@ -319,10 +319,14 @@ def _scorer(config: EnvConfig, tc: TuningConfig, method: str) -> Callable[[Depth
     return simulated
 
 
-def _maximise(space: tuple[Param, ...], score: Callable[[np.ndarray], float]) -> None:
+def _maximise(space: tuple[Param, ...], score: Callable[[np.ndarray], float], exact: bool,
+              noise: Callable[[], float]) -> None:
     """Coarse grid, then bounded refinement (module docstring), in [0, 1] coordinates.
 
     ``score`` memoises and remembers every point; the caller takes the best point evaluated.
+    Exact scores are refined to 1e-6 in each coordinate (Nelder-Mead restarted once); simulated
+    ones to 1e-3 and a tenth of the best grid point's standard error ``noise()`` (one run): finer
+    is below what the tuning set resolves, and each candidate costs a simulation.
     """
     grids = [np.linspace(0.0, 1.0, p.points) for p in space]
     best_u, best = None, -math.inf
@@ -330,15 +334,17 @@ def _maximise(space: tuple[Param, ...], score: Callable[[np.ndarray], float]) ->
         val = score(np.array(u))
         if val > best:
             best_u, best = np.array(u), val
+    xatol = _XATOL if exact else 1e-3
+    fatol = 1e-10 * max(1.0, abs(best)) if exact else 0.1 * noise()
     if len(space) == 1:
         step = 1.0 / (space[0].points - 1)
         lo, hi = max(0.0, best_u[0] - step), min(1.0, best_u[0] + step)
         optimize.minimize_scalar(lambda x: -score(np.array([x])), bounds=(lo, hi), method="bounded",
-                                 options={"xatol": _XATOL})
+                                 options={"xatol": xatol})
         return
     steps = np.array([1.0 / (p.points - 1) for p in space])
     x0 = best_u
-    for _ in range(2):  # one restart: Nelder-Mead can stall on a ridge
+    for _ in range(2 if exact else 1):  # one restart: Nelder-Mead can stall on a ridge
         simplex = [x0]
         for i, h in enumerate(steps):
             e = np.zeros(len(space))
@@ -346,8 +352,8 @@ def _maximise(space: tuple[Param, ...], score: Callable[[np.ndarray], float]) ->
             simplex.append(x0 + e)
         res = optimize.minimize(lambda x: -score(x), x0, method="Nelder-Mead",
                                 bounds=[(0.0, 1.0)] * len(space),
-                                options={"initial_simplex": np.array(simplex), "xatol": _XATOL,
-                                         "fatol": 1e-10 * max(1.0, abs(best)), "maxfev": _MAXFEV})
+                                options={"initial_simplex": np.array(simplex), "xatol": xatol,
+                                         "fatol": fatol, "maxfev": _MAXFEV})
         x0 = np.clip(res.x, 0.0, 1.0)
 
 
@@ -385,7 +391,10 @@ def tune(family: str, env_config: EnvConfig, baselines_config: BaselinesConfig |
             seen[u_key] = scorer(fam.policy(env_config, **params_at(np.array(u_key))))
         return seen[u_key][0]
 
-    _maximise(space, score)
+    def noise() -> float:  # the standard error at the best point so far (simulation)
+        return max(seen.values(), key=lambda v: v[0])[1]
+
+    _maximise(space, score, method == "exact", noise)
     u_best, (obj, se) = max(seen.items(), key=lambda kv: kv[1][0])
     result = TuningResult(
         family=family, params=params_at(np.array(u_best)), objective=obj, objective_se=se,
