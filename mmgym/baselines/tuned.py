@@ -39,8 +39,9 @@ a coarse grid (``gamma_points`` x ``c_points``), then from its best point a boun
 scipy's ``minimize_scalar(method="bounded")`` (Brent 1973, Algorithms for Minimization without
 Derivatives, ch. 5: golden section with parabolic interpolation) on the bracket around it for one
 parameter; scipy's Nelder-Mead with bounds (Nelder & Mead 1965, Comput. J. 7(4)) for two, with an
-initial simplex one grid step wide, restarted once from its result. The answer is the best point
-evaluated. Results are cached in-process per (family, env config, ``baselines.tuning``, method),
+initial simplex one grid step wide. Exact scores are refined to 1e-6 of each range (Nelder-Mead
+restarted once from its result); simulated ones to 1e-3 and a tenth of a standard error, below
+which the tuning set resolves nothing. The answer is the best point evaluated. Results are cached in-process per (family, env config, ``baselines.tuning``, method),
 so periodic evaluations during training tune once.
 """
 
