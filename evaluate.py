@@ -12,7 +12,11 @@ Every agent runs the same ``--episodes`` scenarios (common random numbers: episo
 (``optimal`` when present, else the first agent) and writes ``results.json``, ``results.csv``,
 plots (PNG) and, with ``--audit``, ``audit.csv`` into ``--out``.
 
-Baseline names: as, symmetric, fixed, glft, cjp, optimal, boundary (see mmgym/baselines).
+Baseline names: as, symmetric, fixed, glft, cjp, optimal, boundary, as_tuned, glft_tuned (see
+mmgym/baselines). The tuned ones search their parameters on this config first (exact DP policy
+evaluation where it exists, else simulation on the seeds ``baselines.tuning.seed`` ..., by default
+from 2**40 on); one line per tuned agent after the table says what was chosen, and an evaluation
+whose seeds overlap the tuning seeds is refused.
 ``NAME=path.zip`` loads a stable-baselines3 model (PPO/SAC/... detected from the zip) and runs it
 deterministically on the normalised-action env; a ``vecnormalize.pkl`` beside the zip is applied.
 
@@ -25,7 +29,8 @@ the book, and ``exact E[obj]`` is blank (the model's value is ``objective_model`
 solve exactly (a tick with a mid that leaves the tick grid: ``metadata.not_exact`` says why).
 ``--audit`` is for the intensity market only.
 
-Bad input (unknown agent, missing file, bad ``--set`` path) prints one line and exits with 2.
+Bad input (unknown agent, missing file, bad ``--set`` path, seeds overlapping the tuning seeds)
+prints one line and exits with 2.
 """
 
 from __future__ import annotations
@@ -250,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         title += f", optimal V0 = {result.metadata['optimal_v0']:.4f}" + (
             " (intensity model)" if model_only else " (not exact)" if not_exact else "")
     print_table(result.metrics, result.reference, title)
+    for pol in result.policies.values():  # the tuned baselines: what the search chose, and how
+        tuning = getattr(pol, "tuning", None)
+        if tuning is not None:
+            print(f"tuned: {tuning.summary()}")
     if model_only:  # the limit order book: the baselines' model is not the env
         print(f"note: {result.metadata['baseline_model']}; 'exact E[obj]' does not apply "
               "(results.json: objective_model)")

@@ -25,10 +25,18 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .schema import (
     DEFAULT_ENV_ID,
@@ -50,6 +58,8 @@ __all__ = [
     "ObservationConfig",
     "EnvConfig",
     "BaselinesConfig",
+    "TuningConfig",
+    "TUNING_SEED",
     "EvalConfig",
     "AgentConfig",
     "TrainConfig",
@@ -67,6 +77,52 @@ class ConfigError(ValueError):
 
 
 # ------------------------------------------------------------------------------ experiment ---
+#: First seed of the tuned baselines' simulation set (``baselines.tuning.seed``): far above any
+#: evaluation seed (``eval.seed + e``) or training seed (``train.seed + steps + env``) in practice.
+TUNING_SEED = 2**40
+
+
+class TuningConfig(Section):
+    """The search of the tuned baselines ``as_tuned`` and ``glft_tuned`` (mmgym/baselines/tuned.py).
+
+    Each candidate is scored by the env's expected episode objective: exactly, by DP policy
+    evaluation, where the DP is exact for the env; otherwise by simulation on common random numbers,
+    ``episodes`` episodes with seeds ``seed, ..., seed + episodes - 1`` (the tuning set), which an
+    evaluation may not overlap.
+    """
+
+    method: Literal["auto", "exact", "simulation"] = "auto"
+    """'auto': exact DP policy evaluation where it exists, else simulation; 'exact' refuses a config without it; 'simulation' always simulates."""
+    gamma_min: float = Field(1.0e-3, gt=0.0)
+    """Smallest risk aversion gamma searched (gamma is searched on a log scale)."""
+    gamma_max: float = Field(100.0, gt=0.0)
+    """Largest risk aversion gamma searched."""
+    c_min: float | None = None
+    """'as_tuned': smallest extra half-spread c added to both depths (price units, may be negative); None: -1/k."""
+    c_max: float | None = None
+    """'as_tuned': largest extra half-spread c (price units); None: 2/k."""
+    gamma_points: int = Field(11, ge=3)
+    """Points of the coarse log grid over [gamma_min, gamma_max] the refinement starts from."""
+    c_points: int = Field(7, ge=3)
+    """Points of the coarse grid over [c_min, c_max] ('as_tuned')."""
+    episodes: int = Field(1000, ge=2)
+    """Simulation: episodes per candidate (the same scenarios for every candidate)."""
+    seed: int = Field(TUNING_SEED, ge=0)
+    """Simulation: first seed of the tuning set (episode e uses seed + e); evaluations may not overlap it."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TuningConfig:
+        if self.gamma_max <= self.gamma_min:
+            raise ValueError(f"gamma_max ({self.gamma_max:g}) <= gamma_min ({self.gamma_min:g})")
+        if self.c_min is not None and self.c_max is not None and self.c_max <= self.c_min:
+            raise ValueError(f"c_max ({self.c_max:g}) <= c_min ({self.c_min:g})")
+        return self
+
+    def seed_range(self) -> range:
+        """The tuning set's seeds."""
+        return range(self.seed, self.seed + self.episodes)
+
+
 class BaselinesConfig(Section):
     """Parameters of the analytic baselines (evaluate.py, train.py's reference lines)."""
 
@@ -76,6 +132,8 @@ class BaselinesConfig(Section):
     """Half-spread of 'fixed'; None searches the best constant on the objective."""
     boundary_band: int | None = Field(None, ge=0)
     """'boundary': flatten with market orders beyond this |q| (None: half of max_inventory)."""
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+    """The search of 'as_tuned' and 'glft_tuned' (bounds, simulation episodes and seeds)."""
 
 
 class EvalConfig(Section):
@@ -104,6 +162,15 @@ class AgentConfig(Section):
     """Multiply the rewards the algorithm learns from by this (logged episode returns stay unscaled)."""
 
 
+def _known_baseline(name: str) -> str:
+    """A name of :data:`mmgym.baselines.BASELINES` (the one list of baseline names)."""
+    from .baselines import BASELINES
+
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline (valid: {', '.join(BASELINES)})")
+    return name
+
+
 class TrainConfig(Section):
     """Training loop."""
 
@@ -117,7 +184,7 @@ class TrainConfig(Section):
     """Evaluate every this many environment steps (0 disables periodic evaluation)."""
     eval_episodes: int = Field(500, ge=1)
     """Episodes per periodic evaluation."""
-    eval_baselines: list[Literal["as", "symmetric", "fixed", "glft", "cjp", "optimal", "boundary"]] = Field(
+    eval_baselines: list[Annotated[str, AfterValidator(_known_baseline)]] = Field(
         default_factory=lambda: ["as", "glft", "optimal"])
     """Baselines drawn as reference lines in TensorBoard."""
     checkpoint_freq: int = Field(100_000, ge=0)

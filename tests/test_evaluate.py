@@ -85,6 +85,10 @@ def test_cli_end_to_end(tiny, tmp_path):
     (["--agents", "rl=/no/such/model.zip"], "not found"),
     (["--agents", "boundary"], "action.hedge"),
     (["--agents", "as", "--reference", "glft"], "--reference 'glft'"),
+    (["--agents", "as_tuned", "--seed", str(2**40 - 2)], "overlap the tuning seeds"),
+    (["--agents", "glft_tuned", "--set", "baselines.tuning.method=exact", "market.tick_size=0.25"],
+     "baselines.tuning.method=exact"),
+    (["--agents", "as_tuned", "--set", "baselines.tuning.c_points=1"], "baselines.tuning.c_points"),
 ])
 def test_cli_bad_input(tiny, args, needle):
     r = _run(str(tiny), "--episodes", "4", *args)
@@ -92,6 +96,37 @@ def test_cli_bad_input(tiny, args, needle):
     assert "Traceback" not in r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_cli_records_the_tuned_parameters(tiny, tmp_path):
+    out = tmp_path / "res"
+    r = _run(str(tiny), "--agents", "as", "as_tuned", "glft_tuned", "optimal", "--episodes", "40",
+             "--out", str(out), "--no-plots", "--set", "market.max_inventory=4",
+             "baselines.tuning.c_points=3", "baselines.tuning.gamma_points=5")
+    assert r.returncode == 0, r.stderr
+    data = json.loads((out / "results.json").read_text())
+    for name in ("as_tuned", "glft_tuned"):
+        m = data["agents"][name]
+        p = m["params"]
+        assert p["name"] == name and p["gamma"] > 0 and p["tuning"]["method"] == "exact"
+        assert p["tuning"]["objective"] == pytest.approx(m["objective_exact"], rel=1e-12)
+        assert p["tuning"]["evaluations"] > 5 and p["tuning"]["seconds"] >= 0
+        assert m["objective_exact"] <= data["metadata"]["optimal_v0"] + 1e-9
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith(f"tuned: {name}: gamma = ")]
+        assert len(line) == 1 and "exact DP policy evaluation" in line[0]
+    assert "c" in data["agents"]["as_tuned"]["params"]
+    assert data["agents"]["as_tuned"]["objective_exact"] >= data["agents"]["as"]["objective_exact"] - 1e-9
+    assert data["metadata"]["baselines"]["tuning"]["seed"] == 2**40
+    # simulation: the tuning set and its standard error are recorded
+    r = _run(str(tiny), "--agents", "glft_tuned", "--episodes", "8", "--out", str(out), "--no-plots",
+             "--set", "market.max_inventory=4", "market.dt=0.005", "market.horizon=0.2",
+             "baselines.tuning.method=simulation",
+             "baselines.tuning.episodes=16", "baselines.tuning.seed=5000")
+    assert r.returncode == 0, r.stderr
+    t = json.loads((out / "results.json").read_text())["agents"]["glft_tuned"]["params"]["tuning"]
+    assert t["method"] == "simulation" and t["episodes"] == 16 and t["seeds"] == [5000, 5015]
+    assert t["objective_se"] > 0
+    assert "simulation on 16 episodes, seeds 5000..5015" in r.stdout
 
 
 def test_cli_missing_config(tmp_path):

@@ -14,6 +14,8 @@ glft        Guéant, Lehalle & Fernandez-Tapia (2013) asymptotic closed form
 cjp         Cartea, Jaimungal & Penalva (2015) ch. 10, exact continuous-time solution
 optimal     exact optimum of the env's own discrete-time problem (backward DP over (t, q))
 boundary    AS inside |q| <= band, market orders to flat beyond it (needs ``action.hedge``)
+as_tuned    AS with the best (gamma, extra half-spread c) for this config (:mod:`.tuned`)
+glft_tuned  GLFT with the best gamma for this config (:mod:`.tuned`)
 ==========  ================================================================================
 
 Example:
@@ -33,6 +35,7 @@ from .analytic import GLFT, AvellanedaStoikov, FixedSpread, InventoryBoundary, S
 from .base import DepthPolicy, MarketParams
 from .cjp import CJP
 from .optimal import DPSolution, OptimalPolicy, evaluate_tables, inexact_reason, solve_optimal
+from .tuned import TunedAS, TunedGLFT, TuningResult, make_tuned, tune
 
 __all__ = [
     "BASELINES",
@@ -46,10 +49,15 @@ __all__ = [
     "MarketParams",
     "OptimalPolicy",
     "SymmetricAS",
+    "TunedAS",
+    "TunedGLFT",
+    "TuningResult",
     "evaluate_tables",
     "inexact_reason",
     "make_baseline",
+    "make_tuned",
     "solve_optimal",
+    "tune",
 ]
 
 #: name -> builder(env_config, baselines_config)
@@ -61,6 +69,8 @@ BASELINES: dict[str, Callable[[EnvConfig, BaselinesConfig], DepthPolicy]] = {
     "cjp": lambda env, bc: CJP(env),
     "optimal": lambda env, bc: OptimalPolicy(env),
     "boundary": lambda env, bc: InventoryBoundary(env, bc.gamma, bc.boundary_band),
+    "as_tuned": lambda env, bc: make_tuned("as_tuned", env, bc),
+    "glft_tuned": lambda env, bc: make_tuned("glft_tuned", env, bc),
 }
 
 

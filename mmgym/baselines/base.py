@@ -172,6 +172,11 @@ class DepthPolicy:
         """Parameters identifying the policy (part of the evaluation cache key)."""
         return {"name": self.name}
 
+    def report(self) -> dict[str, Any]:
+        """What the evaluation records as the policy's ``params``: :meth:`describe` plus facts that
+        do not identify the policy (a search's wall time)."""
+        return self.describe()
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "name")
         return f"{type(self).__name__}({params})"

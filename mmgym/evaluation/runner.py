@@ -24,7 +24,10 @@ A policy is one of
   action space (market with ``raw_depths=False``), e.g. :func:`agents.policies.load_sb3_policy`.
 
 Baseline runs are cached in-process by (env config, policy parameters, episodes, seed): a periodic
-evaluation in ``train.py`` pays for its reference lines once.
+evaluation in ``train.py`` pays for its reference lines once (and the tuned baselines for their
+search once, :mod:`mmgym.baselines.tuned`). The tuned baselines' simulation seeds
+(``baselines.tuning.seed``, ``episodes``) are reserved: :func:`run_evaluation` refuses an
+evaluation whose seeds overlap them.
 
 Nothing here branches on env ids: what an env supports (exact DP values, per-fill audits, what the
 baselines' model is to it) is declared by its scenario (:class:`mmgym.scenarios.base.Scenario`).
@@ -124,9 +127,12 @@ def _cache_put(cache: OrderedDict, key: str, value: Any) -> None:
 
 
 def clear_cache() -> None:
-    """Forget cached baseline policies and runs."""
+    """Forget cached baseline policies, runs and tuning results."""
+    from ..baselines import tuned
+
     _RUN_CACHE.clear()
     _BASELINE_CACHE.clear()
+    tuned.clear_cache()
 
 
 def get_baseline(name: str, env_config: EnvConfig, baselines_config: BaselinesConfig | None = None):
@@ -326,11 +332,13 @@ def run_evaluation(
         ``metadata["not_exact"]`` gives the reason once and ``metadata["optimal_exact"]`` is false.
     """
     from ..baselines import DepthPolicy, evaluate_tables, inexact_reason
+    from ..baselines.tuned import check_evaluation_seeds
     from ..scenarios import get as get_scenario
 
     if not agents:
         raise ConfigError("no agents to evaluate")
     bc = baselines_config if baselines_config is not None else BaselinesConfig()
+    check_evaluation_seeds(seed, episodes, bc.tuning)  # the tuned baselines' seeds stay unseen
     names = list(agents)
     if reference is None:
         reference = "optimal" if "optimal" in agents else names[0]
@@ -354,7 +362,7 @@ def run_evaluation(
         pol = policies[name]
         m["kind"] = "baseline" if isinstance(pol, DepthPolicy) else "policy"
         if isinstance(pol, DepthPolicy):
-            m["params"] = pol.describe()
+            m["params"] = pol.report()
             value = None
             if not_exact is None:
                 try:
