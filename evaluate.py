@@ -248,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if (out / "results.json").is_file():
         print(f"evaluate.py: note: replacing the results in {out} (--out DIR keeps them)", file=sys.stderr)
-    title = f"{args.config}" + (f" ({' '.join(overrides)})" if overrides else "") + f": {episodes} episodes, seed {seed}"
+    title = f"{args.config}: {episodes} episodes, seed {seed}"
+    if overrides:  # its own line: the table title is cut to the table's width
+        print(f"{args.config} with --set {' '.join(overrides)}")
     model_only = "baseline_model" in result.metadata
     not_exact = result.metadata.get("not_exact")
     if "optimal_v0" in result.metadata:
