@@ -167,6 +167,53 @@ def hyperparameter_table(cfg: ExperimentConfig) -> str:
     return "\n".join(rows)
 
 
+#: HParams metrics: scalar tags the run logs (the HParams tab shows their latest values)
+HPARAM_METRICS = ("eval/objective_mean", "eval/optimality_ratio", "mm/objective")
+
+
+def tensorboard_layout(cfg: ExperimentConfig) -> dict[str, dict[str, list]]:
+    """TensorBoard's custom-scalars layout: the agent's evaluation objective and every baseline
+    on one chart, the optimality ratio beside it, the glass box (gamma, skew) on another."""
+    return {
+        "mmgym: agent vs baselines": {
+            "evaluation objective (agent and baselines)": [
+                "Multiline", ["eval/objective_mean", r"eval/baseline/.*/objective_mean"]],
+            "agent / optimal": ["Multiline", ["eval/optimality_ratio"]],
+            "training episodes (exploring policy)": ["Multiline", ["mm/objective", "mm/pnl"]],
+        },
+        "mmgym: glass box": {
+            "risk aversion and skew the agent chose": ["Multiline", ["mm/gamma", "mm/skew"]],
+            "inventory": ["Multiline", ["mm/abs_inventory", "mm/max_abs_inventory"]],
+            "quotes and fills": ["Multiline", ["mm/spread", "mm/fills"]],
+        },
+    }
+
+
+def hparams_of(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The run's hyperparameters for TensorBoard's HParams tab (scalars and strings only)."""
+    out: dict[str, Any] = {}
+    for key, value in _flatten(cfg.model_dump(mode="json")):
+        if not (key.startswith("agent.") or key.startswith("train.seed") or key.startswith("env.")):
+            continue
+        if key.startswith("env.book.") and cfg.env.id != "mmgym/LOBMarketMaking-v0":
+            continue
+        if isinstance(value, bool) or isinstance(value, (int, float, str)):
+            out[key] = value
+        elif value is not None:
+            out[key] = json.dumps(value)
+    return out
+
+
+def write_tensorboard_views(writer: Any, cfg: ExperimentConfig) -> None:
+    """The custom-scalars layout and the HParams session of a new run (torch's summary writers)."""
+    from torch.utils.tensorboard.summary import hparams
+
+    writer.add_custom_scalars(tensorboard_layout(cfg))
+    exp, ssi, sei = hparams(hparams_of(cfg), {m: 0.0 for m in HPARAM_METRICS})
+    for summary in (exp, ssi, sei):
+        writer.file_writer.add_summary(summary)
+
+
 def _tb_writer(logger: Any):
     from stable_baselines3.common.logger import TensorBoardOutputFormat
 
@@ -308,6 +355,7 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
     writer = _tb_writer(model.logger)
     if writer is not None and ckpt is None:
         writer.add_text("hparams", hyperparameter_table(cfg), 0)
+        write_tensorboard_views(writer, cfg)
         writer.flush()
 
     stats = MarketStatsCallback(mm_env)

@@ -65,6 +65,35 @@ def _check_run_dir(run_dir: Path, off_policy: bool) -> None:
 
     text = SummaryReader(str(run_dir / "tb")).text
     assert "hparams" in set(text.tag) and "agent.algo" in text.value.iloc[0]
+    _check_tensorboard_views(run_dir, tags)
+
+
+def _check_tensorboard_views(run_dir: Path, tags: set[str]) -> None:
+    """The custom-scalars layout names only tags the run logs (every chart has data), and the
+    HParams session lists the run's algorithm and metrics that were logged."""
+    import re
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.custom_scalar import layout_pb2
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    raw = acc.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]  # the layout proto
+    layout = layout_pb2.Layout.FromString(raw)
+    charts = [c for cat in layout.category for c in cat.chart]
+    assert len(charts) >= 4
+    for chart in charts:
+        for pattern in chart.multiline.tag:
+            assert any(re.fullmatch(pattern, t) for t in tags), (chart.title, pattern)
+    baselines = [t for t in tags if t.startswith("eval/baseline/")]
+    agent_chart = charts[0].multiline.tag  # the agent and every baseline on one chart
+    assert all(any(re.fullmatch(p, t) for p in agent_chart) for t in baselines + ["eval/objective_mean"])
+    content = acc.PluginTagToContent("hparams")
+    exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {m.name.tag for m in exp.metric_infos} <= tags
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    assert start.session_start_info.hparams["agent.algo"].string_value in ("ppo", "sac")
 
 
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
