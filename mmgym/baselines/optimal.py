@@ -355,6 +355,9 @@ def _dp_params(config: EnvConfig) -> dict[str, Any]:
     if r.objective != "risk_neutral":
         raise ConfigError("optimal: the DP solves the risk-neutral objective; reward.objective "
                           f"must be 'risk_neutral' (got {r.objective!r})")
+    if m.adverse_jump != 0.0:
+        raise ConfigError("optimal: the DP does not model the jump on fill yet; market.adverse_jump "
+                          f"must be 0 (got {m.adverse_jump!r})")
     a_b, a_a, k_b, k_a = m.side_params()
     sq = m.sigma * math.sqrt(m.dt)
     e_pos = sq / 2.0 if m.mid_noise == "binomial" else sq / math.sqrt(2.0 * math.pi)
