@@ -310,3 +310,22 @@ def test_one_step_joint_maximum_random_cases(poisson):
                  + (1 - pb) * pa * (g_a - fee + w[0] + shift[1]) + (1 - pb) * (1 - pa) * w[1])
         assert total.max() <= val[1] + 1e-9 * (1 + abs(val[1]))
         assert val[1] - total.max() < 1e-9 * (1 + abs(val[1]))  # the DP's depths lie on the grid
+
+
+def test_toxic_config_optimum_and_references():
+    """configs/toxic.yaml (xi = 0.25): V0 bounds the exact value of every baseline, GLFT with and
+    without the jump included, and 4000 episodes of the optimal policy are within 4 SE of it."""
+    from mmgym.baselines import GLFT
+
+    cfg = load_config("configs/toxic.yaml")
+    assert cfg.env.market.adverse_jump > 0
+    pol = OptimalPolicy(cfg.env)
+    assert pol.exact
+    j0 = cfg.env.market.max_inventory
+    refs = [make_baseline(n, cfg.env, cfg.baselines) for n in ("as", "symmetric", "glft", "cjp")]
+    refs.append(GLFT(cfg.env, cfg.baselines.gamma, adverse_jump=0.0))
+    for ref in refs:
+        assert evaluate_tables(cfg.env, *ref.tables())[0, j0] <= pol.v0 + 1e-9, ref
+    batch = run_policy(cfg.env, pol, 4000, seed=7, cache=False)
+    se = batch.objective.std(ddof=1) / math.sqrt(batch.objective.size)
+    assert abs(batch.objective.mean() - pol.v0) < 4 * se, (batch.objective.mean(), pol.v0, se)
