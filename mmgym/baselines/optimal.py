@@ -68,11 +68,11 @@ and the expectation over the four outcomes keeps exactly the form above, product
 ``-p_b p_a (D_b + D_a)`` included (the both-fill outcome gains ``\delta_b + \delta_a - 2f`` over W(q),
 with no jump term). The state is still (t, q) and the same recursion, :func:`_quote_step` with the
 shifts (:func:`_jump_corrections`; zeros at ``\xi = 0``, so the ``\xi = 0`` values are unchanged bit
-for bit), is exact. The shifts couple the sides more strongly (``D_b + D_a`` falls by ``2\xi``), and
-the one-step value ``G(p_b, p_a) = g_b(p_b) + g_a(p_a) - (D_b + D_a) p_b p_a`` is bilinear in the two
-fill probabilities with ``g`` concave in its own probability (linear: ``g'' = -1/(kp)``; poisson:
-checked numerically); the corner search is exact for it as
-follows. With ``BR_a`` the (unique) best ask response, the profile ``h(p_b) = \max_{p_a} G`` has
+for bit), is exact. The shifts change the coupling (without dampening ``D_b + D_a`` moves by
+``-2\xi``), not its form: the one-step value ``G(p_b, p_a) = g_b(p_b) + g_a(p_a) - (D_b + D_a) p_b
+p_a`` is bilinear in the two fill probabilities, with ``g`` concave in its own probability (linear:
+``g'' = -1/(kp)``; poisson: checked numerically). Why the corner search finds its joint maximum:
+with ``BR_a`` the (unique) best ask response, the profile ``h(p_b) = \max_{p_a} G`` has
 ``h'(p_b) > 0`` exactly where ``\varphi(p_b) = BR_b(BR_a(p_b)) > p_b``; ``\varphi`` is nondecreasing,
 so the joint maximum is a fixed point where ``\varphi - \mathrm{id}`` crosses downward, iteration from
 the corners reaches the least and the greatest fixed points, and ``h`` is monotone outside them. The
@@ -95,11 +95,10 @@ f_\text{taker}) + \nu v (q+v) + \mathrm{Quote}_t(q+v)\}``.
 tick`` on the bid, which depends on the mid's position inside the tick, not only on (t, q). When
 the mid stays on the tick grid (``s0`` a multiple of the tick, binomial noise with
 ``\sigma\sqrt{dt}``, permanent impact ``\nu`` and the jump on fill ``\xi`` multiples of it) that
-position is always 0 and
-the effective depth is ``ceil(\delta/tick) tick``, a function of (t, q): the DP restricts each side
-to the tick multiples (the one-side gain is unimodal, so the best grid depth is the floor or ceiling
-of the continuous one) and the policy evaluation rounds the policy's depths the same way: both are
-exact. Otherwise the mid's position inside the tick is a continuous state, correlated with q through
+position is always 0 and the effective depth is ``ceil(\delta/tick) tick``, a function of (t, q):
+the DP restricts each side to the tick multiples (the one-side gain is unimodal, so the best grid
+depth is the floor or ceiling of the continuous one) and the policy evaluation rounds the policy's
+depths the same way: both are exact. Otherwise the mid's position inside the tick is a continuous state, correlated with q through
 past fills, that the (t, q) recursion cannot carry (:func:`inexact_reason`); the DP then solves the
 tick-free problem and quotes ``\delta^* - tick/2`` (rounding adds U(0, tick) on average), ``exact``
 is False, and ``value`` and :func:`evaluate_tables` are the tick-free problem's, not this env's.
