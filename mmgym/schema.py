@@ -63,6 +63,8 @@ class MarketConfig(Section):
     """Mid increment sigma sqrt(dt) Z with Z ~ N(0,1) ('gaussian') or Z = +-1 w.p. 1/2 ('binomial', AS 2008)."""
     q0: int = 0
     """Initial inventory (lots)."""
+    adverse_jump: float = Field(0.0, ge=0.0)
+    """Adverse selection, jump on fill xi (Guéant, Lehalle & Fernandez-Tapia 2013, sec. 5): after each step's fills the mid also moves by xi (F_ask - F_bid), F our own fills (0 or 1) this step (price units; 0: off)."""
 
     @model_validator(mode="after")
     def _check(self) -> MarketConfig:

@@ -110,7 +110,8 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
     """One step; mutates ``st``; returns reward, terms, quotes and whether the episode ended.
 
     ``mid_move(s, z)``, when given, replaces the Brownian move ``sigma sqrt(dt) z`` of the mid
-    from ``s`` with the standard variate ``z`` (or the +-1 of binomial noise).
+    from ``s`` with the standard variate ``z`` (or the +-1 of binomial noise); the jump on fill
+    (``market.adverse_jump``) is added after it either way.
     """
     m, r, a, im = cfg.market, cfg.reward, cfg.action, cfg.impact
     a_bid, a_ask, k_bid, k_ask = m.side_params()
@@ -174,6 +175,11 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
     st.cash -= maker
     z = (1 if st.rng.uniform() < 0.5 else -1) if m.mid_noise == "binomial" else st.rng.normal()
     ds = m.sigma * math.sqrt(m.dt) * z if mid_move is None else mid_move(s, z)
+    # adverse selection (GLFT 2013 sec. 5): our bid filled -> the mid drops by xi, our ask -> rises
+    if fb:
+        ds -= m.adverse_jump
+    if fa:
+        ds += m.adverse_jump
     s_new = s + ds
     # 5. reward
     dw = st.cash + q * s_new - w_before

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.linalg import expm
 
 from mmgym.baselines import (
     CJP,
@@ -105,6 +106,80 @@ def test_glft_quotes_by_hand():
         d_b, d_a = pol.depths(np.array([5]), np.array([q]))
         assert d_b[0] == pytest.approx(base + (2 * q + 1) / 2 * w, rel=1e-12)
         assert d_a[0] == pytest.approx(base - (2 * q - 1) / 2 * w, rel=1e-12)
+
+    # the jump on fill (GLFT 2013 sec. 5): xi/2 wider, w scaled by e^{k xi/4}; at xi = 0 the same
+    xi = 0.4
+    jumpy = GLFT(_env(sigma=0.3, A=9.0, k=0.3, adverse_jump=xi), gamma)
+    w_xi = w * math.exp(0.3 * xi / 4)
+    for q in (-3, 0, 2):
+        d_b, d_a = jumpy.depths(np.array([5]), np.array([q]))
+        assert d_b[0] == pytest.approx(base + xi / 2 + (2 * q + 1) / 2 * w_xi, rel=1e-12)
+        assert d_a[0] == pytest.approx(base + xi / 2 - (2 * q - 1) / 2 * w_xi, rel=1e-12)
+    blind = GLFT(_env(sigma=0.3, A=9.0, k=0.3, adverse_jump=xi), gamma, adverse_jump=0.0)
+    np.testing.assert_array_equal(blind.depths(np.arange(3), np.arange(-1, 2)),
+                                  pol.depths(np.arange(3), np.arange(-1, 2)))
+
+
+def glft_ode_quotes(sigma, A, k, gamma, xi, q_max, tau):
+    """GLFT 2013 sec. 5 quotes from the ODE system, solved by matrix exponential (as CJP's):
+    ``v(t) = exp(-M (T - t)) v(T)``, ``M_qq = a q^2``, ``M_{q,q+-1} = -eta e^{-k xi/2}``,
+    ``v_q(T) = exp(-k xi q^2/2)``; ``M`` is shifted by its smallest eigenvalue (a common factor of
+    v, which the quotes' log-ratios ignore) so that the exponential does not overflow.
+
+    Returns (q, delta_b(q) for q < Q, delta_a(q) for q > -Q, the spectral gap of M).
+    """
+    a = k * gamma * sigma**2 / 2
+    eta = A * (1 + gamma / k) ** (-(1 + k / gamma)) * math.exp(-k * xi / 2)
+    q = np.arange(-q_max, q_max + 1.0)
+    m = np.diag(a * q**2) - eta * (np.eye(q.size, k=1) + np.eye(q.size, k=-1))
+    lam = np.linalg.eigvalsh(m)
+    v = expm(-(m - lam[0] * np.eye(q.size)) * tau) @ np.exp(-k * xi * q**2 / 2)
+    lv = np.log(v)
+    base = math.log1p(gamma / k) / gamma + xi / 2
+    return q, (lv[:-1] - lv[1:]) / k + base, (lv[1:] - lv[:-1]) / k + base, lam[1] - lam[0]
+
+
+@pytest.mark.parametrize("params", [(2.0, 140.0, 1.5, 0.1), (2.0, 140.0, 1.5, 0.5), (0.3, 50.0, 5.0, 1.0)])
+def test_glft_jump_asymptotics_match_the_sec5_ode(params):
+    """``glft`` with xi > 0 against the sec. 5 ODE far from T.
+
+    1. The ODE's quotes minus xi/2 equal the driftless ODE's with A e^{-k xi/2} (the substitution
+       of the GLFT docstring) once the terminal condition exp(-k xi q^2/2) is forgotten: tau is
+       40 / (spectral gap), so what is left of it is e^{-40}.
+    2. The closed form agrees with the ODE within ``w (beta/2 + beta^2 (q + 1/2)^2 / 4)`` for
+       |q| <= 5, beta = k w = sqrt(a / (eta e^{-k xi/2})). Why: the closed form is the continuum
+       (harmonic-oscillator) ground state f_q = e^{-beta q^2/2} of M (GLFT 2013 sec. 4); it replaces
+       the second difference of f, e^{-beta/2} 2 cosh(beta q) - 2, by f''/f = beta^2 q^2 - beta,
+       dropping beta^2/4 - beta^3 q^2/2 + beta^4 q^4/12 + ..., relative corrections of order beta/2
+       and (beta q)^2/12 of the terms kept. The bound is that order with a safety factor of 2-3 on
+       the second term; an error of the jump's treatment (a missing xi/2, or w not scaled by
+       e^{k xi/4}) exceeds it (checked below).
+    """
+    sigma, A, k, gamma = params
+    for xi in (0.25, 0.5, 1.0):
+        env = _env(sigma=sigma, A=A, k=k, adverse_jump=xi, max_inventory=30)
+        pol = GLFT(env, gamma)
+        _, _, _, gap = glft_ode_quotes(sigma, A, k, gamma, xi, 30, 1.0)
+        tau = 40.0 / gap
+        q, ode_b, ode_a, _ = glft_ode_quotes(sigma, A, k, gamma, xi, 30, tau)
+        _, ref_b, ref_a, _ = glft_ode_quotes(sigma, A * math.exp(-k * xi / 2), k, gamma, 0.0, 30, tau)
+        np.testing.assert_allclose(ode_b - xi / 2, ref_b, atol=1e-9)
+        np.testing.assert_allclose(ode_a - xi / 2, ref_a, atol=1e-9)
+        sel = np.abs(q[:-1]) <= 5  # bid quotes at q = -5..5
+        qs = q[:-1][sel]
+        steps = np.zeros(qs.size, dtype=np.int64)
+        d_b, _ = pol.depths(steps, qs.astype(np.int64))
+        _, d_a = pol.depths(steps, -qs.astype(np.int64))  # the ask at -q mirrors the bid at q
+        np.testing.assert_allclose(ode_a[::-1], ode_b, atol=1e-9)  # so does the ODE's
+        w = pol.w_b
+        beta = k * w
+        tol = w * (beta / 2 + beta**2 * (qs + 0.5) ** 2 / 4)
+        assert np.all(np.abs(d_b - ode_b[sel]) <= tol), (xi, np.abs(d_b - ode_b[sel]) / tol)
+        np.testing.assert_allclose(d_a, d_b, rtol=1e-12)
+        # the test bites: ignoring the jump, or half of it, is outside the tolerance
+        unscaled = pol.base_b + (2 * qs + 1) / 2 * w * math.exp(-k * xi / 4)
+        assert np.any(np.abs(unscaled - ode_b[sel]) > tol)
+        assert np.all(np.abs(d_b - xi / 2 - ode_b[sel]) > tol)
 
 
 # ---------------------------------------------------------------------------------- CJP ---

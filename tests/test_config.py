@@ -110,3 +110,10 @@ def test_cli_finds_config_after_list_options():
     args = p.parse_args(["--set", "market.sigma=3", "b=c.yaml", "--agents", "as", "configs/cjp.yaml"])
     assert args.config == "configs/cjp.yaml" and args.agents == ["as"]
     assert overrides_of(args) == ["market.sigma=3", "b=c.yaml"]
+
+
+def test_adverse_jump_negative_names_key_and_value(tmp_path):
+    path = _write(tmp_path, "env:\n  market:\n    adverse_jump: -0.2\n")
+    with pytest.raises(ConfigError, match=r"env\.market\.adverse_jump.*-0\.2"):
+        load_config(path)
+    assert load_env_config().market.adverse_jump == 0.0  # off by default

@@ -62,7 +62,21 @@ configs = st.fixed_dictionaries(
 @given(cfg_dict=configs, seed=st.integers(0, 2**32 - 1), raw=st.booleans())
 def test_kernel_matches_python_reference(cfg_dict, seed, raw):
     """60 random configs x 4 envs x 60 steps (several episodes each): every output matches."""
-    cfg = load_env_config(cfg_dict)
+    _check_against_reference(load_env_config(cfg_dict), seed, raw)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg_dict=configs, seed=st.integers(0, 2**32 - 1), raw=st.booleans(),
+       jump=st.floats(0.01, 1.5))
+def test_kernel_matches_python_reference_with_jump_on_fill(cfg_dict, seed, raw, jump):
+    """Adverse selection (``market.adverse_jump`` = xi > 0, GLFT 2013 sec. 5): 40 random configs,
+    every output (mid, cash, rewards, the realised-volatility and mid-return features that see the
+    jumps) matches the reference step by step."""
+    cfg_dict = {**cfg_dict, "market": {**cfg_dict["market"], "adverse_jump": jump}}
+    _check_against_reference(load_env_config(cfg_dict), seed, raw)
+
+
+def _check_against_reference(cfg, seed, raw):
     n_env, n_steps = 4, 60
     market = IntensityMarket(cfg, n_env, raw_depths=raw)
     market.seed_rows([seed + i for i in range(n_env)])

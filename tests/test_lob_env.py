@@ -122,6 +122,14 @@ def test_flat_book_keys_in_gym_make():
         gym.make(ID, warmupp=5.0)
 
 
+def test_book_refuses_the_jump_on_fill():
+    """``market.adverse_jump`` is the intensity market's; the book says so instead of ignoring it."""
+    from mmgym.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"market\.adverse_jump.*0\.1"):
+        gym.make(ID, market={"adverse_jump": 0.1})
+
+
 @pytest.mark.slow
 def test_sb3_adapter_over_the_book():
     """agents.MMVecEnv over the LOB config: SAME_STEP autoreset infos, and a PPO learns a few

@@ -36,11 +36,13 @@ def _ou_move(cfg):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kappa=st.sampled_from([0.0, 0.5, 3.0, 40.0]), mean=st.sampled_from([None, 95.0, 103.5]),
        seed=st.integers(0, 2**32 - 1), noise=st.sampled_from(["gaussian", "binomial"]),
-       hedge=st.booleans())
-def test_kernel_matches_reference_with_exact_ou_transition(kappa, mean, seed, noise, hedge):
+       hedge=st.booleans(), jump=st.sampled_from([0.0, 0.4]))
+def test_kernel_matches_reference_with_exact_ou_transition(kappa, mean, seed, noise, hedge, jump):
     """30 random configs x 3 envs x 70 steps (an autoreset included): every output matches the
-    scalar reference whose mid moves by the exact OU transition."""
-    cfg = load_env_config({"id": ID, "market": {"horizon": 0.25, "mid_noise": noise, "sigma": 3.0},
+    scalar reference whose mid moves by the exact OU transition (then jumps on our fills when
+    ``market.adverse_jump`` > 0)."""
+    cfg = load_env_config({"id": ID, "market": {"horizon": 0.25, "mid_noise": noise, "sigma": 3.0,
+                                                "adverse_jump": jump},
                            "ou": {"kappa": kappa, "mean": mean}, "action": {"hedge": hedge},
                            "impact": {"eta": 0.05, "nu": 0.01}})
     market = BatchMarket(cfg, 3)

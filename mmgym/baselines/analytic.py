@@ -14,7 +14,7 @@ import math
 import numpy as np
 from scipy import optimize
 
-from ..config import EnvConfig
+from ..config import ConfigError, EnvConfig
 from ..sim.quotes import as_depths_batch
 from .base import DepthPolicy
 from .optimal import evaluate_tables
@@ -166,7 +166,8 @@ class FixedSpread(DepthPolicy):
 
 
 class GLFT(DepthPolicy):
-    r"""``glft``: Guéant, Lehalle & Fernandez-Tapia (2013) asymptotic (T -> infinity) closed form.
+    r"""``glft``: Guéant, Lehalle & Fernandez-Tapia (2013) asymptotic (T -> infinity) closed form,
+    with the jump on fill of their sec. 5 when ``market.adverse_jump`` > 0.
 
     GLFT 2013 (Math. Finan. Econ. 7, sec. 4, closed-form approximations), with
     ``w = sqrt( sigma^2 gamma / (2 k A) (1 + gamma/k)^(1 + k/gamma) )``::
@@ -176,21 +177,51 @@ class GLFT(DepthPolicy):
 
     Time-independent. Each side uses its own (A, k) when the sides differ.
 
+    **Adverse selection** (GLFT 2013 sec. 5, ``dS = sigma dW + xi dN^a - xi dN^b``, xi =
+    ``market.adverse_jump``). With ``a = k gamma sigma^2 / 2`` and
+    ``eta = A (1 + gamma/k)^(-(1 + k/gamma))`` the sec. 5 system is (REFERENCES; the equation
+    numbers of the paper were not checked here, the formulas below are derived from it)::
+
+        dv_q/dt = a q^2 v_q - eta e^{-k xi/2} (v_{q-1} + v_{q+1}),   v_q(T) = exp(-k xi q^2 / 2)
+        delta_b = (1/k) ln(v_q / v_{q+1}) + xi/2 + (1/gamma) ln(1 + gamma/k)   (ask: v_{q-1})
+
+    Derivation: a bid fill changes ``x + q s`` by ``delta_b - xi (q+1)`` (the whole post-fill
+    inventory is revalued by the jump), an ask fill by ``delta_a + xi (q-1)``; with
+    ``theta_q = theta~_q + xi q^2 / 2`` both become ``delta - xi/2 + theta~_{q±1} - theta~_q``, so
+    the jump problem is the driftless one in ``theta~ = (1/k) ln v`` with each depth shifted by xi/2,
+    i.e. with the intensity ``A e^{-k xi/2} e^{-k (delta - xi/2)}``: ``eta -> eta e^{-k xi/2}``, and
+    the terminal condition ``theta~(T) = -xi q^2 / 2``. The terminal condition is forgotten as
+    T - t -> infinity, and the sec. 4 asymptotics of the driftless system apply with
+    ``A -> A e^{-k xi/2}`` (w is ``sqrt(a/eta) / k``, so ``w -> w e^{k xi/4}``)::
+
+        delta_b = xi/2 + (1/gamma) ln(1 + gamma/k) + (2q + 1)/2 * w e^{k xi/4}
+        delta_a = xi/2 + (1/gamma) ln(1 + gamma/k) - (2q - 1)/2 * w e^{k xi/4}
+
+    Each half-spread widens by xi/2 plus the widening of the spread term w/2, and the inventory
+    skew ``q w`` grows by the factor ``e^{k xi/4}``. At xi = 0 these are the sec. 4 quotes, bit
+    for bit. ``tests/test_baselines.py`` checks them against the ODE solved by matrix exponential.
+
     Args:
         config: the environment. gamma: risk aversion (``baselines.gamma``).
+        adverse_jump: the xi the quotes assume (None: the env's ``market.adverse_jump``; 0 quotes
+            as if the flow were not toxic).
     """
 
     name = "glft"
 
-    def __init__(self, config: EnvConfig, gamma: float):
+    def __init__(self, config: EnvConfig, gamma: float, adverse_jump: float | None = None):
         super().__init__(config)
         self.gamma = g = float(gamma)
+        xi = float(config.market.adverse_jump if adverse_jump is None else adverse_jump)
+        if xi < 0.0:
+            raise ConfigError(f"glft: adverse_jump must be >= 0 (got {xi!r})")
+        self.adverse_jump = xi
         mp = self.mp
 
         def side(a: float, k: float) -> tuple[float, float]:
-            base = math.log1p(g / k) / g
+            base = math.log1p(g / k) / g + 0.5 * xi
             w = math.sqrt(mp.sigma**2 * g / (2.0 * k * a) * (1.0 + g / k) ** (1.0 + k / g))
-            return base, w
+            return base, w * math.exp(0.25 * k * xi)
 
         self.base_b, self.w_b = side(mp.A_bid, mp.k_bid)
         self.base_a, self.w_a = side(mp.A_ask, mp.k_ask)
@@ -201,7 +232,7 @@ class GLFT(DepthPolicy):
                 self.base_a - (2.0 * q - 1.0) / 2.0 * self.w_a)
 
     def describe(self):
-        return {"name": self.name, "gamma": self.gamma}
+        return {"name": self.name, "gamma": self.gamma, "adverse_jump": self.adverse_jump}
 
 
 class InventoryBoundary(AvellanedaStoikov):

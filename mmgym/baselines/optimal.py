@@ -40,6 +40,51 @@ from the four corners of (p_b, p_a) and keeps the best fixed point (:func:`_quot
   ``k\lambda(1-p)(\delta + E) = p`` becomes ``\ln\lambda + (e^\lambda - 1)/\lambda = \ln c + kE``,
   strictly increasing in ``\ln\lambda``; it is solved by safeguarded Newton.
 
+**Adverse selection (jump on fill).** With ``market.adverse_jump`` = ``\xi > 0`` the mid's move is
+``dS = \sigma\sqrt{dt} Z + \xi (1_a - 1_b)`` (step rule 4; the jump on fill of Guéant, Lehalle &
+Fernandez-Tapia 2013, sec. 5, ``dS = \sigma dW + \xi dN^a - \xi dN^b``). ``Z`` is still independent
+of the fills, so ``E[q' \sigma\sqrt{dt} Z] = 0`` as before, and the jump adds the known term
+
+.. math::
+
+    q' \xi (1_a - 1_b) = \xi\,[\,q (1_a - 1_b) - (1_a + 1_b) + 2\cdot 1_a 1_b\,]
+    \qquad (q' = q + 1_b - 1_a),
+
+i.e. ``-\xi(q+1)`` when the bid fills alone (the whole post-fill inventory q+1 loses ``\xi``),
+``+\xi(q-1)`` when the ask fills alone, and 0 when both or neither fill (q' = q, no net jump). The
+dampening term sees the same dS: per outcome, ``E[\max(0, q'(X + J))] = |q'|\,E[(X + \mathrm{sign}(q')
+J)^+]`` with ``X = \sigma\sqrt{dt} Z``, ``J = \xi(1_a - 1_b)`` and ``E[(X + c)^+] = c\Phi(c/s) +
+s\varphi(c/s)`` (gaussian, ``s = \sigma\sqrt{dt}``) or ``((c+s)^+ + (c-s)^+)/2`` (binomial); it differs
+from W's ``|q'| E[X^+]`` only in the one-fill outcomes. Both corrections therefore depend on (q,
+outcome) only and enter the recursion as shifts of the one-fill gains:
+
+.. math::
+
+    D_b = W(q+1) - W(q) - \xi(q+1) - \eta_D\,\big(|q+1|\,E[(X - \mathrm{sign}(q+1)\xi)^+] - |q+1| E[X^+]\big),
+
+    D_a = W(q-1) - W(q) + \xi(q-1) - \eta_D\,\big(|q-1|\,E[(X + \mathrm{sign}(q-1)\xi)^+] - |q-1| E[X^+]\big),
+
+and the expectation over the four outcomes keeps exactly the form above, product term
+``-p_b p_a (D_b + D_a)`` included (the both-fill outcome gains ``\delta_b + \delta_a - 2f`` over W(q),
+with no jump term). The state is still (t, q) and the same recursion, :func:`_quote_step` with the
+shifts (:func:`_jump_corrections`; zeros at ``\xi = 0``, so the ``\xi = 0`` values are unchanged bit
+for bit), is exact. The shifts change the coupling (without dampening ``D_b + D_a`` moves by
+``-2\xi``), not its form: the one-step value ``G(p_b, p_a) = g_b(p_b) + g_a(p_a) - (D_b + D_a) p_b
+p_a`` is bilinear in the two fill probabilities, with ``g`` concave in its own probability (linear:
+``g'' = -1/(kp)``; poisson: checked numerically). Why the corner search finds its joint maximum:
+with ``BR_a`` the (unique) best ask response, the profile ``h(p_b) = \max_{p_a} G`` has
+``h'(p_b) > 0`` exactly where ``\varphi(p_b) = BR_b(BR_a(p_b)) > p_b``; ``\varphi`` is nondecreasing,
+so the joint maximum is a fixed point where ``\varphi - \mathrm{id}`` crosses downward, iteration from
+the corners reaches the least and the greatest fixed points, and ``h`` is monotone outside them. The
+maximum is one of those two whenever ``\varphi(x) = x`` has at most three roots: for linear fills below
+saturation (``BR(p) = C e^{-kSp}``) the roots are the zeros of ``\ln x - \ln C_b + k_b S C_a
+e^{-k_a S x}``, concave for ``S < 0`` (at most two) and, in ``y = \ln x``, with a derivative that
+vanishes at most twice for ``S > 0`` (at most three). Saturated linear fills and poisson fills are not
+covered by that argument; ``tests/test_optimal.py`` checks the corner search against a dense 2-D grid
+over random gains and shifts (any real ``D_b``, ``D_a``: the family with and without the jump is the
+same) and the whole DP against a brute-force backward induction with ``\xi > 0``, and the optimal
+policy's Monte Carlo through the kernel against V0.
+
 The inventory bound removes a side at ``q = \pm Q`` (p = 0 there). With the hedge action
 (``env.action.hedge``) the step first chooses a market order ``v`` over every lot count the kernel can
 execute (``|v| \le`` ``hedge_max_lots``, clipped to the bound): ``V_t(q) = \max_v\{-|v|(h + \eta|v| +
@@ -49,11 +94,11 @@ f_\text{taker}) + \nu v (q+v) + \mathrm{Quote}_t(q+v)\}``.
 (:func:`mmgym.sim.processes.round_to_tick`): the depth it quotes is ``s - floor((s - \delta)/tick)
 tick`` on the bid, which depends on the mid's position inside the tick, not only on (t, q). When
 the mid stays on the tick grid (``s0`` a multiple of the tick, binomial noise with
-``\sigma\sqrt{dt}`` and permanent impact ``\nu`` multiples of it) that position is always 0 and
-the effective depth is ``ceil(\delta/tick) tick``, a function of (t, q): the DP restricts each side
-to the tick multiples (the one-side gain is unimodal, so the best grid depth is the floor or ceiling
-of the continuous one) and the policy evaluation rounds the policy's depths the same way: both are
-exact. Otherwise the mid's position inside the tick is a continuous state, correlated with q through
+``\sigma\sqrt{dt}``, permanent impact ``\nu`` and the jump on fill ``\xi`` multiples of it) that
+position is always 0 and the effective depth is ``ceil(\delta/tick) tick``, a function of (t, q):
+the DP restricts each side to the tick multiples (the one-side gain is unimodal, so the best grid
+depth is the floor or ceiling of the continuous one) and the policy evaluation rounds the policy's
+depths the same way: both are exact. Otherwise the mid's position inside the tick is a continuous state, correlated with q through
 past fills, that the (t, q) recursion cannot carry (:func:`inexact_reason`); the DP then solves the
 tick-free problem and quotes ``\delta^* - tick/2`` (rounding adds U(0, tick) on average), ``exact``
 is False, and ``value`` and :func:`evaluate_tables` are the tick-free problem's, not this env's.
@@ -69,6 +114,7 @@ from typing import Any
 
 import numpy as np
 from numba import njit
+from scipy import special
 
 from ..config import ConfigError, EnvConfig
 from .base import DepthPolicy
@@ -172,8 +218,11 @@ def _best_response_pair(p_start, bid_first, can_b, can_a, db_gain, da_gain, s, c
 
 
 @njit(cache=True)
-def _quote_step(w, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, out_val, out_db, out_da):
-    """One step's quoting problem at every inventory, given W (values after the step's penalties).
+def _quote_step(w, adj_b, adj_a, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, out_val, out_db,
+                out_da):
+    """One step's quoting problem at every inventory, given W (values after the step's penalties)
+    and the jump on fill's corrections ``adj_b``, ``adj_a`` of the one-fill outcomes (module
+    docstring, "Adverse selection"; zeros without it).
 
     The product term can make the one-step problem non-concave (with a strongly concave W, both
     sides filling together, which keeps q, can beat either alone): best-response iteration then has
@@ -187,8 +236,8 @@ def _quote_step(w, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, out_val, out_d
         q = j - q_max
         can_b = q + 1 <= q_max
         can_a = q - 1 >= -q_max
-        db_gain = w[j + 1] - w[j] if can_b else 0.0
-        da_gain = w[j - 1] - w[j] if can_a else 0.0
+        db_gain = w[j + 1] - w[j] + adj_b[j] if can_b else 0.0
+        da_gain = w[j - 1] - w[j] + adj_a[j] if can_a else 0.0
         s = db_gain + da_gain
         best = -np.inf
         best_b = 0.0
@@ -240,8 +289,8 @@ def _hedge_step(quote_val, q_max, h_max, half_spread, eta, taker, nu, out_val, o
 
 
 @njit(cache=True)
-def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, fee, tick,
-           hedge_on, h_max, half_spread, eta, taker, nu, out_value, out_db, out_da, out_v):
+def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
+           fee, tick, hedge_on, h_max, half_spread, eta, taker, nu, out_value, out_db, out_da, out_v):
     n_q = 2 * q_max + 1
     w = np.empty(n_q)
     quote_val = np.empty(n_q)
@@ -249,8 +298,8 @@ def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coe
         out_value[n_steps, j] = 0.0
     for t in range(n_steps - 1, -1, -1):
         _penalised(out_value[t + 1], q_max, dt, phi, alpha, t == n_steps - 1, damp_coef, w)
-        _quote_step(w, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, quote_val, out_db[t],
-                    out_da[t])
+        _quote_step(w, adj_b, adj_a, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, quote_val,
+                    out_db[t], out_da[t])
         if hedge_on:
             _hedge_step(quote_val, q_max, h_max, half_spread, eta, taker, nu, out_value[t],
                         out_v[t])
@@ -261,8 +310,8 @@ def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coe
 
 
 @njit(cache=True)
-def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, fee, tick,
-              hedge_on, half_spread, eta, taker, nu, d_b, d_a, hedge, out_value):
+def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
+              fee, tick, hedge_on, half_spread, eta, taker, nu, d_b, d_a, hedge, out_value):
     """Expected summed reward of a fixed (t, q) policy: the same recursion without the max."""
     n_q = 2 * q_max + 1
     w = np.empty(n_q)
@@ -280,8 +329,8 @@ def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_
                 da = math.ceil(da / tick - 1e-9) * tick
             p_b = _prob(db, c_b, k_b, poisson) if q + 1 <= q_max else 0.0
             p_a = _prob(da, c_a, k_a, poisson) if q - 1 >= -q_max else 0.0
-            gb = w[j + 1] - w[j] if q + 1 <= q_max else 0.0
-            ga = w[j - 1] - w[j] if q - 1 >= -q_max else 0.0
+            gb = w[j + 1] - w[j] + adj_b[j] if q + 1 <= q_max else 0.0
+            ga = w[j - 1] - w[j] + adj_a[j] if q - 1 >= -q_max else 0.0
             quote_val[j] = w[j] + p_b * (db - fee + gb) + p_a * (da - fee + ga) - p_b * p_a * (gb + ga)
         for j in range(n_q):
             q = j - q_max
@@ -322,7 +371,7 @@ def inexact_reason(config: EnvConfig) -> str | None:
     the mid can leave the tick grid: then the rounded depths depend on the mid's position inside
     the tick. The mid stays on the grid when ``s0`` is a multiple of the tick and every move is one
     (binomial noise with ``sigma sqrt(dt)`` a multiple, or ``sigma = 0``; with the hedge action,
-    also the permanent impact ``nu`` per lot).
+    also the permanent impact ``nu`` per lot; the jump on fill ``market.adverse_jump``).
     """
     m, a, im = config.market, config.action, config.impact
     tick = float(m.tick_size)
@@ -342,11 +391,54 @@ def inexact_reason(config: EnvConfig) -> str | None:
         off.append(f"the mid's step sigma*sqrt(dt)={sq:.6g} is not a multiple of it")
     if a.hedge and not on_grid(im.nu):
         off.append(f"impact.nu={im.nu:g} is not a multiple of it")
+    if not on_grid(m.adverse_jump):
+        off.append(f"market.adverse_jump={m.adverse_jump:g} is not a multiple of it")
     if not off:
         return None
     return (f"market.tick_size={tick:g} but the mid leaves the tick grid ({'; '.join(off)}): the "
             f"kernel's rounded quotes then depend on the mid's position inside the tick, which the "
             f"DP over (t, q) does not track")
+
+
+def _positive_part_mean(c: np.ndarray, sd: float, binomial: bool) -> np.ndarray:
+    """E[(X + c)^+] for the mid's diffusive move X = sd Z (Z standard normal, or +-1 w.p. 1/2).
+
+    Gaussian: ``c Phi(c/sd) + sd phi(c/sd)`` (the normal partial expectation); binomial:
+    ``((c + sd)^+ + (c - sd)^+) / 2``; ``sd = 0``: ``c^+``.
+    """
+    c = np.asarray(c, dtype=np.float64)
+    if sd == 0.0:
+        return np.maximum(c, 0.0)
+    if binomial:
+        return 0.5 * (np.maximum(c + sd, 0.0) + np.maximum(c - sd, 0.0))
+    x = c / sd
+    return c * special.ndtr(x) + sd * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def _jump_corrections(q_max: int, xi: float, sd: float, binomial: bool,
+                      damp: float) -> tuple[np.ndarray, np.ndarray]:
+    """What the jump on fill adds to the one-fill outcomes' gains (module docstring, "Adverse
+    selection"), per inventory q (index q + Q): ``(adj_b, adj_a)``, zeros when ``xi = 0``.
+
+    ``adj_b = -xi (q+1) - eta_D (E[(q+1)(X - xi)]^+ - |q+1| E[X^+])`` (our bid fills alone: q' = q+1,
+    the mid jumps by -xi), ``adj_a = xi (q-1) - eta_D (E[(q-1)(X + xi)]^+ - |q-1| E[X^+])``.
+    """
+    n_q = 2 * q_max + 1
+    if xi == 0.0:
+        return np.zeros(n_q), np.zeros(n_q)
+    q = np.arange(-q_max, q_max + 1, dtype=np.float64)
+    e0 = float(_positive_part_mean(np.zeros(1), sd, binomial)[0])
+
+    def damp_extra(q1: np.ndarray, jump: float) -> np.ndarray:
+        # E[max(0, q1 (X + J))] = |q1| E[(X + sign(q1) J)^+] (X symmetric), minus W's |q1| E[X^+]
+        return np.abs(q1) * (_positive_part_mean(np.sign(q1) * jump, sd, binomial) - e0)
+
+    adj_b = -xi * (q + 1.0)
+    adj_a = xi * (q - 1.0)
+    if damp > 0.0:
+        adj_b -= damp * damp_extra(q + 1.0, -xi)
+        adj_a -= damp * damp_extra(q - 1.0, xi)
+    return adj_b, adj_a
 
 
 def _dp_params(config: EnvConfig) -> dict[str, Any]:
@@ -360,10 +452,13 @@ def _dp_params(config: EnvConfig) -> dict[str, Any]:
     e_pos = sq / 2.0 if m.mid_noise == "binomial" else sq / math.sqrt(2.0 * math.pi)
     tick = float(m.tick_size)
     exact = inexact_reason(config) is None
+    adj_b, adj_a = _jump_corrections(m.max_inventory, float(m.adverse_jump), sq,
+                                     m.mid_noise == "binomial", float(r.dampening))
     return dict(
         n_steps=m.n_steps, q_max=m.max_inventory, dt=m.dt, c_b=a_b * m.dt, c_a=a_a * m.dt,
         k_b=k_b, k_a=k_a, poisson=m.fill_rule == "poisson", phi=r.inventory_penalty,
-        alpha=r.terminal_penalty, damp_coef=r.dampening * e_pos, fee=r.maker_fee,
+        alpha=r.terminal_penalty, damp_coef=r.dampening * e_pos, adj_b=adj_b, adj_a=adj_a,
+        fee=r.maker_fee,
         tick=tick if exact else 0.0, hedge_on=bool(a.hedge), h_max=a.hedge_max_lots,
         half_spread=im.half_spread, eta=im.eta, taker=r.taker_fee, nu=im.nu, exact=exact,
         raw_tick=tick,
@@ -387,8 +482,8 @@ def solve_optimal(config: EnvConfig) -> DPSolution:
     d_a = np.empty((n, n_q))
     hedge = np.zeros((n, n_q), dtype=np.int64)
     _solve(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
-           p["alpha"], p["damp_coef"], p["fee"], p["tick"], p["hedge_on"], p["h_max"],
-           p["half_spread"], p["eta"], p["taker"], p["nu"], value, d_b, d_a, hedge)
+           p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["fee"], p["tick"], p["hedge_on"],
+           p["h_max"], p["half_spread"], p["eta"], p["taker"], p["nu"], value, d_b, d_a, hedge)
     if not p["exact"]:
         warnings.warn(
             f"optimal: not exact: {inexact_reason(config)}; the DP solves the tick-free problem "
@@ -422,7 +517,8 @@ def evaluate_tables(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
         np.broadcast_to(hedge, shape), dtype=np.int64)
     value = np.empty((n + 1, shape[1]))
     _evaluate(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
-              p["alpha"], p["damp_coef"], p["fee"], p["raw_tick"] if p["exact"] else 0.0,
+              p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["fee"],
+              p["raw_tick"] if p["exact"] else 0.0,
               p["hedge_on"], p["half_spread"], p["eta"], p["taker"], p["nu"], delta_b, delta_a,
               hedge, value)
     return value

@@ -12,7 +12,9 @@ One step of length ``dt``, in order, for each env:
    sec. 3) or ``1 - exp(-A e^{-k delta} dt)`` (poisson).
 3. **Bound.** A side whose fill would take ``|q|`` above ``Q`` does not quote.
 4. **Cash and mid.** Cash and inventory change at the quoted prices, then
-   ``mid += sigma sqrt(dt) Z`` (:func:`mmgym.sim.processes.brownian_mid`).
+   ``mid += sigma sqrt(dt) Z + xi (F_ask - F_bid)`` (:func:`mmgym.sim.processes.brownian_mid`;
+   ``xi = market.adverse_jump``, F our own fills this step: the jump on fill of Guéant, Lehalle &
+   Fernandez-Tapia 2013, sec. 5, :func:`mmgym.sim.processes.jump_on_fill`).
 5. **Reward** (:mod:`mmgym.sim.ledger`) with q after the fills.
 
 This module is the whole scenario: its parameter record, per-row state, processes, kernels, the
@@ -38,6 +40,7 @@ from ..sim.processes import (
     almgren_chriss_hedge,
     brownian_mid,
     exponential_fills,
+    jump_on_fill,
     pack_impact,
     pack_market,
     pack_obs,
@@ -120,6 +123,7 @@ class Consts(NamedTuple):
     inv_q_max: float
     inv_n_steps: float
     inv_sd: float
+    jump: float
 
 
 # --------------------------------------------------------------------------- processes ---
@@ -137,7 +141,8 @@ def prepare(p):
                   a_bid_dt, a_ask_dt, np.log(a_bid_dt), np.log(a_ask_dt), m.k_bid, m.k_ask,
                   m.poisson, m.max_inv, m.q0, m.tick, m.binomial, p.impact.half_spread,
                   p.impact.eta, p.impact.nu, p.reward.maker_fee, p.reward.taker_fee,
-                  1.0 / m.max_inv, 1.0 / m.n_steps, 1.0 / sd if sd > 0.0 else 0.0)
+                  1.0 / m.max_inv, 1.0 / m.n_steps, 1.0 / sd if sd > 0.0 else 0.0,
+                  m.adverse_jump)
 
 
 @njit(cache=True, inline="always")
@@ -149,7 +154,8 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
         qc: the action's :class:`~mmgym.sim.quotes.QuoteConsts`. actions, work: the step's actions
             and work arrays. i: the row.
         mid_process: ``mid_process(mid_consts, s, r0, r1) -> (dS, r0, r1)``, the mid's move from
-            ``s`` and the stream state; a scenario swaps it (:mod:`mmgym.scenarios.ou`).
+            ``s`` and the stream state; a scenario swaps it (:mod:`mmgym.scenarios.ou`). The jump
+            on fill (``market.adverse_jump``) is added after it, whatever the mid process.
         mid_consts: the mid process's parameters.
 
     Returns:
@@ -174,12 +180,13 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
     fb, fa, quote_bid, quote_ask, r0, r1 = exponential_fills(
         q, d_bid, d_ask, c.q_max, c.poisson, c.a_bid_dt, c.a_ask_dt, c.ln_a_bid_dt, c.ln_a_ask_dt,
         c.k_bid, c.k_ask, r0, r1)
-    # 4. cash and inventory at the quoted prices, then the mid moves
+    # 4. cash and inventory at the quoted prices, then the mid moves (and jumps on our fills)
     cash += fa * ask - fb * bid
     q += fb - fa
     maker = c.maker_fee * (fb + fa)
     cash -= maker
     ds, r0, r1 = mid_process(mid_consts, s, r0, r1)
+    ds += jump_on_fill(c.jump, fb, fa)
     tr.rng[i, 0] = r0
     tr.rng[i, 1] = r1
     s_new = s + ds
@@ -320,8 +327,12 @@ class MarketMakingEnv(ScenarioEnv):
        rounded away from the mid to ``market.tick_size`` if it is positive;
     2. each side fills independently, one lot at most;
     3. a side whose fill would take |q| above ``market.max_inventory`` does not quote;
-    4. cash and inventory change at the quoted prices, then mid += sigma sqrt(dt) Z
-       (Z ~ N(0,1), or +-1 w.p. 1/2 with ``market.mid_noise: binomial``);
+    4. cash and inventory change at the quoted prices, then
+       mid += sigma sqrt(dt) Z + xi (F_ask - F_bid)
+       (Z ~ N(0,1), or +-1 w.p. 1/2 with ``market.mid_noise: binomial``; F_bid, F_ask in {0, 1} our
+       own fills this step and xi = ``market.adverse_jump``, default 0: adverse selection, the jump
+       on fill of Guéant, Lehalle & Fernandez-Tapia 2013, sec. 5: our bid fills when the price is
+       about to fall, our ask when it is about to rise);
     5. reward (below), with q after the step's fills.
 
     ## Action Space
@@ -351,18 +362,24 @@ class MarketMakingEnv(ScenarioEnv):
     | 4   | last step's ask fill        | 0 or 1                                 | {0, 1}     |
     | 5   | last mid change             | dS / (sigma sqrt(dt)), clipped         | [-10, 10]  |
 
+    dS is the mid's whole change over the step: with ``market.adverse_jump`` it includes the jump on
+    our fills, so the realised volatility (2) measures diffusion and jumps together, as a user of the
+    market would.
+
     ## Rewards
 
     The reward is ``d(cash + q mid) - phi q^2 dt - [last step] alpha q_T^2 - dampening``; every
     term is in ``info`` and the terms sum to the reward:
 
-    - ``pnl``: wealth change before market-order costs and fees (spread capture + revaluation).
+    - ``pnl``: wealth change before market-order costs and fees (spread capture + revaluation,
+      including the revaluation of the post-fill inventory by the jump on fill, ``q xi (F_a - F_b)``).
     - ``impact``: ``-|v| (h + eta |v|)``, market orders against the pre-trade mid
       (``impact.half_spread``, ``impact.eta``).
     - ``fees``: ``-(maker_fee * fills + taker_fee * |v|)`` (``reward.maker_fee``, ``reward.taker_fee``).
     - ``inventory_penalty``: ``-phi q^2 dt`` (``reward.inventory_penalty``; CJP 2015 eq. 10.2).
     - ``terminal_penalty``: ``-alpha q_T^2`` on the last step (``reward.terminal_penalty``).
-    - ``dampening``: ``-max(0, eta q dS)`` (``reward.dampening``; Spooner et al. 2018).
+    - ``dampening``: ``-max(0, eta q dS)`` (``reward.dampening``; Spooner et al. 2018; dS includes
+      the jump on fill).
     - ``utility``: with ``reward.objective: cara``, the wealth increments are replaced by the
       terminal utility (1 - exp(-g W_T)) / g of the episode's wealth change (``reward.cara_gamma``;
       the exponent is capped at 700 so that the reward stays finite).

@@ -618,6 +618,9 @@ class LOBScenario(Scenario):
             raise ConfigError("market.tick_size: the limit order book needs a positive tick (got 0)")
         if bc.entry_latency >= m.dt:
             raise ConfigError(f"book.entry_latency: must be < market.dt = {m.dt} (got {bc.entry_latency})")
+        if m.adverse_jump != 0.0:
+            raise ConfigError("market.adverse_jump: the limit order book has no jump on fill (its mid "
+                              f"moves with the book's own flow); must be 0 (got {m.adverse_jump!r})")
         centre = round(m.s0 / m.tick_size)
         if abs(centre) + bc.n_levels > K.MAX_TICK:
             raise ConfigError(f"market.s0: {m.s0} is {centre} ticks of {m.tick_size}; the book "

@@ -13,7 +13,9 @@ Chriss 2000):
 - :func:`round_to_tick`: quotes rounded away from the mid onto the tick grid;
 - :func:`exponential_fills`: one lot per side with probability ``min(1, A e^{-k delta} dt)``
   (linear, AS 2008 sec. 3) or ``1 - exp(-A e^{-k delta} dt)`` (poisson), with the inventory bound;
-- :func:`brownian_mid`: ``dS = sigma sqrt(dt) Z``, Z standard normal or +-1 (AS 2008's walk).
+- :func:`brownian_mid`: ``dS = sigma sqrt(dt) Z``, Z standard normal or +-1 (AS 2008's walk);
+- :func:`jump_on_fill`: adverse selection, the mid's jump ``xi (F_ask - F_bid)`` after our own
+  fills (Guéant, Lehalle & Fernandez-Tapia 2013, sec. 5: ``dS = sigma dW + xi dN^a - xi dN^b``).
 
 Random draws come in a fixed order whatever the action (exponential for the bid, exponential for
 the ask, then the mid's variate), so common random numbers across policies hold exactly.
@@ -40,6 +42,7 @@ MARKET_DTYPE = np.dtype([
     ("tick", np.float64),  # price tick (0: continuous)
     ("binomial", np.bool_),  # mid noise: False gaussian, True +-1
     ("q0", np.int64),  # initial inventory
+    ("adverse_jump", np.float64),  # jump on fill xi: the mid moves by xi (F_ask - F_bid) after fills
 ])
 
 #: The ``impact`` component: market orders in the linear Almgren & Chriss (2000) form.
@@ -64,7 +67,7 @@ def pack_market(market_config) -> np.ndarray:
                         ("a_bid", a_bid), ("a_ask", a_ask), ("k_bid", k_bid), ("k_ask", k_ask),
                         ("poisson", m.fill_rule == "poisson"), ("max_inv", m.max_inventory),
                         ("tick", m.tick_size), ("binomial", m.mid_noise == "binomial"),
-                        ("q0", m.q0)):
+                        ("q0", m.q0), ("adverse_jump", m.adverse_jump)):
         rec[name] = value
     return rec
 
@@ -167,3 +170,21 @@ def brownian_mid(sigma_sqrt_dt, binomial, r0, r1):
         z, r0, r1 = zig_normal(r0, r1)
         ds = sigma_sqrt_dt * z
     return ds, r0, r1
+
+
+@njit(cache=True, inline="always")
+def jump_on_fill(xi, fill_bid, fill_ask):
+    """Adverse selection: the mid's jump ``xi (F_ask - F_bid)`` after the step's own fills.
+
+    Guéant, Lehalle & Fernandez-Tapia (2013, sec. 5) model toxic flow as
+    ``dS = sigma dW + xi dN^a - xi dN^b`` with N^a, N^b our ask and bid fills: a fill of our bid
+    (someone sold to us) moves the mid down by ``xi``, a fill of our ask moves it up. No random
+    draw; ``xi = 0`` adds 0.
+
+    Args:
+        xi: the jump (price units, >= 0). fill_bid, fill_ask: this step's fills (0 or 1, int64).
+
+    Returns:
+        The mid's jump (float64).
+    """
+    return xi * (fill_ask - fill_bid)
