@@ -309,7 +309,12 @@ class InterruptCallback(BaseCallback):
               "(Ctrl-C again to abort)", flush=True)
 
     def _on_training_start(self) -> None:
-        self._previous = signal.signal(signal.SIGINT, self._handler)
+        import threading
+
+        # signal handlers can only be set from the main thread (a Ray Tune trial runs in a
+        # worker thread: its own runtime stops it there)
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
 
     def _on_step(self) -> bool:
         return not self.interrupted

@@ -1,4 +1,5 @@
-"""Shared pieces of the command-line tools (train.py, evaluate.py, python -m mmgym.calibrate)."""
+"""The ``mmgym`` command (``mmgym sweep|calibrate|train|evaluate ...``, also ``python -m mmgym``) and
+the pieces the command-line tools share (train.py, evaluate.py, python -m mmgym.calibrate)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,35 @@ def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
 def overrides_of(args: argparse.Namespace) -> list[str]:
     """The flattened ``--set`` overrides."""
     return [item for group in args.overrides for item in group]
+
+
+#: subcommand -> (module, what it does)
+COMMANDS = {
+    "train": ("train", "train an agent from a YAML experiment (train.py)"),
+    "evaluate": ("evaluate", "evaluate agents against the baselines (evaluate.py)"),
+    "calibrate": ("mmgym.calibrate", "fit sigma, A, k from mid and trade streams"),
+    "sweep": ("mmgym.sweep", "hyperparameter sweep on Ray Tune (the sweep extra)"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``mmgym COMMAND [ARGS]``: run a subcommand's ``main(ARGS)``."""
+    import importlib
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    usage = "usage: mmgym {" + ",".join(COMMANDS) + "} ...\n\n" + "\n".join(
+        f"  {name:10s} {what}" for name, (_, what) in COMMANDS.items())
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"mmgym: error: unknown command {name!r} (one of {', '.join(COMMANDS)})", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except ImportError:  # train.py / evaluate.py live in the repository, next to configs/
+        print(f"mmgym: error: {name}: {COMMANDS[name][0]}.py is not importable here; run it from a "
+              "clone of the repository", file=sys.stderr)
+        return 2
+    return int(module.main(rest) or 0)
