@@ -489,7 +489,7 @@ def snapshot(b, st, tr, c, i):
     ba = b.best[i, K.ASK] - lo
     hist[i, slot, F_MID] = 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK]) * tick
     if sigma > 0.0:
-        hist[i, slot, F_VOL] = np.sqrt(tr.vol_var[i] / c.dt) / sigma
+        hist[i, slot, F_VOL] = min(10.0, np.sqrt(tr.vol_var[i] / c.dt) / sigma)  # as the intensity market's
         hist[i, slot, F_RET] = min(10.0, max(-10.0, tr.mid_ret[i] / (sigma * c.sqrt_dt)))
     else:
         hist[i, slot, F_VOL] = 0.0
@@ -641,7 +641,8 @@ class LOBScenario(Scenario):
 
     def observation_space(self, config):
         low = np.array([-1, 0, 0, 0, 0, -10, 0, -1, -1, -1, -1], dtype=np.float32)
-        high = np.array([1, 1, np.inf, 1, 1, 10, np.inf, 1, 1, 1, 1], dtype=np.float32)
+        # realised volatility is capped at 10; the spread in ticks is at most the ladder's width
+        high = np.array([1, 1, 10, 1, 1, 10, config.book.n_levels, 1, 1, 1, 1], dtype=np.float32)
         return spaces.Box(low, high, dtype=np.float32)
 
     def field_array(self, market, name):
@@ -734,11 +735,11 @@ class LOBMarketMakingEnv(ScenarioEnv):
     |-----|-----------------------------|-------------------------------------------------------|------------|
     | 0   | inventory q                 | q / max_inventory                                     | [-1, 1]    |
     | 1   | time remaining              | (T - t) / T                                           | [0, 1]     |
-    | 2   | realised volatility         | EWMA std of mid changes / (sigma sqrt(dt))            | [0, inf)   |
+    | 2   | realised volatility         | EWMA std of mid changes / (sigma sqrt(dt)), capped    | [0, 10]    |
     | 3   | last step's bid fill        | 1 if our bid filled (any lots)                        | {0, 1}     |
     | 4   | last step's ask fill        | 1 if our ask filled                                   | {0, 1}     |
     | 5   | last mid change             | dS / (sigma sqrt(dt)), clipped                        | [-10, 10]  |
-    | 6   | spread                      | ticks                                                 | [0, inf)   |
+    | 6   | spread                      | ticks                                                 | [0, n_levels] |
     | 7   | depth imbalance             | (bid - ask) / (bid + ask) lots over ``book.imbalance_levels`` from each best | [-1, 1] |
     | 8   | our bid's queue position    | lots ahead / level volume; -1 without a resting bid   | [-1, 1]    |
     | 9   | our ask's queue position    | same for the ask                                      | [-1, 1]    |
