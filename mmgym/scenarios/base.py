@@ -119,6 +119,17 @@ class Scenario:
         """When the analytic baselines' model is not this env: one line saying what it is."""
         return None
 
+    def dp_regimes(self, config: EnvConfig) -> Any:
+        """The Markov regimes the exact DP runs over (a
+        :class:`~mmgym.scenarios.regimes.RegimeTable`), or None: one regime, the ``market``
+        section's (the intensity market)."""
+        return None
+
+    def optimal_label(self, config: EnvConfig) -> str | None:
+        """What ``optimal`` is when it is not an achievable policy (it reads state the agent does
+        not observe: a hidden regime), or None."""
+        return None
+
     # ------------------------------------------------------------------ parameters ---
     def pack(self, config: EnvConfig, raw_depths: bool = False) -> np.ndarray:
         """The parameter record (a 1-element array of :attr:`params_dtype`)."""
