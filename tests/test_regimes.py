@@ -132,3 +132,160 @@ def test_observation_spaces_and_hidden_obs():
         o2, *_ = hidden.step(a)
         np.testing.assert_array_equal(o1[:6], o2)  # the same market, draw for draw
         assert seen.observation_space.contains(o1) and hidden.observation_space.contains(o2)
+
+
+# ------------------------------------------------------------------------------ the exact DP ---
+def _regime_env(market=None, reward=None, action=None, impact=None, regimes=None):
+    return load_env_config({"id": ID, "market": market or {}, "reward": reward or {},
+                            "action": action or {}, "impact": impact or {}, "regimes": regimes or {}})
+
+
+def brute_force_regimes(env, depth_grid):
+    """Slow oracle over (t, q, r): V_t(q, r) = max over a depth grid of the expectation over the four
+    fill outcomes of (step reward with regime r's A, k, xi and sigma + sum_r' P[r, r'] V_{t+1}(q', r')),
+    written out literally; P by uniformization; dampening's E[max(0, q'(X + J))] by quadrature
+    (``tests/test_optimal.damped_mean``)."""
+    from .test_optimal import damped_mean
+
+    m, rw, g = env.market, env.reward, env.regimes
+    n, q_max, n_r = m.n_steps, m.max_inventory, g.n_regimes
+    p_tr = uniformized_transition(g.rates, m.dt)
+    xis = g.adverse_jump or [m.adverse_jump] * n_r
+    binom = m.mid_noise == "binomial"
+    db = depth_grid[:, None]
+    da = depth_grid[None, :]
+    V = np.zeros((n_r, 2 * q_max + 1))
+    for t in range(n - 1, -1, -1):
+        last = t == n - 1
+        new = np.empty_like(V)
+        for r in range(n_r):
+            a, k, xi, sd = g.A[r], g.k[r], xis[r], g.sigma[r] * math.sqrt(m.dt)
+
+            def prob(d):
+                lam = a * np.exp(-k * d) * m.dt
+                return -np.expm1(-lam) if m.fill_rule == "poisson" else np.minimum(1.0, lam)
+
+            cont = p_tr[r] @ V  # E[V_{t+1}(q', r')] given r
+            for j in range(2 * q_max + 1):
+                q = j - q_max
+                pb = prob(db) if q + 1 <= q_max else 0.0 * db
+                pa = prob(da) if q - 1 >= -q_max else 0.0 * da
+                total = 0.0
+                for fb, fa, p in ((1, 1, pb * pa), (1, 0, pb * (1 - pa)), (0, 1, (1 - pb) * pa),
+                                  (0, 0, (1 - pb) * (1 - pa))):
+                    q1 = q + fb - fa
+                    if abs(q1) > q_max:
+                        continue
+                    reward = (fb * db + fa * da - rw.maker_fee * (fb + fa)
+                              - rw.inventory_penalty * q1 * q1 * m.dt
+                              - (rw.terminal_penalty * q1 * q1 if last else 0.0) + q1 * xi * (fa - fb)
+                              - (rw.dampening * damped_mean(q1, xi * (fa - fb), sd, binom)
+                                 if rw.dampening else 0.0))
+                    total = total + p * (reward + cont[q1 + q_max])
+                new[r, j] = np.max(total)
+        V = new
+    return V
+
+
+DP_CASES = {
+    "linear": dict(market=dict(max_inventory=3, dt=0.05, horizon=0.3),
+                   reward=dict(inventory_penalty=2.0, terminal_penalty=0.3),
+                   regimes=dict(sigma=[1.0, 4.0], A=[30.0, 15.0], k=[1.5, 0.8], rates=[[0, 3.0], [6.0, 0]])),
+    "poisson_jump_damp": dict(market=dict(max_inventory=2, dt=0.05, horizon=0.25, fill_rule="poisson"),
+                              reward=dict(inventory_penalty=3.0, terminal_penalty=0.2, dampening=0.5,
+                                          maker_fee=0.01),
+                              regimes=dict(sigma=[2.0, 6.0], A=[40.0, 20.0], k=[1.0, 2.0],
+                                           adverse_jump=[0.0, 0.3], rates=[[0, 5.0], [2.0, 0]], initial=1)),
+}
+
+
+@pytest.mark.parametrize("case", list(DP_CASES))
+def test_regime_dp_matches_brute_force(case):
+    """The (t, r, q) DP against the literal brute force on a 0.005 depth grid (plus the linear rule's
+    saturation kinks): nothing on the grid beats it and the grid gets within 1e-4; the DP's own
+    tables are worth exactly its value under policy evaluation."""
+    from mmgym.baselines import evaluate_tables, solve_optimal
+
+    env = _regime_env(**DP_CASES[case])
+    sol = solve_optimal(env)
+    assert sol.value.shape == (env.market.n_steps + 1, 2, 2 * env.market.max_inventory + 1)
+    grid = np.linspace(-2.0, 4.0, 1201)
+    g = env.regimes
+    grid = np.union1d(grid, [math.log(a * env.market.dt) / k for a, k in zip(g.A, g.k)])
+    oracle = brute_force_regimes(env, grid)
+    assert np.all(oracle <= sol.value[0] + 1e-9)
+    assert np.all(sol.value[0] - oracle < 1e-4)
+    np.testing.assert_allclose(evaluate_tables(env, sol.delta_b, sol.delta_a), sol.value, atol=1e-10)
+    assert sol.v0(env.market.q0) == sol.value[0, g.initial, env.market.max_inventory + env.market.q0]
+
+
+def test_one_regime_is_the_intensity_market_dp():
+    """R = 1 (the market's sigma, A, k, xi as the one regime) gives the intensity market's DP values
+    and tables bit for bit, and the same policy values for a static baseline."""
+    from mmgym.baselines import evaluate_tables, make_baseline, solve_optimal
+
+    kw = dict(market=dict(max_inventory=6, horizon=0.5, fill_rule="poisson", sigma=1.5, A=80.0, k=1.2,
+                          adverse_jump=0.1),
+              reward=dict(inventory_penalty=1.0, terminal_penalty=0.1, dampening=0.2),
+              action=dict(hedge=True, hedge_max_lots=2), impact=dict(half_spread=0.02, eta=0.05, nu=0.01))
+    one = _regime_env(**kw, regimes=dict(sigma=[1.5], A=[80.0], k=[1.2], rates=[[0.0]]))
+    base = load_env_config(kw)
+    s1, s0 = solve_optimal(one), solve_optimal(base)
+    np.testing.assert_array_equal(s1.value[:, 0], s0.value)
+    np.testing.assert_array_equal(s1.delta_b[:, 0], s0.delta_b)
+    np.testing.assert_array_equal(s1.delta_a[:, 0], s0.delta_a)
+    np.testing.assert_array_equal(s1.hedge[:, 0], s0.hedge)
+    pol = make_baseline("as", base)
+    np.testing.assert_array_equal(evaluate_tables(one, *pol.tables())[:, 0], evaluate_tables(base, *pol.tables()))
+
+
+MC_REGIME_CASES = {
+    "observed": dict(market=dict(max_inventory=5, horizon=0.5, dt=0.01),
+                     reward=dict(inventory_penalty=1.0, terminal_penalty=0.1),
+                     regimes=dict(sigma=[1.0, 4.0], A=[100.0, 50.0], k=[1.5, 0.8], adverse_jump=[0.0, 0.2],
+                                  rates=[[0, 2.0], [4.0, 0]])),
+    "hidden_hedge": dict(market=dict(max_inventory=4, horizon=0.4, dt=0.01, fill_rule="poisson"),
+                         reward=dict(inventory_penalty=2.0, terminal_penalty=0.2, dampening=0.2),
+                         action=dict(hedge=True, hedge_max_lots=2), impact=dict(half_spread=0.05, eta=0.05),
+                         regimes=dict(sigma=[1.0, 3.0, 6.0], A=[120.0, 80.0, 40.0], k=[1.5, 1.2, 0.9],
+                                      rates=[[0, 3.0, 0.5], [2.0, 0, 2.0], [1.0, 4.0, 0]], initial=1,
+                                      observed=False)),
+}
+
+
+@pytest.mark.parametrize("case", list(MC_REGIME_CASES))
+def test_regime_v0_matches_monte_carlo_through_the_kernel(case):
+    """The DP's V0 against 20,000 episodes of its policy (reading the market's regime) through the
+    kernel, within 4 standard errors; a static baseline's exact value (policy evaluation over
+    (t, r, q) of its (t, q) tables) too; the optimum beats it."""
+    from mmgym.baselines import OptimalPolicy, make_baseline, policy_value
+    from mmgym.evaluation import run_policy
+
+    env = _regime_env(**MC_REGIME_CASES[case])
+    pol = OptimalPolicy(env)
+    assert pol.exact
+    assert (pol.label is None) == env.regimes.observed
+    batch = run_policy(env, pol, 20000, seed=7, cache=False)
+    se = batch.objective.std(ddof=1) / math.sqrt(batch.objective.size)
+    assert abs(batch.objective.mean() - pol.v0) < 4 * se, (batch.objective.mean(), pol.v0, se)
+    glft = make_baseline("glft", env)
+    v_glft = policy_value(env, *glft.tables())
+    b2 = run_policy(env, glft, 20000, seed=7, cache=False)
+    se2 = b2.objective.std(ddof=1) / math.sqrt(b2.objective.size)
+    assert abs(b2.objective.mean() - v_glft) < 4 * se2, (b2.objective.mean(), v_glft, se2)
+    assert v_glft < pol.v0
+
+
+def test_hidden_regime_optimal_is_labelled_oracle():
+    """With regimes.observed: false the evaluation labels optimal an oracle (metrics, metadata)."""
+    from mmgym.evaluation import run_evaluation
+    from mmgym.scenarios.regimes import ORACLE_LABEL
+
+    env = _regime_env(market=dict(max_inventory=3, horizon=0.1), regimes=dict(observed=False))
+    res = run_evaluation(env, {"optimal": "optimal", "as": "as"}, episodes=50)
+    assert res.metadata["optimal_label"] == ORACLE_LABEL
+    assert res.metrics["optimal"]["label"] == ORACLE_LABEL and "label" not in res.metrics["as"]
+    assert res.metrics["optimal"]["objective_exact"] == pytest.approx(res.metrics["optimal"]["v0"], abs=1e-9)
+    seen = run_evaluation(_regime_env(market=dict(max_inventory=3, horizon=0.1)), {"optimal": "optimal"},
+                          episodes=50)
+    assert "optimal_label" not in seen.metadata
