@@ -1,4 +1,5 @@
-r"""The exact optimum of the discrete-time intensity market, by backward induction over (t, q).
+r"""The exact optimum of the discrete-time intensity market, by backward induction over (t, q)
+(and the regime, on a scenario with Markov regimes: "Regimes" below).
 
 The objective is the environment's own: the expected summed reward of one episode under the
 kernel's step rules (:mod:`mmgym.scenarios.intensity`), risk neutral. Writing one step's reward with
@@ -102,6 +103,27 @@ depths the same way: both are exact. Otherwise the mid's position inside the tic
 past fills, that the (t, q) recursion cannot carry (:func:`inexact_reason`); the DP then solves the
 tick-free problem and quotes ``\delta^* - tick/2`` (rounding adds U(0, tick) on average), ``exact``
 is False, and ``value`` and :func:`evaluate_tables` are the tick-free problem's, not this env's.
+
+**Regimes.** On a scenario with Markov regimes (:mod:`mmgym.scenarios.regimes`,
+``Scenario.dp_regimes``) the step of regime ``r`` uses ``\sigma_r``, ``A_r``, ``k_r``, ``\xi_r``, and
+after the step's fills, mid move and reward the regime moves to ``r'`` with probability ``P[r, r']``
+(``P = expm(Q dt)``), independently of the fills and of ``dS``. The state is (t, q, r) and the
+recursion (REFERENCES: V_t(x) = max_a {R_t(x,a) + E V_{t+1}}, here with x = (q, r)) is the one above
+with a regime-dependent W:
+
+.. math::
+
+    W_{t+1}(q', r) = \sum_{r'} P[r, r'] V_{t+1}(q', r') - \phi q'^2 dt - [t = n-1]\alpha q'^2
+                     - \eta_D |q'| E[dS_r^+],
+
+then the same one-step quote problem (:func:`_quote_step`) with regime r's ``c = A_r dt``, ``k_r`` and
+jump shifts (``\xi_r``, ``\sigma_r``). The transition comes after the reward, so the reward of step t
+depends on r_t only, and ``E[V_{t+1}]`` given (q', r) is the P-weighted sum because r_{t+1} is drawn
+independently of the fills. The intensity market is one regime with ``P = [[1]]``: the sum is then
+``1.0 * V_{t+1}``, so its values are unchanged bit for bit. The DP reads r_t: with a hidden regime
+(``regimes.observed: false``) it is the full-information oracle, an upper bound on what an agent
+that does not see the regime can reach (``Scenario.optimal_label``). :func:`evaluate_tables` scores a
+(t, r, q) table, or a (t, q) table used in every regime (the static baselines), exactly.
 
 Not covered (``ConfigError``): ``reward.objective: cara`` (not risk neutral).
 """
