@@ -97,8 +97,7 @@ class BatchMarket:
         self.state_fields = sc.state_fields
         self.unused_aux = sc.unused_aux(config, raw_depths)
         self.single_observation_space = sc.observation_space(config)
-        # the config's observation (a scenario's columns may be a superset: the regimes' one-hot)
-        self.obs_dim = self.single_observation_space.shape[0]
+        self.obs_dim = len(sc.obs_columns(config))  # the config's (the regimes' one-hot: R columns)
         self.single_action_space = sc.action_space(config, raw_depths)
         self.action_layout = sc.action_layout(config)
         self.params = sc.pack(config, raw_depths)

@@ -48,7 +48,8 @@ class Scenario:
         config_class: the env config class (``env.id`` selects it when a config is loaded).
         defaults: the config ``gym.make(id)`` uses when no config is given (sections merged into
             the config class's defaults).
-        terms, aux, stats, obs: the column layouts of the kernels' outputs.
+        terms, aux, stats, obs: the column layouts of the kernels' outputs (``obs``: the widest
+            observation; :meth:`obs_columns` gives a config's).
         num_assets: K, the asset axis of the per-row state (``(num_envs, K)`` arrays).
         state_fields: per-env state exposed through ``get_attr``/``set_attr`` of the vector adapters.
         per_asset_fields: state fields shaped ``(num_envs, K, ...)``; kernels see them flat.
@@ -114,6 +115,11 @@ class Scenario:
     def check_state(self, market: Any) -> None:
         """After a kernel call: raise ValueError (one line) if the state reports a refused
         operation (the book's ``error`` flags); nothing to check by default."""
+
+    def obs_columns(self, config: EnvConfig) -> Columns:
+        """The observation columns of ``config`` (default :attr:`obs`; a scenario whose observation
+        width depends on its config, the regimes' one-hot, returns a prefix of :attr:`obs`)."""
+        return self.obs
 
     def model_note(self, config: EnvConfig) -> str | None:
         """When the analytic baselines' model is not this env: one line saying what it is."""

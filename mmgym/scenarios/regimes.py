@@ -335,6 +335,9 @@ class RegimeScenario(intensity.IntensityScenario):
     def new_state(self, config, num_envs, rng):
         return new_state(config, num_envs)
 
+    def obs_columns(self, config):
+        return obs_columns(config.regimes.n_regimes) if config.regimes.observed else OBS
+
     def dp_regimes(self, config):
         return regime_table(config)
 
