@@ -426,16 +426,16 @@ def _regimes(config: EnvConfig) -> tuple[Any, bool]:
     """The regimes the DP runs over (:meth:`~mmgym.scenarios.base.Scenario.dp_regimes`) and whether
     the scenario has them; without, the one regime of the ``market`` section, P = [[1]]."""
     from ..scenarios import get as get_scenario
-    from ..scenarios.regimes import RegimeTable
+    from ..scenarios.base import RegimeTable
 
     tab = get_scenario(config.id).dp_regimes(config)
     if tab is not None:
         return tab, True
     m = config.market
     a_b, a_a, k_b, k_a = m.side_params()
-    one = lambda x: np.array([float(x)])  # noqa: E731
-    return RegimeTable(one(m.sigma), one(a_b), one(a_a), one(k_b), one(k_a), one(m.adverse_jump),
-                       np.ones((1, 1)), 0), False
+    sigma, a_b, a_a, k_b, k_a, xi = (np.array([float(x)]) for x in (m.sigma, a_b, a_a, k_b, k_a,
+                                                                     m.adverse_jump))
+    return RegimeTable(sigma, a_b, a_a, k_b, k_a, xi, np.ones((1, 1)), 0), False
 
 
 def inexact_reason(config: EnvConfig) -> str | None:

@@ -27,7 +27,7 @@ from ..schema import EnvConfig
 from ..sim import ledger
 from ..sim.columns import Columns
 
-__all__ = ["Scenario", "ActionLayout"]
+__all__ = ["Scenario", "ActionLayout", "RegimeTable"]
 
 
 class ActionLayout(NamedTuple):
@@ -37,6 +37,24 @@ class ActionLayout(NamedTuple):
     bid: slice
     ask: slice
     hedge: slice | None
+
+
+class RegimeTable(NamedTuple):
+    """Markov regimes as arrays: what the exact DP reads (:meth:`Scenario.dp_regimes`).
+
+    Attributes:
+        sigma, a_bid, a_ask, k_bid, k_ask, xi: (R,) float64 per-regime parameters.
+        P: (R, R) float64 one step's transition matrix. initial: the starting regime.
+    """
+
+    sigma: np.ndarray
+    a_bid: np.ndarray
+    a_ask: np.ndarray
+    k_bid: np.ndarray
+    k_ask: np.ndarray
+    xi: np.ndarray
+    P: np.ndarray
+    initial: int
 
 
 class Scenario:
@@ -125,9 +143,8 @@ class Scenario:
         """When the analytic baselines' model is not this env: one line saying what it is."""
         return None
 
-    def dp_regimes(self, config: EnvConfig) -> Any:
-        """The Markov regimes the exact DP runs over (a
-        :class:`~mmgym.scenarios.regimes.RegimeTable`), or None: one regime, the ``market``
+    def dp_regimes(self, config: EnvConfig) -> RegimeTable | None:
+        """The Markov regimes the exact DP runs over, or None: one regime, the ``market``
         section's (the intensity market)."""
         return None
 

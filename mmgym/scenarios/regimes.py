@@ -50,6 +50,7 @@ from ..sim.quotes import first_bad_row
 from ..sim.rng import to_unit, xoroshiro_next
 from ..sim.skeleton import reset_rows, step_rows
 from . import intensity
+from .base import RegimeTable
 
 ENV_ID = "mmgym/RegimeMarketMaking-v0"
 
@@ -65,11 +66,11 @@ class RegimesConfig(Section):
     """Per-regime volatility sigma_r (price units per sqrt(time unit)), R = len(sigma) <= 8."""
     A: list[float] = Field(default_factory=lambda: [140.0, 100.0])
     """Per-regime fill intensity at depth 0, A_r (> 0), both sides."""
-    k: list[float] = Field(default_factory=lambda: [1.5, 1.0])
+    k: list[float] = Field(default_factory=lambda: [1.5, 0.6])
     """Per-regime decay of the fill intensity, k_r (> 0), both sides."""
     adverse_jump: list[float] | None = None
     """Per-regime jump on fill xi_r (>= 0; None: ``market.adverse_jump`` in every regime)."""
-    rates: list[list[float]] = Field(default_factory=lambda: [[0.0, 0.5], [2.0, 0.0]])
+    rates: list[list[float]] = Field(default_factory=lambda: [[0.0, 0.5], [1.5, 0.0]])
     """R x R transition rates per time unit: ``rates[r][r']`` (r' != r, >= 0) is the rate of leaving
     r for r'; the diagonal is ignored (the generator's diagonal is minus the row's sum)."""
     initial: int = Field(0, ge=0)
@@ -127,24 +128,6 @@ class RegimeEnvConfig(EnvConfig):
     """Registered environment id."""
     regimes: RegimesConfig = Field(default_factory=RegimesConfig)
     """The Markov regimes."""
-
-
-class RegimeTable(NamedTuple):
-    """The regimes as arrays (what the DP reads, :func:`regime_table`).
-
-    Attributes:
-        sigma, a_bid, a_ask, k_bid, k_ask, xi: (R,) float64 per-regime parameters.
-        P: (R, R) float64 one step's transition matrix. initial: the starting regime.
-    """
-
-    sigma: np.ndarray
-    a_bid: np.ndarray
-    a_ask: np.ndarray
-    k_bid: np.ndarray
-    k_ask: np.ndarray
-    xi: np.ndarray
-    P: np.ndarray
-    initial: int
 
 
 def regime_table(config: RegimeEnvConfig) -> RegimeTable:
