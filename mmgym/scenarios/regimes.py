@@ -4,11 +4,11 @@ The intensity market (:mod:`mmgym.scenarios.intensity`) whose volatility sigma, 
 its decay k and jump on fill xi are those of a hidden or observed regime ``r`` in ``{0, .., R-1}``,
 a continuous-time Markov chain with generator Q (off-diagonal rates ``regimes.rates[r][r']`` per time
 unit, ``Q_rr = -sum_{r' != r} Q_rr'``). Regime-switching volatility is Hamilton's (1989, Econometrica
-57(2)) model; regime-driven order intensities for a market maker are Campi & Zabaljauregui (2020,
-arXiv 1902.01157).
+57(2)) model; regime-driven order intensities for a market maker are Campi & Zabaljauregui
+(arXiv 1902.01157).
 
 **Transition probabilities.** Over one step the chain moves with ``P = expm(Q dt)`` (Norris 1997,
-"Markov Chains", Thm. 2.1.1: ``P(t) = e^{tQ}`` for a finite chain), computed once at pack time by
+"Markov Chains", sec. 2.1: ``P(t) = e^{tQ}`` for a finite chain), computed once at pack time by
 ``scipy.linalg.expm`` (Al-Mohy & Higham 2009 scaling and squaring); rows are renormalised to sum to 1.
 
 **One step**, for a row in regime ``r = r_t`` (the regime the agent sees when ``observed: true``):
@@ -345,7 +345,7 @@ class RegimeMarketMakingEnv(ScenarioEnv):
 
     ``mmgym/MarketMaking-v0`` (Avellaneda & Stoikov 2008; Cartea, Jaimungal & Penalva 2015, ch. 10)
     whose volatility, fill intensity and jump on fill switch with a Markov chain over R regimes
-    (Hamilton 1989; Campi & Zabaljauregui 2020): regime r has ``regimes.sigma[r]``,
+    (Hamilton 1989; Campi & Zabaljauregui, arXiv 1902.01157): regime r has ``regimes.sigma[r]``,
     ``regimes.A[r]``, ``regimes.k[r]`` (both sides) and ``regimes.adverse_jump[r]`` (default
     ``market.adverse_jump``); it leaves r for r' at rate ``regimes.rates[r][r']`` per time unit,
     i.e. with probability ``expm(Q dt)[r, r']`` per step (computed once, ``scipy.linalg.expm``).
