@@ -161,6 +161,8 @@ def print_table(metrics: dict[str, dict[str, Any]], reference: str, title: str) 
     for name, m in metrics.items():
         lo, hi = m["objective_diff_ci95"]
         diff = "—" if name == reference else f"{m['objective_diff_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+        if m.get("label"):  # an oracle (optimal with a hidden regime): the title and a note say more
+            name = f"{name} ({m['label'].split(' (')[0]})"
         cells = (
             name, f"{m['objective_mean']:.3f} ± {m['objective_se']:.3f}", diff,
             _fmt(m.get("objective_exact")), _fmt(m["pnl_mean"], 2), _fmt(m["pnl_std"], 2),
@@ -256,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     if "optimal_v0" in result.metadata:
         title += f", optimal V0 = {result.metadata['optimal_v0']:.4f}" + (
             " (intensity model)" if model_only else " (not exact)" if not_exact else "")
+        if "optimal_label" in result.metadata:
+            title += f", {result.metadata['optimal_label']}"
     print_table(result.metrics, result.reference, title)
     for pol in result.policies.values():  # the tuned baselines: what the search chose, and how
         tuning = getattr(pol, "tuning", None)
@@ -264,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     if model_only:  # the limit order book: the baselines' model is not the env
         print(f"note: {result.metadata['baseline_model']}; 'exact E[obj]' does not apply "
               "(results.json: objective_model)")
+    if "optimal_label" in result.metadata:  # optimal reads state the agent does not observe
+        print(f"note: optimal is the {result.metadata['optimal_label']}: it reads the hidden regime, "
+              "which an agent on this env does not observe")
     if not_exact:  # the intensity market with a config the DP does not solve exactly
         print(f"note: no exact values for this config: {not_exact}")
     write_outputs(result, out, args.config, overrides)

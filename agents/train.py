@@ -76,7 +76,8 @@ class TrainResult:
             parts.append(f"objective {agent:.3f} ± {fe['agent']['objective_se']:.3f}")
             if "optimal" in fe:
                 opt = fe["optimal"]["objective_mean"]
-                parts.append(f"optimal {opt:.3f} (ratio {100 * agent / opt:.2f}%)")
+                label = fe["optimal"].get("label")  # a hidden regime: optimal is an oracle
+                parts.append(f"optimal{' ' + label if label else ''} {opt:.3f} (ratio {100 * agent / opt:.2f}%)")
             for name, m in fe.items():
                 if name not in ("agent", "optimal"):
                     parts.append(f"{name} {m['objective_mean']:.3f}")

@@ -106,15 +106,23 @@ def ref_obs(cfg: EnvConfig, st: RefState) -> list[float]:
 
 
 def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = False,
-             mid_move=None) -> dict:
+             mid_move=None, dynamics: dict | None = None) -> dict:
     """One step; mutates ``st``; returns reward, terms, quotes and whether the episode ended.
 
     ``mid_move(s, z)``, when given, replaces the Brownian move ``sigma sqrt(dt) z`` of the mid
     from ``s`` with the standard variate ``z`` (or the +-1 of binomial noise); the jump on fill
-    (``market.adverse_jump``) is added after it either way.
+    (``market.adverse_jump``) is added after it either way. ``dynamics``, when given, holds the
+    ``sigma``, ``A``, ``k`` (both sides) and ``xi`` the fills and the mid move use this step (a
+    regime's); the quote rule keeps the config's.
     """
     m, r, a, im = cfg.market, cfg.reward, cfg.action, cfg.impact
     a_bid, a_ask, k_bid, k_ask = m.side_params()
+    sigma_dyn, xi = m.sigma, m.adverse_jump
+    fa_bid, fa_ask, fk_bid, fk_ask = a_bid, a_ask, k_bid, k_ask
+    if dynamics is not None:
+        sigma_dyn, xi = dynamics["sigma"], dynamics["xi"]
+        fa_bid = fa_ask = dynamics["A"]
+        fk_bid = fk_ask = dynamics["k"]
     clip = (lambda x: x) if raw else (lambda x: max(-1.0, min(1.0, x)))
     s, q = st.mid, st.q
     w_before = st.cash + q * s
@@ -162,8 +170,8 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
             return e < lam_dt
         return lam_dt >= 1.0 or e > -math.log(lam_dt)
 
-    fb = bool(q + 1 <= m.max_inventory and fills(e_b, a_bid, k_bid, d_bid))
-    fa = bool(q - 1 >= -m.max_inventory and fills(e_a, a_ask, k_ask, d_ask))
+    fb = bool(q + 1 <= m.max_inventory and fills(e_b, fa_bid, fk_bid, d_bid))
+    fa = bool(q - 1 >= -m.max_inventory and fills(e_a, fa_ask, fk_ask, d_ask))
     # 4. cash, inventory, mid
     if fb:
         st.cash -= bid
@@ -174,12 +182,12 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
     maker = r.maker_fee * (int(fb) + int(fa))
     st.cash -= maker
     z = (1 if st.rng.uniform() < 0.5 else -1) if m.mid_noise == "binomial" else st.rng.normal()
-    ds = m.sigma * math.sqrt(m.dt) * z if mid_move is None else mid_move(s, z)
+    ds = sigma_dyn * math.sqrt(m.dt) * z if mid_move is None else mid_move(s, z)
     # adverse selection (GLFT 2013 sec. 5): our bid filled -> the mid drops by xi, our ask -> rises
     if fb:
-        ds -= m.adverse_jump
+        ds -= xi
     if fa:
-        ds += m.adverse_jump
+        ds += xi
     s_new = s + ds
     # 5. reward
     dw = st.cash + q * s_new - w_before

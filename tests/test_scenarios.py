@@ -35,7 +35,8 @@ def test_declaration_is_consistent(env_id):
         assert mine.names[: len(base)] == base.names
     cfg = sc.default_config()
     assert isinstance(cfg, sc.config_class) and cfg.id == env_id
-    assert sc.observation_space(cfg).shape == (len(sc.obs),)
+    assert sc.observation_space(cfg).shape == (len(sc.obs_columns(cfg)),)
+    assert sc.obs_columns(cfg).names == sc.obs.names[: len(sc.obs_columns(cfg))]
     assert mmgym.load_env_config({"id": env_id}).__class__ is sc.config_class
 
 

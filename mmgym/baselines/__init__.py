@@ -34,7 +34,14 @@ from ..config import BaselinesConfig, ConfigError, EnvConfig
 from .analytic import GLFT, AvellanedaStoikov, FixedSpread, InventoryBoundary, SymmetricAS
 from .base import DepthPolicy, MarketParams
 from .cjp import CJP
-from .optimal import DPSolution, OptimalPolicy, evaluate_tables, inexact_reason, solve_optimal
+from .optimal import (
+    DPSolution,
+    OptimalPolicy,
+    evaluate_tables,
+    inexact_reason,
+    policy_value,
+    solve_optimal,
+)
 from .tuned import TunedAS, TunedGLFT, TuningResult, make_tuned, tune
 
 __all__ = [
@@ -56,6 +63,7 @@ __all__ = [
     "inexact_reason",
     "make_baseline",
     "make_tuned",
+    "policy_value",
     "solve_optimal",
     "tune",
 ]

@@ -1,4 +1,5 @@
-r"""The exact optimum of the discrete-time intensity market, by backward induction over (t, q).
+r"""The exact optimum of the discrete-time intensity market, by backward induction over (t, q)
+(and the regime, on a scenario with Markov regimes: "Regimes" below).
 
 The objective is the environment's own: the expected summed reward of one episode under the
 kernel's step rules (:mod:`mmgym.scenarios.intensity`), risk neutral. Writing one step's reward with
@@ -103,6 +104,27 @@ past fills, that the (t, q) recursion cannot carry (:func:`inexact_reason`); the
 tick-free problem and quotes ``\delta^* - tick/2`` (rounding adds U(0, tick) on average), ``exact``
 is False, and ``value`` and :func:`evaluate_tables` are the tick-free problem's, not this env's.
 
+**Regimes.** On a scenario with Markov regimes (:mod:`mmgym.scenarios.regimes`,
+``Scenario.dp_regimes``) the step of regime ``r`` uses ``\sigma_r``, ``A_r``, ``k_r``, ``\xi_r``, and
+after the step's fills, mid move and reward the regime moves to ``r'`` with probability ``P[r, r']``
+(``P = expm(Q dt)``), independently of the fills and of ``dS``. The state is (t, q, r) and the
+recursion (REFERENCES: V_t(x) = max_a {R_t(x,a) + E V_{t+1}}, here with x = (q, r)) is the one above
+with a regime-dependent W:
+
+.. math::
+
+    W_{t+1}(q', r) = \sum_{r'} P[r, r'] V_{t+1}(q', r') - \phi q'^2 dt - [t = n-1]\alpha q'^2
+                     - \eta_D |q'| E[dS_r^+],
+
+then the same one-step quote problem (:func:`_quote_step`) with regime r's ``c = A_r dt``, ``k_r`` and
+jump shifts (``\xi_r``, ``\sigma_r``). The transition comes after the reward, so the reward of step t
+depends on r_t only, and ``E[V_{t+1}]`` given (q', r) is the P-weighted sum because r_{t+1} is drawn
+independently of the fills. The intensity market is one regime with ``P = [[1]]``: the sum is then
+``1.0 * V_{t+1}``, so its values are unchanged bit for bit. The DP reads r_t: with a hidden regime
+(``regimes.observed: false``) it is the full-information oracle, an upper bound on what an agent
+that does not see the regime can reach (``Scenario.optimal_label``). :func:`evaluate_tables` scores a
+(t, r, q) table, or a (t, q) table used in every regime (the static baselines), exactly.
+
 Not covered (``ConfigError``): ``reward.objective: cara`` (not risk neutral).
 """
 
@@ -119,7 +141,8 @@ from scipy import special
 from ..config import ConfigError, EnvConfig
 from .base import DepthPolicy
 
-__all__ = ["OptimalPolicy", "solve_optimal", "evaluate_tables", "inexact_reason", "DPSolution"]
+__all__ = ["OptimalPolicy", "solve_optimal", "evaluate_tables", "policy_value", "inexact_reason",
+           "DPSolution"]
 
 _NEWTON_ITERS = 200
 _FP_ITERS = 200
@@ -289,79 +312,130 @@ def _hedge_step(quote_val, q_max, h_max, half_spread, eta, taker, nu, out_val, o
 
 
 @njit(cache=True)
+def _continuation(v_next, p_row, out_mix):
+    """``sum_{r'} P[r, r'] V_{t+1}(q, r')`` for every q (``v_next``: (R, 2Q+1)); with one regime
+    (``P = [[1.0]]``) it is ``V_{t+1}`` exactly."""
+    n_r = v_next.shape[0]
+    for j in range(v_next.shape[1]):
+        acc = p_row[0] * v_next[0, j]
+        for rr in range(1, n_r):
+            acc += p_row[rr] * v_next[rr, j]
+        out_mix[j] = acc
+
+
+@njit(cache=True)
 def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
-           fee, tick, hedge_on, h_max, half_spread, eta, taker, nu, out_value, out_db, out_da, out_v):
+           trans, fee, tick, hedge_on, h_max, half_spread, eta, taker, nu, out_value, out_db, out_da,
+           out_v):
+    """Backward induction over (t, r, q) (module docstring, "Regimes"): per-regime parameters are
+    (R,) arrays (``adj_b``, ``adj_a``: (R, 2Q+1)), ``trans`` the (R, R) one-step transition matrix;
+    the outputs carry the regime axis, ``out_value`` (n_steps + 1, R, 2Q+1)."""
     n_q = 2 * q_max + 1
+    n_r = trans.shape[0]
+    mix = np.empty(n_q)
     w = np.empty(n_q)
     quote_val = np.empty(n_q)
-    for j in range(n_q):
-        out_value[n_steps, j] = 0.0
+    for r in range(n_r):
+        for j in range(n_q):
+            out_value[n_steps, r, j] = 0.0
     for t in range(n_steps - 1, -1, -1):
-        _penalised(out_value[t + 1], q_max, dt, phi, alpha, t == n_steps - 1, damp_coef, w)
-        _quote_step(w, adj_b, adj_a, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, quote_val,
-                    out_db[t], out_da[t])
-        if hedge_on:
-            _hedge_step(quote_val, q_max, h_max, half_spread, eta, taker, nu, out_value[t],
-                        out_v[t])
-        else:
-            for j in range(n_q):
-                out_value[t, j] = quote_val[j]
-                out_v[t, j] = 0
+        for r in range(n_r):
+            _continuation(out_value[t + 1], trans[r], mix)
+            _penalised(mix, q_max, dt, phi, alpha, t == n_steps - 1, damp_coef[r], w)
+            _quote_step(w, adj_b[r], adj_a[r], q_max, c_b[r], c_a[r], k_b[r], k_a[r], poisson, fee,
+                        tick, quote_val, out_db[t, r], out_da[t, r])
+            if hedge_on:
+                _hedge_step(quote_val, q_max, h_max, half_spread, eta, taker, nu, out_value[t, r],
+                            out_v[t, r])
+            else:
+                for j in range(n_q):
+                    out_value[t, r, j] = quote_val[j]
+                    out_v[t, r, j] = 0
 
 
 @njit(cache=True)
 def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
-              fee, tick, hedge_on, half_spread, eta, taker, nu, d_b, d_a, hedge, out_value):
-    """Expected summed reward of a fixed (t, q) policy: the same recursion without the max."""
+              trans, fee, tick, hedge_on, half_spread, eta, taker, nu, d_b, d_a, hedge, out_value):
+    """Expected summed reward of a fixed (t, r, q) policy: the same recursion without the max."""
     n_q = 2 * q_max + 1
+    n_r = trans.shape[0]
+    mix = np.empty(n_q)
     w = np.empty(n_q)
     quote_val = np.empty(n_q)
-    for j in range(n_q):
-        out_value[n_steps, j] = 0.0
+    for r in range(n_r):
+        for j in range(n_q):
+            out_value[n_steps, r, j] = 0.0
     for t in range(n_steps - 1, -1, -1):
-        _penalised(out_value[t + 1], q_max, dt, phi, alpha, t == n_steps - 1, damp_coef, w)
-        for j in range(n_q):
-            q = j - q_max
-            db = d_b[t, j]
-            da = d_a[t, j]
-            if tick > 0.0:
-                db = math.ceil(db / tick - 1e-9) * tick
-                da = math.ceil(da / tick - 1e-9) * tick
-            p_b = _prob(db, c_b, k_b, poisson) if q + 1 <= q_max else 0.0
-            p_a = _prob(da, c_a, k_a, poisson) if q - 1 >= -q_max else 0.0
-            gb = w[j + 1] - w[j] + adj_b[j] if q + 1 <= q_max else 0.0
-            ga = w[j - 1] - w[j] + adj_a[j] if q - 1 >= -q_max else 0.0
-            quote_val[j] = w[j] + p_b * (db - fee + gb) + p_a * (da - fee + ga) - p_b * p_a * (gb + ga)
-        for j in range(n_q):
-            q = j - q_max
-            v = hedge[t, j] if hedge_on else 0
-            q1 = min(q_max, max(-q_max, q + v))
-            v = q1 - q
-            av = abs(v)
-            out_value[t, j] = quote_val[q1 + q_max] - av * (half_spread + eta * av + taker) + nu * v * q1
+        for r in range(n_r):
+            _continuation(out_value[t + 1], trans[r], mix)
+            _penalised(mix, q_max, dt, phi, alpha, t == n_steps - 1, damp_coef[r], w)
+            for j in range(n_q):
+                q = j - q_max
+                db = d_b[t, r, j]
+                da = d_a[t, r, j]
+                if tick > 0.0:
+                    db = math.ceil(db / tick - 1e-9) * tick
+                    da = math.ceil(da / tick - 1e-9) * tick
+                p_b = _prob(db, c_b[r], k_b[r], poisson) if q + 1 <= q_max else 0.0
+                p_a = _prob(da, c_a[r], k_a[r], poisson) if q - 1 >= -q_max else 0.0
+                gb = w[j + 1] - w[j] + adj_b[r, j] if q + 1 <= q_max else 0.0
+                ga = w[j - 1] - w[j] + adj_a[r, j] if q - 1 >= -q_max else 0.0
+                quote_val[j] = w[j] + p_b * (db - fee + gb) + p_a * (da - fee + ga) - p_b * p_a * (gb + ga)
+            for j in range(n_q):
+                q = j - q_max
+                v = hedge[t, r, j] if hedge_on else 0
+                q1 = min(q_max, max(-q_max, q + v))
+                v = q1 - q
+                av = abs(v)
+                out_value[t, r, j] = (quote_val[q1 + q_max] - av * (half_spread + eta * av + taker)
+                                      + nu * v * q1)
 
 
 class DPSolution:
     """Result of :func:`solve_optimal`.
 
     Attributes:
-        value: (n_steps + 1, 2Q+1) float64, V_t(q): expected summed reward from step t (index q+Q).
-        delta_b, delta_a: (n_steps, 2Q+1) float64, optimal depths at post-hedge inventory q.
-        hedge: (n_steps, 2Q+1) int64, optimal market order at pre-hedge inventory q.
+        value: (n_steps + 1, 2Q+1) float64, V_t(q): expected summed reward from step t (index q+Q);
+            (n_steps + 1, R, 2Q+1), V_t(r, q), on a scenario with regimes.
+        delta_b, delta_a: (n_steps, 2Q+1) float64, optimal depths at post-hedge inventory q
+            ((n_steps, R, 2Q+1) with regimes).
+        hedge: (n_steps, 2Q+1) int64, optimal market order at pre-hedge inventory q (idem).
         q_max: the bound Q. exact: False when tick rounding made the DP an approximation.
+        regimes: R on a scenario with regimes (the middle axis above), else None.
+        initial: the regime at the start of an episode (0 without regimes).
     """
 
-    def __init__(self, value, delta_b, delta_a, hedge, q_max, exact):
+    def __init__(self, value, delta_b, delta_a, hedge, q_max, exact, regimes=None, initial=0):
         self.value = value
         self.delta_b = delta_b
         self.delta_a = delta_a
         self.hedge = hedge
         self.q_max = q_max
         self.exact = exact
+        self.regimes = regimes
+        self.initial = initial
 
     def v0(self, q0: int = 0) -> float:
-        """V_0(q0): the optimal expected objective from inventory q0."""
-        return float(self.value[0, q0 + self.q_max])
+        """V_0(q0) (in the initial regime): the optimal expected objective from inventory q0."""
+        if self.regimes is None:
+            return float(self.value[0, q0 + self.q_max])
+        return float(self.value[0, self.initial, q0 + self.q_max])
+
+
+def _regimes(config: EnvConfig) -> tuple[Any, bool]:
+    """The regimes the DP runs over (:meth:`~mmgym.scenarios.base.Scenario.dp_regimes`) and whether
+    the scenario has them; without, the one regime of the ``market`` section, P = [[1]]."""
+    from ..scenarios import get as get_scenario
+    from ..scenarios.base import RegimeTable
+
+    tab = get_scenario(config.id).dp_regimes(config)
+    if tab is not None:
+        return tab, True
+    m = config.market
+    a_b, a_a, k_b, k_a = m.side_params()
+    sigma, a_b, a_a, k_b, k_a, xi = (np.array([float(x)]) for x in (m.sigma, a_b, a_a, k_b, k_a,
+                                                                     m.adverse_jump))
+    return RegimeTable(sigma, a_b, a_a, k_b, k_a, xi, np.ones((1, 1)), 0), False
 
 
 def inexact_reason(config: EnvConfig) -> str | None:
@@ -371,30 +445,39 @@ def inexact_reason(config: EnvConfig) -> str | None:
     the mid can leave the tick grid: then the rounded depths depend on the mid's position inside
     the tick. The mid stays on the grid when ``s0`` is a multiple of the tick and every move is one
     (binomial noise with ``sigma sqrt(dt)`` a multiple, or ``sigma = 0``; with the hedge action,
-    also the permanent impact ``nu`` per lot; the jump on fill ``market.adverse_jump``).
+    also the permanent impact ``nu`` per lot; the jump on fill ``market.adverse_jump``), in every
+    regime (``regimes.sigma[r]``, ``regimes.adverse_jump[r]``) on a scenario with regimes.
     """
     m, a, im = config.market, config.action, config.impact
     tick = float(m.tick_size)
     if tick <= 0.0:
         return None
-    sq = m.sigma * math.sqrt(m.dt)
+    tab, has_regimes = _regimes(config)
 
     def on_grid(x: float) -> bool:
         return abs(x / tick - round(x / tick)) < 1e-9
 
+    def key(name: str, r: int) -> str:
+        return f"regimes.{name}[{r}]" if has_regimes else f"market.{name}"
+
     off = []
     if not on_grid(m.s0):
         off.append(f"market.s0={m.s0:g} is not a multiple of it")
-    if m.sigma != 0.0 and m.mid_noise != "binomial":
-        off.append(f"market.mid_noise={m.mid_noise} moves the mid off it")
-    elif m.sigma != 0.0 and not on_grid(sq):
-        off.append(f"the mid's step sigma*sqrt(dt)={sq:.6g} is not a multiple of it")
+    for r, sigma in enumerate(tab.sigma.tolist()):
+        sq = sigma * math.sqrt(m.dt)
+        if sigma != 0.0 and m.mid_noise != "binomial":
+            off.append(f"market.mid_noise={m.mid_noise} moves the mid off it")
+        elif sigma != 0.0 and not on_grid(sq):
+            off.append(f"the mid's step {key('sigma', r)}*sqrt(dt)={sq:.6g} is not a multiple of it"
+                       if has_regimes else f"the mid's step sigma*sqrt(dt)={sq:.6g} is not a multiple of it")
     if a.hedge and not on_grid(im.nu):
         off.append(f"impact.nu={im.nu:g} is not a multiple of it")
-    if not on_grid(m.adverse_jump):
-        off.append(f"market.adverse_jump={m.adverse_jump:g} is not a multiple of it")
+    for r, xi in enumerate(tab.xi.tolist()):
+        if not on_grid(xi):
+            off.append(f"{key('adverse_jump', r)}={xi:g} is not a multiple of it")
     if not off:
         return None
+    off = list(dict.fromkeys(off))  # one line per reason
     return (f"market.tick_size={tick:g} but the mid leaves the tick grid ({'; '.join(off)}): the "
             f"kernel's rounded quotes then depend on the mid's position inside the tick, which the "
             f"DP over (t, q) does not track")
@@ -442,26 +525,34 @@ def _jump_corrections(q_max: int, xi: float, sd: float, binomial: bool,
 
 
 def _dp_params(config: EnvConfig) -> dict[str, Any]:
-    """Kernel constants of the DP (module docstring), with tick handling and refusals."""
+    """Kernel constants of the DP (module docstring), per regime, with tick handling and refusals."""
     m, r, a, im = config.market, config.reward, config.action, config.impact
     if r.objective != "risk_neutral":
         raise ConfigError("optimal: the DP solves the risk-neutral objective; reward.objective "
                           f"must be 'risk_neutral' (got {r.objective!r})")
-    a_b, a_a, k_b, k_a = m.side_params()
-    sq = m.sigma * math.sqrt(m.dt)
-    e_pos = sq / 2.0 if m.mid_noise == "binomial" else sq / math.sqrt(2.0 * math.pi)
+    tab, has_regimes = _regimes(config)
+    binomial = m.mid_noise == "binomial"
+    n_r = tab.sigma.size
+    damp_coef = np.empty(n_r)
+    adj_b = np.empty((n_r, 2 * m.max_inventory + 1))
+    adj_a = np.empty_like(adj_b)
+    for g in range(n_r):
+        sq = float(tab.sigma[g]) * math.sqrt(m.dt)
+        e_pos = sq / 2.0 if binomial else sq / math.sqrt(2.0 * math.pi)
+        damp_coef[g] = r.dampening * e_pos
+        adj_b[g], adj_a[g] = _jump_corrections(m.max_inventory, float(tab.xi[g]), sq, binomial,
+                                               float(r.dampening))
     tick = float(m.tick_size)
     exact = inexact_reason(config) is None
-    adj_b, adj_a = _jump_corrections(m.max_inventory, float(m.adverse_jump), sq,
-                                     m.mid_noise == "binomial", float(r.dampening))
     return dict(
-        n_steps=m.n_steps, q_max=m.max_inventory, dt=m.dt, c_b=a_b * m.dt, c_a=a_a * m.dt,
-        k_b=k_b, k_a=k_a, poisson=m.fill_rule == "poisson", phi=r.inventory_penalty,
-        alpha=r.terminal_penalty, damp_coef=r.dampening * e_pos, adj_b=adj_b, adj_a=adj_a,
-        fee=r.maker_fee,
+        n_steps=m.n_steps, q_max=m.max_inventory, dt=m.dt, c_b=tab.a_bid * m.dt, c_a=tab.a_ask * m.dt,
+        k_b=np.asarray(tab.k_bid, np.float64), k_a=np.asarray(tab.k_ask, np.float64),
+        poisson=m.fill_rule == "poisson", phi=r.inventory_penalty,
+        alpha=r.terminal_penalty, damp_coef=damp_coef, adj_b=adj_b, adj_a=adj_a,
+        trans=np.ascontiguousarray(tab.P, dtype=np.float64), fee=r.maker_fee,
         tick=tick if exact else 0.0, hedge_on=bool(a.hedge), h_max=a.hedge_max_lots,
         half_spread=im.half_spread, eta=im.eta, taker=r.taker_fee, nu=im.nu, exact=exact,
-        raw_tick=tick,
+        raw_tick=tick, regimes=n_r if has_regimes else None, initial=int(tab.initial),
     )
 
 
@@ -469,7 +560,8 @@ def solve_optimal(config: EnvConfig) -> DPSolution:
     """Solve the exact discrete-time optimum of ``config`` (module docstring) by backward DP.
 
     Returns:
-        :class:`DPSolution` with V_t(q), the depth tables and the hedge table.
+        :class:`DPSolution` with V_t(q), the depth tables and the hedge table (with a regime axis
+        on a scenario with regimes).
 
     Raises:
         ConfigError: for a CARA objective.
@@ -477,51 +569,78 @@ def solve_optimal(config: EnvConfig) -> DPSolution:
     p = _dp_params(config)
     n, q_max = p["n_steps"], p["q_max"]
     n_q = 2 * q_max + 1
-    value = np.empty((n + 1, n_q))
-    d_b = np.empty((n, n_q))
-    d_a = np.empty((n, n_q))
-    hedge = np.zeros((n, n_q), dtype=np.int64)
+    n_r = p["trans"].shape[0]
+    value = np.empty((n + 1, n_r, n_q))
+    d_b = np.empty((n, n_r, n_q))
+    d_a = np.empty((n, n_r, n_q))
+    hedge = np.zeros((n, n_r, n_q), dtype=np.int64)
     _solve(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
-           p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["fee"], p["tick"], p["hedge_on"],
-           p["h_max"], p["half_spread"], p["eta"], p["taker"], p["nu"], value, d_b, d_a, hedge)
+           p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], p["fee"], p["tick"],
+           p["hedge_on"], p["h_max"], p["half_spread"], p["eta"], p["taker"], p["nu"], value, d_b,
+           d_a, hedge)
     if not p["exact"]:
         warnings.warn(
             f"optimal: not exact: {inexact_reason(config)}; the DP solves the tick-free problem "
             "and quotes delta* - tick/2", stacklevel=2)
         d_b = d_b - 0.5 * p["raw_tick"]
         d_a = d_a - 0.5 * p["raw_tick"]
-    return DPSolution(value, d_b, d_a, hedge, q_max, p["exact"])
+    if p["regimes"] is None:  # the intensity market: no regime axis
+        value, d_b, d_a, hedge = value[:, 0], d_b[:, 0], d_a[:, 0], hedge[:, 0]
+    return DPSolution(value, d_b, d_a, hedge, q_max, p["exact"], p["regimes"], p["initial"])
+
+
+def _tables(x: Any, n: int, n_r: int, n_q: int, dtype: type) -> np.ndarray:
+    """A policy table as (n, R, 2Q+1): a (t, r, q) table as it is, a (t, q) one (or anything
+    broadcasting to it) the same in every regime."""
+    x = np.asarray(x, dtype=dtype)
+    if x.ndim == 3:
+        return np.ascontiguousarray(np.broadcast_to(x, (n, n_r, n_q)))
+    x = np.broadcast_to(x, (n, n_q))
+    return np.ascontiguousarray(np.broadcast_to(x[:, None, :], (n, n_r, n_q)))
 
 
 def evaluate_tables(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
                     hedge: np.ndarray | None = None) -> np.ndarray:
-    """Exact expected summed reward V_t(q) of a fixed (t, q)-policy (same recursion, no max).
+    """Exact expected summed reward V_t(q) of a fixed policy (same recursion, no max).
 
     Args:
         config: the environment.
-        delta_b, delta_a: (n_steps, 2Q+1) depths at post-hedge inventory.
-        hedge: (n_steps, 2Q+1) int market orders at pre-hedge inventory (ignored without the
-            hedge action).
+        delta_b, delta_a: (n_steps, 2Q+1) depths at post-hedge inventory; on a scenario with
+            regimes also (n_steps, R, 2Q+1), a regime-dependent policy (a (t, q) table is the same
+            in every regime: the static baselines).
+        hedge: (n_steps, 2Q+1) (or (n_steps, R, 2Q+1)) int market orders at pre-hedge inventory
+            (ignored without the hedge action).
 
     Returns:
-        (n_steps + 1, 2Q+1) float64 values. Exact when :func:`inexact_reason` is None (with a
-        tick-aligned mid the policy's depths are rounded as the kernel rounds them); otherwise the
-        values of the tick-free problem with the unrounded depths, not of this env.
+        (n_steps + 1, 2Q+1) float64 values ((n_steps + 1, R, 2Q+1) with regimes). Exact when
+        :func:`inexact_reason` is None (with a tick-aligned mid the policy's depths are rounded as
+        the kernel rounds them); otherwise the values of the tick-free problem with the unrounded
+        depths, not of this env.
     """
     p = _dp_params(config)
     n, q_max = p["n_steps"], p["q_max"]
-    shape = (n, 2 * q_max + 1)
-    delta_b = np.ascontiguousarray(np.broadcast_to(delta_b, shape), dtype=np.float64)
-    delta_a = np.ascontiguousarray(np.broadcast_to(delta_a, shape), dtype=np.float64)
-    hedge = np.zeros(shape, np.int64) if hedge is None else np.ascontiguousarray(
-        np.broadcast_to(hedge, shape), dtype=np.int64)
-    value = np.empty((n + 1, shape[1]))
+    n_q = 2 * q_max + 1
+    n_r = p["trans"].shape[0]
+    delta_b = _tables(delta_b, n, n_r, n_q, np.float64)
+    delta_a = _tables(delta_a, n, n_r, n_q, np.float64)
+    hedge = np.zeros((n, n_r, n_q), np.int64) if hedge is None else _tables(hedge, n, n_r, n_q, np.int64)
+    value = np.empty((n + 1, n_r, n_q))
     _evaluate(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
-              p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["fee"],
+              p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], p["fee"],
               p["raw_tick"] if p["exact"] else 0.0,
               p["hedge_on"], p["half_spread"], p["eta"], p["taker"], p["nu"], delta_b, delta_a,
               hedge, value)
-    return value
+    return value[:, 0] if p["regimes"] is None else value
+
+
+def policy_value(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
+                 hedge: np.ndarray | None = None) -> float:
+    """:func:`evaluate_tables` at the episode's start: V_0(q0) (in the initial regime)."""
+    value = evaluate_tables(config, delta_b, delta_a, hedge)
+    j0 = config.market.q0 + config.market.max_inventory
+    if value.ndim == 3:
+        return float(value[0, _regimes(config)[0].initial, j0])
+    return float(value[0, j0])
 
 
 class OptimalPolicy(DepthPolicy):
@@ -529,7 +648,9 @@ class OptimalPolicy(DepthPolicy):
 
     This is the physical limit an RL agent on the same env is measured against: no policy of the
     raw-depth action set (and of the normalised action sets, which are subsets of it) has a larger
-    expected summed reward. ``v0`` is V_0(q0).
+    expected summed reward. ``v0`` is V_0(q0). On a scenario with regimes it quotes by the current
+    regime (read from the market's ``regime`` field); when the agent does not observe the regime
+    (``Scenario.optimal_label``) it is an oracle, an upper bound, not an achievable optimum.
 
     Args:
         config: the environment config (risk-neutral objective).
@@ -539,19 +660,46 @@ class OptimalPolicy(DepthPolicy):
 
     def __init__(self, config: EnvConfig):
         super().__init__(config)
+        from ..scenarios import get as get_scenario
+
         self.solution = solve_optimal(config)
         self.exact = self.solution.exact
         self.v0 = self.solution.v0(config.market.q0)
+        self.label = get_scenario(config.id).optimal_label(config)
+        self._regime = None  # (N, 1) the market's regimes while acting
+
+    def act(self, market, out=None):
+        if self.solution.regimes is None:
+            return super().act(market, out)
+        self._regime = market.field("regime")[:, None]
+        try:
+            return super().act(market, out)
+        finally:
+            self._regime = None
+
+    def _index(self, step, q):
+        j = np.asarray(q, dtype=np.int64) + self.mp.max_inventory
+        t = np.minimum(np.asarray(step, dtype=np.int64), self.mp.n_steps - 1)
+        if self.solution.regimes is None:
+            return t, j
+        # outside act (surfaces, plots): the initial regime
+        r = self.solution.initial if self._regime is None else self._regime
+        return t, r, j
 
     def _depths(self, step, q):
-        j = np.asarray(q, dtype=np.int64) + self.mp.max_inventory
-        t = np.minimum(np.asarray(step, dtype=np.int64), self.mp.n_steps - 1)
-        return self.solution.delta_b[t, j], self.solution.delta_a[t, j]
+        idx = self._index(step, q)
+        return self.solution.delta_b[idx], self.solution.delta_a[idx]
 
     def _hedge(self, step, q):
-        j = np.asarray(q, dtype=np.int64) + self.mp.max_inventory
-        t = np.minimum(np.asarray(step, dtype=np.int64), self.mp.n_steps - 1)
-        return self.solution.hedge[t, j]
+        return self.solution.hedge[self._index(step, q)]
+
+    def tables(self):
+        if self.solution.regimes is None:
+            return super().tables()
+        return self.solution.delta_b, self.solution.delta_a, self.solution.hedge
 
     def describe(self):
-        return {"name": self.name, "v0": self.v0, "exact": self.exact}
+        out = {"name": self.name, "v0": self.v0, "exact": self.exact}
+        if self.label is not None:
+            out["label"] = self.label
+        return out

@@ -61,7 +61,7 @@ from scipy import optimize
 from ..config import BaselinesConfig, ConfigError, EnvConfig, TuningConfig
 from .analytic import GLFT, AvellanedaStoikov
 from .base import DepthPolicy, MarketParams
-from .optimal import evaluate_tables, inexact_reason
+from .optimal import evaluate_tables, inexact_reason, policy_value
 
 __all__ = ["FAMILIES", "Family", "Param", "TunedAS", "TunedGLFT", "TuningResult", "check_evaluation_seeds",
            "clear_cache", "exact_unavailable", "make_tuned", "tune", "tuning_method"]
@@ -301,11 +301,9 @@ def check_evaluation_seeds(seed: int, episodes: int, tc: TuningConfig) -> None:
 def _scorer(config: EnvConfig, tc: TuningConfig, method: str) -> Callable[[DepthPolicy], tuple[float, float | None]]:
     """policy -> (score, standard error or None): exact V_0(q0), or the tuning-set mean."""
     if method == "exact":
-        j0 = config.market.q0 + config.market.max_inventory
 
         def exact(policy: DepthPolicy) -> tuple[float, float | None]:
-            d_b, d_a, v = policy.tables()
-            return float(evaluate_tables(config, d_b, d_a, v)[0, j0]), None
+            return policy_value(config, *policy.tables()), None
 
         return exact
     from ..evaluation.stats import mean_se

@@ -95,9 +95,9 @@ class BatchMarket:
         self.aux_names = sc.aux.names
         self.stat_names = sc.stats.names
         self.state_fields = sc.state_fields
-        self.obs_dim = len(sc.obs)
         self.unused_aux = sc.unused_aux(config, raw_depths)
         self.single_observation_space = sc.observation_space(config)
+        self.obs_dim = len(sc.obs_columns(config))  # the config's (the regimes' one-hot: R columns)
         self.single_action_space = sc.action_space(config, raw_depths)
         self.action_layout = sc.action_layout(config)
         self.params = sc.pack(config, raw_depths)

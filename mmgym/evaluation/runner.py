@@ -330,8 +330,11 @@ def run_evaluation(
         (:func:`mmgym.baselines.inexact_reason`: a tick with a mid that leaves the tick grid; or
         the DP refuses the objective): otherwise ``objective_exact`` is None for every agent,
         ``metadata["not_exact"]`` gives the reason once and ``metadata["optimal_exact"]`` is false.
+        Where ``optimal`` reads state the agent does not observe (a hidden regime,
+        ``Scenario.optimal_label``), its metrics and ``metadata["optimal_label"]`` carry the label
+        (an oracle: an upper bound, not an achievable optimum).
     """
-    from ..baselines import DepthPolicy, evaluate_tables, inexact_reason
+    from ..baselines import DepthPolicy, inexact_reason, policy_value
     from ..baselines.tuned import check_evaluation_seeds
     from ..scenarios import get as get_scenario
 
@@ -352,7 +355,6 @@ def run_evaluation(
         batches[name] = run_policy(env_config, pol, episodes, seed, num_envs=num_envs, audit=audit)
     metrics: dict[str, dict[str, Any]] = {}
     ref = batches[reference]
-    j0 = env_config.market.q0 + env_config.market.max_inventory
     scenario = get_scenario(env_config.id)
     exact_env = scenario.dp_exact
     # on the intensity market: why the DP's values are not exact for this config, or None
@@ -366,8 +368,7 @@ def run_evaluation(
             value = None
             if not_exact is None:
                 try:
-                    d_b, d_a, v = pol.tables()
-                    value = float(evaluate_tables(env_config, d_b, d_a, v)[0, j0])
+                    value = policy_value(env_config, *pol.tables())
                 except ConfigError as exc:  # the DP's refusals (a CARA objective)
                     if exact_env:
                         not_exact = str(exc)
@@ -376,6 +377,9 @@ def run_evaluation(
                 m["objective_model"] = value
             if pol.v0 is not None:
                 m["v0"] = float(pol.v0)
+                label = getattr(pol, "label", None)
+                if label is not None:  # reads state the agent does not observe (a hidden regime)
+                    m["label"] = label
         obj = paired_difference(batch.objective, ref.objective)
         pnl = paired_difference(batch.pnl, ref.pnl)
         m["reference"] = reference
@@ -399,6 +403,8 @@ def run_evaluation(
     if opt is not None:
         metadata["optimal_v0"] = float(opt.v0)
         metadata["optimal_exact"] = bool(opt.exact) and exact_env
+        if getattr(opt, "label", None) is not None:
+            metadata["optimal_label"] = opt.label
     return EvaluationResult(metrics, batches, policies, reference, metadata)
 
 

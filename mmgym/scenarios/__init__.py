@@ -32,6 +32,7 @@ REGISTRY: dict[str, Entry] = {
     "mmgym/MarketMaking-v0": Entry("mmgym.scenarios.intensity", "MarketMakingEnv", "MarketMakingVectorEnv"),
     "mmgym/LOBMarketMaking-v0": Entry("mmgym.scenarios.lob", "LOBMarketMakingEnv", "LOBMarketMakingVectorEnv"),
     "mmgym/OUMarketMaking-v0": Entry("mmgym.scenarios.ou", "OUMarketMakingEnv", "OUMarketMakingVectorEnv"),
+    "mmgym/RegimeMarketMaking-v0": Entry("mmgym.scenarios.regimes", "RegimeMarketMakingEnv", "RegimeMarketMakingVectorEnv"),
 }
 
 

@@ -27,7 +27,7 @@ from ..schema import EnvConfig
 from ..sim import ledger
 from ..sim.columns import Columns
 
-__all__ = ["Scenario", "ActionLayout"]
+__all__ = ["Scenario", "ActionLayout", "RegimeTable"]
 
 
 class ActionLayout(NamedTuple):
@@ -39,6 +39,24 @@ class ActionLayout(NamedTuple):
     hedge: slice | None
 
 
+class RegimeTable(NamedTuple):
+    """Markov regimes as arrays: what the exact DP reads (:meth:`Scenario.dp_regimes`).
+
+    Attributes:
+        sigma, a_bid, a_ask, k_bid, k_ask, xi: (R,) float64 per-regime parameters.
+        P: (R, R) float64 one step's transition matrix. initial: the starting regime.
+    """
+
+    sigma: np.ndarray
+    a_bid: np.ndarray
+    a_ask: np.ndarray
+    k_bid: np.ndarray
+    k_ask: np.ndarray
+    xi: np.ndarray
+    P: np.ndarray
+    initial: int
+
+
 class Scenario:
     """Base class of a scenario's declaration (module docstring). Subclasses set the class
     attributes and override what differs; one instance per module is registered as ``SCENARIO``.
@@ -48,7 +66,8 @@ class Scenario:
         config_class: the env config class (``env.id`` selects it when a config is loaded).
         defaults: the config ``gym.make(id)`` uses when no config is given (sections merged into
             the config class's defaults).
-        terms, aux, stats, obs: the column layouts of the kernels' outputs.
+        terms, aux, stats, obs: the column layouts of the kernels' outputs (``obs``: the widest
+            observation; :meth:`obs_columns` gives a config's).
         num_assets: K, the asset axis of the per-row state (``(num_envs, K)`` arrays).
         state_fields: per-env state exposed through ``get_attr``/``set_attr`` of the vector adapters.
         per_asset_fields: state fields shaped ``(num_envs, K, ...)``; kernels see them flat.
@@ -115,8 +134,23 @@ class Scenario:
         """After a kernel call: raise ValueError (one line) if the state reports a refused
         operation (the book's ``error`` flags); nothing to check by default."""
 
+    def obs_columns(self, config: EnvConfig) -> Columns:
+        """The observation columns of ``config`` (default :attr:`obs`; a scenario whose observation
+        width depends on its config, the regimes' one-hot, returns a prefix of :attr:`obs`)."""
+        return self.obs
+
     def model_note(self, config: EnvConfig) -> str | None:
         """When the analytic baselines' model is not this env: one line saying what it is."""
+        return None
+
+    def dp_regimes(self, config: EnvConfig) -> RegimeTable | None:
+        """The Markov regimes the exact DP runs over, or None: one regime, the ``market``
+        section's (the intensity market)."""
+        return None
+
+    def optimal_label(self, config: EnvConfig) -> str | None:
+        """What ``optimal`` is when it is not an achievable policy (it reads state the agent does
+        not observe: a hidden regime), or None."""
         return None
 
     # ------------------------------------------------------------------ parameters ---
