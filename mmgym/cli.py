@@ -45,7 +45,7 @@ COMMANDS = {
     "train": ("train", "train an agent from a YAML experiment (train.py)"),
     "evaluate": ("evaluate", "evaluate agents against the baselines (evaluate.py)"),
     "calibrate": ("mmgym.calibrate", "fit sigma, A, k from mid and trade streams"),
-    "sweep": ("mmgym.sweep", "hyperparameter sweep on Ray Tune (the sweep extra)"),
+    "sweep": ("agents.sweep", "hyperparameter sweep on Ray Tune (the sweep extra)"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Sweeps on Ray Tune (mmgym.sweep): the sweep file's validation, the seed statistics, and the
+"""Sweeps on Ray Tune (agents.sweep, `mmgym sweep`): the sweep file's validation, the seed statistics, and the
 2-trial smoke sweep end to end."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agents.sweep import load_sweep, main, score_of, summarize
 from mmgym.config import ConfigError, load_config
-from mmgym.sweep import load_sweep, main, score_of, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "sweep_smoke.yaml"

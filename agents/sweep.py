@@ -1,4 +1,6 @@
-"""Hyperparameter sweeps on Ray Tune: ``python -m mmgym.sweep SWEEP.yaml`` (``mmgym sweep``).
+"""Hyperparameter sweeps on Ray Tune: ``mmgym sweep SWEEP.yaml`` (``python -m agents.sweep``).
+
+It lives in ``agents/`` because its trials train (torch, stable-baselines3).
 
 A sweep file names a base experiment and a search space over any of its config keys::
 
@@ -52,9 +54,9 @@ from typing import Any
 import yaml
 from pydantic import Field, field_validator
 
-from .cli import OneLineParser
-from .config import ConfigError, _validate, load_config, load_yaml
-from .schema import Section
+from mmgym.cli import OneLineParser
+from mmgym.config import ConfigError, _validate, load_config, load_yaml
+from mmgym.schema import Section
 
 __all__ = ["SweepConfig", "load_sweep", "run_sweep", "summarize", "main"]
 
@@ -143,7 +145,7 @@ def load_sweep(path: str | Path) -> tuple[SweepConfig, Path]:
     probe = list(sweep.set) + [f"{k}={json.dumps(_first_value(d))}" for k, d in sweep.space.items()]
     try:
         cfg = load_config(base, probe)
-        from agents.algos import build_algo_kwargs  # SB3 keyword names are checked against the algorithm
+        from .algos import build_algo_kwargs  # SB3 keyword names are checked against the algorithm
 
         build_algo_kwargs(cfg.agent, str(base))
     except ConfigError as exc:
@@ -189,9 +191,10 @@ def _trial(params: dict[str, Any], *, base: str, fixed: list[str], chunks: int, 
     import torch
     from ray import tune
 
-    from agents.train import train
     from mmgym.baselines import inexact_reason
     from mmgym.scenarios import get as get_scenario
+
+    from .train import train
 
     torch.set_num_threads(1)
     run_dir = Path(tune.get_context().get_trial_dir()) / "run"
