@@ -277,13 +277,36 @@ def _no_duplicate_keys(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or bad YAML raises :class:`ConfigError`."""
+def shipped_configs() -> Path | None:
+    """The example configs' folder (``configs/`` of the repository mmgym is installed from)."""
+    for folder in (Path(__file__).resolve().parent / "configs", Path(__file__).resolve().parents[1] / "configs"):
+        if folder.is_dir() and any(folder.glob("*.yaml")):
+            return folder
+    return None
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """``path`` if it exists; else a bare name (``cjp`` or ``cjp.yaml``) of a shipped config, so
+    ``evaluate.py cjp`` works from any directory. Raises ConfigError (one line) otherwise."""
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, not a YAML file")
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
+    if path.exists() or path.parent != Path("."):
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a directory, not a YAML file")
+        if not path.is_file():
+            raise ConfigError(f"{path}: file not found")
+        return path
+    folder = shipped_configs()
+    name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+    if folder is not None and (folder / name).is_file():
+        return folder / name
+    known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) if folder is not None else ""
+    raise ConfigError(f"{path}: file not found" + (f" (nor a shipped config: {known})" if known else ""))
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping (a path, or a shipped config's name: :func:`resolve_config_path`); a
+    missing file or bad YAML raises :class:`ConfigError`."""
+    path = resolve_config_path(path)
     try:
         data = yaml.load(path.read_text(), Loader=_Loader)
     except yaml.YAMLError as exc:

@@ -102,3 +102,14 @@ def test_ctrl_c_before_training_leaves_no_run_directory(tmp_path, monkeypatch):
     with pytest.raises((KeyboardInterrupt, ConfigError)):
         at.train(cfg, overwrite=True)
     assert (run / "keep.txt").exists()
+
+
+def test_shipped_configs_by_name_from_any_directory(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    for name in ("cjp", "cjp.yaml"):
+        assert load_config(name) == load_config(root / "configs" / "cjp.yaml")
+    with pytest.raises(ConfigError, match=r"nor a shipped config: .*\bcjp\b"):
+        load_config("no_such_config")
+    (tmp_path / "cjp.yaml").write_text("env:\n  market:\n    sigma: 3.0\n")
+    assert load_config("cjp.yaml").env.market.sigma == 3.0  # a file here wins over the shipped one
