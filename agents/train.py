@@ -44,7 +44,24 @@ from .checkpoints import latest_checkpoint, save_model, write_checkpoint
 from .vec_env import MMVecEnv
 
 __all__ = ["TrainResult", "train", "save_model", "latest_checkpoint", "hyperparameter_table",
-           "ScaleRewardVecEnv"]
+           "ScaleRewardVecEnv", "SEED_STRIDE", "training_env_seed"]
+
+#: Training seeds k and k + 1 are this far apart in env-stream seeds (:func:`training_env_seed`).
+SEED_STRIDE = 2**32
+
+
+def training_env_seed(seed: int) -> int:
+    """The stream seed of training env 0 for ``train.seed = seed``; env i uses it + i (SB3's convention).
+
+    With SB3's plain ``seed + i``, training seed 1's env i would replay seed 0's env i + 1 (199 of
+    the 200 market streams of ``configs/ppo_cjp.yaml`` shared): runs over several training seeds
+    would differ in their network initialisation but not in the markets they learn from. Spaced by
+    :data:`SEED_STRIDE`, the streams of different training seeds never coincide (a resume at step N
+    reseeds with ``training_env_seed(seed) + N``, still below the next seed's). Seed 0 keeps
+    ``0 + i``. The family (spawn key :data:`~mmgym.envs.market.TRAINING_STREAMS`) stays disjoint
+    from every evaluation scenario.
+    """
+    return seed * SEED_STRIDE
 
 
 
@@ -289,6 +306,8 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
         except (ValueError, TypeError, AssertionError) as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"{source}: agent.kwargs: {algo_cls.__name__} rejected the arguments: {msg}") from None
+        # SB3 seeded env i with seed + i; training seeds get disjoint streams instead
+        venv.seed(training_env_seed(tc.seed))
         _clear_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(
@@ -300,8 +319,8 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
                               custom_objects={k: v for k, v in kwargs.items() if k in ("learning_rate", "clip_range")})
         if off_policy and (ckpt / "replay_buffer.pkl").is_file():
             model.load_replay_buffer(ckpt / "replay_buffer.pkl")
-        # fresh scenarios after the resume point (env i gets seed + num_timesteps + i)
-        venv.seed(tc.seed + model.num_timesteps)
+        # fresh scenarios after the resume point (env i: training_env_seed(seed) + num_timesteps + i)
+        venv.seed(training_env_seed(tc.seed) + model.num_timesteps)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
     start_steps = model.num_timesteps
     remaining = tc.total_timesteps - start_steps

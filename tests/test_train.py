@@ -250,3 +250,26 @@ def test_training_scenarios_never_replay_evaluation_scenarios():
     plain.seed(0)
     plain.reset()
     assert {tuple(r) for r in plain.market.rng.tolist()} <= eval_states
+
+
+def test_training_seeds_learn_from_disjoint_markets():
+    """Training seeds 0, 1, 2 draw their markets from disjoint streams: with SB3's plain seed + i,
+    seed 1's env i would replay seed 0's env i + 1 (what training_env_seed prevents)."""
+    from agents.train import training_env_seed
+    from agents.vec_env import MMVecEnv
+    from mmgym.config import load_config
+    from mmgym.envs.market import TRAINING_STREAMS
+
+    cfg = load_config("configs/ppo_cjp.yaml")
+
+    def states(first_seed: int) -> set:
+        env = MMVecEnv(cfg.env, num_envs=200, spawn_key=TRAINING_STREAMS)
+        env.seed(first_seed)
+        env.reset()
+        return {tuple(r) for r in env.market.rng.tolist()}
+
+    s0, s1, s2 = (states(training_env_seed(k)) for k in (0, 1, 2))
+    assert len(s0) == len(s1) == len(s2) == 200
+    assert not (s0 & s1 or s0 & s2 or s1 & s2)
+    assert len(states(0) & states(1)) == 199  # the overlap the stride removes
+    assert training_env_seed(0) == 0  # seed 0's streams are unchanged
