@@ -1,4 +1,5 @@
-"""Shared pieces of the command-line tools (train.py, evaluate.py, python -m mmgym.calibrate)."""
+"""Shared pieces of the command-line tools (train.py, evaluate.py, python -m mmgym.calibrate,
+benchmarks/train_cjp.py)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,16 @@ def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
 def overrides_of(args: argparse.Namespace) -> list[str]:
     """The flattened ``--set`` overrides."""
     return [item for group in args.overrides for item in group]
+
+
+def check_seeds(seeds: Sequence[int], flag: str = "--seeds") -> None:
+    """Refuse an empty list, a negative seed or a seed given twice (ConfigError naming ``flag``)."""
+    from .config import ConfigError
+
+    if not seeds:
+        raise ConfigError(f"{flag}: give at least one seed")
+    for k in seeds:
+        if k < 0:
+            raise ConfigError(f"{flag}: seeds are >= 0 (got {k})")
+        if list(seeds).count(k) > 1:
+            raise ConfigError(f"{flag}: seed {k} given twice (got {' '.join(map(str, seeds))})")

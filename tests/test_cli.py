@@ -3,8 +3,6 @@ exit code 2 for bad input, checked before anything runs; nothing left behind by 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import evaluate
@@ -102,3 +100,16 @@ def test_ctrl_c_before_training_leaves_no_run_directory(tmp_path, monkeypatch):
     with pytest.raises((KeyboardInterrupt, ConfigError)):
         at.train(cfg, overwrite=True)
     assert (run / "keep.txt").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--seeds", "0", "1", "0"], "--seeds: seed 0 given twice (got 0 1 0)"),
+    (["--seeds", "2", "-1"], "--seeds: seeds are >= 0 (got -1)"),
+    (["--seeds", "0", "1", "--set", "train.seed=3"], "--seeds and --set train.seed=3 exclude each other"),
+    (["--seeds", "0", "--set", "train={seed: 3}"], "--seeds and --set train={seed: 3} exclude each other"),
+])
+def test_train_refuses_bad_seeds_before_anything_runs(capsys, tmp_path, args, needle):
+    run = tmp_path / "run"
+    assert train.main(["configs/smoke.yaml", "--run-dir", str(run), *args]) == 2
+    assert needle in _one_error_line(capsys, "train.py")
+    assert not run.exists()
