@@ -20,6 +20,15 @@ whose seeds overlap the tuning seeds is refused.
 ``NAME=path.zip`` loads a stable-baselines3 model (PPO/SAC/... detected from the zip) and runs it
 deterministically on the normalised-action env; a ``vecnormalize.pkl`` beside the zip is applied.
 
+``NAME=GLOB`` (quoted, e.g. ``'ppo=runs/ppo_cjp/seed*/model.zip'`` from ``train.py --seeds``) with
+several matches is one agent trained over seeds: every match runs on the same episodes (its row
+``NAME/<label>``, the label being the part of the path that differs, e.g. ``seed0``) and the row
+``NAME (S seeds)`` gives the mean over seeds ± the episodes' standard error, a 95 % t-interval
+(S - 1 degrees of freedom) over the per-seed means, and the paired difference against the reference:
+the mean of the per-seed paired means with a t-interval whose standard error combines training and
+episode noise (mmgym.evaluation.paired_across_seeds). One match is one model, as ``NAME=path.zip``;
+no match is an error.
+
 On ``configs/lob.yaml`` (the limit order book) the baselines quote with the intensity model whose
 sigma, A, k are the config's ``market`` values, calibrated on that book
 (``python -m mmgym.calibrate configs/lob.yaml``); their depths are mapped onto ticks by the env
@@ -29,16 +38,18 @@ the book, and ``exact E[obj]`` is blank (the model's value is ``objective_model`
 solve exactly (a tick with a mid that leaves the tick grid: ``metadata.not_exact`` says why).
 ``--audit`` is for the intensity market only.
 
-Bad input (unknown agent, missing file, bad ``--set`` path, seeds overlapping the tuning seeds)
-prints one line and exits with 2.
+Bad input (unknown agent, missing file, a glob without matches, bad ``--set`` path, seeds
+overlapping the tuning seeds) prints one line and exits with 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import json
 import math
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -59,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="experiment YAML (configs/*.yaml)")
     p.add_argument("--agents", nargs="+", default=["as", "symmetric", "glft", "optimal"],
-                   help=f"baseline names ({', '.join(_baseline_names())}) and/or NAME=path/to/model.zip "
+                   help=f"baseline names ({', '.join(_baseline_names())}) and/or NAME=path/to/model.zip; "
+                        "NAME='GLOB' with several matches is one agent over training seeds "
                         "(default: as symmetric glft optimal)")
     p.add_argument("--episodes", type=int, default=None, help="episodes per agent (default: eval.episodes)")
     p.add_argument("--seed", type=int, default=None, help="scenario seed (default: eval.seed)")
@@ -75,8 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-#: trained agents' model files of the last :func:`parse_agents` call (recorded in results.json)
-model_paths: dict[str, str] = {}
+#: trained agents' model files of the last :func:`parse_agents` call (recorded in results.json):
+#: a path, or for an agent over seeds the list of its seeds' paths
+model_paths: dict[str, str | list[str]] = {}
+#: agents over training seeds of the last :func:`parse_agents` call: NAME -> its seeds' agent names
+seed_groups: dict[str, list[str]] = {}
 
 
 def check_out_dir(out: Path) -> None:
@@ -92,25 +107,61 @@ def check_out_dir(out: Path) -> None:
         raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
 
 
+def _natural_key(path: str) -> list:
+    """Sort key: digit runs compare as numbers (seed2 before seed10)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def seed_labels(paths: list[str]) -> list[str]:
+    """Short names of several model paths: the path parts that differ (``seed0`` of
+    ``runs/x/seed0/model.zip``), ``.zip`` dropped; the whole path where no part differs alone."""
+    parts = [Path(p).parts for p in paths]
+    if len({len(x) for x in parts}) != 1:
+        return [str(Path(p).with_suffix("")) for p in paths]
+    differ = [i for i in range(len(parts[0])) if len({x[i] for x in parts}) > 1]
+    return ["/".join(str(Path(x[i]).with_suffix("")) if x[i].endswith(".zip") else x[i] for i in differ)
+            for x in parts]
+
+
 def parse_agents(tokens: list[str], env_config) -> dict[str, Any]:
-    """``name`` -> baseline name, ``NAME=path.zip`` -> loaded SB3 policy. Raises ConfigError."""
+    """``name`` -> baseline name, ``NAME=path.zip`` -> loaded SB3 policy; ``NAME=GLOB`` with
+    several matches -> one loaded policy per match, named ``NAME/<label>`` (:func:`seed_labels`)
+    and listed in :data:`seed_groups`. Raises ConfigError."""
     from mmgym.baselines import BASELINES
 
     agents: dict[str, Any] = {}
     model_paths.clear()
+    seed_groups.clear()
     for tok in tokens:
-        if tok.partition("=")[0] in agents:
+        if tok.partition("=")[0] in agents or tok.partition("=")[0] in seed_groups:
             raise ConfigError(f"--agents: duplicate agent name {tok.partition('=')[0]!r}")
         if "=" in tok:
             name, _, path = tok.partition("=")
             if not name or not path:
                 raise ConfigError(f"--agents {tok!r}: expected NAME=path/to/model.zip")
-            if not Path(path).is_file():
+            paths = [path]
+            if any(c in path for c in "*?["):
+                paths = sorted((p for p in glob.glob(path, recursive=True) if Path(p).is_file()),
+                               key=_natural_key)
+                if not paths:
+                    raise ConfigError(f"--agents {tok}: no model file matches {path!r}")
+            elif not Path(path).is_file():
                 raise ConfigError(f"--agents {tok}: model file {path!r} not found")
             from agents.policies import load_sb3_policy
 
-            agents[name] = load_sb3_policy(path, env_config)
-            model_paths[name] = str(Path(path).resolve())
+            if len(paths) == 1:  # one model, whether named or matched
+                agents[name] = load_sb3_policy(paths[0], env_config)
+                model_paths[name] = str(Path(paths[0]).resolve())
+                continue
+            seed_groups[name] = []
+            model_paths[name] = []
+            for label, p in zip(seed_labels(paths), paths):
+                member = f"{name}/{label}"
+                if member in agents:
+                    raise ConfigError(f"--agents: duplicate agent name {member!r}")
+                agents[member] = load_sb3_policy(p, env_config)
+                seed_groups[name].append(member)
+                model_paths[name].append(str(Path(p).resolve()))
         else:
             if tok not in BASELINES:
                 raise ConfigError(f"--agents: unknown agent {tok!r} (valid baselines: {', '.join(BASELINES)}; "
@@ -142,9 +193,15 @@ _COLUMNS = (("agent", True), ("objective ± se", True), ("Δobj vs {ref} [95% CI
 WIDE = 150
 
 
+#: the column of agents over training seeds (after "objective ± se", only when there is one; the
+#: compact layout leaves it to the note under the table, :func:`seeds_note`)
+SEEDS_COLUMN = ("95% CI over seeds", False)
+
+
 def print_table(metrics: dict[str, dict[str, Any]], reference: str, title: str) -> None:
     """The results table; in a terminal narrower than :data:`WIDE` columns, the compact layout
-    (results.csv has every column)."""
+    (results.csv has every column). An agent over training seeds (metrics with ``seeds``) is named
+    ``NAME (S seeds)`` and fills :data:`SEEDS_COLUMN`."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -153,39 +210,87 @@ def print_table(metrics: dict[str, dict[str, Any]], reference: str, title: str) 
     if not console.is_terminal:
         console.width = 200  # logs and pipes: do not squeeze the columns to 80 characters
     compact = console.width < WIDE
-    keep = [not compact or c for _, c in _COLUMNS]
+    over_seeds = any("objective_seeds_ci95" in m for m in metrics.values())
+    columns = list(_COLUMNS)
+    if over_seeds:
+        columns.insert(2, SEEDS_COLUMN)
+    keep = [not compact or c for _, c in columns]
     table = Table(title=escape(title))
-    for (col, _), k in zip(_COLUMNS, keep):
+    for (col, _), k in zip(columns, keep):
         if k:  # escaped: "[obj]" would be read as rich markup and vanish
             table.add_column(escape(col.format(ref=reference)), justify="left" if col == "agent" else "right")
     for name, m in metrics.items():
         lo, hi = m["objective_diff_ci95"]
         diff = "—" if name == reference else f"{m['objective_diff_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+        name = name if "seeds" not in m else f"{name} ({m['seeds']} seeds)"
         if m.get("label"):  # an oracle (optimal with a hidden regime): the title and a note say more
             name = f"{name} ({m['label'].split(' (')[0]})"
-        cells = (
+        cells = [
             name, f"{m['objective_mean']:.3f} ± {m['objective_se']:.3f}", diff,
             _fmt(m.get("objective_exact")), _fmt(m["pnl_mean"], 2), _fmt(m["pnl_std"], 2),
             _fmt(m["sharpe"], 2), _fmt(m["certainty_equivalent"], 2), _fmt(m["spread_mean"]),
             _fmt(m["final_inventory_mean"], 2), _fmt(m["final_inventory_std"], 2),
             _fmt(m["abs_inventory_mean"], 2), _fmt(m["fills_mean"], 1), _fmt(m["impact_cost_mean"], 3),
-        )
+        ]
+        if over_seeds:
+            ci = m.get("objective_seeds_ci95")
+            cells.insert(2, "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]")
         table.add_row(*(escape(c) for c, k in zip(cells, keep) if k))
     console.print(table)
     if compact:
         console.print(f"(compact layout for a {console.width}-column terminal; results.csv has every column)")
 
 
-def write_outputs(result, out: Path, config_path: str, overrides: list[str]) -> None:
+def table_metrics(result) -> dict[str, dict[str, Any]]:
+    """The table's rows: every agent of ``result``, and before the seeds of each agent over
+    training seeds (:data:`seed_groups`) its aggregate row (:func:`mmgym.evaluation.aggregate_seeds`)."""
+    from mmgym.evaluation import aggregate_seeds
+
+    group_of = {member: name for name, members in seed_groups.items() for member in members}
+    rows: dict[str, dict[str, Any]] = {}
+    for name, m in result.metrics.items():
+        group = group_of.get(name)
+        if group is not None and group not in rows:
+            rows[group] = aggregate_seeds(result, seed_groups[group])
+        rows[name] = m
+    return rows
+
+
+def seeds_note(name: str, m: dict[str, Any]) -> str:
+    """What the row of an agent over training seeds means, with its numbers (printed under the table)."""
+    labels = ", ".join(member.split("/", 1)[1] for member in seed_groups[name])
+    s = m["seeds"]
+    lo, hi = m["objective_seeds_ci95"]
+    return (f"{name}: {s} training seeds ({labels}), each on these episodes. Its row: mean over seeds ± "
+            f"the episodes' SE; 95% CI over seeds [{lo:.3f}, {hi:.3f}] (t-interval, {s - 1} d.f., over the "
+            f"per-seed means); Δobj: mean of the per-seed paired differences, CI ± "
+            f"t({m['objective_diff_dof']:.1f} d.f.) × sqrt({m['objective_diff_se_seeds']:.3f}² seeds + "
+            f"{m['objective_diff_se_episodes']:.3f}² episodes); other columns: means over seeds.")
+
+
+def write_outputs(result, out: Path, config_path: str, overrides: list[str],
+                  rows: dict[str, dict[str, Any]] | None = None) -> None:
+    """results.json (an agent over seeds keeps its seeds under ``per_seed``: model path and
+    metrics) and results.csv (one row per table row, :func:`table_metrics`)."""
     import pandas as pd
 
     out.mkdir(parents=True, exist_ok=True)
+    rows = result.metrics if rows is None else rows
     meta = dict(result.metadata, config_path=str(config_path), overrides=overrides,
-                model_paths=dict(model_paths))
-    (out / "results.json").write_text(json.dumps(_clean({"agents": result.metrics, "metadata": meta}),
-                                                 indent=2))
-    rows = []
-    for name, m in result.metrics.items():
+                model_paths=dict(model_paths), seed_groups=dict(seed_groups))
+    members = {m for ms in seed_groups.values() for m in ms}
+    agents: dict[str, dict[str, Any]] = {}
+    for name, m in rows.items():
+        if name in members:
+            continue
+        agents[name] = dict(m)
+        if name in seed_groups:
+            agents[name]["per_seed"] = {
+                member.split("/", 1)[1]: dict(rows[member], model=path)
+                for member, path in zip(seed_groups[name], model_paths[name])}
+    (out / "results.json").write_text(json.dumps(_clean({"agents": agents, "metadata": meta}), indent=2))
+    csv_rows = []
+    for name, m in rows.items():
         row: dict[str, Any] = {"agent": name}
         for k, v in m.items():
             if k.endswith("_ci95"):
@@ -194,8 +299,8 @@ def write_outputs(result, out: Path, config_path: str, overrides: list[str]) -> 
                 row[k] = json.dumps(v)
             else:
                 row[k] = v
-        rows.append(row)
-    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+        csv_rows.append(row)
+    pd.DataFrame(csv_rows).to_csv(out / "results.csv", index=False)
 
 
 def write_audit(result, out: Path) -> None:
@@ -218,6 +323,33 @@ def _file_safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+def _reference(requested: str | None, agents: dict[str, Any]) -> str | None:
+    """The reference of the paired differences: ``requested``, else ``optimal`` when present, else
+    the first agent; never an agent over seeds or one of its seeds (ConfigError)."""
+    members = {m: name for name, ms in seed_groups.items() for m in ms}
+    if requested is not None:
+        if requested in seed_groups:
+            raise ConfigError(f"--reference {requested!r}: an agent over training seeds cannot be the "
+                              f"reference (use a baseline, or one model: {seed_groups[requested][0]!r} "
+                              "as its own NAME=path)")
+        if requested in members:
+            raise ConfigError(f"--reference {requested!r}: one seed of the agent over seeds "
+                              f"{members[requested]!r} cannot be its reference (use a baseline)")
+        if requested not in agents:
+            raise ConfigError(f"--reference {requested!r} is not one of the agents "
+                              f"({', '.join([a for a in agents if a not in members] + list(seed_groups))})")
+        return requested
+    if not seed_groups:
+        return None  # run_evaluation's default: optimal, else the first agent
+    if "optimal" in agents:
+        return "optimal"
+    singles = [a for a in agents if a not in members]
+    if not singles:
+        raise ConfigError("--agents: an agent over training seeds needs a reference outside its seeds: "
+                          "add a baseline (e.g. optimal) or a single model")
+    return singles[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning  # library warnings as one line, no source path
     args = build_parser().parse_args(argv)
@@ -234,8 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
         check_out_dir(out)
         agents = parse_agents(args.agents, cfg.env)
-        if args.reference is not None and args.reference not in agents:
-            raise ConfigError(f"--reference {args.reference!r} is not one of the agents ({', '.join(agents)})")
+        reference = _reference(args.reference, agents)
         from rich.console import Console
 
         from mmgym.evaluation import run_evaluation, write_plots
@@ -243,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         console = Console(stderr=True)
         result = run_evaluation(cfg.env, agents, episodes=episodes, seed=seed,
                                 baselines_config=cfg.baselines, num_envs=num_envs,
-                                reference=args.reference, audit=args.audit,
+                                reference=reference, audit=args.audit,
                                 progress=lambda n: console.log(f"running {n} ({episodes} episodes)"))
     except ConfigError as exc:
         print(f"evaluate.py: error: {exc}", file=sys.stderr)
@@ -260,7 +391,10 @@ def main(argv: list[str] | None = None) -> int:
             " (intensity model)" if model_only else " (not exact)" if not_exact else "")
         if "optimal_label" in result.metadata:
             title += f", {result.metadata['optimal_label']}"
-    print_table(result.metrics, result.reference, title)
+    rows = table_metrics(result)
+    print_table(rows, result.reference, title)
+    for name in seed_groups:
+        print(seeds_note(name, rows[name]))
     for pol in result.policies.values():  # the tuned baselines: what the search chose, and how
         tuning = getattr(pol, "tuning", None)
         if tuning is not None:
@@ -273,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
               "which an agent on this env does not observe")
     if not_exact:  # the intensity market with a config the DP does not solve exactly
         print(f"note: no exact values for this config: {not_exact}")
-    write_outputs(result, out, args.config, overrides)
+    write_outputs(result, out, args.config, overrides, rows)
     if args.audit:
         write_audit(result, out)
     if not args.no_plots:

@@ -12,6 +12,11 @@ The run directory holds everything about one run::
       summary.json           # final evaluation against the baselines, steps, wall time
 
 Every ``model.zip`` here loads with ``evaluate.py CONFIG --agents NAME=RUN_DIR/model.zip``.
+
+Several training seeds (``train.py CONFIG --seeds 0 1 2``, :func:`train_seeds`) train one after
+the other, each a run directory of its own, ``RUN_DIR/seed<k>/`` (the layout above, with
+``train.seed = k``); ``evaluate.py CONFIG --agents 'NAME=RUN_DIR/seed*/model.zip'`` evaluates them
+as one agent over seeds.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mmgym.cli import check_seeds
 from mmgym.config import ConfigError, ExperimentConfig, first_difference
 from mmgym.envs.market import TRAINING_STREAMS
 
@@ -44,7 +50,25 @@ from .checkpoints import latest_checkpoint, save_model, write_checkpoint
 from .vec_env import MMVecEnv
 
 __all__ = ["TrainResult", "train", "save_model", "latest_checkpoint", "hyperparameter_table",
-           "ScaleRewardVecEnv"]
+           "ScaleRewardVecEnv", "SEED_STRIDE", "training_env_seed", "SeedRun", "seed_run_dir",
+           "plan_seeds", "train_seeds"]
+
+#: Training seeds k and k + 1 are this far apart in env-stream seeds (:func:`training_env_seed`).
+SEED_STRIDE = 2**32
+
+
+def training_env_seed(seed: int) -> int:
+    """The stream seed of training env 0 for ``train.seed = seed``; env i uses it + i (SB3's convention).
+
+    With SB3's plain ``seed + i``, training seed 1's env i would replay seed 0's env i + 1 (199 of
+    the 200 market streams of ``configs/ppo_cjp.yaml`` shared): runs over several training seeds
+    would differ in their network initialisation but not in the markets they learn from. Spaced by
+    :data:`SEED_STRIDE`, the streams of different training seeds never coincide (a resume at step N
+    reseeds with ``training_env_seed(seed) + N``, still below the next seed's). Seed 0 keeps
+    ``0 + i``. The family (spawn key :data:`~mmgym.envs.market.TRAINING_STREAMS`) stays disjoint
+    from every evaluation scenario.
+    """
+    return seed * SEED_STRIDE
 
 
 
@@ -66,12 +90,21 @@ class TrainResult:
         """Environment steps trained in this call per wall-clock second."""
         return self.trained_timesteps / self.wall_seconds if self.wall_seconds > 0 else float("nan")
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainResult:
+        """The result a run's ``summary.json`` records (:meth:`to_json`)."""
+        return cls(run_dir=Path(data["run_dir"]), num_timesteps=int(data["num_timesteps"]),
+                   trained_timesteps=int(data["trained_timesteps"]),
+                   wall_seconds=float(data["wall_seconds"]), env_seconds=float(data["env_seconds"]),
+                   interrupted=bool(data["interrupted"]), final_eval=dict(data.get("final_eval") or {}),
+                   eval_history=[tuple(x) for x in data.get("eval_history") or []])
+
     def summary_line(self) -> str:
         """One line: steps, wall time, steps/s, final objective vs the baselines."""
         parts = [f"{self.num_timesteps:,} steps", f"{self.wall_seconds:.1f} s",
                  f"{self.steps_per_second:,.0f} steps/s"]
         fe = self.final_eval
-        if "agent" in fe:
+        if fe.get("agent", {}).get("objective_mean") is not None:
             agent = fe["agent"]["objective_mean"]
             parts.append(f"objective {agent:.3f} ± {fe['agent']['objective_se']:.3f}")
             if "optimal" in fe:
@@ -231,6 +264,21 @@ RESUMABLE_CHANGES = ("train.total_timesteps", "train.eval_freq", "train.eval_epi
                      "train.run_dir", "train.torch_threads", "eval.", "baselines.")
 
 
+def _check_same_config(run_dir: Path, cfg: ExperimentConfig) -> None:
+    """Refuse to continue a run whose ``config.yaml`` differs beyond :data:`RESUMABLE_CHANGES`."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return
+    old = yaml.safe_load(saved.read_text()) or {}
+    diff = first_difference(old, cfg.model_dump(mode="json"), skip=RESUMABLE_CHANGES)
+    if diff is not None:
+        key, was, now = diff
+        raise ConfigError(
+            f"--resume: {key} differs from the run's {saved} (run: {was!r}, now: {now!r}); "
+            "resume with the run's config (only train.total_timesteps, evaluation, "
+            "checkpoint and baselines settings may change) or start a new --run-dir")
+
+
 def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, cfg: ExperimentConfig | None = None) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"train.run_dir: not a directory (got {str(run_dir)!r})")
@@ -238,16 +286,8 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, cfg: Experiment
         if latest_checkpoint(run_dir) is None:
             raise ConfigError(f"--resume: no checkpoint under {run_dir}/checkpoints "
                               "(checkpoints are written every train.checkpoint_freq steps and on Ctrl-C)")
-        saved = run_dir / "config.yaml"
-        if cfg is not None and saved.is_file():
-            old = yaml.safe_load(saved.read_text()) or {}
-            diff = first_difference(old, cfg.model_dump(mode="json"), skip=RESUMABLE_CHANGES)
-            if diff is not None:
-                key, was, now = diff
-                raise ConfigError(
-                    f"--resume: {key} differs from the run's {saved} (run: {was!r}, now: {now!r}); "
-                    "resume with the run's config (only train.total_timesteps, evaluation, "
-                    "checkpoint and baselines settings may change) or start a new --run-dir")
+        if cfg is not None:
+            _check_same_config(run_dir, cfg)
     elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise ConfigError(f"train.run_dir: {run_dir} already holds a run; use --resume to continue it, "
                           f"--overwrite to replace it, or --run-dir DIR (got {str(run_dir)!r})")
@@ -337,6 +377,8 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
         except (ValueError, TypeError, AssertionError) as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"{source}: agent.kwargs: {algo_cls.__name__} rejected the arguments: {msg}") from None
+        # SB3 seeded env i with seed + i; training seeds get disjoint streams instead
+        venv.seed(training_env_seed(tc.seed))
         _clear_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(
@@ -348,8 +390,8 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
                               custom_objects={k: v for k, v in kwargs.items() if k in ("learning_rate", "clip_range")})
         if off_policy and (ckpt / "replay_buffer.pkl").is_file():
             model.load_replay_buffer(ckpt / "replay_buffer.pkl")
-        # fresh scenarios after the resume point (env i gets seed + num_timesteps + i)
-        venv.seed(tc.seed + model.num_timesteps)
+        # fresh scenarios after the resume point (env i: training_env_seed(seed) + num_timesteps + i)
+        venv.seed(training_env_seed(tc.seed) + model.num_timesteps)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
     start_steps = model.num_timesteps
     remaining = tc.total_timesteps - start_steps
@@ -410,3 +452,118 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
     if not interrupted:
         (run_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2))
     return result
+
+
+# ------------------------------------------------------------------------------ several seeds ---
+def seed_run_dir(run_dir: str | Path, seed: int) -> Path:
+    """The run directory of training seed ``seed`` under ``run_dir``: ``run_dir/seed<seed>``."""
+    return Path(run_dir) / f"seed{seed}"
+
+
+@dataclass
+class SeedRun:
+    """One training seed of :func:`train_seeds`: its plan, then what happened.
+
+    ``action`` is ``"train"`` (a new run), ``"resume"`` (continue its latest checkpoint) or
+    ``"skip"`` (finished earlier: ``summary.json`` has ``train.total_timesteps`` steps).
+    ``status`` is ``"trained"``, ``"skipped"``, ``"interrupted"`` or ``"not started"``.
+    """
+
+    seed: int
+    cfg: ExperimentConfig
+    action: str
+    status: str = "not started"
+    result: TrainResult | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        """This seed's run directory."""
+        return Path(self.cfg.train.run_dir)
+
+    def summary_line(self) -> str:
+        """One line about this seed (its run directory first)."""
+        if self.status == "trained" and self.result is not None:
+            return f"{self.run_dir}: {self.result.summary_line()}"
+        if self.status == "skipped" and self.result is not None:
+            return f"{self.run_dir}: finished earlier (skipped): {self.result.summary_line()}"
+        if self.status == "interrupted":
+            line = self.result.summary_line() if self.result is not None else "interrupted"
+            return f"{self.run_dir}: {line} (continue with --resume)"
+        return f"{self.run_dir}: not started (continue with --resume)"
+
+
+def _finished(run_dir: Path, total_timesteps: int) -> TrainResult | None:
+    """The run's recorded result if it finished with at least ``total_timesteps`` steps, else None."""
+    summary = run_dir / "summary.json"
+    if not (summary.is_file() and (run_dir / "model.zip").is_file()):
+        return None
+    try:
+        result = TrainResult.from_json(json.loads(summary.read_text()))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return result if not result.interrupted and result.num_timesteps >= total_timesteps else None
+
+
+def plan_seeds(cfg: ExperimentConfig, seeds: list[int], resume: bool = False,
+               overwrite: bool = False) -> list[SeedRun]:
+    """One run per seed under ``cfg.train.run_dir`` (:func:`seed_run_dir`), every run directory
+    checked before anything trains.
+
+    Without ``resume``/``overwrite`` no seed's run directory may hold a run. With ``resume`` a
+    finished seed is skipped, an unfinished one continues from its latest checkpoint, one not
+    started yet starts; each existing run's ``config.yaml`` must match (:data:`RESUMABLE_CHANGES`).
+
+    Raises:
+        ConfigError: bad seeds, or the first run directory that cannot take its run.
+    """
+    check_seeds(seeds)
+    plans = []
+    for k in seeds:
+        run_dir = seed_run_dir(cfg.train.run_dir, k)
+        c = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": k, "run_dir": str(run_dir)})})
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(f"train.run_dir: not a directory (got {str(run_dir)!r})")
+        holds = run_dir.is_dir() and any(run_dir.iterdir())
+        action = "train"
+        if resume and holds:
+            _check_same_config(run_dir, c)
+            if _finished(run_dir, c.train.total_timesteps) is not None:
+                action = "skip"
+            elif latest_checkpoint(run_dir) is not None:
+                action = "resume"
+            else:
+                raise ConfigError(f"--resume: {run_dir} holds files but no checkpoint to continue and no "
+                                  "finished run; --overwrite replaces it")
+        elif holds and not overwrite:
+            raise ConfigError(f"train.run_dir: {run_dir} already holds a run; use --resume to continue the "
+                              f"seeds' runs, --overwrite to replace them, or --run-dir DIR "
+                              f"(got {str(run_dir)!r})")
+        plans.append(SeedRun(k, c, action))
+    return plans
+
+
+def train_seeds(plans: list[SeedRun], overwrite: bool = False, source: str = "<config>",
+                log: Any = print) -> list[SeedRun]:
+    """Train the planned seeds one after the other (:func:`plan_seeds`); returns the plans with
+    their ``status`` and ``result`` filled in.
+
+    A Ctrl-C stops the current seed as :func:`train` does (a checkpoint is written) and leaves the
+    later seeds ``"not started"``; ``--resume`` then continues where it stopped.
+    """
+    n = len(plans)
+    for i, plan in enumerate(plans):
+        if plan.action == "skip":
+            plan.status, plan.result = "skipped", _finished(plan.run_dir, plan.cfg.train.total_timesteps)
+            log(f"train.py: seed {plan.seed} ({i + 1} of {n}): finished earlier in {plan.run_dir}, skipped")
+            continue
+        log(f"train.py: seed {plan.seed} ({i + 1} of {n}): {plan.run_dir}")
+        try:
+            plan.result = train(plan.cfg, resume=plan.action == "resume", overwrite=overwrite,
+                                source=source, log=log)
+        except KeyboardInterrupt:
+            plan.status = "interrupted"
+            break
+        plan.status = "interrupted" if plan.result.interrupted else "trained"
+        if plan.result.interrupted:
+            break
+    return plans

@@ -1,5 +1,6 @@
 """The ``mmgym`` command (``mmgym sweep|calibrate|train|evaluate ...``, also ``python -m mmgym``) and
-the pieces the command-line tools share (train.py, evaluate.py, python -m mmgym.calibrate)."""
+the pieces the command-line tools share (train.py, evaluate.py, python -m mmgym.calibrate,
+benchmarks/train_cjp.py)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,19 @@ def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
 def overrides_of(args: argparse.Namespace) -> list[str]:
     """The flattened ``--set`` overrides."""
     return [item for group in args.overrides for item in group]
+
+
+def check_seeds(seeds: Sequence[int], flag: str = "--seeds") -> None:
+    """Refuse an empty list, a negative seed or a seed given twice (ConfigError naming ``flag``)."""
+    from .config import ConfigError
+
+    if not seeds:
+        raise ConfigError(f"{flag}: give at least one seed")
+    for k in seeds:
+        if k < 0:
+            raise ConfigError(f"{flag}: seeds are >= 0 (got {k})")
+        if list(seeds).count(k) > 1:
+            raise ConfigError(f"{flag}: seed {k} given twice (got {' '.join(map(str, seeds))})")
 
 
 #: subcommand -> (module, what it does)

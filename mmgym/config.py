@@ -78,7 +78,8 @@ class ConfigError(ValueError):
 
 # ------------------------------------------------------------------------------ experiment ---
 #: First seed of the tuned baselines' simulation set (``baselines.tuning.seed``): far above any
-#: evaluation seed (``eval.seed + e``) or training seed (``train.seed + steps + env``) in practice.
+#: evaluation seed (``eval.seed + e``) in practice; training streams are a family of their own
+#: (``mmgym.envs.market.TRAINING_STREAMS``).
 TUNING_SEED = 2**40
 
 
@@ -179,7 +180,7 @@ class TrainConfig(Section):
     n_envs: int = Field(64, ge=1)
     """Markets stepped at once in the training VecEnv."""
     seed: int = Field(0, ge=0)
-    """Seed of the algorithm and the training envs."""
+    """Seed of the algorithm and the training envs (env i: stream seed * 2**32 + i of the training family)."""
     eval_freq: int = Field(50_000, ge=0)
     """Evaluate every this many environment steps (0 disables periodic evaluation)."""
     eval_episodes: int = Field(500, ge=1)

@@ -113,3 +113,16 @@ def test_shipped_configs_by_name_from_any_directory(tmp_path, monkeypatch):
         load_config("no_such_config")
     (tmp_path / "cjp.yaml").write_text("env:\n  market:\n    sigma: 3.0\n")
     assert load_config("cjp.yaml").env.market.sigma == 3.0  # a file here wins over the shipped one
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--seeds", "0", "1", "0"], "--seeds: seed 0 given twice (got 0 1 0)"),
+    (["--seeds", "2", "-1"], "--seeds: seeds are >= 0 (got -1)"),
+    (["--seeds", "0", "1", "--set", "train.seed=3"], "--seeds and --set train.seed=3 exclude each other"),
+    (["--seeds", "0", "--set", "train={seed: 3}"], "--seeds and --set train={seed: 3} exclude each other"),
+])
+def test_train_refuses_bad_seeds_before_anything_runs(capsys, tmp_path, args, needle):
+    run = tmp_path / "run"
+    assert train.main(["configs/smoke.yaml", "--run-dir", str(run), *args]) == 2
+    assert needle in _one_error_line(capsys, "train.py")
+    assert not run.exists()

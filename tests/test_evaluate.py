@@ -83,6 +83,7 @@ def test_cli_end_to_end(tiny, tmp_path):
     (["--agents", "as", "--set", "market.sigmaa=1"], "unknown key 'sigmaa'"),
     (["--agents", "as", "--set", "market.sigma=-1"], "market.sigma"),
     (["--agents", "rl=/no/such/model.zip"], "not found"),
+    (["--agents", "as", "rl=/no/such/seed*/model.zip"], "--agents rl=/no/such/seed*/model.zip: no model file matches"),
     (["--agents", "boundary"], "action.hedge"),
     (["--agents", "as", "--reference", "glft"], "--reference 'glft'"),
     (["--agents", "as_tuned", "--seed", str(2**40 - 2)], "overlap the tuning seeds"),
@@ -284,3 +285,98 @@ def test_depth_surface_of_an_obs_policy_goes_through_the_kernel():
     np.testing.assert_allclose(got_b, want_b, rtol=1e-10)
     np.testing.assert_allclose(got_a, want_a, rtol=1e-10)
     assert np.isnan(got_b[:, -1]).all() and np.isnan(got_a[:, 0]).all()
+
+
+def test_paired_across_seeds_reduces_to_the_known_intervals():
+    """Without training spread the interval is the single model's paired interval; without episode
+    noise it is the t-interval over the seeds' paired means."""
+    from scipy import stats as st
+
+    from mmgym.evaluation import across_seeds, paired_across_seeds, paired_difference
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(10.0, 2.0, 400)
+    one = ref + rng.normal(-0.3, 0.5, 400)
+    same = paired_across_seeds(np.stack([one, one, one]), ref)
+    single = paired_difference(one, ref)
+    assert same["se_seeds"] == pytest.approx(0.0, abs=1e-15) and same["dof"] == pytest.approx(399)
+    assert same["mean"] == pytest.approx(single["mean"]) and same["ci95"] == pytest.approx(single["ci95"])
+    shifts = np.array([-0.2, 0.1, 0.4])
+    pure = paired_across_seeds(ref[None, :] + shifts[:, None], ref)
+    half = st.t.ppf(0.975, 2) * shifts.std(ddof=1) / np.sqrt(3)
+    assert pure["se_episodes"] == pytest.approx(0.0, abs=1e-12) and pure["dof"] == pytest.approx(2)
+    assert pure["ci95"] == pytest.approx([shifts.mean() - half, shifts.mean() + half])
+    a = across_seeds(ref[None, :] + shifts[:, None])
+    assert a["seeds_ci95"] == pytest.approx([ref.mean() + shifts.mean() - half, ref.mean() + shifts.mean() + half])
+    assert a["se"] == pytest.approx(ref.std(ddof=1) / np.sqrt(400))
+
+
+@pytest.mark.slow
+def test_agent_over_training_seeds(tmp_path, tiny):
+    """NAME=GLOB with several models is one agent over seeds: each seed runs on the same episodes
+    as a model given alone, and the row's figures are computed from the seeds' runs as documented."""
+    from scipy import stats as st
+    from stable_baselines3 import PPO
+
+    from agents.vec_env import MMVecEnv
+
+    cfg = load_config(TINY_DICT())
+    runs = tmp_path / "runs"
+    for k in (0, 1, 2):
+        model = PPO("MlpPolicy", MMVecEnv(cfg.env, num_envs=4), n_steps=32, batch_size=64, n_epochs=1,
+                    seed=k, device="cpu", policy_kwargs={"net_arch": [8]})
+        model.learn(128)
+        (runs / f"seed{k}").mkdir(parents=True)
+        model.save(runs / f"seed{k}" / "model.zip")
+    episodes, seed = 30, 2
+    out = tmp_path / "res"
+    r = _run(str(tiny), "--agents", "as", "optimal", f"ppo={runs}/seed*/model.zip", "--episodes",
+             str(episodes), "--seed", str(seed), "--out", str(out), "--no-plots")
+    assert r.returncode == 0, r.stderr
+    data = json.loads((out / "results.json").read_text())
+    assert list(data["agents"]) == ["as", "optimal", "ppo"]
+    ppo = data["agents"]["ppo"]
+    assert ppo["seeds"] == 3 and list(ppo["per_seed"]) == ["seed0", "seed1", "seed2"]
+    assert data["metadata"]["model_paths"]["ppo"] == [str((runs / f"seed{k}" / "model.zip").resolve())
+                                                      for k in (0, 1, 2)]
+    # each seed's model on the same episodes as run alone (common random numbers)
+    opt = run_policy(cfg.env, make_baseline("optimal", cfg.env), episodes, seed=seed).objective
+    x = []
+    for k in (0, 1, 2):
+        per = ppo["per_seed"][f"seed{k}"]
+        assert per["model"] == str((runs / f"seed{k}" / "model.zip").resolve())
+        obj = run_policy(cfg.env, load_sb3_policy(per["model"], cfg.env), episodes, seed=seed).objective
+        assert per["objective_mean"] == pytest.approx(obj.mean(), rel=1e-12)
+        assert per["objective_diff_mean"] == pytest.approx((obj - opt).mean(), rel=1e-9)
+        x.append(obj)
+    x = np.stack(x)
+    means = x.mean(axis=1)
+    assert len(set(means.tolist())) == 3  # three different models
+    # the row: mean over seeds, t-interval over the per-seed means, episodes' SE
+    t2 = st.t.ppf(0.975, 2)
+    half = t2 * means.std(ddof=1) / np.sqrt(3)
+    assert ppo["objective_mean"] == pytest.approx(means.mean(), rel=1e-12)
+    assert ppo["objective_seeds_ci95"] == pytest.approx([means.mean() - half, means.mean() + half], rel=1e-12)
+    assert ppo["objective_se"] == pytest.approx(x.mean(axis=0).std(ddof=1) / np.sqrt(episodes), rel=1e-9)
+    # the paired difference: per-seed paired means, SE of seeds and of episodes combined
+    d = x - opt
+    se_s, se_e = d.mean(axis=1).std(ddof=1) / np.sqrt(3), d.mean(axis=0).std(ddof=1) / np.sqrt(episodes)
+    dof = (se_s**2 + se_e**2) ** 2 / (se_s**4 / 2 + se_e**4 / (episodes - 1))
+    h = st.t.ppf(0.975, dof) * np.sqrt(se_s**2 + se_e**2)
+    assert ppo["objective_diff_mean"] == pytest.approx(d.mean(), rel=1e-9)
+    assert ppo["objective_diff_ci95"] == pytest.approx([d.mean() - h, d.mean() + h], rel=1e-9)
+    assert ppo["objective_diff_dof"] == pytest.approx(dof, rel=1e-9)
+    assert "ppo (3 seeds)" in r.stdout and "t-interval, 2 d.f., over the per-seed means" in r.stdout
+    csv = pd.read_csv(out / "results.csv")
+    assert list(csv["agent"]) == ["as", "optimal", "ppo", "ppo/seed0", "ppo/seed1", "ppo/seed2"]
+    # one match is one model, as NAME=path
+    r1 = _run(str(tiny), "--agents", "optimal", f"ppo={runs}/seed1/*.zip", "--episodes", str(episodes),
+              "--seed", str(seed), "--out", str(tmp_path / "one"), "--no-plots")
+    assert r1.returncode == 0, r1.stderr
+    one = json.loads((tmp_path / "one" / "results.json").read_text())["agents"]["ppo"]
+    assert "seeds" not in one and "per_seed" not in one
+    assert one["objective_mean"] == pytest.approx(means[1], rel=1e-12)
+    # an agent over seeds is never the reference
+    r2 = _run(str(tiny), "--agents", "as", f"ppo={runs}/seed*/model.zip", "--reference", "ppo",
+              "--episodes", "4", "--out", str(tmp_path / "ref"), "--no-plots")
+    assert r2.returncode == 2 and len(r2.stderr.strip().splitlines()) == 1 and "--reference 'ppo'" in r2.stderr

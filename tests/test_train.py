@@ -279,3 +279,99 @@ def test_training_scenarios_never_replay_evaluation_scenarios():
     plain.seed(0)
     plain.reset()
     assert {tuple(r) for r in plain.market.rng.tolist()} <= eval_states
+
+
+def test_training_seeds_learn_from_disjoint_markets():
+    """Training seeds 0, 1, 2 draw their markets from disjoint streams: with SB3's plain seed + i,
+    seed 1's env i would replay seed 0's env i + 1 (what training_env_seed prevents)."""
+    from agents.train import training_env_seed
+    from agents.vec_env import MMVecEnv
+    from mmgym.config import load_config
+    from mmgym.envs.market import TRAINING_STREAMS
+
+    cfg = load_config("configs/ppo_cjp.yaml")
+
+    def states(first_seed: int) -> set:
+        env = MMVecEnv(cfg.env, num_envs=200, spawn_key=TRAINING_STREAMS)
+        env.seed(first_seed)
+        env.reset()
+        return {tuple(r) for r in env.market.rng.tolist()}
+
+    s0, s1, s2 = (states(training_env_seed(k)) for k in (0, 1, 2))
+    assert len(s0) == len(s1) == len(s2) == 200
+    assert not (s0 & s1 or s0 & s2 or s1 & s2)
+    assert len(states(0) & states(1)) == 199  # the overlap the stride removes
+    assert training_env_seed(0) == 0  # seed 0's streams are unchanged
+
+
+def _curve(run_dir: Path, tag: str) -> list[float]:
+    s = _scalars(run_dir)
+    return s[s.tag == tag].sort_values("step").value.tolist()
+
+
+def test_seeds_train_one_run_per_seed(tmp_path):
+    """--seeds: one run directory per seed, the config identical but for train.seed and
+    train.run_dir, distinct learning curves; a second call never clobbers them, --resume skips them."""
+    import yaml
+
+    base = tmp_path / "smoke"
+    args = [SMOKE, "--run-dir", str(base), "--seeds", "0", "1",
+            "--set", "train.total_timesteps=1280", "train.eval_freq=640", "train.checkpoint_freq=640"]
+    res = _run(*args)
+    assert res.returncode == 0, res.stderr
+    configs = {}
+    for k in (0, 1):
+        run_dir = base / f"seed{k}"
+        assert (run_dir / "model.zip").is_file() and _num_timesteps(run_dir / "model.zip") == 1280
+        assert json.loads((run_dir / "summary.json").read_text())["num_timesteps"] == 1280
+        configs[k] = yaml.safe_load((run_dir / "config.yaml").read_text())
+        assert configs[k]["train"]["seed"] == k and configs[k]["train"]["run_dir"] == str(run_dir)
+        assert f"train.py: {run_dir}: 1,280 steps" in res.stdout
+    for c in configs.values():
+        del c["train"]["seed"], c["train"]["run_dir"]
+    assert configs[0] == configs[1]
+    for tag in ("eval/objective_mean", "rollout/ep_rew_mean", "train/loss"):
+        a, b = _curve(base / "seed0", tag), _curve(base / "seed1", tag)
+        assert len(a) == len(b) > 0 and a != b, tag
+    assert "2 seeds: objective mean" in res.stdout
+    # nothing is clobbered: a second call is refused before anything trains, --resume skips both
+    before = {k: (base / f"seed{k}" / "model.zip").read_bytes() for k in (0, 1)}
+    again = _run(*args)
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1, again.stderr
+    assert "seed0 already holds a run" in again.stderr and "Traceback" not in again.stderr
+    resumed = _run(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count("finished earlier (skipped)") == 2
+    assert before == {k: (base / f"seed{k}" / "model.zip").read_bytes() for k in (0, 1)}
+    # a changed agent is refused on --resume, even for a finished seed (it would be skipped)
+    changed = _run(*args, "agent.kwargs.n_epochs=3", "--resume")
+    assert changed.returncode == 2 and "agent.kwargs.n_epochs differs" in changed.stderr
+
+
+def test_seeds_ctrl_c_checkpoints_the_current_seed_then_resume_continues(tmp_path):
+    base = tmp_path / "int"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), SMOKE, "--run-dir", str(base),
+                             "--seeds", "3", "5", "--set", "train.total_timesteps=100000000",
+                             "train.checkpoint_freq=0"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((base / "seed3" / "tb").glob("events.out.tfevents.*")):
+        time.sleep(0.2)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    ckpts = list((base / "seed3" / "checkpoints").glob("step_*"))
+    assert len(ckpts) == 1 and not (base / "seed5").exists()
+    assert f"{base / 'seed3'}: " in out and "interrupted" in out
+    assert f"{base / 'seed5'}: not started (continue with --resume)" in out
+    steps = int(ckpts[0].name.split("_")[1])
+    total = steps + 640
+    res = _run(SMOKE, "--run-dir", str(base), "--seeds", "3", "5", "--resume",
+               "--set", f"train.total_timesteps={total}", "train.checkpoint_freq=0")
+    assert res.returncode == 0, res.stderr
+    assert "resuming from" in res.stdout
+    assert _num_timesteps(base / "seed3" / "model.zip") >= total
+    assert _num_timesteps(base / "seed5" / "model.zip") >= total

@@ -3,7 +3,8 @@
 - :mod:`~mmgym.evaluation.runner`: run baselines and callables on identical scenarios
   (:func:`run_policy`, :func:`run_evaluation`, :func:`evaluate_agents`, :func:`depth_surface`);
 - :mod:`~mmgym.evaluation.stats`: summaries and paired differences (:func:`summarize`,
-  :func:`paired_difference`);
+  :func:`paired_difference`), and over training seeds (:func:`across_seeds`,
+  :func:`paired_across_seeds`, applied to an evaluation by :func:`aggregate_seeds`);
 - :mod:`~mmgym.evaluation.plots`: the figures (:func:`write_plots`, matplotlib imported lazily).
 
 Trained stable-baselines3 models are loaded by :mod:`agents.policies`.
@@ -16,6 +17,7 @@ from .runner import (
                      EvaluationResult,
                      ObsPolicy,
                      Policy,
+                     aggregate_seeds,
                      clear_cache,
                      depth_surface,
                      evaluate_agents,
@@ -23,7 +25,7 @@ from .runner import (
                      run_evaluation,
                      run_policy,
 )
-from .stats import mean_se, paired_difference, summarize
+from .stats import across_seeds, mean_se, paired_across_seeds, paired_difference, summarize
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -31,11 +33,14 @@ __all__ = [
     "EvaluationResult",
     "ObsPolicy",
     "Policy",
+    "across_seeds",
+    "aggregate_seeds",
     "clear_cache",
     "depth_surface",
     "evaluate_agents",
     "get_baseline",
     "mean_se",
+    "paired_across_seeds",
     "paired_difference",
     "run_evaluation",
     "run_policy",

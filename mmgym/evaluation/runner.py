@@ -40,16 +40,17 @@ import json
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
 from ..config import BaselinesConfig, ConfigError, EnvConfig
 from ..make import make_market
-from .stats import paired_difference, summarize
+from .stats import across_seeds, paired_across_seeds, paired_difference, summarize
 
 __all__ = [
     "AUDIT_COLUMNS",
+    "aggregate_seeds",
     "EpisodeBatch",
     "EvaluationResult",
     "ObsPolicy",
@@ -406,6 +407,50 @@ def run_evaluation(
         if getattr(opt, "label", None) is not None:
             metadata["optimal_label"] = opt.label
     return EvaluationResult(metrics, batches, policies, reference, metadata)
+
+
+def aggregate_seeds(result: EvaluationResult, members: Sequence[str], level: float = 0.95) -> dict[str, Any]:
+    """The metrics of one agent trained over several seeds, from its per-seed runs in ``result``.
+
+    ``members`` are the agent names of the seeds' models in ``result`` (at least two), all run on
+    the same episodes as the reference (common random numbers). ``objective_mean`` is the mean over
+    seeds of the per-seed means; ``objective_se`` the episodes' standard error (of the seed-averaged
+    objective per episode); ``objective_seeds_std`` and ``objective_seeds_ci95`` the spread of the
+    per-seed means and their t-interval (S - 1 degrees of freedom) (:func:`~.stats.across_seeds`).
+    ``objective_diff_*`` (and ``pnl_diff_*``) are the paired difference against the reference: the
+    mean over seeds of the per-seed paired means, its SE combining training and episode noise, the
+    t-interval with Welch–Satterthwaite degrees of freedom ``objective_diff_dof``
+    (:func:`~.stats.paired_across_seeds`). Every other number is the mean over seeds of the
+    per-seed values. ``seeds`` is S.
+
+    Raises:
+        ConfigError: fewer than two members, or the reference among them.
+    """
+    members = list(members)
+    if len(members) < 2:
+        raise ConfigError(f"aggregate_seeds: an agent over seeds needs >= 2 runs (got {members})")
+    if result.reference in members:
+        raise ConfigError(f"--reference {result.reference!r}: one seed of an agent over seeds cannot be "
+                          "the reference of its own aggregate")
+    per_seed = [result.metrics[m] for m in members]
+    out: dict[str, Any] = {}
+    for key, value in per_seed[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "episodes":
+            out[key] = float(np.mean([m[key] for m in per_seed]))
+        elif key not in ("objective_diff_ci95", "pnl_diff_ci95"):
+            out[key] = value
+    ref = result.batches[result.reference]
+    for metric in ("objective", "pnl"):
+        x = np.stack([getattr(result.batches[m], metric) for m in members])
+        a = across_seeds(x, level)
+        out[f"{metric}_mean"], out[f"{metric}_se"] = a["mean"], a["se"]
+        out[f"{metric}_seeds_std"], out[f"{metric}_seeds_ci95"] = a["seeds_std"], a["seeds_ci95"]
+        d = paired_across_seeds(x, getattr(ref, metric), level)
+        out[f"{metric}_diff_mean"], out[f"{metric}_diff_se"] = d["mean"], d["se"]
+        out[f"{metric}_diff_ci95"], out[f"{metric}_diff_dof"] = d["ci95"], d["dof"]
+        out[f"{metric}_diff_se_seeds"], out[f"{metric}_diff_se_episodes"] = d["se_seeds"], d["se_episodes"]
+    out["seeds"] = len(members)
+    return out
 
 
 def evaluate_agents(

@@ -1,4 +1,6 @@
-"""Statistics of evaluation runs: per-policy summaries and paired differences with t intervals."""
+"""Statistics of evaluation runs: per-policy summaries and paired differences with t intervals,
+and the same over several training seeds of one agent (:func:`across_seeds`,
+:func:`paired_across_seeds`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from scipy import special, stats
 if TYPE_CHECKING:  # pragma: no cover
     from .runner import EpisodeBatch
 
-__all__ = ["summarize", "paired_difference", "mean_se"]
+__all__ = ["summarize", "paired_difference", "mean_se", "across_seeds", "paired_across_seeds"]
 
 
 def mean_se(x: np.ndarray) -> tuple[float, float, float]:
@@ -67,4 +69,49 @@ def paired_difference(x: np.ndarray, ref: np.ndarray, level: float = 0.95) -> di
     return {"mean": mean, "se": se, "ci95": [mean - half, mean + half]}
 
 
-# ---------------------------------------------------------------------------- evaluation ---
+# -------------------------------------------------------------------------- training seeds ---
+def across_seeds(x: np.ndarray, level: float = 0.95) -> dict[str, Any]:
+    """One agent trained over S seeds, each run on the same E episodes: ``x`` is (S, E).
+
+    Returns ``mean`` (the mean over seeds of the per-seed means), ``seed_means`` (S,),
+    ``seeds_std`` (their standard deviation), ``seeds_ci95`` (the t-interval with S - 1 degrees of
+    freedom over the per-seed means: the spread of training) and ``se`` (the episodes' standard
+    error: of the seed-averaged value per episode, ``mean(x, axis=0)``, over the E episodes).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"across_seeds: expected (seeds >= 2, episodes) values, got shape {x.shape}")
+    seed_means = x.mean(axis=1)
+    mean, std, se_seeds = mean_se(seed_means)
+    half = float(stats.t.ppf(0.5 + level / 2, seed_means.size - 1)) * se_seeds
+    return {"mean": mean, "seed_means": seed_means.tolist(), "seeds_std": std,
+            "seeds_ci95": [mean - half, mean + half], "se": mean_se(x.mean(axis=0))[2]}
+
+
+def paired_across_seeds(x: np.ndarray, ref: np.ndarray, level: float = 0.95) -> dict[str, Any]:
+    """Paired difference of an agent over S training seeds (``x``, (S, E)) against one reference
+    run on the same E episodes (``ref``, (E,)), with an interval for both sources of noise.
+
+    ``mean`` is the mean over seeds of the per-seed paired means ``d_s = mean_e(x[s, e] - ref[e])``.
+    Its standard error combines ``se_seeds`` (the SE of the mean of the S values d_s: training)
+    and ``se_episodes`` (the SE over the E episodes of the seed-averaged difference
+    ``mean_s(x[s, e] - ref[e])``: the episodes all seeds share), ``se = sqrt(se_seeds**2 +
+    se_episodes**2)`` (conservative: the seed-by-episode interaction is in both terms); ``ci95`` is
+    ``mean ± t(dof) * se`` with Welch–Satterthwaite degrees of freedom
+    ``dof = se**4 / (se_seeds**4 / (S - 1) + se_episodes**4 / (E - 1))``, which lies between S - 1
+    (training noise dominates) and S + E - 2 (episode noise dominates).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    d = x - np.asarray(ref, dtype=np.float64)[None, :]
+    n_seeds, n_episodes = d.shape
+    if n_seeds < 2 or n_episodes < 2:
+        raise ValueError(f"paired_across_seeds: expected >= 2 seeds and >= 2 episodes, got shape {d.shape}")
+    seed_means = d.mean(axis=1)
+    mean, _, se_seeds = mean_se(seed_means)
+    se_episodes = mean_se(d.mean(axis=0))[2]
+    var = se_seeds**2 + se_episodes**2
+    denom = se_seeds**4 / (n_seeds - 1) + se_episodes**4 / (n_episodes - 1)
+    dof = var**2 / denom if denom > 0 else float(n_seeds + n_episodes - 2)
+    half = float(stats.t.ppf(0.5 + level / 2, dof)) * math.sqrt(var)
+    return {"mean": mean, "seed_means": seed_means.tolist(), "se": math.sqrt(var), "se_seeds": se_seeds,
+            "se_episodes": se_episodes, "dof": dof, "ci95": [mean - half, mean + half]}
