@@ -1,6 +1,6 @@
 """Model files of a run directory: the model, its normalisation statistics and checkpoints.
 
-Used by :mod:`agents.train` and :mod:`agents.callbacks` (the best model); neither imports the other
+Used by :mod:`mmgym.agents.train` and :mod:`mmgym.agents.callbacks` (the best model); neither imports the other
 for it.
 """
 

@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps on Ray Tune: ``mmgym sweep SWEEP.yaml`` (``python -m agents.sweep``).
+"""Hyperparameter sweeps on Ray Tune: ``mmgym sweep SWEEP.yaml`` (``python -m mmgym.agents.sweep``).
 
 It lives in ``agents/`` because its trials train (torch, stable-baselines3).
 
@@ -19,7 +19,7 @@ A sweep file names a base experiment and a search space over any of its config k
 
 Each trial is a Ray Tune *function trainable* with one CPU: it builds the experiment from the base
 plus its sample (``--set`` semantics, validated by the config schema), trains it with
-:func:`agents.train.train` in ``chunks`` parts (each part resumes the last: SB3 state, VecNormalize
+:func:`mmgym.agents.train.train` in ``chunks`` parts (each part resumes the last: SB3 state, VecNormalize
 statistics and the TensorBoard curves continue), and after each part reports:
 
 - ``score``: the agent's final evaluation objective as a percentage of the exact optimum's
@@ -177,7 +177,7 @@ def _overrides(params: dict[str, Any]) -> list[str]:
 
 
 def score_of(final_eval: dict[str, dict[str, Any]], exact: bool, reference: str) -> float:
-    """The trial's score (module docstring) from :class:`agents.train.TrainResult`'s final_eval."""
+    """The trial's score (module docstring) from :class:`mmgym.agents.train.TrainResult`'s final_eval."""
     agent = final_eval["agent"]["objective_mean"]
     if exact and "optimal" in final_eval:
         return 100.0 * agent / final_eval["optimal"]["objective_mean"]

@@ -9,7 +9,7 @@ Measures, in one run and on one machine (report medians over repeats):
 - the Gymnasium vector env (``gym.make_vec(..., vectorization_mode="vector_entry_point")``) through
   its ``step`` at N in {1, 64, 1000, 10000};
 - the single env from ``gym.make`` (with Gymnasium's default wrappers);
-- the stable-baselines3 VecEnv (``agents.MMVecEnv``);
+- the stable-baselines3 VecEnv (``mmgym.agents.MMVecEnv``);
 - the bare batched market (``BatchMarket.step``), serial and with both cores;
 - a lean numpy-vectorised implementation of the same model (:class:`NumpyIntensityMarket`), the
   reference every ratio is quoted against;
@@ -168,7 +168,7 @@ def main(argv=None):
             record(f"batched_market_2cores[{n}]", n,
                    _time(lambda: pmarket.step(acts), calls, args.repeats), calls)
         if n in (64, 1000):
-            from agents import MMVecEnv
+            from mmgym.agents import MMVecEnv
 
             sb3 = MMVecEnv(None, n, seed=0)
             sb3.reset()

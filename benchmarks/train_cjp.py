@@ -117,8 +117,9 @@ def _train_info(summary: dict) -> dict:
 
 def over_seeds(args: argparse.Namespace, cfg, overrides: list[str], run_dir: Path) -> int:
     """``--seeds``: train (unless --no-train) and evaluate one run per training seed (module docstring)."""
-    from agents.policies import load_sb3_policy
-    from agents.train import plan_seeds, train
+    from mmgym.agents.policies import load_sb3_policy
+    from mmgym.agents.train import plan_seeds, train
+
     from mmgym.evaluation import aggregate_seeds, get_baseline, paired_across_seeds, run_evaluation
 
     plans = plan_seeds(cfg, args.seeds, overwrite=True)
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     load0 = os.getloadavg()
     train_info: dict = {}
     if not args.no_train:
-        from agents.train import train
+        from mmgym.agents.train import train
 
         res = train(cfg, overwrite=True, source=args.config)
         print(f"trained: {res.summary_line()}")
@@ -269,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                       "env_share": s["env_seconds"] / s["wall_seconds"]}
     load1 = os.getloadavg()
 
-    from agents.policies import load_sb3_policy
+    from mmgym.agents.policies import load_sb3_policy
+
     from mmgym.evaluation import get_baseline, run_evaluation
 
     model_path = run_dir / ("model.zip" if args.model == "final" else "best/model.zip")

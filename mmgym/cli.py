@@ -56,10 +56,10 @@ def check_seeds(seeds: Sequence[int], flag: str = "--seeds") -> None:
 
 #: subcommand -> (module, what it does)
 COMMANDS = {
-    "train": ("train", "train an agent from a YAML experiment (train.py)"),
-    "evaluate": ("evaluate", "evaluate agents against the baselines (evaluate.py)"),
+    "train": ("mmgym.agents.cli_train", "train an agent from a YAML experiment (train.py)"),
+    "evaluate": ("mmgym.agents.cli_evaluate", "evaluate agents against the baselines (evaluate.py)"),
     "calibrate": ("mmgym.calibrate", "fit sigma, A, k from mid and trade streams"),
-    "sweep": ("agents.sweep", "hyperparameter sweep on Ray Tune (the sweep extra)"),
+    "sweep": ("mmgym.agents.sweep", "hyperparameter sweep on Ray Tune (the sweep extra)"),
 }
 
 
@@ -77,10 +77,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"mmgym: error: unknown command {name!r} (one of {', '.join(COMMANDS)})", file=sys.stderr)
         return 2
-    try:
-        module = importlib.import_module(COMMANDS[name][0])
-    except ImportError:  # train.py / evaluate.py live in the repository, next to configs/
-        print(f"mmgym: error: {name}: {COMMANDS[name][0]}.py is not importable here; run it from a "
-              "clone of the repository", file=sys.stderr)
-        return 2
+    module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)

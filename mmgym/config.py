@@ -279,7 +279,8 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_dupl
 
 
 def shipped_configs() -> Path | None:
-    """The example configs' folder (``configs/`` of the repository mmgym is installed from)."""
+    """The example configs' folder: ``mmgym/configs`` in an installed wheel (package data), else
+    ``configs/`` of the repository mmgym is installed from (a clone, an editable install)."""
     for folder in (Path(__file__).resolve().parent / "configs", Path(__file__).resolve().parents[1] / "configs"):
         if folder.is_dir() and any(folder.glob("*.yaml")):
             return folder

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mmgym.agents import cli_evaluate as evaluate
+from mmgym.agents import cli_train as train
 
-import evaluate
-import train
 from mmgym.config import ConfigError, load_config
 
 
@@ -74,7 +74,7 @@ def test_train_refuses_an_empty_file_and_names_defaulted_sections(capsys, tmp_pa
 
 
 def test_linear_schedule_never_goes_negative():
-    from agents.algos import _schedule
+    from mmgym.agents.algos import _schedule
 
     f = _schedule("lin_3e-4", "agent.kwargs.learning_rate")
     assert f(1.0) == pytest.approx(3e-4) and f(0.5) == pytest.approx(1.5e-4)
@@ -82,7 +82,7 @@ def test_linear_schedule_never_goes_negative():
 
 
 def test_ctrl_c_before_training_leaves_no_run_directory(tmp_path, monkeypatch):
-    import agents.train as at
+    import mmgym.agents.train as at
 
     run = tmp_path / "run"
 

@@ -9,10 +9,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from mmgym.agents import MMVecEnv
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import mmgym
-from agents import MMVecEnv
 
 MM_IDS = sorted(i for i in gym.registry if i.startswith("mmgym/"))
 SHORT = {"market": {"horizon": 0.25}}  # 50 steps

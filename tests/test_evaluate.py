@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mmgym.agents.policies import load_sb3_policy
 
-from agents.policies import load_sb3_policy
 from mmgym.baselines import evaluate_tables, make_baseline
 from mmgym.config import load_config
 from mmgym.evaluation import evaluate_agents, run_evaluation, run_policy
@@ -315,10 +315,9 @@ def test_paired_across_seeds_reduces_to_the_known_intervals():
 def test_agent_over_training_seeds(tmp_path, tiny):
     """NAME=GLOB with several models is one agent over seeds: each seed runs on the same episodes
     as a model given alone, and the row's figures are computed from the seeds' runs as documented."""
+    from mmgym.agents.vec_env import MMVecEnv
     from scipy import stats as st
     from stable_baselines3 import PPO
-
-    from agents.vec_env import MMVecEnv
 
     cfg = load_config(TINY_DICT())
     runs = tmp_path / "runs"

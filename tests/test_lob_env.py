@@ -132,12 +132,11 @@ def test_book_refuses_the_jump_on_fill():
 
 @pytest.mark.slow
 def test_sb3_adapter_over_the_book():
-    """agents.MMVecEnv over the LOB config: SAME_STEP autoreset infos, and a PPO learns a few
+    """mmgym.agents.MMVecEnv over the LOB config: SAME_STEP autoreset infos, and a PPO learns a few
     hundred steps without error."""
     pytest.importorskip("stable_baselines3")
+    from mmgym.agents import MMVecEnv
     from stable_baselines3 import PPO
-
-    from agents import MMVecEnv
 
     cfg = default_lob_config(market={"horizon": 20.0})
     venv = MMVecEnv(cfg, num_envs=4, seed=0)

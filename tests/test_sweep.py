@@ -1,4 +1,4 @@
-"""Sweeps on Ray Tune (agents.sweep, `mmgym sweep`): the sweep file's validation, the seed statistics, and the
+"""Sweeps on Ray Tune (mmgym.agents.sweep, `mmgym sweep`): the sweep file's validation, the seed statistics, and the
 2-trial smoke sweep end to end."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mmgym.agents.sweep import load_sweep, main, score_of, summarize
 
-from agents.sweep import load_sweep, main, score_of, summarize
 from mmgym.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]

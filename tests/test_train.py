@@ -113,7 +113,8 @@ def test_smoke_train_writes_run_dir_and_tensorboard(tmp_path, algo):
 
 
 def test_resume_continues_num_timesteps(tmp_path):
-    from agents.train import train
+    from mmgym.agents.train import train
+
     from mmgym.config import load_config
 
     run_dir = tmp_path / "r"
@@ -142,7 +143,8 @@ def test_resume_continues_num_timesteps(tmp_path):
 
 
 def test_resume_sac_restores_replay_buffer(tmp_path):
-    from agents.train import train
+    from mmgym.agents.train import train
+
     from mmgym.config import load_config
 
     run_dir = tmp_path / "sac"
@@ -156,7 +158,8 @@ def test_resume_sac_restores_replay_buffer(tmp_path):
 
 
 def test_same_seed_same_learning_curve(tmp_path):
-    from agents.train import train
+    from mmgym.agents.train import train
+
     from mmgym.config import load_config
 
     curves = []
@@ -259,7 +262,8 @@ def test_training_scenarios_never_replay_evaluation_scenarios():
     """The trainer's streams (TRAINING_STREAMS) are disjoint from every evaluation seed's: with
     train.seed = eval.seed = 0 (configs/ppo_cjp.yaml's choice) no training row starts from the
     random state of any evaluation episode."""
-    from agents.vec_env import MMVecEnv
+    from mmgym.agents.vec_env import MMVecEnv
+
     from mmgym.config import load_config
     from mmgym.envs.market import TRAINING_STREAMS
     from mmgym.make import make_market
@@ -284,8 +288,9 @@ def test_training_scenarios_never_replay_evaluation_scenarios():
 def test_training_seeds_learn_from_disjoint_markets():
     """Training seeds 0, 1, 2 draw their markets from disjoint streams: with SB3's plain seed + i,
     seed 1's env i would replay seed 0's env i + 1 (what training_env_seed prevents)."""
-    from agents.train import training_env_seed
-    from agents.vec_env import MMVecEnv
+    from mmgym.agents.train import training_env_seed
+    from mmgym.agents.vec_env import MMVecEnv
+
     from mmgym.config import load_config
     from mmgym.envs.market import TRAINING_STREAMS
 

@@ -7,7 +7,7 @@
   :func:`paired_across_seeds`, applied to an evaluation by :func:`aggregate_seeds`);
 - :mod:`~mmgym.evaluation.plots`: the figures (:func:`write_plots`, matplotlib imported lazily).
 
-Trained stable-baselines3 models are loaded by :mod:`agents.policies`.
+Trained stable-baselines3 models are loaded by :mod:`mmgym.agents.policies`.
 """
 
 from .plots import write_plots

@@ -21,7 +21,7 @@ A policy is one of
 * a baseline name (``"as"``, ``"optimal"``, ... see :mod:`mmgym.baselines`),
 * a :class:`~mmgym.baselines.DepthPolicy` (raw-depth market),
 * a callable ``obs (N, obs_dim) float32 -> actions (N, action_dim)`` in the env's normalised
-  action space (market with ``raw_depths=False``), e.g. :func:`agents.policies.load_sb3_policy`.
+  action space (market with ``raw_depths=False``), e.g. :func:`mmgym.agents.policies.load_sb3_policy`.
 
 Baseline runs are cached in-process by (env config, policy parameters, episodes, seed): a periodic
 evaluation in ``train.py`` pays for its reference lines once (and the tuned baselines for their
@@ -31,7 +31,7 @@ evaluation whose seeds overlap them.
 
 Nothing here branches on env ids: what an env supports (exact DP values, per-fill audits, what the
 baselines' model is to it) is declared by its scenario (:class:`mmgym.scenarios.base.Scenario`).
-Trained SB3 models are loaded by :mod:`agents.policies` (``agents/`` is the only torch importer).
+Trained SB3 models are loaded by :mod:`mmgym.agents.policies` (``agents/`` is the only torch importer).
 """
 
 from __future__ import annotations
