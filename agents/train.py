@@ -8,7 +8,7 @@ The run directory holds everything about one run::
       best/model.zip         # best model by eval/objective_mean (+ vecnormalize.pkl, best.txt)
       checkpoints/step_<N>/  # periodic and Ctrl-C checkpoints: model.zip, vecnormalize.pkl,
                              # replay_buffer.pkl (off-policy; latest checkpoint only)
-      tb/                    # TensorBoard event files (resumed runs append to the same folder)
+      tb/<config>_seed<k>/   # TensorBoard event files (resumed runs append to the same folder)
       summary.json           # final evaluation against the baselines, steps, wall time
 
 Every ``model.zip`` here loads with ``evaluate.py CONFIG --agents NAME=RUN_DIR/model.zip``.
@@ -248,6 +248,17 @@ def write_tensorboard_views(writer: Any, cfg: ExperimentConfig) -> None:
         writer.file_writer.add_summary(summary)
 
 
+def tensorboard_dir(run_dir: Path, source: str, seed: int) -> Path:
+    """``RUN_DIR/tb/<config stem>_seed<k>``: the run's TensorBoard folder, named by config and seed
+    (an existing folder of a resumed run is kept, whatever its name)."""
+    tb = run_dir / "tb"
+    existing = sorted(p for p in tb.iterdir() if p.is_dir()) if tb.is_dir() else []
+    if existing:
+        return existing[0]
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(source).stem) or "run"
+    return tb / f"{stem}_seed{seed}"
+
+
 def _tb_writer(logger: Any):
     from stable_baselines3.common.logger import TensorBoardOutputFormat
 
@@ -392,7 +403,9 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
             model.load_replay_buffer(ckpt / "replay_buffer.pkl")
         # fresh scenarios after the resume point (env i: training_env_seed(seed) + num_timesteps + i)
         venv.seed(training_env_seed(tc.seed) + model.num_timesteps)
-    model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+    # one TensorBoard run per training run, named by config and seed (`tensorboard --logdir
+    # runs` then lists ppo_cjp_seed0, ...; a resumed run appends to the same folder)
+    model.set_logger(configure(str(tensorboard_dir(run_dir, source, tc.seed)), ["tensorboard"]))
     start_steps = model.num_timesteps
     remaining = tc.total_timesteps - start_steps
     writer = _tb_writer(model.logger)

@@ -90,7 +90,7 @@ def test_smoke_sweep_end_to_end(tmp_path, capsys):
     runs = sorted(out.glob("*/run"))
     assert len(runs) == 2
     for run in runs:  # each trial trained to the end, in two resumed parts, with its TensorBoard logs
-        assert (run / "model.zip").is_file() and list((run / "tb").glob("events.out.tfevents.*"))
+        assert (run / "model.zip").is_file() and list((run / "tb").rglob("events.out.tfevents.*"))
         summary = json.loads((run / "summary.json").read_text())
         assert summary["num_timesteps"] >= 1280
     # the same name again is refused: a sweep never overwrites another

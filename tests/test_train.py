@@ -45,7 +45,7 @@ def _check_run_dir(run_dir: Path, off_policy: bool) -> None:
     for name in ("config.yaml", "model.zip", "vecnormalize.pkl", "summary.json", "best/model.zip",
                  "best/vecnormalize.pkl", "checkpoints/step_1280/model.zip"):
         assert (run_dir / name).is_file(), name
-    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    assert list((run_dir / "tb").glob("*_seed*/events.out.tfevents.*"))  # named by config and seed
     last = run_dir / "checkpoints" / "step_3200"
     assert (last / "replay_buffer.pkl").is_file() == off_policy
     assert not (run_dir / "checkpoints" / "step_1280" / "replay_buffer.pkl").exists()
@@ -77,7 +77,8 @@ def _check_tensorboard_views(run_dir: Path, tags: set[str]) -> None:
     from tensorboard.plugins.custom_scalar import layout_pb2
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    acc = EventAccumulator(str(run_dir / "tb"))
+    (run_tb,) = [p for p in (run_dir / "tb").iterdir() if p.is_dir()]
+    acc = EventAccumulator(str(run_tb))
     acc.Reload()
     raw = acc.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]  # the layout proto
     layout = layout_pb2.Layout.FromString(raw)
@@ -134,7 +135,8 @@ def test_resume_continues_num_timesteps(tmp_path):
     assert steps[0] <= 640 and steps[-1] == 3200 and 1920 in steps and 2560 in steps
     ev = s[s.tag == "eval/objective_mean"].step.tolist()
     assert sorted(ev) == [0, 640, 1280, 1920, 2560, 3200]  # one curve, no duplicate at the resume
-    assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 2  # same folder
+    events = list((run_dir / "tb").rglob("events.out.tfevents.*"))
+    assert len(events) == 2 and len({e.parent for e in events}) == 1  # same folder
     # resuming with a different env or agent is refused, naming the key and both values
     cfg3 = load_config(SMOKE, [f"train.run_dir={run_dir}", "train.total_timesteps=3840",
                                "train.checkpoint_freq=640", "train.eval_freq=640", "market.sigma=5"])
@@ -182,7 +184,7 @@ def test_ctrl_c_writes_checkpoint_then_resume(tmp_path):
                              "--set", "train.total_timesteps=100000000", "train.checkpoint_freq=0"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list((run_dir / "tb").glob("events.out.tfevents.*")):
+    while time.time() < deadline and not list((run_dir / "tb").rglob("events.out.tfevents.*")):
         time.sleep(0.2)
     time.sleep(2.0)  # some training steps
     proc.send_signal(signal.SIGINT)
@@ -361,7 +363,7 @@ def test_seeds_ctrl_c_checkpoints_the_current_seed_then_resume_continues(tmp_pat
                              "train.checkpoint_freq=0"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list((base / "seed3" / "tb").glob("events.out.tfevents.*")):
+    while time.time() < deadline and not list((base / "seed3" / "tb").rglob("events.out.tfevents.*")):
         time.sleep(0.2)
     time.sleep(2.0)
     proc.send_signal(signal.SIGINT)
