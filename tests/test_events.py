@@ -123,3 +123,161 @@ def test_env_checker_and_observation_space():
     assert env.observation_space.shape == (7,)
     obs, _ = env.reset(seed=0)
     assert obs[6] == pytest.approx(4 / 20)
+
+
+# ------------------------------------------------------------------------------ the exact DP ---
+def _event_env(market=None, reward=None, action=None, impact=None, events=None):
+    return load_env_config({"id": ID, "market": market or {}, "reward": reward or {},
+                            "action": action or {}, "impact": impact or {}, "events": events or {}})
+
+
+def brute_force_events(env, depth_grid):
+    """Slow oracle over (t, q): V_t(q) = max over a depth grid of the expectation over the four fill
+    outcomes of (step reward with step t's xi + V_{t+1}(q')), the schedule from :func:`ref_schedule`,
+    written out literally; dampening's E[max(0, q'(X + J + xi (F_a - F_b)))] by quadrature
+    (``tests/test_optimal.damped_mean``; gaussian noise: X + J has std sqrt(sigma^2 dt + s^2);
+    binomial: the two outcomes of X, then quadrature over J)."""
+    from .test_optimal import damped_mean
+
+    m, rw, ev = env.market, env.reward, env.events
+    n, q_max = m.n_steps, m.max_inventory
+    in_window, is_event, _ = ref_schedule(ev.times, ev.window, m.dt, n)
+    binom = m.mid_noise == "binomial"
+    sd = m.sigma * math.sqrt(m.dt)
+    a, _, k, _ = m.side_params()
+
+    def prob(d):
+        lam = a * np.exp(-k * d) * m.dt
+        return -np.expm1(-lam) if m.fill_rule == "poisson" else np.minimum(1.0, lam)
+
+    def damp(q1, jump, s):
+        if s == 0.0:
+            return damped_mean(q1, jump, sd, binom)
+        if binom:
+            return 0.5 * (damped_mean(q1, jump + sd, s, False) + damped_mean(q1, jump - sd, s, False))
+        return damped_mean(q1, jump, math.hypot(sd, s), False)
+
+    db = depth_grid[:, None]
+    da = depth_grid[None, :]
+    V = np.zeros(2 * q_max + 1)
+    for t in range(n - 1, -1, -1):
+        last = t == n - 1
+        xi = ev.adverse_jump if in_window[t] else m.adverse_jump
+        s = ev.jump_std if is_event[t] else 0.0
+        new = np.empty_like(V)
+        for j in range(2 * q_max + 1):
+            q = j - q_max
+            pb = prob(db) if q + 1 <= q_max else 0.0 * db
+            pa = prob(da) if q - 1 >= -q_max else 0.0 * da
+            total = 0.0
+            for fb, fa, p in ((1, 1, pb * pa), (1, 0, pb * (1 - pa)), (0, 1, (1 - pb) * pa),
+                              (0, 0, (1 - pb) * (1 - pa))):
+                q1 = q + fb - fa
+                if abs(q1) > q_max:
+                    continue
+                reward = (fb * db + fa * da - rw.maker_fee * (fb + fa)
+                          - rw.inventory_penalty * q1 * q1 * m.dt
+                          - (rw.terminal_penalty * q1 * q1 if last else 0.0) + q1 * xi * (fa - fb)
+                          - (rw.dampening * damp(q1, xi * (fa - fb), s) if rw.dampening else 0.0))
+                total = total + p * (reward + V[q1 + q_max])
+            new[j] = np.max(total)
+        V = new
+    return V
+
+
+DP_CASES = {
+    "linear": dict(market=dict(max_inventory=3, dt=0.05, horizon=0.35, A=30.0, k=1.5, sigma=2.0,
+                               adverse_jump=0.05),
+                   reward=dict(inventory_penalty=2.0, terminal_penalty=0.3),
+                   events=dict(times=[0.1, 0.27], window=0.1, adverse_jump=0.4, jump_std=0.8)),
+    "poisson_damp": dict(market=dict(max_inventory=2, dt=0.05, horizon=0.3, fill_rule="poisson", A=40.0,
+                                     k=1.0, sigma=3.0),
+                         reward=dict(inventory_penalty=3.0, terminal_penalty=0.2, dampening=0.5,
+                                     maker_fee=0.01),
+                         events=dict(times=[0.0, 0.2], window=0.05, adverse_jump=0.3, jump_std=1.0)),
+    "binomial_damp": dict(market=dict(max_inventory=2, dt=0.05, horizon=0.3, mid_noise="binomial",
+                                      A=40.0, k=1.0, sigma=3.0, adverse_jump=0.1),
+                          reward=dict(inventory_penalty=1.0, terminal_penalty=0.2, dampening=0.7),
+                          events=dict(times=[0.15], window=0.1, adverse_jump=0.5, jump_std=0.6)),
+}
+
+
+@pytest.mark.parametrize("case", list(DP_CASES))
+def test_event_dp_matches_brute_force(case):
+    """The (t, q) DP with step t's xi and event jump against the literal brute force on a 0.005 depth
+    grid (plus the linear rule's saturation kink): nothing on the grid beats it and the grid gets
+    within 1e-4; the DP's tables are worth exactly its value under policy evaluation."""
+    from mmgym.baselines import evaluate_tables, solve_optimal
+
+    env = _event_env(**DP_CASES[case])
+    sol = solve_optimal(env)
+    assert sol.exact and sol.value.shape == (env.market.n_steps + 1, 2 * env.market.max_inventory + 1)
+    grid = np.linspace(-2.0, 4.0, 1201)
+    a, _, k, _ = env.market.side_params()
+    grid = np.union1d(grid, [math.log(a * env.market.dt) / k])
+    oracle = brute_force_events(env, grid)
+    assert np.all(oracle <= sol.value[0] + 1e-9)
+    assert np.all(sol.value[0] - oracle < 1e-4)
+    np.testing.assert_allclose(evaluate_tables(env, sol.delta_b, sol.delta_a), sol.value, atol=1e-10)
+
+
+def test_no_events_is_the_intensity_market_dp():
+    """An events config without events gives the intensity market's DP values and tables bit for
+    bit, and the same policy values for a static baseline."""
+    from mmgym.baselines import evaluate_tables, make_baseline, solve_optimal
+
+    kw = dict(market=dict(max_inventory=6, horizon=0.5, fill_rule="poisson", sigma=1.5, A=80.0, k=1.2,
+                          adverse_jump=0.1),
+              reward=dict(inventory_penalty=1.0, terminal_penalty=0.1, dampening=0.2),
+              action=dict(hedge=True, hedge_max_lots=2), impact=dict(half_spread=0.02, eta=0.05, nu=0.01))
+    ev = _event_env(**kw, events=dict(times=[], window=0.1, adverse_jump=0.5, jump_std=2.0))
+    base = load_env_config(kw)
+    s1, s0 = solve_optimal(ev), solve_optimal(base)
+    for name in ("value", "delta_b", "delta_a", "hedge"):
+        np.testing.assert_array_equal(getattr(s1, name), getattr(s0, name))
+    pol = make_baseline("as", base)
+    np.testing.assert_array_equal(evaluate_tables(ev, *pol.tables()), evaluate_tables(base, *pol.tables()))
+
+
+MC_CASES = {
+    "gaussian_damp": dict(market=dict(max_inventory=5, horizon=0.5, dt=0.01, adverse_jump=0.02),
+                          reward=dict(inventory_penalty=1.0, terminal_penalty=0.1, dampening=0.3),
+                          events=dict(times=[0.1, 0.3, 0.45], window=0.05, adverse_jump=0.3, jump_std=0.7)),
+    "poisson_hedge": dict(market=dict(max_inventory=4, horizon=0.4, dt=0.01, fill_rule="poisson"),
+                          reward=dict(inventory_penalty=2.0, terminal_penalty=0.2),
+                          action=dict(hedge=True, hedge_max_lots=2), impact=dict(half_spread=0.05, eta=0.05),
+                          events=dict(times=[0.2], window=0.1, adverse_jump=0.4, jump_std=1.0)),
+}
+
+
+@pytest.mark.parametrize("case", list(MC_CASES))
+def test_event_v0_matches_monte_carlo_through_the_kernel(case):
+    """The DP's V0 against 20,000 episodes of its policy through the kernel, within 4 standard
+    errors; a static baseline's exact value (policy evaluation) too; the optimum beats it."""
+    from mmgym.baselines import OptimalPolicy, make_baseline, policy_value
+    from mmgym.evaluation import run_policy
+
+    env = _event_env(**MC_CASES[case])
+    pol = OptimalPolicy(env)
+    assert pol.exact
+    batch = run_policy(env, pol, 20000, seed=7, cache=False)
+    se = batch.objective.std(ddof=1) / math.sqrt(batch.objective.size)
+    assert abs(batch.objective.mean() - pol.v0) < 4 * se, (batch.objective.mean(), pol.v0, se)
+    glft = make_baseline("glft", env)
+    v_glft = policy_value(env, *glft.tables())
+    b2 = run_policy(env, glft, 20000, seed=7, cache=False)
+    se2 = b2.objective.std(ddof=1) / math.sqrt(b2.objective.size)
+    assert abs(b2.objective.mean() - v_glft) < 4 * se2, (b2.objective.mean(), v_glft, se2)
+    assert v_glft < pol.v0
+
+
+def test_tick_with_event_jump_is_not_exact():
+    """A gaussian event jump moves the mid off the tick grid: the DP says it is not exact."""
+    from mmgym.baselines import inexact_reason
+
+    env = _event_env(market=dict(tick_size=0.01, mid_noise="binomial", sigma=2.0, dt=0.0025, horizon=0.1),
+                     events=dict(times=[0.05], jump_std=0.5, adverse_jump=0.0))
+    assert "events.jump_std" in inexact_reason(env)
+    assert inexact_reason(_event_env(market=dict(tick_size=0.01, mid_noise="binomial", sigma=2.0, dt=0.0025,
+                                                 horizon=0.1),
+                                     events=dict(times=[0.05], jump_std=0.0, adverse_jump=0.02))) is None

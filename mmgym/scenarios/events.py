@@ -56,8 +56,9 @@ E_MAX = 32
 class EventsConfig(Section):
     """The scheduled events of ``mmgym/EventMarketMaking-v0`` (module docstring)."""
 
-    times: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75])
-    """Event times (time units from the episode's start, ``0 <= t < market.horizon``), at most 32."""
+    times: list[float] | None = None
+    """Event times (time units from the episode's start, ``0 <= t < market.horizon``), at most 32;
+    None: a quarter, half and three quarters of the horizon."""
     jump_std: float = Field(0.5, ge=0.0)
     """s: the std of the mid's jump J ~ N(0, s^2) at each event (price units)."""
     window: float = Field(0.05, ge=0.0)
@@ -67,6 +68,8 @@ class EventsConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> EventsConfig:
+        if self.times is None:
+            return self
         if len(self.times) > E_MAX:
             raise ValueError(f"times has {len(self.times)} entries; at most {E_MAX} events are supported")
         for j, x in enumerate(self.times):
@@ -98,7 +101,10 @@ def event_steps(config) -> np.ndarray:
     """
     m = config.market
     seen: dict[int, int] = {}
-    for j, x in enumerate(config.events.times):
+    times = config.events.times
+    if times is None:
+        times = [f * m.horizon for f in (0.25, 0.5, 0.75)]
+    for j, x in enumerate(times):
         e = int(np.floor(x / m.dt + 1e-9))
         if e >= m.n_steps:
             raise ValueError(f"events.times[{j}] = {x:g} is not before the horizon {m.horizon:g}")
@@ -334,7 +340,7 @@ class EventMarketMakingEnv(ScenarioEnv):
     ## Arguments
 
     ``gym.make("mmgym/EventMarketMaking-v0", config=None, render_mode=None, **overrides)``, with
-    ``events={"times": [...], "jump_std": ..., "window": ..., "adverse_jump": ...}`` among the
+    ``events={"times": [...] (default: T/4, T/2, 3T/4), "jump_std": ..., "window": ..., "adverse_jump": ...}`` among the
     overrides.
 
     ## Version History
