@@ -5,8 +5,8 @@ releases: issue 9, scenario 4). At each event the mid jumps by ``J ~ N(0, s^2)``
 = s); during a window of ``events.window`` time units before it the jump on fill rises from
 ``market.adverse_jump`` to ``events.adverse_jump`` (informed traders are active before the
 release: the jump on fill of Guéant, Lehalle & Fernandez-Tapia 2013, sec. 5, with a time-dependent
-xi). Scheduled announcements as deterministic jump times of the mid are the model of Cartea,
-Jaimungal & Penalva (2015, sec. 10.4.2 "news"), here with a gaussian jump size (assumption).
+xi). The known jump times, the gaussian jump size and the window are this env's modelling
+assumptions (no published derivation is claimed for them).
 
 **The schedule.** Event ``j`` at time ``tau_j`` (``events.times``, time units from the episode's
 start, ``0 <= tau_j < horizon``) happens on step ``e_j = floor(tau_j / dt)`` (the step whose interval
