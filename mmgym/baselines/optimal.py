@@ -125,6 +125,20 @@ independently of the fills. The intensity market is one regime with ``P = [[1]]`
 that does not see the regime can reach (``Scenario.optimal_label``). :func:`evaluate_tables` scores a
 (t, r, q) table, or a (t, q) table used in every regime (the static baselines), exactly.
 
+**Scheduled events.** On a scenario with deterministic per-step parameters
+(:mod:`mmgym.scenarios.events`, ``Scenario.dp_schedule``: ``(xi_t, s_t)``) step t's jump on fill is
+``xi_t`` and its mid move is ``X + s_t Z_J + xi_t (1_a - 1_b)`` with ``Z_J`` a standard normal
+independent of ``X`` and of the fills (``s_t = 0`` off event steps). Event times are known, so the
+state stays (t, q) (R = 1) and the recursion is the one above with step-dependent constants:
+``E[q' s_t Z_J] = 0``, so the event jump leaves the expected wealth unchanged; the jump on fill's shifts
+use ``xi_t`` (:func:`_jump_corrections`); dampening's ``E[(X + J_t + c)^+]`` is the normal partial
+expectation with ``X + s_t Z_J ~ N(0, \sigma^2 dt + s_t^2)`` (gaussian noise), or the mean of the two
+normal partial expectations at ``c \pm \sigma\sqrt{dt}`` with std ``s_t`` (binomial noise)
+(:func:`_positive_part_mean`). Without dampening a risk-neutral optimum ignores the zero-mean event
+jump: the scenario's difficulty is then the window's ``xi_t`` only. Per-step constants are (n, R, ...)
+arrays in :func:`_solve` for every scenario (the same values on every step without a schedule, so
+those values are unchanged bit for bit).
+
 Not covered (``ConfigError``): ``reward.objective: cara`` (not risk neutral).
 """
 
@@ -328,7 +342,8 @@ def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coe
            trans, fee, tick, hedge_on, h_max, half_spread, eta, taker, nu, out_value, out_db, out_da,
            out_v):
     """Backward induction over (t, r, q) (module docstring, "Regimes"): per-regime parameters are
-    (R,) arrays (``adj_b``, ``adj_a``: (R, 2Q+1)), ``trans`` the (R, R) one-step transition matrix;
+    (R,) arrays, the per-step ones (n, R) (``damp_coef``) and (n, R, 2Q+1) (``adj_b``, ``adj_a``;
+    "Scheduled events"), ``trans`` the (R, R) one-step transition matrix;
     the outputs carry the regime axis, ``out_value`` (n_steps + 1, R, 2Q+1)."""
     n_q = 2 * q_max + 1
     n_r = trans.shape[0]
@@ -341,8 +356,8 @@ def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coe
     for t in range(n_steps - 1, -1, -1):
         for r in range(n_r):
             _continuation(out_value[t + 1], trans[r], mix)
-            _penalised(mix, q_max, dt, phi, alpha, t == n_steps - 1, damp_coef[r], w)
-            _quote_step(w, adj_b[r], adj_a[r], q_max, c_b[r], c_a[r], k_b[r], k_a[r], poisson, fee,
+            _penalised(mix, q_max, dt, phi, alpha, t == n_steps - 1, damp_coef[t, r], w)
+            _quote_step(w, adj_b[t, r], adj_a[t, r], q_max, c_b[r], c_a[r], k_b[r], k_a[r], poisson, fee,
                         tick, quote_val, out_db[t, r], out_da[t, r])
             if hedge_on:
                 _hedge_step(quote_val, q_max, h_max, half_spread, eta, taker, nu, out_value[t, r],
@@ -368,7 +383,7 @@ def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_
     for t in range(n_steps - 1, -1, -1):
         for r in range(n_r):
             _continuation(out_value[t + 1], trans[r], mix)
-            _penalised(mix, q_max, dt, phi, alpha, t == n_steps - 1, damp_coef[r], w)
+            _penalised(mix, q_max, dt, phi, alpha, t == n_steps - 1, damp_coef[t, r], w)
             for j in range(n_q):
                 q = j - q_max
                 db = d_b[t, r, j]
@@ -378,8 +393,8 @@ def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_
                     da = math.ceil(da / tick - 1e-9) * tick
                 p_b = _prob(db, c_b[r], k_b[r], poisson) if q + 1 <= q_max else 0.0
                 p_a = _prob(da, c_a[r], k_a[r], poisson) if q - 1 >= -q_max else 0.0
-                gb = w[j + 1] - w[j] + adj_b[r, j] if q + 1 <= q_max else 0.0
-                ga = w[j - 1] - w[j] + adj_a[r, j] if q - 1 >= -q_max else 0.0
+                gb = w[j + 1] - w[j] + adj_b[t, r, j] if q + 1 <= q_max else 0.0
+                ga = w[j - 1] - w[j] + adj_a[t, r, j] if q - 1 >= -q_max else 0.0
                 quote_val[j] = w[j] + p_b * (db - fee + gb) + p_a * (da - fee + ga) - p_b * p_a * (gb + ga)
             for j in range(n_q):
                 q = j - q_max
@@ -438,6 +453,13 @@ def _regimes(config: EnvConfig) -> tuple[Any, bool]:
     return RegimeTable(sigma, a_b, a_a, k_b, k_a, xi, np.ones((1, 1)), 0), False
 
 
+def _schedule(config: EnvConfig) -> tuple[np.ndarray, np.ndarray] | None:
+    """The scenario's per-step ``(xi_t, s_t)`` (:meth:`~mmgym.scenarios.base.Scenario.dp_schedule`)."""
+    from ..scenarios import get as get_scenario
+
+    return get_scenario(config.id).dp_schedule(config)
+
+
 def inexact_reason(config: EnvConfig) -> str | None:
     """Why the (t, q) DP of ``config`` is not exact (module docstring, "Tick size"), or None.
 
@@ -475,6 +497,12 @@ def inexact_reason(config: EnvConfig) -> str | None:
     for r, xi in enumerate(tab.xi.tolist()):
         if not on_grid(xi):
             off.append(f"{key('adverse_jump', r)}={xi:g} is not a multiple of it")
+    sched = _schedule(config)
+    if sched is not None:
+        if np.any(sched[1] > 0.0):
+            off.append("events.jump_std > 0: the gaussian event jump moves the mid off it")
+        if not all(on_grid(x) for x in sched[0].tolist()):
+            off.append("events.adverse_jump is not a multiple of it")
     if not off:
         return None
     off = list(dict.fromkeys(off))  # one line per reason
@@ -483,13 +511,25 @@ def inexact_reason(config: EnvConfig) -> str | None:
             f"DP over (t, q) does not track")
 
 
-def _positive_part_mean(c: np.ndarray, sd: float, binomial: bool) -> np.ndarray:
-    """E[(X + c)^+] for the mid's diffusive move X = sd Z (Z standard normal, or +-1 w.p. 1/2).
+def _normal_partial(c: np.ndarray, sd: float) -> np.ndarray:
+    """E[(c + sd Z)^+], Z ~ N(0, 1): ``c Phi(c/sd) + sd phi(c/sd)`` (the normal partial expectation)."""
+    x = c / sd
+    return c * special.ndtr(x) + sd * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
 
-    Gaussian: ``c Phi(c/sd) + sd phi(c/sd)`` (the normal partial expectation); binomial:
-    ``((c + sd)^+ + (c - sd)^+) / 2``; ``sd = 0``: ``c^+``.
+
+def _positive_part_mean(c: np.ndarray, sd: float, binomial: bool, jump_sd: float = 0.0) -> np.ndarray:
+    """E[(X + J + c)^+] for the mid's diffusive move X = sd Z (Z standard normal, or +-1 w.p. 1/2)
+    plus an independent event jump J ~ N(0, jump_sd^2) (module docstring, "Scheduled events").
+
+    Gaussian: the normal partial expectation with std ``sqrt(sd^2 + jump_sd^2)``; binomial:
+    ``((c + sd)^+ + (c - sd)^+) / 2``, or with J the mean of the normal partial expectations at
+    ``c +- sd`` with std ``jump_sd``; no noise: ``c^+``.
     """
     c = np.asarray(c, dtype=np.float64)
+    if jump_sd > 0.0:
+        if binomial:
+            return 0.5 * (_normal_partial(c + sd, jump_sd) + _normal_partial(c - sd, jump_sd))
+        return _normal_partial(c, math.sqrt(sd * sd + jump_sd * jump_sd))
     if sd == 0.0:
         return np.maximum(c, 0.0)
     if binomial:
@@ -499,22 +539,23 @@ def _positive_part_mean(c: np.ndarray, sd: float, binomial: bool) -> np.ndarray:
 
 
 def _jump_corrections(q_max: int, xi: float, sd: float, binomial: bool,
-                      damp: float) -> tuple[np.ndarray, np.ndarray]:
+                      damp: float, jump_sd: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """What the jump on fill adds to the one-fill outcomes' gains (module docstring, "Adverse
     selection"), per inventory q (index q + Q): ``(adj_b, adj_a)``, zeros when ``xi = 0``.
 
     ``adj_b = -xi (q+1) - eta_D (E[(q+1)(X - xi)]^+ - |q+1| E[X^+])`` (our bid fills alone: q' = q+1,
-    the mid jumps by -xi), ``adj_a = xi (q-1) - eta_D (E[(q-1)(X + xi)]^+ - |q-1| E[X^+])``.
+    the mid jumps by -xi), ``adj_a = xi (q-1) - eta_D (E[(q-1)(X + xi)]^+ - |q-1| E[X^+])``; X
+    includes an event step's jump of std ``jump_sd`` ("Scheduled events").
     """
     n_q = 2 * q_max + 1
     if xi == 0.0:
         return np.zeros(n_q), np.zeros(n_q)
     q = np.arange(-q_max, q_max + 1, dtype=np.float64)
-    e0 = float(_positive_part_mean(np.zeros(1), sd, binomial)[0])
+    e0 = float(_positive_part_mean(np.zeros(1), sd, binomial, jump_sd)[0])
 
     def damp_extra(q1: np.ndarray, jump: float) -> np.ndarray:
         # E[max(0, q1 (X + J))] = |q1| E[(X + sign(q1) J)^+] (X symmetric), minus W's |q1| E[X^+]
-        return np.abs(q1) * (_positive_part_mean(np.sign(q1) * jump, sd, binomial) - e0)
+        return np.abs(q1) * (_positive_part_mean(np.sign(q1) * jump, sd, binomial, jump_sd) - e0)
 
     adj_b = -xi * (q + 1.0)
     adj_a = xi * (q - 1.0)
@@ -525,7 +566,8 @@ def _jump_corrections(q_max: int, xi: float, sd: float, binomial: bool,
 
 
 def _dp_params(config: EnvConfig) -> dict[str, Any]:
-    """Kernel constants of the DP (module docstring), per regime, with tick handling and refusals."""
+    """Kernel constants of the DP (module docstring), per step and regime (``damp_coef`` (n, R),
+    ``adj_b``, ``adj_a`` (n, R, 2Q+1)), with tick handling and refusals."""
     m, r, a, im = config.market, config.reward, config.action, config.impact
     if r.objective != "risk_neutral":
         raise ConfigError("optimal: the DP solves the risk-neutral objective; reward.objective "
@@ -533,15 +575,28 @@ def _dp_params(config: EnvConfig) -> dict[str, Any]:
     tab, has_regimes = _regimes(config)
     binomial = m.mid_noise == "binomial"
     n_r = tab.sigma.size
-    damp_coef = np.empty(n_r)
-    adj_b = np.empty((n_r, 2 * m.max_inventory + 1))
+    n = m.n_steps
+    damp_coef = np.empty((n, n_r))
+    adj_b = np.empty((n, n_r, 2 * m.max_inventory + 1))
     adj_a = np.empty_like(adj_b)
+    sched = _schedule(config)
+    if sched is not None and n_r != 1:
+        raise ConfigError("optimal: a per-step schedule with regimes is not supported")
     for g in range(n_r):
         sq = float(tab.sigma[g]) * math.sqrt(m.dt)
         e_pos = sq / 2.0 if binomial else sq / math.sqrt(2.0 * math.pi)
-        damp_coef[g] = r.dampening * e_pos
-        adj_b[g], adj_a[g] = _jump_corrections(m.max_inventory, float(tab.xi[g]), sq, binomial,
-                                               float(r.dampening))
+        damp_coef[:, g] = r.dampening * e_pos
+        adj_b[:, g], adj_a[:, g] = _jump_corrections(m.max_inventory, float(tab.xi[g]), sq, binomial,
+                                                     float(r.dampening))
+        if sched is None:
+            continue
+        done: dict[tuple[float, float], tuple[float, np.ndarray, np.ndarray]] = {}
+        for t, (xi_t, sd_t) in enumerate(zip(sched[0].tolist(), sched[1].tolist())):
+            if (xi_t, sd_t) not in done:
+                e_t = e_pos if sd_t == 0.0 else float(_positive_part_mean(np.zeros(1), sq, binomial, sd_t)[0])
+                done[xi_t, sd_t] = (r.dampening * e_t, *_jump_corrections(
+                    m.max_inventory, xi_t, sq, binomial, float(r.dampening), sd_t))
+            damp_coef[t, g], adj_b[t, g], adj_a[t, g] = done[xi_t, sd_t]
     tick = float(m.tick_size)
     exact = inexact_reason(config) is None
     return dict(

@@ -33,6 +33,7 @@ REGISTRY: dict[str, Entry] = {
     "mmgym/LOBMarketMaking-v0": Entry("mmgym.scenarios.lob", "LOBMarketMakingEnv", "LOBMarketMakingVectorEnv"),
     "mmgym/OUMarketMaking-v0": Entry("mmgym.scenarios.ou", "OUMarketMakingEnv", "OUMarketMakingVectorEnv"),
     "mmgym/RegimeMarketMaking-v0": Entry("mmgym.scenarios.regimes", "RegimeMarketMakingEnv", "RegimeMarketMakingVectorEnv"),
+    "mmgym/EventMarketMaking-v0": Entry("mmgym.scenarios.events", "EventMarketMakingEnv", "EventMarketMakingVectorEnv"),
 }
 
 

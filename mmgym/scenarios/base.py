@@ -148,6 +148,12 @@ class Scenario:
         section's (the intensity market)."""
         return None
 
+    def dp_schedule(self, config: EnvConfig) -> tuple[np.ndarray, np.ndarray] | None:
+        """Deterministic per-step parameters the exact DP runs over, or None (none vary with t):
+        ``(xi_t, s_t)``, each (n_steps,) float64, the jump on fill and the std of an extra gaussian
+        jump of the mid on step t (:mod:`mmgym.scenarios.events`)."""
+        return None
+
     def optimal_label(self, config: EnvConfig) -> str | None:
         """What ``optimal`` is when it is not an achievable policy (it reads state the agent does
         not observe: a hidden regime), or None."""
