@@ -98,6 +98,7 @@ def check_out_dir(out: Path) -> None:
     """Refuse an output path that cannot take the results, before anything runs (ConfigError)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
+    created = [p for p in (out, *out.parents) if not p.exists()]  # removed again: a refused run leaves nothing
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".mmgym-write-test"
@@ -105,6 +106,12 @@ def check_out_dir(out: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    finally:
+        for p in created:
+            try:
+                p.rmdir()
+            except OSError:
+                break
 
 
 def _natural_key(path: str) -> list:

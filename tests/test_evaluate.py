@@ -91,12 +91,24 @@ def test_cli_end_to_end(tiny, tmp_path):
      "baselines.tuning.method=exact"),
     (["--agents", "as_tuned", "--set", "baselines.tuning.c_points=1"], "baselines.tuning.c_points"),
 ])
-def test_cli_bad_input(tiny, args, needle):
-    r = _run(str(tiny), "--episodes", "4", *args)
+def test_cli_bad_input(tiny, args, needle, capsys, tmp_path):
+    """In process (an exception would fail the test); the script's own exit path is checked once
+    below, as a subprocess. A refused run leaves no output folder behind."""
+    from mmgym.agents import cli_evaluate
+
+    out = tmp_path / "res"
+    assert cli_evaluate.main([str(tiny), "--episodes", "4", "--out", str(out), *args]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], lines
+    assert not out.exists()
+
+
+def test_cli_bad_input_as_a_script(tiny):
+    r = _run(str(tiny), "--episodes", "4", "--agents", "as", "nosuch")
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert len(lines) == 1 and "unknown agent 'nosuch'" in lines[0], r.stderr
 
 
 def test_cli_records_the_tuned_parameters(tiny, tmp_path):
