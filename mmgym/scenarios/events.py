@@ -133,10 +133,7 @@ PARAMS_DTYPE = np.dtype(intensity.PARAMS_DTYPE.descr + [("events", EVENTS_DTYPE)
 
 def pack(config: EventEnvConfig, raw_depths: bool = False) -> np.ndarray:
     """The parameter record: the intensity market's, plus the events component."""
-    base = intensity.pack(config, raw_depths)
-    p = np.zeros(1, dtype=PARAMS_DTYPE)
-    for name in intensity.PARAMS_DTYPE.names:
-        p[name] = base[name]
+    p = intensity.pack_into(config, raw_depths, PARAMS_DTYPE)
     steps = event_steps(config)
     ev = p["events"][0]
     ev["n"] = steps.size

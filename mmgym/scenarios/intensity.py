@@ -75,6 +75,16 @@ def pack(config, raw_depths: bool = False) -> np.ndarray:
     return p
 
 
+def pack_into(config, raw_depths: bool, params_dtype: np.dtype) -> np.ndarray:
+    """A scenario built on this market: its record (``params_dtype`` = this ``PARAMS_DTYPE`` plus
+    its own components) with the intensity market's components packed in, its own left zero."""
+    base = pack(config, raw_depths)
+    p = np.zeros(1, dtype=params_dtype)
+    for name in PARAMS_DTYPE.names:
+        p[name] = base[name]
+    return p
+
+
 class State(NamedTuple):
     """Per-row market state (batch-first, K assets; K = 1 here).
 

@@ -83,10 +83,7 @@ PARAMS_DTYPE = np.dtype(intensity.PARAMS_DTYPE.descr + [("ou", OU_DTYPE)])
 
 def pack(config: OUEnvConfig, raw_depths: bool = False) -> np.ndarray:
     """The parameter record: the intensity market's, plus the OU component."""
-    base = intensity.pack(config, raw_depths)
-    p = np.zeros(1, dtype=PARAMS_DTYPE)
-    for name in intensity.PARAMS_DTYPE.names:
-        p[name] = base[name]
+    p = intensity.pack_into(config, raw_depths, PARAMS_DTYPE)
     m, kappa = config.market, config.ou.kappa
     dt = m.dt
     p["ou"]["mean"] = m.s0 if config.ou.mean is None else config.ou.mean

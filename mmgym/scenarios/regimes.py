@@ -169,10 +169,7 @@ PARAMS_DTYPE = np.dtype(intensity.PARAMS_DTYPE.descr + [("regimes", REGIME_DTYPE
 
 def pack(config: RegimeEnvConfig, raw_depths: bool = False) -> np.ndarray:
     """The parameter record: the intensity market's, plus the regime component."""
-    base = intensity.pack(config, raw_depths)
-    p = np.zeros(1, dtype=PARAMS_DTYPE)
-    for name in intensity.PARAMS_DTYPE.names:
-        p[name] = base[name]
+    p = intensity.pack_into(config, raw_depths, PARAMS_DTYPE)
     tab = regime_table(config)
     n = tab.sigma.size
     dt = config.market.dt
