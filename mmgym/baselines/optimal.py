@@ -222,12 +222,23 @@ def _best_depth(e, c, k, poisson, tick):
     return d
 
 
+@njit(cache=True, inline="always")
+def _step_gain(p_b, p_a, d_b, d_a, db_gain, da_gain, s, lots_b, lots_a, fee):
+    """The one-step gain over doing nothing of quoting ``(d_b, d_a)`` that fill with probabilities
+    ``(p_b, p_a)``: ``p_b (m_b (d_b - f) + D_b) + p_a (m_a (d_a - f) + D_a) - p_b p_a S`` (module
+    docstring; ``m`` the lots a fill takes, ``S = D_b + D_a - D_both`` the coupling of the outcome
+    where both sides fill). The one rule both the maximisation and the policy evaluation use."""
+    return (p_b * (lots_b * (d_b - fee) + db_gain) + p_a * (lots_a * (d_a - fee) + da_gain)
+            - p_b * p_a * s)
+
+
 @njit(cache=True)
 def _best_response_pair(p_start, bid_first, can_b, can_a, db_gain, da_gain, s, c_b, c_a, k_b, k_a,
-                        poisson, fee, tick):
+                        poisson, fee, tick, lots_b, lots_a):
     """Iterate the two sides' best responses to a fixed point from one starting probability.
 
-    Returns (d_b, d_a, gain) with gain = p_b (d_b - fee + D_b) + p_a (d_a - fee + D_a) - p_b p_a S.
+    Returns (d_b, d_a, gain) with gain = :func:`_step_gain`. For a fixed ask the bid maximises
+    ``p_b (d_b - f + (D_b - p_a S) / m_b)``: :func:`_best_depth` with ``e = (D_b - p_a S)/m_b - f``.
     """
     p_b = p_start if not bid_first else 0.0
     p_a = p_start if bid_first else 0.0
@@ -235,14 +246,14 @@ def _best_response_pair(p_start, bid_first, can_b, can_a, db_gain, da_gain, s, c
     d_a = np.nan
     for it in range(_FP_ITERS):
         if bid_first or it > 0:
-            d_b_new = _best_depth(db_gain - fee - p_a * s, c_b, k_b, poisson, tick)
+            d_b_new = _best_depth((db_gain - p_a * s) / lots_b - fee, c_b, k_b, poisson, tick)
             p_b = _prob(d_b_new, c_b, k_b, poisson) if can_b else 0.0
         else:
             d_b_new = d_b
-        d_a_new = _best_depth(da_gain - fee - p_b * s, c_a, k_a, poisson, tick)
+        d_a_new = _best_depth((da_gain - p_b * s) / lots_a - fee, c_a, k_a, poisson, tick)
         p_a = _prob(d_a_new, c_a, k_a, poisson) if can_a else 0.0
         if not bid_first and it == 0:
-            d_b_new = _best_depth(db_gain - fee - p_a * s, c_b, k_b, poisson, tick)
+            d_b_new = _best_depth((db_gain - p_a * s) / lots_b - fee, c_b, k_b, poisson, tick)
             p_b = _prob(d_b_new, c_b, k_b, poisson) if can_b else 0.0
         done = (abs(d_b_new - d_b) <= _FP_TOL * (1.0 + abs(d_b))
                 and abs(d_a_new - d_a) <= _FP_TOL * (1.0 + abs(d_a)))
@@ -250,8 +261,43 @@ def _best_response_pair(p_start, bid_first, can_b, can_a, db_gain, da_gain, s, c
         d_a = d_a_new
         if done:
             break
-    gain = p_b * (d_b - fee + db_gain) + p_a * (d_a - fee + da_gain) - p_b * p_a * s
-    return d_b, d_a, gain
+    return d_b, d_a, _step_gain(p_b, p_a, d_b, d_a, db_gain, da_gain, s, lots_b, lots_a, fee)
+
+
+@njit(cache=True)
+def _one_step(db_gain, da_gain, s, can_b, can_a, c_b, c_a, k_b, k_a, poisson, fee, tick, lots_b,
+              lots_a):
+    """The general one-step quoting problem at one state: ``max`` over the two depths of
+    :func:`_step_gain` (``D_b``, ``D_a`` the one-fill gains, ``S`` the coupling, ``m_b``, ``m_a`` the
+    lots a fill takes; a side with ``can_* = False`` never fills). Every scenario's recursion calls
+    this one solver with its own gains (the intensity market: ``S = D_b + D_a``, one lot).
+
+    The product term can make the problem non-concave (with a strongly concave W, both sides
+    filling together, which keeps q, can beat either alone): best-response iteration then has
+    several fixed points. Each side's problem is concave in its own fill probability, and the joint
+    problem is supermodular (S < 0) or submodular (S > 0) in (p_b, p_a), so its extreme fixed points
+    are reached from the corners: the iteration is started from the four corners (bid or ask
+    first, the other side's probability 0 or 1) and the best fixed point is kept.
+
+    Returns:
+        (d_b, d_a, gain): the best depths and their gain over not filling.
+    """
+    best = -np.inf
+    best_b = 0.0
+    best_a = 0.0
+    for start in range(4):
+        p_start = 1.0 if start % 2 == 1 else 0.0
+        if (start < 2 and not can_a) or (start >= 2 and not can_b):
+            if p_start > 0.0:
+                continue  # that side never fills
+        d_b, d_a, gain = _best_response_pair(p_start, start < 2, can_b, can_a, db_gain, da_gain,
+                                             s, c_b, c_a, k_b, k_a, poisson, fee, tick, lots_b,
+                                             lots_a)
+        if gain > best:
+            best = gain
+            best_b = d_b
+            best_a = d_a
+    return best_b, best_a, best
 
 
 @njit(cache=True)
@@ -259,15 +305,8 @@ def _quote_step(w, adj_b, adj_a, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, 
                 out_da):
     """One step's quoting problem at every inventory, given W (values after the step's penalties)
     and the jump on fill's corrections ``adj_b``, ``adj_a`` of the one-fill outcomes (module
-    docstring, "Adverse selection"; zeros without it).
-
-    The product term can make the one-step problem non-concave (with a strongly concave W, both
-    sides filling together, which keeps q, can beat either alone): best-response iteration then has
-    several fixed points. Each side's problem is concave in its own fill probability, and the joint
-    problem is supermodular (S < 0) or submodular (S > 0) in (p_b, p_a), so its extreme fixed points
-    are reached from the corners: the iteration is started from the four corners (bid or ask
-    first, the other side's probability 0 or 1) and the best fixed point is kept.
-    """
+    docstring, "Adverse selection"; zeros without it): :func:`_one_step` with one lot per fill and
+    the coupling ``S = D_b + D_a`` (both fills keep q)."""
     n_q = w.shape[0]
     for j in range(n_q):
         q = j - q_max
@@ -275,23 +314,10 @@ def _quote_step(w, adj_b, adj_a, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, 
         can_a = q - 1 >= -q_max
         db_gain = w[j + 1] - w[j] + adj_b[j] if can_b else 0.0
         da_gain = w[j - 1] - w[j] + adj_a[j] if can_a else 0.0
-        s = db_gain + da_gain
-        best = -np.inf
-        best_b = 0.0
-        best_a = 0.0
-        for start in range(4):
-            p_start = 1.0 if start % 2 == 1 else 0.0
-            if (start < 2 and not can_a) or (start >= 2 and not can_b):
-                if p_start > 0.0:
-                    continue  # that side never fills
-            d_b, d_a, gain = _best_response_pair(p_start, start < 2, can_b, can_a, db_gain, da_gain,
-                                                 s, c_b, c_a, k_b, k_a, poisson, fee, tick)
-            if gain > best:
-                best = gain
-                best_b = d_b
-                best_a = d_a
-        out_db[j] = best_b
-        out_da[j] = best_a
+        d_b, d_a, best = _one_step(db_gain, da_gain, db_gain + da_gain, can_b, can_a, c_b, c_a, k_b,
+                                   k_a, poisson, fee, tick, 1.0, 1.0)
+        out_db[j] = d_b
+        out_da[j] = d_a
         out_val[j] = w[j] + best
 
 
@@ -395,7 +421,7 @@ def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_
                 p_a = _prob(da, c_a[r], k_a[r], poisson) if q - 1 >= -q_max else 0.0
                 gb = w[j + 1] - w[j] + adj_b[t, r, j] if q + 1 <= q_max else 0.0
                 ga = w[j - 1] - w[j] + adj_a[t, r, j] if q - 1 >= -q_max else 0.0
-                quote_val[j] = w[j] + p_b * (db - fee + gb) + p_a * (da - fee + ga) - p_b * p_a * (gb + ga)
+                quote_val[j] = w[j] + _step_gain(p_b, p_a, db, da, gb, ga, gb + ga, 1.0, 1.0, fee)
             for j in range(n_q):
                 q = j - q_max
                 v = hedge[t, r, j] if hedge_on else 0
