@@ -139,6 +139,10 @@ class ActionConfig(Section):
     """Add a last action dimension: a market order of round(a * hedge_max_lots) lots (positive buys)."""
     hedge_max_lots: int = Field(5, ge=1)
     """Largest market order per step (lots)."""
+    quote_size: int = Field(0, ge=0)
+    """m > 0: two more (last) action dimensions choose the lots quoted per side, 0..m
+    (round half up of (a + 1)/2 m; 0 = that side does not quote); a fill takes the whole quoted
+    size. 0 (default): one lot per side and no size dimensions."""
 
     @model_validator(mode="after")
     def _check(self) -> ActionConfig:

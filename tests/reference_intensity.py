@@ -126,10 +126,10 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
     clip = (lambda x: x) if raw else (lambda x: max(-1.0, min(1.0, x)))
     s, q = st.mid, st.q
     w_before = st.cash + q * s
-    # 0. hedge
+    # 0. hedge (the column after the two depths)
     v, impact, taker = 0, 0.0, 0.0
     if a.hedge:
-        x = action[-1] if raw else clip(action[-1]) * a.hedge_max_lots
+        x = action[2] if raw else clip(action[2]) * a.hedge_max_lots
         v = int(round(x))  # half to even, like np.rint
         v = max(-m.max_inventory - q, min(m.max_inventory - q, v))
         if v:
@@ -163,6 +163,20 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
     # a side fills with probability p(d) = min(1, A e^{-kd} dt) (linear) or 1 - exp(-A e^{-kd} dt):
     # with E ~ Exp(1), P(E > -ln p) = p and P(E < x) = 1 - e^{-x}
     e_b, e_a = st.rng.exponential(), st.rng.exponential()
+    # quote sizes: the last two columns choose 0..m lots (nearest integer, halves up); else 1 lot
+    lots_b = lots_a = 1
+    if a.quote_size > 0:
+        m_lots = a.quote_size
+        col = 3 if a.hedge else 2
+
+        def to_lots(x):
+            y = x if raw else (clip(x) + 1) / 2 * m_lots
+            return max(0, min(m_lots, math.floor(y + 0.5)))
+
+        lots_b, lots_a = to_lots(action[col]), to_lots(action[col + 1])
+    # the bound: a side shows at most the room left; 0 lots = no quote
+    show_b = min(lots_b, m.max_inventory - q)
+    show_a = min(lots_a, m.max_inventory + q)
 
     def fills(e, A, k, d):
         lam_dt = A * math.exp(-k * d) * m.dt
@@ -170,20 +184,23 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
             return e < lam_dt
         return lam_dt >= 1.0 or e > -math.log(lam_dt)
 
-    fb = bool(q + 1 <= m.max_inventory and fills(e_b, fa_bid, fk_bid, d_bid))
-    fa = bool(q - 1 >= -m.max_inventory and fills(e_a, fa_ask, fk_ask, d_ask))
-    # 4. cash, inventory, mid
-    if fb:
+    fb = bool(show_b > 0 and fills(e_b, fa_bid, fk_bid, d_bid))
+    fa = bool(show_a > 0 and fills(e_a, fa_ask, fk_ask, d_ask))
+    # 4. cash, inventory, mid: a fill takes the whole shown size, the fee is per lot
+    lots_filled_b = show_b if fb else 0
+    lots_filled_a = show_a if fa else 0
+    for _ in range(lots_filled_b):
         st.cash -= bid
         q += 1
-    if fa:
+    for _ in range(lots_filled_a):
         st.cash += ask
         q -= 1
-    maker = r.maker_fee * (int(fb) + int(fa))
+    maker = r.maker_fee * (lots_filled_b + lots_filled_a)
     st.cash -= maker
     z = (1 if st.rng.uniform() < 0.5 else -1) if m.mid_noise == "binomial" else st.rng.normal()
     ds = sigma_dyn * math.sqrt(m.dt) * z if mid_move is None else mid_move(s, z)
     # adverse selection (GLFT 2013 sec. 5): our bid filled -> the mid drops by xi, our ask -> rises
+    # (once per fill event, whatever its lots)
     if fb:
         ds -= xi
     if fa:
@@ -213,6 +230,8 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
     st.fills = (int(fb), int(fa))
     st.ep_return += reward
     out = {"reward": reward, "terms": terms, "done": last, "bid": bid, "ask": ask, "hedge": v,
+           "size_bid": max(0, show_b), "size_ask": max(0, show_a), "fill_bid": lots_filled_b,
+           "fill_ask": lots_filled_a,
            "wealth": st.cash + q * s_new, "final_obs": ref_obs(cfg, st)}
     if last:
         new = ref_reset(cfg, st.rng)

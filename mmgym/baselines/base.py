@@ -14,6 +14,11 @@ depths, K market orders; :class:`~mmgym.envs.market.BatchMarket` with ``raw_dept
 that must not quote is handled by the kernel's inventory bound, so baselines always return finite
 depths on both sides.
 
+With ``action.quote_size`` = m > 0 a policy also shows lots per side, ``lots(step, q) -> (m_b,
+m_a)`` (int64, q's shape, post-hedge inventory; 0 = no quote): one lot each by default (every
+static baseline quotes one lot), the size tables for ``optimal``. The kernel clips them to the
+room the inventory bound leaves.
+
 Quotes are computed from the **post-hedge** inventory (the kernel executes the market order
 first, step rule 0), i.e. ``depths(step, q + hedge(step, q))``.
 """
@@ -116,6 +121,19 @@ class DepthPolicy:
         """:meth:`hedge` elementwise (default: never trade)."""
         return np.zeros(q.shape, dtype=np.int64)
 
+    def lots(self, step: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lots shown ``(m_b, m_a)`` at post-hedge inventory q, int64 of q's shape (module
+        docstring; used with ``action.quote_size`` > 0)."""
+        step, q = _broadcast(step, q)
+        m_b, m_a = self._lots(step, q)
+        return (np.broadcast_to(np.asarray(m_b, dtype=np.int64), q.shape),
+                np.broadcast_to(np.asarray(m_a, dtype=np.int64), q.shape))
+
+    def _lots(self, step: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`lots` elementwise (default: one lot per side)."""
+        one = np.ones(q.shape, dtype=np.int64)
+        return one, one
+
     # ------------------------------------------------------------------------- plumbing ---
     def act(self, market: Any, out: np.ndarray | None = None) -> np.ndarray:
         """Raw-depth actions ``(N, action_dim)`` for a batched market's current state.
@@ -139,6 +157,10 @@ class DepthPolicy:
         d_b, d_a = self.depths(step, q_post)
         out[:, layout.bid] = d_b
         out[:, layout.ask] = d_a
+        if layout.size_bid is not None:
+            m_b, m_a = self.lots(step, q_post)
+            out[:, layout.size_bid] = m_b
+            out[:, layout.size_ask] = m_a
         return out
 
     def surface(self) -> tuple[np.ndarray, np.ndarray]:
@@ -167,6 +189,19 @@ class DepthPolicy:
         shape = t_grid.shape
         return (np.asarray(d_b, float).reshape(shape), np.asarray(d_a, float).reshape(shape),
                 np.asarray(v, np.int64).reshape(shape))
+
+    def size_tables(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(lots_b, lots_a)`` over every (t, q) at post-hedge inventory, shapes ``(n_steps,
+        2Q+1)`` (for :func:`~mmgym.baselines.evaluate_tables`); None without
+        ``action.quote_size`` (one lot per side)."""
+        if self.config.action.quote_size == 0:
+            return None
+        q_max = self.mp.max_inventory
+        qs = np.arange(-q_max, q_max + 1)
+        t_grid, q_grid = np.meshgrid(np.arange(self.mp.n_steps), qs, indexing="ij")
+        m_b, m_a = self.lots(t_grid.ravel(), q_grid.ravel())
+        return (np.asarray(m_b, np.int64).reshape(t_grid.shape),
+                np.asarray(m_a, np.int64).reshape(t_grid.shape))
 
     def describe(self) -> dict[str, Any]:
         """Parameters identifying the policy (part of the evaluation cache key)."""

@@ -139,6 +139,39 @@ jump: the scenario's difficulty is then the window's ``xi_t`` only. Per-step con
 arrays in :func:`_solve` for every scenario (the same values on every step without a schedule, so
 those values are unchanged bit for bit).
 
+**Quote sizes.** With ``action.quote_size`` = m > 0 the action also chooses the lots each side
+shows, ``m_b, m_a \in \{0..m\}``, clipped by the kernel to the room the bound leaves (``m_b \le Q - q``,
+``m_a \le Q + q``; 0 = no quote, ``p = 0``). A fill takes the whole size with the side's usual
+probability (it does not depend on the size: the env's modelling choice, :mod:`mmgym.sim.processes`),
+the maker fee is per lot and the jump on fill comes once per fill event. Redoing the outcome algebra
+of the step's reward (the wealth change is ``m_b\delta_b 1_b + m_a\delta_a 1_a + q'dS`` with
+``q' = q + m_b 1_b - m_a 1_a``; ``dS = X + \xi(1_a - 1_b)``) outcome by outcome, relative to W(q):
+
+* bid only, ``q' = q + m_b``: ``m_b(\delta_b - f) + D_b`` with
+  ``D_b = W(q+m_b) - W(q) - \xi(q+m_b) - \eta_D|q+m_b|(E[(X - \mathrm{sign}(q+m_b)\xi)^+] - E[X^+])``;
+* ask only, ``q' = q - m_a``: ``m_a(\delta_a - f) + D_a`` with
+  ``D_a = W(q-m_a) - W(q) + \xi(q-m_a) - \eta_D|q-m_a|(E[(X + \mathrm{sign}(q-m_a)\xi)^+] - E[X^+])``;
+* both, ``q' = q + m_b - m_a``: ``m_b(\delta_b - f) + m_a(\delta_a - f) + D_{both}`` with
+  ``D_{both} = W(q+m_b-m_a) - W(q)``: the jump is ``\xi(1 - 1) = 0`` and dS = X, so neither the
+  revaluation nor the dampening gets a shift (W already holds ``\eta_D|q'|E[X^+]``);
+* none: 0.
+
+With independent sides, ``E = p_b(1-p_a)[\text{bid}] + p_a(1-p_b)[\text{ask}] + p_b p_a[\text{both}]``
+``= p_b(m_b(\delta_b - f) + D_b) + p_a(m_a(\delta_a - f) + D_a) - p_b p_a S``,
+``S = D_b + D_a - D_{both}``: the general one-step problem :func:`_one_step` with lots per fill
+(:func:`_step_gain`, :func:`_sized_gains`); with one lot ``D_{both} = 0`` and it is the recursion
+above. The jump shifts depend on the post-fill inventory only, which is what
+:func:`_jump_corrections` tabulates (its ``adj_b[j]`` is the bid-only shift ending at index ``j + 1``),
+so ``m_b`` lots read ``adj_b[j + m_b - 1]``. The DP maximises over the finite size set inside the
+per-inventory step (:func:`_quote_step`: one :func:`_one_step` per ``(m_b, m_a)``, ties within
+1e-12 going to fewer lots), then over the depths; the recursion, the state (t, [r,] q) and the
+penalties are unchanged, so the DP is exact whenever it is exact with one lot. In this model a
+side that quotes has a positive expected gain at its best depth (``p(\delta^* + e) = p/k > 0`` for
+linear fills), so 0 lots beats a far quote only within that tolerance: "stepping away" is the same,
+to 1e-12, as quoting very deep. :func:`evaluate_tables` scores size tables by the same
+:func:`_step_gain` rule (one lot per side by default: the static baselines). ``quote_size = 1``
+differs from no sizes only by the option to show 0 lots (same values to that tolerance).
+
 Not covered (``ConfigError``): ``reward.objective: cara`` (not risk neutral).
 """
 
@@ -300,24 +333,63 @@ def _one_step(db_gain, da_gain, s, can_b, can_a, c_b, c_a, k_b, k_a, poisson, fe
     return best_b, best_a, best
 
 
+@njit(cache=True, inline="always")
+def _sized_gains(w, adj_b, adj_a, j, m_b, m_a):
+    """The one-fill gains and the coupling of quoting ``m_b`` bid and ``m_a`` ask lots at inventory
+    index ``j`` (module docstring, "Quote sizes"): ``(D_b, D_a, S)`` with ``D_b = W(q+m_b) - W(q)``
+    plus the jump on fill's shift of the bid-only outcome, ``D_a`` likewise, ``S = D_b + D_a -
+    D_both``, ``D_both = W(q+m_b-m_a) - W(q)``. A side with 0 lots has gain 0 and no coupling.
+
+    ``adj_b[j']`` is the shift of the bid-only outcome ending at inventory index ``j' + 1`` (and
+    ``adj_a[j']`` of the ask-only outcome ending at ``j' - 1``: :func:`_jump_corrections`): the
+    shift depends on the post-fill inventory only, so ``m_b`` lots read ``adj_b[j + m_b - 1]``."""
+    db_gain = w[j + m_b] - w[j] + adj_b[j + m_b - 1] if m_b > 0 else 0.0
+    da_gain = w[j - m_a] - w[j] + adj_a[j - m_a + 1] if m_a > 0 else 0.0
+    d_both = w[j + m_b - m_a] - w[j] if m_b > 0 and m_a > 0 else 0.0
+    return db_gain, da_gain, db_gain + da_gain - d_both
+
+
 @njit(cache=True)
-def _quote_step(w, adj_b, adj_a, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, out_val, out_db,
-                out_da):
+def _quote_step(w, adj_b, adj_a, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, max_lots, out_val,
+                out_db, out_da, out_lb, out_la):
     """One step's quoting problem at every inventory, given W (values after the step's penalties)
     and the jump on fill's corrections ``adj_b``, ``adj_a`` of the one-fill outcomes (module
-    docstring, "Adverse selection"; zeros without it): :func:`_one_step` with one lot per fill and
-    the coupling ``S = D_b + D_a`` (both fills keep q)."""
+    docstring, "Adverse selection"; zeros without it).
+
+    Without quote sizes (``max_lots = 0``): :func:`_one_step` with one lot per fill and the coupling
+    ``S = D_b + D_a`` (both fills keep q). With ``max_lots = m > 0`` ("Quote sizes"): the best of
+    :func:`_one_step` over every ``(m_b, m_a)`` in ``{0..min(m, Q-q)} x {0..min(m, Q+q)}`` (a side
+    with 0 lots never fills), ties within 1e-12 (relative) going to fewer lots. ``out_lb``,
+    ``out_la`` receive the lots (int64; without sizes the one lot each side shows, 0 at the bound)."""
     n_q = w.shape[0]
     for j in range(n_q):
         q = j - q_max
-        can_b = q + 1 <= q_max
-        can_a = q - 1 >= -q_max
-        db_gain = w[j + 1] - w[j] + adj_b[j] if can_b else 0.0
-        da_gain = w[j - 1] - w[j] + adj_a[j] if can_a else 0.0
-        d_b, d_a, best = _one_step(db_gain, da_gain, db_gain + da_gain, can_b, can_a, c_b, c_a, k_b,
-                                   k_a, poisson, fee, tick, 1.0, 1.0)
-        out_db[j] = d_b
-        out_da[j] = d_a
+        if max_lots == 0:
+            can_b = q + 1 <= q_max
+            can_a = q - 1 >= -q_max
+            db_gain = w[j + 1] - w[j] + adj_b[j] if can_b else 0.0
+            da_gain = w[j - 1] - w[j] + adj_a[j] if can_a else 0.0
+            d_b, d_a, best = _one_step(db_gain, da_gain, db_gain + da_gain, can_b, can_a, c_b, c_a,
+                                       k_b, k_a, poisson, fee, tick, 1.0, 1.0)
+            out_db[j] = d_b
+            out_da[j] = d_a
+            out_lb[j] = 1 if can_b else 0
+            out_la[j] = 1 if can_a else 0
+            out_val[j] = w[j] + best
+            continue
+        best = -np.inf
+        for m_b in range(min(max_lots, q_max - q) + 1):
+            for m_a in range(min(max_lots, q_max + q) + 1):
+                db_gain, da_gain, s = _sized_gains(w, adj_b, adj_a, j, m_b, m_a)
+                d_b, d_a, gain = _one_step(db_gain, da_gain, s, m_b > 0, m_a > 0, c_b, c_a, k_b,
+                                           k_a, poisson, fee, tick, float(max(m_b, 1)),
+                                           float(max(m_a, 1)))
+                if gain > best + 1e-12 * (1.0 + abs(best)) or best == -np.inf:
+                    best = gain
+                    out_db[j] = d_b
+                    out_da[j] = d_a
+                    out_lb[j] = m_b
+                    out_la[j] = m_a
         out_val[j] = w[j] + best
 
 
@@ -365,12 +437,13 @@ def _continuation(v_next, p_row, out_mix):
 
 @njit(cache=True)
 def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
-           trans, fee, tick, hedge_on, h_max, half_spread, eta, taker, nu, out_value, out_db, out_da,
-           out_v):
+           trans, fee, tick, hedge_on, h_max, half_spread, eta, taker, nu, max_lots, out_value,
+           out_db, out_da, out_v, out_lb, out_la):
     """Backward induction over (t, r, q) (module docstring, "Regimes"): per-regime parameters are
     (R,) arrays, the per-step ones (n, R) (``damp_coef``) and (n, R, 2Q+1) (``adj_b``, ``adj_a``;
-    "Scheduled events"), ``trans`` the (R, R) one-step transition matrix;
-    the outputs carry the regime axis, ``out_value`` (n_steps + 1, R, 2Q+1)."""
+    "Scheduled events"), ``trans`` the (R, R) one-step transition matrix, ``max_lots`` the quote
+    sizes' m (0: one lot, "Quote sizes"); the outputs carry the regime axis, ``out_value``
+    (n_steps + 1, R, 2Q+1), the lots ``out_lb``, ``out_la`` (n_steps, R, 2Q+1) int64."""
     n_q = 2 * q_max + 1
     n_r = trans.shape[0]
     mix = np.empty(n_q)
@@ -384,7 +457,8 @@ def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coe
             _continuation(out_value[t + 1], trans[r], mix)
             _penalised(mix, q_max, dt, phi, alpha, t == n_steps - 1, damp_coef[t, r], w)
             _quote_step(w, adj_b[t, r], adj_a[t, r], q_max, c_b[r], c_a[r], k_b[r], k_a[r], poisson, fee,
-                        tick, quote_val, out_db[t, r], out_da[t, r])
+                        tick, max_lots, quote_val, out_db[t, r], out_da[t, r], out_lb[t, r],
+                        out_la[t, r])
             if hedge_on:
                 _hedge_step(quote_val, q_max, h_max, half_spread, eta, taker, nu, out_value[t, r],
                             out_v[t, r])
@@ -396,8 +470,11 @@ def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coe
 
 @njit(cache=True)
 def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
-              trans, fee, tick, hedge_on, half_spread, eta, taker, nu, d_b, d_a, hedge, out_value):
-    """Expected summed reward of a fixed (t, r, q) policy: the same recursion without the max."""
+              trans, fee, tick, hedge_on, half_spread, eta, taker, nu, d_b, d_a, hedge, lots_b,
+              lots_a, out_value):
+    """Expected summed reward of a fixed (t, r, q) policy: the same recursion without the max.
+    ``lots_b``, ``lots_a``: (n, R, 2Q+1) int64 lots the policy shows, clipped here to the room the
+    bound leaves as the kernel clips them (ones: one lot per side, the rule without quote sizes)."""
     n_q = 2 * q_max + 1
     n_r = trans.shape[0]
     mix = np.empty(n_q)
@@ -417,11 +494,13 @@ def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_
                 if tick > 0.0:
                     db = math.ceil(db / tick - 1e-9) * tick
                     da = math.ceil(da / tick - 1e-9) * tick
-                p_b = _prob(db, c_b[r], k_b[r], poisson) if q + 1 <= q_max else 0.0
-                p_a = _prob(da, c_a[r], k_a[r], poisson) if q - 1 >= -q_max else 0.0
-                gb = w[j + 1] - w[j] + adj_b[t, r, j] if q + 1 <= q_max else 0.0
-                ga = w[j - 1] - w[j] + adj_a[t, r, j] if q - 1 >= -q_max else 0.0
-                quote_val[j] = w[j] + _step_gain(p_b, p_a, db, da, gb, ga, gb + ga, 1.0, 1.0, fee)
+                m_b = max(0, min(lots_b[t, r, j], q_max - q))
+                m_a = max(0, min(lots_a[t, r, j], q_max + q))
+                p_b = _prob(db, c_b[r], k_b[r], poisson) if m_b > 0 else 0.0
+                p_a = _prob(da, c_a[r], k_a[r], poisson) if m_a > 0 else 0.0
+                gb, ga, s = _sized_gains(w, adj_b[t, r], adj_a[t, r], j, m_b, m_a)
+                quote_val[j] = w[j] + _step_gain(p_b, p_a, db, da, gb, ga, s, float(m_b),
+                                                 float(m_a), fee)
             for j in range(n_q):
                 q = j - q_max
                 v = hedge[t, r, j] if hedge_on else 0
@@ -444,10 +523,16 @@ class DPSolution:
         q_max: the bound Q. exact: False when tick rounding made the DP an approximation.
         regimes: R on a scenario with regimes (the middle axis above), else None.
         initial: the regime at the start of an episode (0 without regimes).
+        lots_b, lots_a: (n_steps, 2Q+1) int64 (idem), the lots shown per side at post-hedge
+            inventory q ("Quote sizes"; without ``action.quote_size``: 1, and 0 on the side the
+            bound removes). None when not given (tables built by hand).
     """
 
-    def __init__(self, value, delta_b, delta_a, hedge, q_max, exact, regimes=None, initial=0):
+    def __init__(self, value, delta_b, delta_a, hedge, q_max, exact, regimes=None, initial=0,
+                 lots_b=None, lots_a=None):
         self.value = value
+        self.lots_b = lots_b
+        self.lots_a = lots_a
         self.delta_b = delta_b
         self.delta_a = delta_a
         self.hedge = hedge
@@ -634,6 +719,7 @@ def _dp_params(config: EnvConfig) -> dict[str, Any]:
         tick=tick if exact else 0.0, hedge_on=bool(a.hedge), h_max=a.hedge_max_lots,
         half_spread=im.half_spread, eta=im.eta, taker=r.taker_fee, nu=im.nu, exact=exact,
         raw_tick=tick, regimes=n_r if has_regimes else None, initial=int(tab.initial),
+        max_lots=int(a.quote_size),
     )
 
 
@@ -641,8 +727,8 @@ def solve_optimal(config: EnvConfig) -> DPSolution:
     """Solve the exact discrete-time optimum of ``config`` (module docstring) by backward DP.
 
     Returns:
-        :class:`DPSolution` with V_t(q), the depth tables and the hedge table (with a regime axis
-        on a scenario with regimes).
+        :class:`DPSolution` with V_t(q), the depth tables, the hedge table and the lot tables (with
+        a regime axis on a scenario with regimes).
 
     Raises:
         ConfigError: for a CARA objective.
@@ -655,10 +741,12 @@ def solve_optimal(config: EnvConfig) -> DPSolution:
     d_b = np.empty((n, n_r, n_q))
     d_a = np.empty((n, n_r, n_q))
     hedge = np.zeros((n, n_r, n_q), dtype=np.int64)
+    lots_b = np.zeros((n, n_r, n_q), dtype=np.int64)
+    lots_a = np.zeros((n, n_r, n_q), dtype=np.int64)
     _solve(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
            p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], p["fee"], p["tick"],
-           p["hedge_on"], p["h_max"], p["half_spread"], p["eta"], p["taker"], p["nu"], value, d_b,
-           d_a, hedge)
+           p["hedge_on"], p["h_max"], p["half_spread"], p["eta"], p["taker"], p["nu"],
+           p["max_lots"], value, d_b, d_a, hedge, lots_b, lots_a)
     if not p["exact"]:
         warnings.warn(
             f"optimal: not exact: {inexact_reason(config)}; the DP solves the tick-free problem "
@@ -667,7 +755,9 @@ def solve_optimal(config: EnvConfig) -> DPSolution:
         d_a = d_a - 0.5 * p["raw_tick"]
     if p["regimes"] is None:  # the intensity market: no regime axis
         value, d_b, d_a, hedge = value[:, 0], d_b[:, 0], d_a[:, 0], hedge[:, 0]
-    return DPSolution(value, d_b, d_a, hedge, q_max, p["exact"], p["regimes"], p["initial"])
+        lots_b, lots_a = lots_b[:, 0], lots_a[:, 0]
+    return DPSolution(value, d_b, d_a, hedge, q_max, p["exact"], p["regimes"], p["initial"],
+                      lots_b, lots_a)
 
 
 def _tables(x: Any, n: int, n_r: int, n_q: int, dtype: type) -> np.ndarray:
@@ -681,7 +771,8 @@ def _tables(x: Any, n: int, n_r: int, n_q: int, dtype: type) -> np.ndarray:
 
 
 def evaluate_tables(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
-                    hedge: np.ndarray | None = None) -> np.ndarray:
+                    hedge: np.ndarray | None = None, lots_b: np.ndarray | None = None,
+                    lots_a: np.ndarray | None = None) -> np.ndarray:
     """Exact expected summed reward V_t(q) of a fixed policy (same recursion, no max).
 
     Args:
@@ -691,6 +782,10 @@ def evaluate_tables(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
             in every regime: the static baselines).
         hedge: (n_steps, 2Q+1) (or (n_steps, R, 2Q+1)) int market orders at pre-hedge inventory
             (ignored without the hedge action).
+        lots_b, lots_a: (n_steps, 2Q+1) (or (n_steps, R, 2Q+1)) int lots shown per side at
+            post-hedge inventory, clipped to the room the bound leaves as the kernel clips them
+            (module docstring, "Quote sizes"); None: one lot (the static baselines' sizes). Lots
+            above 1 need ``action.quote_size`` (a ValueError names the largest allowed).
 
     Returns:
         (n_steps + 1, 2Q+1) float64 values ((n_steps + 1, R, 2Q+1) with regimes). Exact when
@@ -705,19 +800,28 @@ def evaluate_tables(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
     delta_b = _tables(delta_b, n, n_r, n_q, np.float64)
     delta_a = _tables(delta_a, n, n_r, n_q, np.float64)
     hedge = np.zeros((n, n_r, n_q), np.int64) if hedge is None else _tables(hedge, n, n_r, n_q, np.int64)
+    lots = []
+    for name, x in (("lots_b", lots_b), ("lots_a", lots_a)):
+        x = np.ones((n, n_r, n_q), np.int64) if x is None else _tables(x, n, n_r, n_q, np.int64)
+        top = max(1, p["max_lots"])
+        if x.min() < 0 or x.max() > top:
+            raise ValueError(f"{name}: lots must be in 0..{top} (action.quote_size = "
+                             f"{p['max_lots']}), got {x.min()}..{x.max()}")
+        lots.append(x)
     value = np.empty((n + 1, n_r, n_q))
     _evaluate(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
               p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], p["fee"],
               p["raw_tick"] if p["exact"] else 0.0,
               p["hedge_on"], p["half_spread"], p["eta"], p["taker"], p["nu"], delta_b, delta_a,
-              hedge, value)
+              hedge, lots[0], lots[1], value)
     return value[:, 0] if p["regimes"] is None else value
 
 
 def policy_value(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
-                 hedge: np.ndarray | None = None) -> float:
+                 hedge: np.ndarray | None = None, lots_b: np.ndarray | None = None,
+                 lots_a: np.ndarray | None = None) -> float:
     """:func:`evaluate_tables` at the episode's start: V_0(q0) (in the initial regime)."""
-    value = evaluate_tables(config, delta_b, delta_a, hedge)
+    value = evaluate_tables(config, delta_b, delta_a, hedge, lots_b, lots_a)
     j0 = config.market.q0 + config.market.max_inventory
     if value.ndim == 3:
         return float(value[0, _regimes(config)[0].initial, j0])
@@ -774,10 +878,19 @@ class OptimalPolicy(DepthPolicy):
     def _hedge(self, step, q):
         return self.solution.hedge[self._index(step, q)]
 
+    def _lots(self, step, q):
+        idx = self._index(step, q)
+        return self.solution.lots_b[idx], self.solution.lots_a[idx]
+
     def tables(self):
         if self.solution.regimes is None:
             return super().tables()
         return self.solution.delta_b, self.solution.delta_a, self.solution.hedge
+
+    def size_tables(self):
+        if self.solution.regimes is None or self.config.action.quote_size == 0:
+            return super().size_tables()
+        return self.solution.lots_b, self.solution.lots_a
 
     def describe(self):
         out = {"name": self.name, "v0": self.v0, "exact": self.exact}

@@ -257,8 +257,10 @@ def _audit_step(records, start, t, aux, col, cash0, inv0, im, maker, taker) -> N
     """Append this step's trades: market order, then bid fill, then ask fill (the kernel's order,
     :mod:`mmgym.scenarios.intensity`); ``col``: aux column of each name."""
     v = aux[:, col["hedge_lots"]]
-    fb = aux[:, col["fill_bid"]] > 0
-    fa = aux[:, col["fill_ask"]] > 0
+    lots_b = aux[:, col["fill_bid"]]  # lots (more than one with action.quote_size)
+    lots_a = aux[:, col["fill_ask"]]
+    fb = lots_b > 0
+    fa = lots_a > 0
     active = np.flatnonzero((v != 0) | fb | fa)
     for i in active:
         cash = float(cash0[i])
@@ -272,14 +274,16 @@ def _audit_step(records, start, t, aux, col, cash0, inv0, im, maker, taker) -> N
             records.append(("", start + i, t, "market_buy" if vi > 0 else "market_sell", px, abs(vi), q, cash))
         if fb[i]:
             px = float(aux[i, col["bid_px"]])
-            cash -= px + maker
-            q += 1
-            records.append(("", start + i, t, "bid", px, 1, q, cash))
+            lb = int(lots_b[i])
+            cash -= lb * (px + maker)
+            q += lb
+            records.append(("", start + i, t, "bid", px, lb, q, cash))
         if fa[i]:
             px = float(aux[i, col["ask_px"]])
-            cash += px - maker
-            q -= 1
-            records.append(("", start + i, t, "ask", px, 1, q, cash))
+            la = int(lots_a[i])
+            cash += la * (px - maker)
+            q -= la
+            records.append(("", start + i, t, "ask", px, la, q, cash))
 
 
 # ---------------------------------------------------------------------------- evaluation ---
@@ -369,7 +373,7 @@ def run_evaluation(
             value = None
             if not_exact is None:
                 try:
-                    value = policy_value(env_config, *pol.tables())
+                    value = policy_value(env_config, *pol.tables(), *(pol.size_tables() or ()))
                 except ConfigError as exc:  # the DP's refusals (a CARA objective)
                     if exact_env:
                         not_exact = str(exc)

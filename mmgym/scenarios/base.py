@@ -32,11 +32,14 @@ __all__ = ["Scenario", "ActionLayout", "RegimeTable"]
 
 class ActionLayout(NamedTuple):
     """Which action columns are what, for ``K`` assets: depths (or their normalised actions) of the
-    bids ``bid``, of the asks ``ask``, market orders ``hedge`` (None without the hedge action)."""
+    bids ``bid``, of the asks ``ask``, market orders ``hedge`` (None without the hedge action), and
+    the quoted lots ``size_bid``, ``size_ask`` (None without ``action.quote_size``)."""
 
     bid: slice
     ask: slice
     hedge: slice | None
+    size_bid: slice | None = None
+    size_ask: slice | None = None
 
 
 class RegimeTable(NamedTuple):
@@ -174,13 +177,19 @@ class Scenario:
         raise NotImplementedError
 
     def action_layout(self, config: EnvConfig) -> ActionLayout:
-        """Action columns: K bid depths, K ask depths, then K market orders with the hedge action."""
+        """Action columns: K bid depths, K ask depths, then K market orders with the hedge action,
+        then K bid and K ask sizes with ``action.quote_size`` > 0 (:mod:`mmgym.sim.quotes`)."""
         k = self.num_assets
-        return ActionLayout(slice(0, k), slice(k, 2 * k), slice(2 * k, 3 * k) if config.action.hedge else None)
+        h = 1 if config.action.hedge else 0
+        base = (2 + h) * k
+        sized = config.action.quote_size > 0
+        return ActionLayout(slice(0, k), slice(k, 2 * k), slice(2 * k, 3 * k) if h else None,
+                            slice(base, base + k) if sized else None,
+                            slice(base + k, base + 2 * k) if sized else None)
 
     def action_space(self, config: EnvConfig, raw_depths: bool = False) -> spaces.Box:
         """[-1, 1]^d (normalised), or unbounded raw depths (and lots) for the baselines."""
-        dim = (3 if config.action.hedge else 2) * self.num_assets
+        dim = ((3 if config.action.hedge else 2) + (2 if config.action.quote_size > 0 else 0)) * self.num_assets
         if raw_depths:
             return spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float64)
         return spaces.Box(-1.0, 1.0, shape=(dim,), dtype=np.float32)

@@ -8,12 +8,17 @@ One step of length ``dt``, in order, for each env:
    moves by the permanent impact ``nu v`` (:func:`mmgym.sim.processes.almgren_chriss_hedge`).
 1. **Quotes** from the post-hedge state (:mod:`mmgym.sim.quotes`), rounded away from the mid onto
    the tick grid if ``tick > 0``.
-2. **Fills.** Each side fills one lot with ``p = min(1, A e^{-k delta} dt)`` (linear, AS 2008
-   sec. 3) or ``1 - exp(-A e^{-k delta} dt)`` (poisson).
-3. **Bound.** A side whose fill would take ``|q|`` above ``Q`` does not quote.
-4. **Cash and mid.** Cash and inventory change at the quoted prices, then
-   ``mid += sigma sqrt(dt) Z + xi (F_ask - F_bid)`` (:func:`mmgym.sim.processes.brownian_mid`;
-   ``xi = market.adverse_jump``, F our own fills this step: the jump on fill of Guéant, Lehalle &
+2. **Fills.** Each side fills with ``p = min(1, A e^{-k delta} dt)`` (linear, AS 2008
+   sec. 3) or ``1 - exp(-A e^{-k delta} dt)`` (poisson), taking the side's whole size: one lot,
+   or with ``action.quote_size`` = m > 0 the 0..m lots the action chose (0: no quote); ``p`` does
+   not depend on the size (a market order reaching our quote takes all we show: a modelling choice).
+3. **Bound.** A side shows at most the room left: bid ``min(lots, Q - q)``, ask
+   ``min(lots, Q + q)``; a side left with 0 lots does not quote (one lot: a side whose fill would
+   take ``|q|`` above ``Q`` does not quote).
+4. **Cash and mid.** Cash and inventory change by the filled lots at the quoted prices (maker fee
+   per lot), then ``mid += sigma sqrt(dt) Z + xi (F_ask - F_bid)``
+   (:func:`mmgym.sim.processes.brownian_mid`; ``xi = market.adverse_jump``, F in {0, 1} our own
+   fill *events* this step, whatever their lots: the jump on fill of Guéant, Lehalle &
    Fernandez-Tapia 2013, sec. 5, :func:`mmgym.sim.processes.jump_on_fill`).
 5. **Reward** (:mod:`mmgym.sim.ledger`) with q after the fills.
 
@@ -32,7 +37,7 @@ from numba import njit, prange
 
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..sim.jit import entry
-from ..sim.ledger import OBS, REWARD_DTYPE, Outcome, pack_reward
+from ..sim.ledger import AUX, OBS, REWARD_DTYPE, Outcome, pack_reward
 from ..sim.processes import (
     IMPACT_DTYPE,
     MARKET_DTYPE,
@@ -46,7 +51,14 @@ from ..sim.processes import (
     pack_obs,
     round_to_tick,
 )
-from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, first_bad_row, pack_action
+from ..sim.quotes import (
+    ACTION_DTYPE,
+    action_depths,
+    action_hedge,
+    action_lots,
+    first_bad_row,
+    pack_action,
+)
 from ..sim.skeleton import reset_rows, reset_track, step_rows
 from .base import Scenario
 
@@ -58,6 +70,14 @@ O_VOL = OBS["volatility"]
 O_FILL_BID = OBS["fill_bid"]
 O_FILL_ASK = OBS["fill_ask"]
 O_RET = OBS["mid_return"]
+
+#: The ledger's aux columns, then the quoted sizes (written with ``action.quote_size`` > 0 only).
+AUX_COLUMNS = AUX.extend([
+    ("size_bid", "lots our bid showed after the inventory bound (0: not quoting); action.quote_size > 0"),
+    ("size_ask", "lots our ask showed after the inventory bound (0: not quoting); action.quote_size > 0"),
+])
+AUX_SIZE_BID = AUX_COLUMNS["size_bid"]
+AUX_SIZE_ASK = AUX_COLUMNS["size_ask"]
 
 #: The parameter record: one sub-record per component.
 PARAMS_DTYPE = np.dtype([("market", MARKET_DTYPE), ("impact", IMPACT_DTYPE),
@@ -169,7 +189,8 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
         mid_consts: the mid process's parameters.
 
     Returns:
-        The step's :class:`~mmgym.sim.ledger.Outcome`, and 0 (nothing else for ``post_step``).
+        The step's :class:`~mmgym.sim.ledger.Outcome` (fills in lots), and for ``post_step``
+        ``(bid lots shown, ask lots shown, sizes chosen by the action)``.
     """
     s = st.mid[i]
     q = st.inventory[i]
@@ -186,17 +207,20 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
     d_bid, d_ask, gamma, skew = action_depths(actions, i, qc, q, c.sig2, tau, work.gam,
                                               work.l_bid, work.l_ask)
     bid, ask, d_bid, d_ask = round_to_tick(s, d_bid, d_ask, c.tick)
-    # 2./3. fills
-    fb, fa, quote_bid, quote_ask, r0, r1 = exponential_fills(
-        q, d_bid, d_ask, c.q_max, c.poisson, c.a_bid_dt, c.a_ask_dt, c.ln_a_bid_dt, c.ln_a_ask_dt,
-        c.k_bid, c.k_ask, r0, r1)
-    # 4. cash and inventory at the quoted prices, then the mid moves (and jumps on our fills)
+    # 2./3. fills (fb, fa: lots), the sizes clipped to the bound
+    lots_b, lots_a = action_lots(actions, i, qc)
+    fb, fa, show_b, show_a, r0, r1 = exponential_fills(
+        q, d_bid, d_ask, lots_b, lots_a, c.q_max, c.poisson, c.a_bid_dt, c.a_ask_dt, c.ln_a_bid_dt,
+        c.ln_a_ask_dt, c.k_bid, c.k_ask, r0, r1)
+    quote_bid = show_b > 0
+    quote_ask = show_a > 0
+    # 4. cash and inventory at the quoted prices, then the mid moves (and jumps once per fill event)
     cash += fa * ask - fb * bid
     q += fb - fa
     maker = c.maker_fee * (fb + fa)
     cash -= maker
     ds, r0, r1 = mid_process(mid_consts, s, r0, r1)
-    ds += jump_on_fill(c.jump, fb, fa)
+    ds += jump_on_fill(c.jump, np.int64(fb > 0), np.int64(fa > 0))
     tr.rng[i, 0] = r0
     tr.rng[i, 1] = r1
     s_new = s + ds
@@ -206,7 +230,7 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
     w_after = cash + q * s_new
     return Outcome(w_after - w_before, impact_cost, maker + taker, q, ds, w_after - tr.wealth0[i],
                    bid, ask, quote_bid, quote_ask, d_bid, d_ask, gamma, skew, v, fb, fa, s,
-                   ask - bid), np.int64(0)
+                   ask - bid), (show_b, show_a, qc.max_lots > 0)
 
 
 @njit(cache=True, inline="always")
@@ -222,8 +246,16 @@ def intensity_market_step(tr, st, p, c, qc, actions, work, i):
 
 
 @njit(cache=True, inline="always")
-def no_post_step(tr, st, p, c, i, o, x, out):
-    """Nothing beyond the ledger's columns."""
+def post_step(tr, st, p, c, i, o, x, out):
+    """The quoted sizes' aux columns (``x`` from :func:`market_step`), with ``action.quote_size``
+    > 0 only (without it the columns stay 0 and are not in ``info``)."""
+    if x[2]:
+        out.aux[i, AUX_SIZE_BID] = x[0]
+        out.aux[i, AUX_SIZE_ASK] = x[1]
+
+
+#: The name scenarios built on this market used before quote sizes (they write nothing else).
+no_post_step = post_step
 
 
 @njit(cache=True, inline="always")
@@ -233,8 +265,9 @@ def write_obs(row, st, p, c, i, out_obs):
     vol = min(10.0, np.sqrt(row.vol_var) * c.inv_sd)
     ret = min(10.0, max(-10.0, row.mid_ret * c.inv_sd))
     # one tuple stored by a loop: LLVM packs the six float32 stores
+    # fills are lots with action.quote_size; the feature is the fill event (0 or 1)
     o = (st.inventory[i] * c.inv_q_max, (c.n_steps - row.step) * c.inv_n_steps, vol,
-         float(row.fill_bid), float(row.fill_ask), ret)
+         float(min(row.fill_bid, 1)), float(min(row.fill_ask, 1)), ret)
     for j in range(6):
         out_obs[i, j] = o[j]
 
@@ -260,7 +293,7 @@ def step(tr, st, params, actions, out, work, lo, hi):
     if bad >= 0:
         return bad
     step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, intensity_market_step,
-              no_post_step, write_obs, reset_row)
+              post_step, write_obs, reset_row)
     return -1
 
 
@@ -288,6 +321,7 @@ class IntensityScenario(Scenario):
     """The intensity market (module docstring)."""
 
     id = ENV_ID
+    aux = AUX_COLUMNS
     params_dtype = PARAMS_DTYPE
     state_fields = ("mid", "cash", "inventory", "step", "vol_var", "mid_ret", "wealth0")
     per_asset_fields = ("mid", "inventory")
@@ -305,6 +339,12 @@ class IntensityScenario(Scenario):
 
     def observation_space(self, config):
         return observation_space()
+
+    def unused_aux(self, config, raw_depths=False):
+        unused = set(super().unused_aux(config, raw_depths))
+        if config.action.quote_size == 0:
+            unused |= {"size_bid", "size_ask"}
+        return frozenset(unused)
 
 
 def observation_space() -> spaces.Box:

@@ -154,7 +154,7 @@ def step(tr, st, params, actions, out, work, lo, hi):
     if bad >= 0:
         return bad
     step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step,
-              intensity.no_post_step, write_obs, reset_row)
+              intensity.post_step, write_obs, reset_row)
     return -1
 
 

@@ -240,7 +240,8 @@ def market_step(tr, st, p, c, qc, actions, work, i):
 @njit(cache=True, inline="always")
 def post_step(tr, st, p, c, i, o, x, out):
     """Rule 6: the regime's transition, one uniform from the row's stream (after the step's
-    fill and mid variates)."""
+    fill and mid variates); first the intensity market's (the quoted sizes' aux columns)."""
+    intensity.post_step(tr, st, p, c[0], i, o, x, out)
     g = c[1]
     r0 = tr.rng[i, 0]
     r1 = tr.rng[i, 1]

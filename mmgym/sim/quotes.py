@@ -14,8 +14,15 @@ Action modes (``ACTION_DTYPE.mode``):
 - ``MODE_DEPTHS``: raw depths ``(delta_b, delta_a)`` taken as they are (the baselines' mode; not a
   normalised action space).
 
-The hedge dimension, when present, is the last action column: a market order of
-``round(a hedge_max_lots)`` lots in the normalised modes, ``round(a)`` lots in ``MODE_DEPTHS``.
+The hedge dimension, when present, is the column after the depths (``hedge_col``): a market order
+of ``round(a hedge_max_lots)`` lots in the normalised modes, ``round(a)`` lots in ``MODE_DEPTHS``.
+
+The quote sizes (``action.quote_size`` = m > 0) are the two last columns (``lots_col``: bid, then
+ask): ``floor((a + 1)/2 m + 1/2)`` lots in the normalised modes (``a`` clipped to [-1, 1]: the
+nearest of 0..m, halves rounded up, so each interior lot count owns an action interval of width 2/m
+and 0 and m half of that), ``floor(a + 1/2)`` clipped to [0, m] in ``MODE_DEPTHS``
+(:func:`action_lots`). 0 lots: that side does not quote. Without sizes (m = 0) each side shows one
+lot, as before sizes existed.
 
 The as_hybrid terms ``gamma`` and ``ln(1 + gamma/k) / gamma`` are computed for all rows in one
 pass (:func:`hybrid_prepass`) with the vectorised exp/log of :mod:`mmgym.sim.vecmath`: libm one
@@ -46,6 +53,9 @@ ACTION_DTYPE = np.dtype([
     ("offset_max", np.float64),  # offsets: depth at a = +1
     ("hedge", np.bool_),  # the last action column is a market order
     ("hedge_max", np.float64),  # lots at |a| = 1 (normalised modes)
+    ("hedge_col", np.int64),  # action column of the market order (-1: none)
+    ("max_lots", np.int64),  # quote sizes: m (0: one lot per side, no size columns)
+    ("lots_col", np.int64),  # action column of the bid's size (the ask's is the next; -1: none)
 ])
 
 
@@ -64,6 +74,9 @@ def pack_action(action_config, raw_depths: bool = False) -> np.ndarray:
     rec["offset_max"] = a.offset_max
     rec["hedge"] = bool(a.hedge)
     rec["hedge_max"] = a.hedge_max_lots
+    rec["hedge_col"] = 2 if a.hedge else -1  # one asset: bid, ask, [hedge], [size_bid, size_ask]
+    rec["max_lots"] = a.quote_size
+    rec["lots_col"] = (3 if a.hedge else 2) if a.quote_size > 0 else -1
     return rec
 
 
@@ -125,13 +138,16 @@ class QuoteConsts(NamedTuple):
     offset_half_span: float
     hedge: bool
     hedge_max: float
+    hedge_col: int
+    max_lots: int
+    lots_col: int
 
 
 @njit(cache=True, inline="always")
 def quote_consts(pa):
     """:class:`QuoteConsts` of an ``ACTION_DTYPE`` record."""
     return QuoteConsts(pa.mode, pa.skew_max, pa.offset_min, 0.5 * (pa.offset_max - pa.offset_min),
-                       pa.hedge, pa.hedge_max)
+                       pa.hedge, pa.hedge_max, pa.hedge_col, pa.max_lots, pa.lots_col)
 
 
 @njit(cache=True, inline="always")
@@ -166,10 +182,32 @@ def action_hedge(actions, i, qc):
     """Market-order lots of row ``i`` (positive buys; 0 without the hedge column), before any bound."""
     if not qc.hedge:
         return np.int64(0)
-    a = actions[i, actions.shape[1] - 1]
+    a = actions[i, qc.hedge_col]
     if qc.mode != MODE_DEPTHS:
         a = min(1.0, max(-1.0, a)) * qc.hedge_max
     return np.int64(np.rint(a))
+
+
+@njit(cache=True, inline="always")
+def lots_of(a, max_lots, raw):
+    """Lots of one size column (module docstring): ``floor((a + 1)/2 m + 1/2)`` with ``a`` clipped
+    to [-1, 1], or with ``raw`` (``MODE_DEPTHS``) ``floor(a + 1/2)`` clipped to [0, m]."""
+    if raw:
+        x = a
+    else:
+        x = (min(1.0, max(-1.0, a)) + 1.0) * 0.5 * max_lots
+    return np.int64(min(float(max_lots), max(0.0, np.floor(x + 0.5))))
+
+
+@njit(cache=True, inline="always")
+def action_lots(actions, i, qc):
+    """Lots row ``i`` shows on (bid, ask) before the inventory bound: (1, 1) without size columns
+    (``action.quote_size`` = 0), else :func:`lots_of` of the two size columns."""
+    if qc.max_lots == 0:
+        return np.int64(1), np.int64(1)
+    raw = qc.mode == MODE_DEPTHS
+    c = qc.lots_col
+    return (lots_of(actions[i, c], qc.max_lots, raw), lots_of(actions[i, c + 1], qc.max_lots, raw))
 
 
 @njit(cache=True)
