@@ -96,8 +96,7 @@ def _trajectory(cfg, actions_fn, n_env=8, steps=90, seed=7):
 
 def test_one_lot_sizes_reproduce_the_size_free_env():
     """``quote_size = 1`` with both size actions at +1 (one lot) is the env without sizes, draw for
-    draw; with ``quote_size = 3`` the action 1/3 (nearest lot count: 1... (a+1)/2*3 = 2, so -1/3)
-    does the same."""
+    draw; so is ``quote_size = 3`` with both size actions at -1/3 ((a + 1)/2 * 3 = 1 lot)."""
     base = _env(market=dict(max_inventory=3, horizon=0.5, adverse_jump=0.2), action=dict(mode="offsets"))
     plain = _trajectory(base, lambda rng, n: rng.uniform(-1, 1, size=(n, 2)))
     for m, a in ((1, 1.0), (3, -1.0 / 3.0)):
@@ -306,8 +305,9 @@ def test_envs_with_sizes(env_id):
     assert venv.single_action_space.shape == (4,)
     venv.reset(seed=0)
     venv.step(venv.action_space.sample())
-    assert "size_bid" not in gym.make(env_id).unwrapped.market.aux_names or \
-        "size_bid" in gym.make(env_id).unwrapped.market.unused_aux
+    plain = gym.make(env_id)
+    plain.reset(seed=0)
+    assert "size_bid" not in plain.step(plain.action_space.sample())[4]  # not in info without sizes
 
 
 def test_refusals_are_one_line():
