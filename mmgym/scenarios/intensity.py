@@ -387,7 +387,8 @@ class MarketMakingEnv(ScenarioEnv):
 
     ## Action Space
 
-    ``Box(-1, 1, (2,))`` (``(3,)`` with ``action.hedge``), rescaled inside the env:
+    ``Box(-1, 1, (2,))`` (``(3,)`` with ``action.hedge``; two more with ``action.quote_size``),
+    rescaled inside the env:
 
     - ``action.mode: as_hybrid`` (default, the glass box): ``a[0]`` picks the risk aversion
       gamma = exp(ln gamma_min + (a[0]+1)/2 (ln gamma_max - ln gamma_min)); ``a[1]`` a skew
@@ -396,8 +397,14 @@ class MarketMakingEnv(ScenarioEnv):
       The chosen gamma and skew are in ``info["gamma"]``, ``info["skew"]``.
     - ``action.mode: offsets``: ``delta = offset_min + (a+1)/2 (offset_max - offset_min)`` per side
       (negative depths cross the mid).
-    - hedge (last dimension): a market order of round(a * hedge_max_lots) lots, positive buys,
+    - hedge (third dimension): a market order of round(a * hedge_max_lots) lots, positive buys,
       clipped to the inventory bound.
+    - quote sizes (last two dimensions, bid then ask, with ``action.quote_size`` = m > 0):
+      floor((a+1)/2 m + 1/2) lots in 0..m (nearest, halves up); 0 = the side does not quote. The
+      kernel clips them to the room the bound leaves (bid min(lots, Q - q), ask min(lots, Q + q)); a
+      fill takes the whole size with the side's usual probability (it does not depend on the size),
+      the maker fee is per lot and the jump on fill comes once per fill event. ``info["size_bid"]``,
+      ``info["size_ask"]``: the lots shown; ``info["fill_bid"]``, ``info["fill_ask"]``: lots filled.
 
     ## Observation Space
 
@@ -408,8 +415,8 @@ class MarketMakingEnv(ScenarioEnv):
     | 0   | inventory q                 | q / max_inventory                      | [-1, 1]    |
     | 1   | time remaining              | (T - t) / T                            | [0, 1]     |
     | 2   | realised volatility         | EWMA std of mid changes / (sigma sqrt(dt)), half-life ``observation.vol_halflife``, clipped | [0, 10] |
-    | 3   | last step's bid fill        | 0 or 1                                 | {0, 1}     |
-    | 4   | last step's ask fill        | 0 or 1                                 | {0, 1}     |
+    | 3   | last step's bid fill        | 0 or 1 (a fill event, whatever its lots) | {0, 1}   |
+    | 4   | last step's ask fill        | 0 or 1 (idem)                          | {0, 1}     |
     | 5   | last mid change             | dS / (sigma sqrt(dt)), clipped         | [-10, 10]  |
 
     dS is the mid's whole change over the step: with ``market.adverse_jump`` it includes the jump on

@@ -723,7 +723,7 @@ class LOBMarketMakingEnv(ScenarioEnv):
 
     ## Action Space
 
-    ``Box(-1, 1, (2,))`` (``(3,)`` with ``action.hedge``), as in ``mmgym/MarketMaking-v0``:
+    ``Box(-1, 1, (2,))`` (``(3,)`` with ``action.hedge``; ``action.quote_size`` is refused here), as in ``mmgym/MarketMaking-v0``:
     ``as_hybrid`` (risk aversion and skew of the Avellaneda-Stoikov rule, with ``market.sigma`` and
     ``market.k`` - e.g. from :mod:`mmgym.calibrate`), ``offsets`` (depths in price units between
     ``action.offset_min`` and ``action.offset_max``) and the hedge market order of

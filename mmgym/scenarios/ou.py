@@ -208,7 +208,8 @@ class OUMarketMakingEnv(ScenarioEnv):
 
     ## Action Space
 
-    As ``mmgym/MarketMaking-v0``: ``Box(-1, 1, (2,))`` (``(3,)`` with ``action.hedge``).
+    As ``mmgym/MarketMaking-v0``: ``Box(-1, 1, (2,))`` (``(3,)`` with ``action.hedge``), plus
+    the two quote sizes with ``action.quote_size`` (0..m lots per side, 0 = no quote).
 
     ## Observation Space
 
