@@ -45,6 +45,7 @@ from ..sim.processes import (
     almgren_chriss_hedge,
     brownian_mid,
     exponential_fills,
+    exponential_fills_sized,
     jump_on_fill,
     pack_impact,
     pack_market,
@@ -208,19 +209,30 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
                                               work.l_bid, work.l_ask)
     bid, ask, d_bid, d_ask = round_to_tick(s, d_bid, d_ask, c.tick)
     # 2./3. fills (fb, fa: lots), the sizes clipped to the bound
-    lots_b, lots_a = action_lots(actions, i, qc)
-    fb, fa, show_b, show_a, r0, r1 = exponential_fills(
-        q, d_bid, d_ask, lots_b, lots_a, c.q_max, c.poisson, c.a_bid_dt, c.a_ask_dt, c.ln_a_bid_dt,
-        c.ln_a_ask_dt, c.k_bid, c.k_ask, r0, r1)
-    quote_bid = show_b > 0
-    quote_ask = show_a > 0
+    if qc.max_lots == 0:  # one lot per side (the hot path: the pre-size rule, unchanged)
+        fb, fa, quote_bid, quote_ask, r0, r1 = exponential_fills(
+            q, d_bid, d_ask, c.q_max, c.poisson, c.a_bid_dt, c.a_ask_dt, c.ln_a_bid_dt,
+            c.ln_a_ask_dt, c.k_bid, c.k_ask, r0, r1)
+        ev_b = fb
+        ev_a = fa
+        show_b = np.int64(quote_bid)
+        show_a = np.int64(quote_ask)
+    else:
+        lots_b, lots_a = action_lots(actions, i, qc)
+        fb, fa, show_b, show_a, r0, r1 = exponential_fills_sized(
+            q, d_bid, d_ask, lots_b, lots_a, c.q_max, c.poisson, c.a_bid_dt, c.a_ask_dt,
+            c.ln_a_bid_dt, c.ln_a_ask_dt, c.k_bid, c.k_ask, r0, r1)
+        quote_bid = show_b > 0
+        quote_ask = show_a > 0
+        ev_b = np.int64(fb > 0)
+        ev_a = np.int64(fa > 0)
     # 4. cash and inventory at the quoted prices, then the mid moves (and jumps once per fill event)
     cash += fa * ask - fb * bid
     q += fb - fa
     maker = c.maker_fee * (fb + fa)
     cash -= maker
     ds, r0, r1 = mid_process(mid_consts, s, r0, r1)
-    ds += jump_on_fill(c.jump, np.int64(fb > 0), np.int64(fa > 0))
+    ds += jump_on_fill(c.jump, ev_b, ev_a)
     tr.rng[i, 0] = r0
     tr.rng[i, 1] = r1
     s_new = s + ds
