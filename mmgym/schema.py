@@ -118,6 +118,8 @@ class RewardConfig(Section):
     """Risk aversion g of the CARA terminal utility (objective: cara)."""
     dampening: float = Field(0.0, ge=0.0)
     """Asymmetric dampening eta of Spooner et al. (2018): each step also pays max(0, eta q dS)."""
+    risk_penalty: Literal["time", "variance"] = "time"
+    """What the running penalty charges per step: 'time', phi q^2 dt; 'variance', phi q^2 Var_t(dS)/sigma^2 with the step's actual price variance (a regime's sigma_r^2 dt, plus a scheduled event's jump variance on its step) and sigma = market.sigma (> 0). The two agree when nothing varies."""
 
 
 class ActionConfig(Section):
@@ -185,3 +187,10 @@ class EnvConfig(Section):
     """Action mapping."""
     observation: ObservationConfig = Field(default_factory=ObservationConfig)
     """Observation features."""
+
+    @model_validator(mode="after")
+    def _variance_needs_sigma(self) -> EnvConfig:
+        if self.reward.risk_penalty == "variance" and self.market.sigma <= 0.0:
+            raise ValueError("reward.risk_penalty: 'variance' measures the step's price variance "
+                             f"against market.sigma, which must be > 0 (got {self.market.sigma:g})")
+        return self

@@ -196,7 +196,8 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
         "pnl": dw + impact + maker + taker,
         "impact": -impact,
         "fees": -(maker + taker),
-        "inventory_penalty": -r.inventory_penalty * q * q * m.dt,
+        # the step's penalty time: dt, or Var_t(dS)/sigma^2 given by the caller (risk_penalty: variance)
+        "inventory_penalty": -r.inventory_penalty * q * q * (dynamics or {}).get("pen_dt", m.dt),
         "terminal_penalty": -r.terminal_penalty * q * q if last else 0.0,
         "dampening": -max(0.0, r.dampening * q * ds) if r.dampening > 0 else 0.0,
         "utility": 0.0,
