@@ -150,6 +150,10 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
         half = 0.5 * gamma * m.sigma**2 * tau
         d_bid = s - (r_px - half - math.log(1 + gamma / k_bid) / gamma)
         d_ask = (r_px + half + math.log(1 + gamma / k_ask) / gamma) - s
+        if a.spread:  # the extra half-spread column, on both sides
+            c = a.spread_min + (clip(action[2]) + 1) / 2 * (a.spread_max - a.spread_min)
+            d_bid += c
+            d_ask += c
     else:
         lo, hi = a.offset_min, a.offset_max
         d_bid = lo + (clip(action[0]) + 1) / 2 * (hi - lo)

@@ -65,6 +65,20 @@ def test_kernel_matches_python_reference(cfg_dict, seed, raw):
     _check_against_reference(load_env_config(cfg_dict), seed, raw)
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg_dict=configs, seed=st.integers(0, 2**32 - 1), raw=st.booleans(),
+       lo=st.floats(-1.0, 0.5), span=st.floats(0.1, 3.0))
+def test_kernel_matches_python_reference_with_extra_spread(cfg_dict, seed, raw, lo, span):
+    """``action.spread`` (as_hybrid's third column, an extra half-spread on both sides): 20 random
+    configs match the reference; the raw-depth mode (the baselines') has no such column."""
+    act = {**cfg_dict["action"], "mode": "as_hybrid", "spread": True, "spread_min": lo,
+           "spread_max": lo + span}
+    cfg = load_env_config({**cfg_dict, "action": act})
+    market = IntensityMarket(cfg, 1, raw_depths=raw)
+    assert market.action_dim == 2 + (0 if raw else 1) + int(act["hedge"])
+    _check_against_reference(cfg, seed, raw)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cfg_dict=configs, seed=st.integers(0, 2**32 - 1), raw=st.booleans(),
        jump=st.floats(0.01, 1.5))
