@@ -45,7 +45,7 @@ from ..config import ConfigError, EnvConfig
 from ..make import make_market
 
 __all__ = ["GlassBoxRecord", "GlassBoxTracker", "Q_POINTS", "QUANTITIES", "TB_QUANTITIES",
-           "driver_of", "record_glass_box", "summarize", "write_glass_box", "tb_scalars"]
+           "driver_of", "record_glass_box", "reference_scalars", "summarize", "write_glass_box", "tb_scalars"]
 
 #: the inventories at which ``skew_q<q>`` is reported
 Q_POINTS = (-2, -1, 0, 1, 2)
@@ -288,3 +288,16 @@ def write_glass_box(records: Mapping[str, GlassBoxRecord], out_dir: str | Path, 
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return [csv_path, png]
+
+
+def reference_scalars(env_config: EnvConfig, baselines_config: Any, episodes: int, seed: int,
+                      name: str = "optimal") -> dict[str, float]:
+    """A baseline's ``mm/glass_box/<quantity>/<bin>/<name>`` scalars over ``episodes`` episodes (the
+    TensorBoard reference lines), ``{}`` when the scenario has no driver."""
+    from .runner import get_baseline
+
+    driver = driver_of(env_config)
+    if driver is None:
+        return {}
+    rec = record_glass_box(env_config, get_baseline(name, env_config, baselines_config), episodes, seed)
+    return tb_scalars(summarize(rec), driver.labels, suffix=f"/{name}")
