@@ -145,7 +145,8 @@ def test_evaluate_glass_box_cli(tmp_path, capsys):
                "--glass-box", "--out", str(out)])
     assert rc == 0
     assert (out / "glass_box.png").stat().st_size > 0
-    rows = list(csv.DictReader(open(out / "glass_box.csv")))
+    with open(out / "glass_box.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert [(r["agent"], r["bin"]) for r in rows] == [(a, b) for a in ("as", "optimal") for b in ("r0", "r1")]
     assert sum(int(r["steps"]) for r in rows if r["agent"] == "optimal") == 20 * cfg.env.market.n_steps
     smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
@@ -167,9 +168,8 @@ def test_tensorboard_glass_box_tags_match_layout(tmp_path):
     """A short PPO run on the regimes market logs mm/glass_box/<quantity>/<bin> for the agent
     (gamma, skew per lot, half-spread) and .../<bin>/optimal, and the custom-scalars layout names
     only logged tags (tests/test_train.py's check)."""
-    from tbparse import SummaryReader
-
     from mmgym.agents.cli_train import main
+    from tbparse import SummaryReader
 
     from .test_train import _check_tensorboard_views
 
@@ -192,3 +192,33 @@ train: {total_timesteps: 1280, n_envs: 16, seed: 0, eval_freq: 0, eval_episodes:
         assert f"mm/glass_box/{qty}/r0/optimal" in tags, qty
     assert "mm/glass_box/gamma/r0/optimal" not in tags  # optimal has no gamma
     _check_tensorboard_views(run_dir, tags)
+
+
+def test_tracker_across_autoresets(tmp_path):
+    """The callback's pattern (before_step once, then after_step + before_step after every step)
+    records the state before each step, autoresets included: two episodes back to back give every
+    t twice per row, q = q0 and the initial regime at t = 0, and the same records as
+    record_glass_box on the first episode."""
+    from mmgym.evaluation.glass_box import GlassBoxTracker
+
+    _, cfg = _config(tmp_path, REGIMES, "regimes")
+    env = cfg.env
+    pol = get_baseline("as", env, cfg.baselines)
+    market = BatchMarket(env, 3, raw_depths=True)
+    market.seed_rows([5, 6, 7])
+    market.reset()
+    tracker = GlassBoxTracker(market, driver_of(env))
+    tracker.before_step(market)
+    n = env.market.n_steps
+    for _ in range(2 * n):
+        buf = market.step(pol.act(market))
+        tracker.after_step(buf.aux)
+        tracker.before_step(market)
+    rec = tracker.record()
+    assert np.array_equal(np.bincount(rec.step, minlength=n), np.full(n, 6))
+    start = rec.step == 0
+    assert (rec.q[start] == env.market.q0).all() and (rec.value[start] == env.regimes.initial).all()
+    ref = record_glass_box(env, pol, episodes=3, seed=5)
+    first = slice(0, 3 * n)  # the first episode's steps, in the same (step, row) order
+    for name in ("bin", "step", "q", "depth_bid", "depth_ask"):
+        assert np.array_equal(getattr(rec, name)[first], getattr(ref, name), equal_nan=True), name

@@ -36,16 +36,28 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..config import ConfigError, EnvConfig
 from ..make import make_market
 
-__all__ = ["GlassBoxRecord", "GlassBoxTracker", "Q_POINTS", "QUANTITIES", "TB_QUANTITIES",
-           "driver_of", "record_glass_box", "reference_scalars", "summarize", "write_glass_box", "tb_scalars"]
+__all__ = [
+    "QUANTITIES",
+    "Q_POINTS",
+    "TB_QUANTITIES",
+    "GlassBoxRecord",
+    "GlassBoxTracker",
+    "driver_of",
+    "record_glass_box",
+    "reference_scalars",
+    "summarize",
+    "tb_scalars",
+    "write_glass_box",
+]
 
 #: the inventories at which ``skew_q<q>`` is reported
 Q_POINTS = (-2, -1, 0, 1, 2)
