@@ -126,10 +126,12 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
     clip = (lambda x: x) if raw else (lambda x: max(-1.0, min(1.0, x)))
     s, q = st.mid, st.q
     w_before = st.cash + q * s
-    # 0. hedge (the column after the two depths)
+    # columns: bid, ask, [extra half-spread: as_hybrid, normalised only], [hedge], [bid lots, ask lots]
+    hedge_col = 3 if (a.spread and not raw) else 2
+    # 0. hedge
     v, impact, taker = 0, 0.0, 0.0
     if a.hedge:
-        x = action[2] if raw else clip(action[2]) * a.hedge_max_lots
+        x = action[hedge_col] if raw else clip(action[hedge_col]) * a.hedge_max_lots
         v = int(round(x))  # half to even, like np.rint
         v = max(-m.max_inventory - q, min(m.max_inventory - q, v))
         if v:
@@ -150,6 +152,10 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
         half = 0.5 * gamma * m.sigma**2 * tau
         d_bid = s - (r_px - half - math.log(1 + gamma / k_bid) / gamma)
         d_ask = (r_px + half + math.log(1 + gamma / k_ask) / gamma) - s
+        if a.spread:  # the extra half-spread column, on both sides
+            c = a.spread_min + (clip(action[2]) + 1) / 2 * (a.spread_max - a.spread_min)
+            d_bid += c
+            d_ask += c
     else:
         lo, hi = a.offset_min, a.offset_max
         d_bid = lo + (clip(action[0]) + 1) / 2 * (hi - lo)
@@ -167,7 +173,7 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
     lots_b = lots_a = 1
     if a.quote_size > 0:
         m_lots = a.quote_size
-        col = 3 if a.hedge else 2
+        col = hedge_col + 1 if a.hedge else hedge_col
 
         def to_lots(x):
             y = x if raw else (clip(x) + 1) / 2 * m_lots
@@ -213,7 +219,8 @@ def ref_step(cfg: EnvConfig, st: RefState, action: list[float], raw: bool = Fals
         "pnl": dw + impact + maker + taker,
         "impact": -impact,
         "fees": -(maker + taker),
-        "inventory_penalty": -r.inventory_penalty * q * q * m.dt,
+        # the step's penalty time: dt, or Var_t(dS)/sigma^2 given by the caller (risk_penalty: variance)
+        "inventory_penalty": -r.inventory_penalty * q * q * (dynamics or {}).get("pen_dt", m.dt),
         "terminal_penalty": -r.terminal_penalty * q * q if last else 0.0,
         "dampening": -max(0.0, r.dampening * q * ds) if r.dampening > 0 else 0.0,
         "utility": 0.0,

@@ -71,13 +71,15 @@ def _check_against_reference(cfg, seed, raw, n_env=4, n_steps=50):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cfg_dict=configs, seed=st.integers(0, 2**32 - 1), raw=st.booleans(),
-       size=st.integers(1, 4), jump=st.sampled_from([0.0, 0.3]))
-def test_kernel_with_sizes_matches_python_reference(cfg_dict, seed, raw, size, jump):
-    """25 random configs (with and without the jump on fill, hedge, ticks, fees, CARA) x 4 envs x
-    50 steps, random sizes (outside 0..m too): every reward, term, observation, quoted and filled
-    lot count, mid, cash and inventory matches the reference on the same draws."""
+       size=st.integers(1, 4), jump=st.sampled_from([0.0, 0.3]), spread=st.booleans())
+def test_kernel_with_sizes_matches_python_reference(cfg_dict, seed, raw, size, jump, spread):
+    """25 random configs (with and without the jump on fill, hedge, as_hybrid's extra half-spread
+    column, ticks, fees, CARA) x 4 envs x 50 steps, random sizes (outside 0..m too): every reward,
+    term, observation, quoted and filled lot count, mid, cash and inventory matches the reference on
+    the same draws."""
+    spread = spread and cfg_dict["action"]["mode"] == "as_hybrid"
     cfg_dict = {**cfg_dict, "market": {**cfg_dict["market"], "adverse_jump": jump},
-                "action": {**cfg_dict["action"], "quote_size": size}}
+                "action": {**cfg_dict["action"], "quote_size": size, "spread": spread}}
     _check_against_reference(load_env_config(cfg_dict), seed, raw)
 
 
@@ -148,17 +150,19 @@ def test_sizes_are_clipped_to_the_bound():
 
 
 # ---------------------------------------------------------------------------------- DP ---
-def brute_force_sized(env, depth_grid, xi_t=None):
+def brute_force_sized(env, depth_grid, xi_t=None, pen_t=None):
     """Literal backward induction: V_t(q) = max over (m_b, m_a) in {0..m}^2 (clipped to the room the
     bound leaves) and a depth grid of the expectation over the four fill outcomes of (step reward +
     V_{t+1}(q')), with q' = q + m_b F_b - m_a F_a, the fills' cash m (delta - fee) and the mid's jump
-    xi (F_a - F_b) once per fill event revaluing q'. ``xi_t``: per-step xi (scheduled events)."""
+    xi (F_a - F_b) once per fill event revaluing q'. ``xi_t``: per-step xi (scheduled events);
+    ``pen_t``: per-step time factor of the running penalty phi q'^2 pen_t (default dt)."""
     m, r = env.market, env.reward
     n, q_max, lots = m.n_steps, m.max_inventory, env.action.quote_size
     a_b, a_a, k_b, k_a = m.side_params()
     sq = m.sigma * math.sqrt(m.dt)
     binom = m.mid_noise == "binomial"
     xi_t = [m.adverse_jump] * n if xi_t is None else list(xi_t)
+    pen_t = [m.dt] * n if pen_t is None else list(pen_t)
 
     def prob(a, k, d):
         lam = a * np.exp(-k * d) * m.dt
@@ -188,7 +192,7 @@ def brute_force_sized(env, depth_grid, xi_t=None):
                         if (q1, jump) not in damp:
                             damp[q1, jump] = damped_mean(q1, jump, sq, binom) if r.dampening else 0.0
                         reward = (fb * mb * (db - r.maker_fee) + fa * ma * (da - r.maker_fee)
-                                  - r.inventory_penalty * q1 * q1 * m.dt
+                                  - r.inventory_penalty * q1 * q1 * pen_t[t]
                                   - (r.terminal_penalty * q1 * q1 if last else 0.0) + q1 * jump
                                   - r.dampening * damp[q1, jump])
                         total = total + p * (reward + V[q1 + q_max])
@@ -234,16 +238,21 @@ def test_sized_dp_matches_brute_force(case):
     assert np.all(q - sol.lots_a >= -env.market.max_inventory)
 
 
-def test_sized_dp_with_event_windows_matches_brute_force():
-    """Scheduled events (a per-step xi in the window): the same brute force with step t's xi."""
+@pytest.mark.parametrize("risk", ["time", "variance"])
+def test_sized_dp_with_event_windows_matches_brute_force(risk):
+    """Scheduled events (a per-step xi in the window; with ``risk_penalty: variance`` the event
+    step's penalty is phi q'^2 (dt + s^2/sigma^2)): the same brute force with step t's xi."""
     from mmgym.scenarios.events import schedule
 
     env = _env(id="mmgym/EventMarketMaking-v0",
-               market=dict(max_inventory=3, dt=0.05, horizon=0.3, A=60.0, k=1.5),
-               reward=dict(inventory_penalty=1.0, terminal_penalty=0.2), action=dict(quote_size=2),
+               market=dict(max_inventory=3, dt=0.05, horizon=0.3, A=60.0, k=1.5, sigma=2.0),
+               reward=dict(inventory_penalty=1.0, terminal_penalty=0.2, risk_penalty=risk),
+               action=dict(quote_size=2),
                events=dict(times=[0.2], window=0.1, adverse_jump=0.8, jump_std=0.5))
     sol = solve_optimal(env)
-    oracle = brute_force_sized(env, np.linspace(-2.0, 4.0, 601), xi_t=schedule(env)[0])
+    xi_t, sd_t = schedule(env)
+    pen_t = env.market.dt + (sd_t / 2.0) ** 2 if risk == "variance" else None
+    oracle = brute_force_sized(env, np.linspace(-2.0, 4.0, 601), xi_t=xi_t, pen_t=pen_t)
     assert np.all(oracle <= sol.value[0] + 1e-9)
     assert np.all(sol.value[0] - oracle < 5e-4)
 

@@ -27,7 +27,7 @@ from ..schema import EnvConfig
 from ..sim import ledger
 from ..sim.columns import Columns
 
-__all__ = ["Scenario", "ActionLayout", "RegimeTable"]
+__all__ = ["Scenario", "ActionLayout", "RegimeTable", "DriverSpec", "edge_bins"]
 
 
 class ActionLayout(NamedTuple):
@@ -58,6 +58,41 @@ class RegimeTable(NamedTuple):
     xi: np.ndarray
     P: np.ndarray
     initial: int
+
+
+class DriverSpec(NamedTuple):
+    """The hidden driver of a scenario's market, binned: what the glass box
+    (:mod:`mmgym.evaluation.glass_box`) plots the agent's quotes against.
+
+    Attributes:
+        name: what the driver is (an axis label), e.g. ``"regime"``.
+        values: ``market -> (N,) float64``, the driver of every row, read *before* a step (a state
+            field, the step count, ...).
+        labels: the bins' labels, in plotting order; TensorBoard tag parts, so letters, digits
+            and ``_-.`` only.
+        bin_of: ``values (N,) -> (N,) int64``, the bin of each value (``-1``: in no bin).
+        note: one line saying what the bins are (a figure's caption), or ``""``.
+    """
+
+    name: str
+    values: Callable[[Any], np.ndarray]
+    labels: tuple[str, ...]
+    bin_of: Callable[[np.ndarray], np.ndarray]
+    note: str = ""
+
+
+def edge_bins(edges: Sequence[float]) -> Callable[[np.ndarray], np.ndarray]:
+    """A :attr:`DriverSpec.bin_of` rule: bin i holds ``edges[i] <= v < edges[i + 1]`` (ascending
+    edges; values outside ``[edges[0], edges[-1])`` are in no bin, -1)."""
+    e = np.asarray(edges, dtype=np.float64)
+
+    def bin_of(values: np.ndarray) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64)
+        b = np.searchsorted(e, v, side="right").astype(np.int64) - 1
+        b[(v < e[0]) | (v >= e[-1]) | np.isnan(v)] = -1
+        return b
+
+    return bin_of
 
 
 class Scenario:
@@ -162,6 +197,11 @@ class Scenario:
         not observe: a hidden regime), or None."""
         return None
 
+    def driver(self, config: EnvConfig) -> DriverSpec | None:
+        """The hidden driver the agent's quotes should respond to (a regime, the time to an event),
+        binned (:class:`DriverSpec`), or None: nothing drives this market but (t, q)."""
+        return None
+
     # ------------------------------------------------------------------ parameters ---
     def pack(self, config: EnvConfig, raw_depths: bool = False) -> np.ndarray:
         """The parameter record (a 1-element array of :attr:`params_dtype`)."""
@@ -176,20 +216,27 @@ class Scenario:
         """One env's observation space."""
         raise NotImplementedError
 
-    def action_layout(self, config: EnvConfig) -> ActionLayout:
-        """Action columns: K bid depths, K ask depths, then K market orders with the hedge action,
-        then K bid and K ask sizes with ``action.quote_size`` > 0 (:mod:`mmgym.sim.quotes`)."""
+    def _extra_columns(self, config: EnvConfig, raw_depths: bool) -> int:
+        """Columns between the two quote columns and the hedge: as_hybrid's extra half-spread."""
+        return self.num_assets if (config.action.spread and not raw_depths) else 0
+
+    def action_layout(self, config: EnvConfig, raw_depths: bool = False) -> ActionLayout:
+        """Action columns: K bid depths (as_hybrid: gammas), K ask depths (skews), then K extra
+        half-spreads with ``action.spread`` (normalised actions only), then K market orders with the
+        hedge action, then K bid and K ask sizes with ``action.quote_size`` > 0
+        (:mod:`mmgym.sim.quotes`)."""
         k = self.num_assets
-        h = 1 if config.action.hedge else 0
-        base = (2 + h) * k
+        h = 2 * k + self._extra_columns(config, raw_depths)
+        sz = h + (k if config.action.hedge else 0)
         sized = config.action.quote_size > 0
-        return ActionLayout(slice(0, k), slice(k, 2 * k), slice(2 * k, 3 * k) if h else None,
-                            slice(base, base + k) if sized else None,
-                            slice(base + k, base + 2 * k) if sized else None)
+        return ActionLayout(slice(0, k), slice(k, 2 * k), slice(h, h + k) if config.action.hedge else None,
+                            slice(sz, sz + k) if sized else None,
+                            slice(sz + k, sz + 2 * k) if sized else None)
 
     def action_space(self, config: EnvConfig, raw_depths: bool = False) -> spaces.Box:
         """[-1, 1]^d (normalised), or unbounded raw depths (and lots) for the baselines."""
-        dim = ((3 if config.action.hedge else 2) + (2 if config.action.quote_size > 0 else 0)) * self.num_assets
+        dim = ((3 if config.action.hedge else 2) + (2 if config.action.quote_size > 0 else 0)) * self.num_assets \
+            + self._extra_columns(config, raw_depths)
         if raw_depths:
             return spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float64)
         return spaces.Box(-1.0, 1.0, shape=(dim,), dtype=np.float32)

@@ -39,12 +39,13 @@ from pydantic import Field, model_validator
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import EnvConfig, Section
 from ..sim.jit import entry
-from ..sim.ledger import OBS
+from ..sim.ledger import OBS, penalty_time
 from ..sim.processes import brownian_mid
 from ..sim.quotes import first_bad_row
 from ..sim.rng import zig_normal
 from ..sim.skeleton import reset_rows, step_rows
 from . import intensity
+from .base import DriverSpec
 
 ENV_ID = "mmgym/EventMarketMaking-v0"
 
@@ -126,6 +127,7 @@ EVENTS_DTYPE = np.dtype([
     ("window", np.int64),  # W, steps in the window before each event
     ("xi", np.float64),  # jump on fill inside a window
     ("jump_sd", np.float64),  # s, std of the event jump
+    ("jump_var", np.float64),  # s^2 / sigma^2 (risk_penalty: variance; else 0)
 ])
 
 PARAMS_DTYPE = np.dtype(intensity.PARAMS_DTYPE.descr + [("events", EVENTS_DTYPE)])
@@ -141,6 +143,8 @@ def pack(config: EventEnvConfig, raw_depths: bool = False) -> np.ndarray:
     ev["window"] = int(round(config.events.window / config.market.dt))
     ev["xi"] = config.events.adverse_jump
     ev["jump_sd"] = config.events.jump_std
+    if config.reward.risk_penalty == "variance":
+        ev["jump_var"] = config.events.jump_std ** 2 / config.market.sigma ** 2
     return p
 
 
@@ -182,6 +186,17 @@ def schedule(config: EventEnvConfig) -> tuple[np.ndarray, np.ndarray]:
     return xi, sd
 
 
+def steps_to_event(steps: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``e - t`` for the first event step ``e >= t`` (the rule of :func:`phase`), inf when none;
+    ``steps`` ascending event steps, ``t`` (N,) steps taken. (N,) float64."""
+    t = np.asarray(t, dtype=np.int64)
+    j = np.searchsorted(steps, t, side="left")
+    out = np.full(t.shape, np.inf)
+    ok = j < steps.size
+    out[ok] = steps[j[ok]] - t[ok]
+    return out
+
+
 @njit(cache=True, inline="always")
 def prepare(p):
     """The intensity market's constants and the events record."""
@@ -211,8 +226,9 @@ def market_step(tr, st, p, c, qc, actions, work, i):
         c0.ln_a_bid_dt, c0.ln_a_ask_dt, c0.k_bid, c0.k_ask, c0.poisson, c0.q_max, c0.q0, c0.tick,
         c0.binomial, c0.half_spread, c0.eta, c0.nu, c0.maker_fee, c0.taker_fee, c0.inv_q_max,
         c0.inv_n_steps, c0.inv_sd, xi)
+    pen_dt = penalty_time(p.reward.variance_penalty, c0.dt, 1.0, ev.jump_var if event else 0.0)
     return intensity.market_step(tr, st, p, ec, qc, actions, work, i, event_mid,
-                                 (c0.sigma_sqrt_dt, c0.binomial, event, ev.jump_sd))
+                                 (c0.sigma_sqrt_dt, c0.binomial, event, ev.jump_sd), pen_dt)
 
 
 @njit(cache=True, inline="always")
@@ -266,6 +282,25 @@ class EventScenario(intensity.IntensityScenario):
 
     def dp_schedule(self, config):
         return schedule(config)
+
+    def driver(self, config):
+        """Steps to the next event step before the step, e - t (0: the event's jump ends this
+        step; inf: no event left); one bin per step from ``H = max(2 W, 2)`` down to 0, and one
+        bin ``far`` for more than H steps or no event left (:func:`steps_to_event`)."""
+        steps = event_steps(config)
+        w = int(round(config.events.window / config.market.dt))
+        horizon = max(2 * w, 2)
+        labels = ("far",) + tuple(str(k) for k in range(horizon, -1, -1))
+
+        def bin_of(values):
+            v = np.asarray(values, dtype=np.float64)
+            out = np.where(v > horizon, 0, horizon + 1 - np.minimum(v, horizon)).astype(np.int64)
+            out[(v < 0) | np.isnan(v)] = -1
+            return out
+
+        return DriverSpec("steps to the next event", lambda market: steps_to_event(steps, market.step_count),
+                          labels, bin_of, f"window: the {w} steps before an event (1..{w}); far: more than "
+                          f"{horizon} steps or no event left")
 
     def observation_space(self, config):
         base = intensity.observation_space()

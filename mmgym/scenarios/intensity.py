@@ -177,7 +177,7 @@ def prepare(p):
 
 
 @njit(cache=True, inline="always")
-def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
+def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts, pen_dt):
     """Steps 0-4 of the module docstring for row ``i``.
 
     Args:
@@ -188,6 +188,8 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
             ``s`` and the stream state; a scenario swaps it (:mod:`mmgym.scenarios.ou`). The jump
             on fill (``market.adverse_jump``) is added after it, whatever the mid process.
         mid_consts: the mid process's parameters.
+        pen_dt: the running penalty's time factor of this step
+            (:func:`mmgym.sim.ledger.penalty_time`; ``dt`` on this market).
 
     Returns:
         The step's :class:`~mmgym.sim.ledger.Outcome` (fills in lots), and for ``post_step``
@@ -242,7 +244,7 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
     w_after = cash + q * s_new
     return Outcome(w_after - w_before, impact_cost, maker + taker, q, ds, w_after - tr.wealth0[i],
                    bid, ask, quote_bid, quote_ask, d_bid, d_ask, gamma, skew, v, fb, fa, s,
-                   ask - bid), (show_b, show_a, qc.max_lots > 0)
+                   ask - bid, pen_dt), (show_b, show_a, qc.max_lots > 0)
 
 
 @njit(cache=True, inline="always")
@@ -254,7 +256,7 @@ def brownian(c, s, r0, r1):
 @njit(cache=True, inline="always")
 def intensity_market_step(tr, st, p, c, qc, actions, work, i):
     """The intensity market's step: :func:`market_step` with the Brownian mid."""
-    return market_step(tr, st, p, c, qc, actions, work, i, brownian, c)
+    return market_step(tr, st, p, c, qc, actions, work, i, brownian, c, c.dt)
 
 
 @njit(cache=True, inline="always")

@@ -45,12 +45,12 @@ from scipy.linalg import expm
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import EnvConfig, Section
 from ..sim.jit import entry
-from ..sim.ledger import OBS
+from ..sim.ledger import OBS, penalty_time, variance_ratio
 from ..sim.quotes import first_bad_row
 from ..sim.rng import to_unit, xoroshiro_next
 from ..sim.skeleton import reset_rows, step_rows
 from . import intensity
-from .base import RegimeTable
+from .base import DriverSpec, RegimeTable, edge_bins
 
 ENV_ID = "mmgym/RegimeMarketMaking-v0"
 
@@ -161,6 +161,7 @@ REGIME_DTYPE = np.dtype([
     ("ln_a_dt", np.float64, (R_MAX,)),  # ln(A_r dt)
     ("k", np.float64, (R_MAX,)),  # k_r
     ("jump", np.float64, (R_MAX,)),  # xi_r
+    ("var_ratio", np.float64, (R_MAX,)),  # (sigma_r / sigma)^2 (risk_penalty: variance)
     ("cum", np.float64, (R_MAX, R_MAX)),  # cumulative rows of P; the last column of a row is 2.0
 ])
 
@@ -182,6 +183,10 @@ def pack(config: RegimeEnvConfig, raw_depths: bool = False) -> np.ndarray:
     g["ln_a_dt"][:n] = np.log(tab.a_bid * dt)
     g["k"][:n] = tab.k_bid
     g["jump"][:n] = tab.xi
+    if config.reward.risk_penalty == "variance":
+        g["var_ratio"][:n] = variance_ratio(tab.sigma, config.market.sigma)
+    else:
+        g["var_ratio"][:n] = 1.0
     cum = np.cumsum(tab.P, axis=1)
     cum[:, -1] = 2.0  # U < 1 always lands in the row (no round-off escape)
     g["cum"][:n, :n] = cum
@@ -233,8 +238,11 @@ def regime_consts(c, g, r):
 @njit(cache=True, inline="always")
 def market_step(tr, st, p, c, qc, actions, work, i):
     """The intensity market's step (rules 0-5) with the current regime's parameters."""
-    rc = regime_consts(c[0], c[1], st.regime[i])
-    return intensity.market_step(tr, st, p, rc, qc, actions, work, i, intensity.brownian, rc)
+    r = st.regime[i]
+    rc = regime_consts(c[0], c[1], r)
+    pen_dt = penalty_time(p.reward.variance_penalty, rc.dt, c[1].var_ratio[r], 0.0)
+    return intensity.market_step(tr, st, p, rc, qc, actions, work, i, intensity.brownian, rc,
+                                 pen_dt)
 
 
 @njit(cache=True, inline="always")
@@ -324,6 +332,15 @@ class RegimeScenario(intensity.IntensityScenario):
 
     def optimal_label(self, config):
         return None if config.regimes.observed else ORACLE_LABEL
+
+    def driver(self, config):
+        """The regime r_t before the step; one bin per regime, ``r0``, ``r1``, ..."""
+        g = config.regimes
+        n = g.n_regimes
+        note = "; ".join(f"r{r}: sigma {g.sigma[r]:g}, A {g.A[r]:g}, k {g.k[r]:g}" for r in range(n))
+        seen = "observed" if g.observed else "hidden"
+        return DriverSpec(f"regime ({seen})", lambda market: market.field("regime").astype(np.float64),
+                          tuple(f"r{r}" for r in range(n)), edge_bins(np.arange(n + 1)), note)
 
     def observation_space(self, config):
         base = intensity.observation_space()
