@@ -297,7 +297,8 @@ def test_one_step_joint_maximum_random_cases(poisson):
         shift = rng.normal(0.0, rng.choice([0.1, 1.0, 5.0]), size=2) * rng.integers(0, 2)
         adj_b, adj_a = np.array([0.0, shift[0], 0.0]), np.array([0.0, shift[1], 0.0])
         val, db, da = np.empty(3), np.empty(3), np.empty(3)
-        _quote_step(w, adj_b, adj_a, 1, c_b, c_a, k_b, k_a, poisson, fee, 0.0, val, db, da)
+        lots = np.empty(3, dtype=np.int64), np.empty(3, dtype=np.int64)
+        _quote_step(w, adj_b, adj_a, 1, c_b, c_a, k_b, k_a, poisson, fee, 0.0, 0, val, db, da, *lots)
 
         def prob(c, k, d):
             lam = c * np.exp(-k * d)
