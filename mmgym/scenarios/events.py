@@ -215,7 +215,7 @@ def event_mid(mc, s, r0, r1):
 
 
 @njit(cache=True, inline="always")
-def market_step(tr, st, p, c, qc, actions, work, i):
+def _market_step(tr, st, p, c, qc, actions, work, i, sized):
     """The intensity market's step (rules 0-5) with step t's xi and the event jump."""
     c0 = c[0]
     ev = c[1]
@@ -228,7 +228,19 @@ def market_step(tr, st, p, c, qc, actions, work, i):
         c0.inv_n_steps, c0.inv_sd, xi)
     pen_dt = penalty_time(p.reward.variance_penalty, c0.dt, 1.0, ev.jump_var if event else 0.0)
     return intensity.market_step(tr, st, p, ec, qc, actions, work, i, event_mid,
-                                 (c0.sigma_sqrt_dt, c0.binomial, event, ev.jump_sd), pen_dt)
+                                 (c0.sigma_sqrt_dt, c0.binomial, event, ev.jump_sd), pen_dt, sized)
+
+
+@njit(cache=True, inline="always")
+def market_step(tr, st, p, c, qc, actions, work, i):
+    """:func:`_market_step` with one lot per side."""
+    return _market_step(tr, st, p, c, qc, actions, work, i, False)
+
+
+@njit(cache=True, inline="always")
+def market_step_sized(tr, st, p, c, qc, actions, work, i):
+    """:func:`_market_step` with quote sizes (``action.quote_size`` > 0)."""
+    return _market_step(tr, st, p, c, qc, actions, work, i, True)
 
 
 @njit(cache=True, inline="always")
@@ -252,8 +264,12 @@ def step(tr, st, params, actions, out, work, lo, hi):
     bad = first_bad_row(actions)
     if bad >= 0:
         return bad
-    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step,
-              intensity.post_step, write_obs, reset_row)
+    if params[0].action.max_lots == 0:
+        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step,
+                  intensity.no_post_step, write_obs, reset_row)
+    else:
+        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step_sized,
+                  intensity.post_step_sized, write_obs, reset_row)
     return -1
 
 

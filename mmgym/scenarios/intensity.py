@@ -177,7 +177,7 @@ def prepare(p):
 
 
 @njit(cache=True, inline="always")
-def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts, pen_dt):
+def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts, pen_dt, sized):
     """Steps 0-4 of the module docstring for row ``i``.
 
     Args:
@@ -192,8 +192,14 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts, pen
             (:func:`mmgym.sim.ledger.penalty_time`; ``dt`` on this market).
 
     Returns:
+        sized: ``action.quote_size`` > 0 (a constant of each compiled copy: the kernels branch once
+            per call on the action record and run one of two copies of the row loop, so the
+            one-lot copy compiles to the rule without sizes; a per-row branch here cost ~3 % of
+            the kernel's env-steps/s).
+
+    Returns:
         The step's :class:`~mmgym.sim.ledger.Outcome` (fills in lots), and for ``post_step``
-        ``(bid lots shown, ask lots shown, sizes chosen by the action)``.
+        ``(bid lots shown, ask lots shown)``.
     """
     s = st.mid[i]
     q = st.inventory[i]
@@ -211,7 +217,7 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts, pen
                                               work.l_bid, work.l_ask)
     bid, ask, d_bid, d_ask = round_to_tick(s, d_bid, d_ask, c.tick)
     # 2./3. fills (fb, fa: lots), the sizes clipped to the bound
-    if qc.max_lots == 0:  # one lot per side (the hot path: the pre-size rule, unchanged)
+    if not sized:  # one lot per side (the hot path: the pre-size rule, unchanged)
         fb, fa, quote_bid, quote_ask, r0, r1 = exponential_fills(
             q, d_bid, d_ask, c.q_max, c.poisson, c.a_bid_dt, c.a_ask_dt, c.ln_a_bid_dt,
             c.ln_a_ask_dt, c.k_bid, c.k_ask, r0, r1)
@@ -244,7 +250,7 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts, pen
     w_after = cash + q * s_new
     return Outcome(w_after - w_before, impact_cost, maker + taker, q, ds, w_after - tr.wealth0[i],
                    bid, ask, quote_bid, quote_ask, d_bid, d_ask, gamma, skew, v, fb, fa, s,
-                   ask - bid, pen_dt), (show_b, show_a, qc.max_lots > 0)
+                   ask - bid, pen_dt), (show_b, show_a)
 
 
 @njit(cache=True, inline="always")
@@ -256,20 +262,27 @@ def brownian(c, s, r0, r1):
 @njit(cache=True, inline="always")
 def intensity_market_step(tr, st, p, c, qc, actions, work, i):
     """The intensity market's step: :func:`market_step` with the Brownian mid."""
-    return market_step(tr, st, p, c, qc, actions, work, i, brownian, c, c.dt)
+    return market_step(tr, st, p, c, qc, actions, work, i, brownian, c, c.dt, False)
 
 
 @njit(cache=True, inline="always")
-def post_step(tr, st, p, c, i, o, x, out):
-    """The quoted sizes' aux columns (``x`` from :func:`market_step`), with ``action.quote_size``
-    > 0 only (without it the columns stay 0 and are not in ``info``)."""
-    if x[2]:
-        out.aux[i, AUX_SIZE_BID] = x[0]
-        out.aux[i, AUX_SIZE_ASK] = x[1]
+def intensity_market_step_sized(tr, st, p, c, qc, actions, work, i):
+    """:func:`intensity_market_step` with quote sizes (``action.quote_size`` > 0)."""
+    return market_step(tr, st, p, c, qc, actions, work, i, brownian, c, c.dt, True)
 
 
-#: The name scenarios built on this market used before quote sizes (they write nothing else).
-no_post_step = post_step
+@njit(cache=True, inline="always")
+def no_post_step(tr, st, p, c, i, o, x, out):
+    """Nothing beyond the ledger's columns (without quote sizes: the size columns stay 0 and are
+    not in ``info``)."""
+
+
+@njit(cache=True, inline="always")
+def post_step_sized(tr, st, p, c, i, o, x, out):
+    """With ``action.quote_size`` > 0: the quoted sizes' aux columns (``x`` from
+    :func:`market_step`)."""
+    out.aux[i, AUX_SIZE_BID] = x[0]
+    out.aux[i, AUX_SIZE_ASK] = x[1]
 
 
 @njit(cache=True, inline="always")
@@ -306,8 +319,12 @@ def step(tr, st, params, actions, out, work, lo, hi):
     bad = first_bad_row(actions)
     if bad >= 0:
         return bad
-    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, intensity_market_step,
-              post_step, write_obs, reset_row)
+    if params[0].action.max_lots == 0:
+        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, intensity_market_step,
+                  no_post_step, write_obs, reset_row)
+    else:
+        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare,
+                  intensity_market_step_sized, post_step_sized, write_obs, reset_row)
     return -1
 
 

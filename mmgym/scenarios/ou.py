@@ -136,7 +136,14 @@ def ou_mid(oc, s, r0, r1):
 def market_step(tr, st, p, c, qc, actions, work, i):
     """The intensity market's step with the OU mid."""
     pen_dt = penalty_time(p.reward.variance_penalty, c[0].dt, c[1].var_ratio, 0.0)
-    return intensity.market_step(tr, st, p, c[0], qc, actions, work, i, ou_mid, c[1], pen_dt)
+    return intensity.market_step(tr, st, p, c[0], qc, actions, work, i, ou_mid, c[1], pen_dt, False)
+
+
+@njit(cache=True, inline="always")
+def market_step_sized(tr, st, p, c, qc, actions, work, i):
+    """:func:`market_step` with quote sizes (``action.quote_size`` > 0)."""
+    pen_dt = penalty_time(p.reward.variance_penalty, c[0].dt, c[1].var_ratio, 0.0)
+    return intensity.market_step(tr, st, p, c[0], qc, actions, work, i, ou_mid, c[1], pen_dt, True)
 
 
 @njit(cache=True, inline="always")
@@ -160,8 +167,12 @@ def step(tr, st, params, actions, out, work, lo, hi):
     bad = first_bad_row(actions)
     if bad >= 0:
         return bad
-    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step,
-              intensity.post_step, write_obs, reset_row)
+    if params[0].action.max_lots == 0:
+        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step,
+                  intensity.no_post_step, write_obs, reset_row)
+    else:
+        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step_sized,
+                  intensity.post_step_sized, write_obs, reset_row)
     return -1
 
 

@@ -236,20 +236,31 @@ def regime_consts(c, g, r):
 
 
 @njit(cache=True, inline="always")
-def market_step(tr, st, p, c, qc, actions, work, i):
+def _market_step(tr, st, p, c, qc, actions, work, i, sized):
     """The intensity market's step (rules 0-5) with the current regime's parameters."""
     r = st.regime[i]
     rc = regime_consts(c[0], c[1], r)
     pen_dt = penalty_time(p.reward.variance_penalty, rc.dt, c[1].var_ratio[r], 0.0)
     return intensity.market_step(tr, st, p, rc, qc, actions, work, i, intensity.brownian, rc,
-                                 pen_dt)
+                                 pen_dt, sized)
+
+
+@njit(cache=True, inline="always")
+def market_step(tr, st, p, c, qc, actions, work, i):
+    """:func:`_market_step` with one lot per side."""
+    return _market_step(tr, st, p, c, qc, actions, work, i, False)
+
+
+@njit(cache=True, inline="always")
+def market_step_sized(tr, st, p, c, qc, actions, work, i):
+    """:func:`_market_step` with quote sizes (``action.quote_size`` > 0)."""
+    return _market_step(tr, st, p, c, qc, actions, work, i, True)
 
 
 @njit(cache=True, inline="always")
 def post_step(tr, st, p, c, i, o, x, out):
     """Rule 6: the regime's transition, one uniform from the row's stream (after the step's
-    fill and mid variates); first the intensity market's (the quoted sizes' aux columns)."""
-    intensity.post_step(tr, st, p, c[0], i, o, x, out)
+    fill and mid variates)."""
     g = c[1]
     r0 = tr.rng[i, 0]
     r1 = tr.rng[i, 1]
@@ -262,6 +273,13 @@ def post_step(tr, st, p, c, i, o, x, out):
     while u >= g.cum[r, j]:
         j += 1
     st.regime[i] = j
+
+
+@njit(cache=True, inline="always")
+def post_step_sized(tr, st, p, c, i, o, x, out):
+    """With ``action.quote_size`` > 0: the quoted sizes' aux columns, then rule 6."""
+    intensity.post_step_sized(tr, st, p, c[0], i, o, x, out)
+    post_step(tr, st, p, c, i, o, x, out)
 
 
 @njit(cache=True, inline="always")
@@ -289,8 +307,12 @@ def step(tr, st, params, actions, out, work, lo, hi):
     bad = first_bad_row(actions)
     if bad >= 0:
         return bad
-    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step, post_step,
-              write_obs, reset_row)
+    if params[0].action.max_lots == 0:
+        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step, post_step,
+                  write_obs, reset_row)
+    else:
+        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step_sized,
+                  post_step_sized, write_obs, reset_row)
     return -1
 
 
