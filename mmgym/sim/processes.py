@@ -15,7 +15,7 @@ Chriss 2000):
   (linear, AS 2008 sec. 3) or ``1 - exp(-A e^{-k delta} dt)`` (poisson), with the inventory bound;
   :func:`exponential_fills_sized`: the same draws and probabilities, a fill taking the side's whole
   quoted size (``action.quote_size``), clipped to the room the bound leaves (kept apart from the
-  one-lot rule: folding both into one function cost ~15 % of the intensity kernel's speed);
+  one-lot rule: folding both into one function cost ~15 % of the intensity kernel's env-steps/s);
 - :func:`brownian_mid`: ``dS = sigma sqrt(dt) Z``, Z standard normal or +-1 (AS 2008's walk);
 - :func:`jump_on_fill`: adverse selection, the mid's jump ``xi (F_ask - F_bid)`` after our own
   fills (Guéant, Lehalle & Fernandez-Tapia 2013, sec. 5: ``dS = sigma dW + xi dN^a - xi dN^b``).
