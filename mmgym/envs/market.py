@@ -86,6 +86,11 @@ class BatchMarket:
         sc = get_scenario(config.id)
         config = sc.coerce(config)
         sc.check(config)
+        if config.action.quote_size > 0 and sc.sized_step_kernel is None:
+            from ..config import ConfigError
+
+            raise ConfigError(f"action.quote_size: {config.id} does not support quote sizes; must "
+                              f"be 0 (got {config.action.quote_size})")
         self.scenario = sc
         self.config = config
         self.num_envs = n = int(num_envs)
@@ -126,8 +131,11 @@ class BatchMarket:
         # instead of one per (N, K) array: ~10 % of the intensity kernel's time)
         self._kernel_track = flat_assets(self.track, TRACK_PER_ASSET)
         self._kernel_state = flat_assets(self.state, sc.per_asset_fields)
-        parallel = self._parallel and sc.parallel_kernel is not None
-        self._step_kernel = Kernel(sc.parallel_kernel if parallel else sc.step_kernel)
+        if self.config.action.quote_size > 0:  # quote sizes: their own (serial) kernel
+            self._step_kernel = Kernel(sc.sized_step_kernel)
+        else:
+            parallel = self._parallel and sc.parallel_kernel is not None
+            self._step_kernel = Kernel(sc.parallel_kernel if parallel else sc.step_kernel)
         self._reset_kernel = Kernel(sc.reset_kernel)
         # read the scenario's state after a kernel call only when it has something to check
         self._check_state = (sc.check_state if type(sc).check_state is not Scenario.check_state

@@ -114,6 +114,9 @@ class Scenario:
             ``step(track, state, params, actions, out, work, lo, hi) -> bad row or -1`` and
             ``reset(mask, track, state, params, out)``.
         parallel_kernel: optional ``step`` over row chunks on all cores (same results), or None.
+        sized_step_kernel: ``step`` with quote sizes (``action.quote_size`` > 0), or None: the
+            scenario does not support them (:class:`~mmgym.envs.market.BatchMarket` refuses the
+            config with one line). A separate kernel, so that each compiles only when used.
         default_baselines: what ``evaluate.py`` compares by default on this env.
         dp_exact: the analytic baselines' intensity model *is* this env, so ``optimal`` and the
             exact policy values (:func:`mmgym.baselines.evaluate_tables`) are exact here.
@@ -134,6 +137,7 @@ class Scenario:
     step_kernel: Callable[..., int]
     reset_kernel: Callable[..., None]
     parallel_kernel: Callable[..., int] | None = None
+    sized_step_kernel: Callable[..., int] | None = None
     default_baselines: tuple[str, ...] = ("as", "symmetric", "glft", "optimal")
     dp_exact: bool = False
     audit: bool = False

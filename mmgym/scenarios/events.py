@@ -264,12 +264,19 @@ def step(tr, st, params, actions, out, work, lo, hi):
     bad = first_bad_row(actions)
     if bad >= 0:
         return bad
-    if params[0].action.max_lots == 0:
-        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step,
-                  intensity.no_post_step, write_obs, reset_row)
-    else:
-        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step_sized,
-                  intensity.post_step_sized, write_obs, reset_row)
+    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step,
+              intensity.no_post_step, write_obs, reset_row)
+    return -1
+
+
+@entry
+def step_sized(tr, st, params, actions, out, work, lo, hi):
+    """:func:`step` with quote sizes (``action.quote_size`` > 0)."""
+    bad = first_bad_row(actions)
+    if bad >= 0:
+        return bad
+    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step_sized,
+              intensity.post_step_sized, write_obs, reset_row)
     return -1
 
 
@@ -288,6 +295,7 @@ class EventScenario(intensity.IntensityScenario):
     obs = OBS_COLUMNS
     params_dtype = PARAMS_DTYPE
     step_kernel = staticmethod(step)
+    sized_step_kernel = staticmethod(step_sized)
     reset_kernel = staticmethod(reset)
     parallel_kernel = None
     default_baselines = ("as", "glft", "as_tuned", "optimal")

@@ -192,10 +192,12 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts, pen
             (:func:`mmgym.sim.ledger.penalty_time`; ``dt`` on this market).
 
     Returns:
-        sized: ``action.quote_size`` > 0 (a constant of each compiled copy: the kernels branch once
-            per call on the action record and run one of two copies of the row loop, so the
-            one-lot copy compiles to the rule without sizes; a per-row branch here cost ~3 % of
-            the kernel's env-steps/s).
+        sized: ``action.quote_size`` > 0, a constant of each kernel: the scenario has two entry
+            kernels, ``step`` (one lot, the rule without sizes) and ``step_sized``, and the market
+            binds the one its config needs (``Scenario.sized_step_kernel``), so each compiles
+            only when used (a per-row branch here cost ~3 % of the kernel's env-steps/s; one
+            kernel holding both copies of the row loop made a cold compile several times longer:
+            docs/SCENARIOS.md, "Quote sizes").
 
     Returns:
         The step's :class:`~mmgym.sim.ledger.Outcome` (fills in lots), and for ``post_step``
@@ -319,12 +321,19 @@ def step(tr, st, params, actions, out, work, lo, hi):
     bad = first_bad_row(actions)
     if bad >= 0:
         return bad
-    if params[0].action.max_lots == 0:
-        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, intensity_market_step,
-                  no_post_step, write_obs, reset_row)
-    else:
-        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare,
-                  intensity_market_step_sized, post_step_sized, write_obs, reset_row)
+    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, intensity_market_step,
+              no_post_step, write_obs, reset_row)
+    return -1
+
+
+@entry
+def step_sized(tr, st, params, actions, out, work, lo, hi):
+    """:func:`step` with quote sizes (``action.quote_size`` > 0; serial only)."""
+    bad = first_bad_row(actions)
+    if bad >= 0:
+        return bad
+    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, intensity_market_step_sized,
+              post_step_sized, write_obs, reset_row)
     return -1
 
 
@@ -357,6 +366,7 @@ class IntensityScenario(Scenario):
     state_fields = ("mid", "cash", "inventory", "step", "vol_var", "mid_ret", "wealth0")
     per_asset_fields = ("mid", "inventory")
     step_kernel = staticmethod(step)
+    sized_step_kernel = staticmethod(step_sized)
     reset_kernel = staticmethod(reset)
     parallel_kernel = staticmethod(step_parallel)
     dp_exact = True

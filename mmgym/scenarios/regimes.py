@@ -307,12 +307,19 @@ def step(tr, st, params, actions, out, work, lo, hi):
     bad = first_bad_row(actions)
     if bad >= 0:
         return bad
-    if params[0].action.max_lots == 0:
-        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step, post_step,
-                  write_obs, reset_row)
-    else:
-        step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step_sized,
-                  post_step_sized, write_obs, reset_row)
+    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step, post_step,
+              write_obs, reset_row)
+    return -1
+
+
+@entry
+def step_sized(tr, st, params, actions, out, work, lo, hi):
+    """:func:`step` with quote sizes (``action.quote_size`` > 0)."""
+    bad = first_bad_row(actions)
+    if bad >= 0:
+        return bad
+    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step_sized,
+              post_step_sized, write_obs, reset_row)
     return -1
 
 
@@ -335,6 +342,7 @@ class RegimeScenario(intensity.IntensityScenario):
     params_dtype = PARAMS_DTYPE
     state_fields = intensity.IntensityScenario.state_fields + ("regime",)
     step_kernel = staticmethod(step)
+    sized_step_kernel = staticmethod(step_sized)
     reset_kernel = staticmethod(reset)
     parallel_kernel = None
     default_baselines = ("as", "glft", "as_tuned", "optimal")
