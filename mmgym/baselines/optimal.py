@@ -164,15 +164,18 @@ _FP_TOL = 1e-13
 
 
 @njit(cache=True, inline="always")
-def _prob(d, c, k, poisson):
+def _prob(d, c, k, poisson, cap):
+    """A side's fill probability at depth d: ``min(cap, c e^{-k d})`` (linear) or
+    ``1 - exp(-c e^{-k d})`` (poisson; ``cap`` unused). The intensity market's cap is 1; the
+    informed-flow market's (module docstring, "Arrival classes") is the arrival probability."""
     lam = c * math.exp(-k * d)
     if poisson:
         return -math.expm1(-lam)
-    return min(1.0, lam)
+    return min(cap, lam)
 
 
 @njit(cache=True)
-def _best_depth(e, c, k, poisson, tick):
+def _best_depth(e, c, k, poisson, tick, cap):
     """argmax_d p(d) (d + e) for one side (module docstring), on the tick grid if tick > 0."""
     if poisson:
         # root of h(x) = x + (exp(e^x) - 1) e^{-x} - C, x = ln(lambda), C = ln c + k e
@@ -212,12 +215,12 @@ def _best_depth(e, c, k, poisson, tick):
                     break
             d = (math.log(c) - x) / k
     else:
-        d = max(1.0 / k - e, math.log(c) / k)
+        d = max(1.0 / k - e, math.log(c / cap) / k)  # saturation depth ln(c/cap)/k
     if tick > 0.0:
         lo_d = math.floor(d / tick) * tick
         hi_d = lo_d + tick
-        g_lo = _prob(lo_d, c, k, poisson) * (lo_d + e)
-        g_hi = _prob(hi_d, c, k, poisson) * (hi_d + e)
+        g_lo = _prob(lo_d, c, k, poisson, cap) * (lo_d + e)
+        g_hi = _prob(hi_d, c, k, poisson, cap) * (hi_d + e)
         d = lo_d if g_lo >= g_hi else hi_d
     return d
 
@@ -234,7 +237,7 @@ def _step_gain(p_b, p_a, d_b, d_a, db_gain, da_gain, s, lots_b, lots_a, fee):
 
 @njit(cache=True)
 def _best_response_pair(p_start, bid_first, can_b, can_a, db_gain, da_gain, s, c_b, c_a, k_b, k_a,
-                        poisson, fee, tick, lots_b, lots_a):
+                        poisson, fee, tick, lots_b, lots_a, cap_b, cap_a):
     """Iterate the two sides' best responses to a fixed point from one starting probability.
 
     Returns (d_b, d_a, gain) with gain = :func:`_step_gain`. For a fixed ask the bid maximises
@@ -246,15 +249,15 @@ def _best_response_pair(p_start, bid_first, can_b, can_a, db_gain, da_gain, s, c
     d_a = np.nan
     for it in range(_FP_ITERS):
         if bid_first or it > 0:
-            d_b_new = _best_depth((db_gain - p_a * s) / lots_b - fee, c_b, k_b, poisson, tick)
-            p_b = _prob(d_b_new, c_b, k_b, poisson) if can_b else 0.0
+            d_b_new = _best_depth((db_gain - p_a * s) / lots_b - fee, c_b, k_b, poisson, tick, cap_b)
+            p_b = _prob(d_b_new, c_b, k_b, poisson, cap_b) if can_b else 0.0
         else:
             d_b_new = d_b
-        d_a_new = _best_depth((da_gain - p_b * s) / lots_a - fee, c_a, k_a, poisson, tick)
-        p_a = _prob(d_a_new, c_a, k_a, poisson) if can_a else 0.0
+        d_a_new = _best_depth((da_gain - p_b * s) / lots_a - fee, c_a, k_a, poisson, tick, cap_a)
+        p_a = _prob(d_a_new, c_a, k_a, poisson, cap_a) if can_a else 0.0
         if not bid_first and it == 0:
-            d_b_new = _best_depth((db_gain - p_a * s) / lots_b - fee, c_b, k_b, poisson, tick)
-            p_b = _prob(d_b_new, c_b, k_b, poisson) if can_b else 0.0
+            d_b_new = _best_depth((db_gain - p_a * s) / lots_b - fee, c_b, k_b, poisson, tick, cap_b)
+            p_b = _prob(d_b_new, c_b, k_b, poisson, cap_b) if can_b else 0.0
         done = (abs(d_b_new - d_b) <= _FP_TOL * (1.0 + abs(d_b))
                 and abs(d_a_new - d_a) <= _FP_TOL * (1.0 + abs(d_a)))
         d_b = d_b_new
@@ -266,7 +269,7 @@ def _best_response_pair(p_start, bid_first, can_b, can_a, db_gain, da_gain, s, c
 
 @njit(cache=True)
 def _one_step(db_gain, da_gain, s, can_b, can_a, c_b, c_a, k_b, k_a, poisson, fee, tick, lots_b,
-              lots_a):
+              lots_a, cap_b, cap_a):
     """The general one-step quoting problem at one state: ``max`` over the two depths of
     :func:`_step_gain` (``D_b``, ``D_a`` the one-fill gains, ``S`` the coupling, ``m_b``, ``m_a`` the
     lots a fill takes; a side with ``can_* = False`` never fills). Every scenario's recursion calls
@@ -292,7 +295,7 @@ def _one_step(db_gain, da_gain, s, can_b, can_a, c_b, c_a, k_b, k_a, poisson, fe
                 continue  # that side never fills
         d_b, d_a, gain = _best_response_pair(p_start, start < 2, can_b, can_a, db_gain, da_gain,
                                              s, c_b, c_a, k_b, k_a, poisson, fee, tick, lots_b,
-                                             lots_a)
+                                             lots_a, cap_b, cap_a)
         if gain > best:
             best = gain
             best_b = d_b
@@ -315,7 +318,7 @@ def _quote_step(w, adj_b, adj_a, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, 
         db_gain = w[j + 1] - w[j] + adj_b[j] if can_b else 0.0
         da_gain = w[j - 1] - w[j] + adj_a[j] if can_a else 0.0
         d_b, d_a, best = _one_step(db_gain, da_gain, db_gain + da_gain, can_b, can_a, c_b, c_a, k_b,
-                                   k_a, poisson, fee, tick, 1.0, 1.0)
+                                   k_a, poisson, fee, tick, 1.0, 1.0, 1.0, 1.0)
         out_db[j] = d_b
         out_da[j] = d_a
         out_val[j] = w[j] + best
@@ -364,27 +367,111 @@ def _continuation(v_next, p_row, out_mix):
 
 
 @njit(cache=True)
+def _class_gains(u, prob, bid_open, ask_open, adj_b, adj_a, drift, q_max, out_base, out_gb, out_ga,
+                 out_s):
+    """The one-step problem's constants at every inventory from the arrival classes' values
+    (module docstring, "Arrival classes"): ``u`` (C, 2Q+1) holds ``U_c(q') = W_c(q')`` (class c's
+    penalised continuation), ``prob`` (C,) the classes' probabilities in this regime, ``bid_open``,
+    ``ask_open`` (C,) 1.0 where the class's flow can fill our bid / ask.
+
+    Writes ``base(q) = sum_c P_c U_c(q) + drift q``, the one-fill gains
+    ``D_b = sum_c P_c o^b_c (U_c(q+1) - U_c(q)) / p^b + drift + adj_b`` (and the ask's with
+    ``-drift``), and the coupling ``S = D_b + D_a - X`` with
+    ``X = sum_c P_c o^b_c (..)/p^b + sum_c P_c o^a_c (..)/p^a - sum_c P_c o^b_c o^a_c
+    (U_c(q+1) + U_c(q-1) - 2 U_c(q)) / (p^b p^a)`` (0 for one class: the intensity market's
+    ``S = D_b + D_a``, bit for bit), ``p^b = sum_c P_c o^b_c`` (and ``p^a``). A side
+    whose flow never arrives (``p^b = 0``) or whose fill would breach the bound gets 0."""
+    n_c = u.shape[0]
+    n_q = u.shape[1]
+    p_b = 0.0
+    p_a = 0.0
+    for c in range(n_c):
+        p_b += prob[c] * bid_open[c]
+        p_a += prob[c] * ask_open[c]
+    for j in range(n_q):
+        q = j - q_max
+        acc = 0.0
+        for c in range(n_c):
+            acc += prob[c] * u[c, j]
+        if drift != 0.0:
+            acc += drift * q
+        out_base[j] = acc
+        can_b = q + 1 <= q_max and p_b > 0.0
+        can_a = q - 1 >= -q_max and p_a > 0.0
+        raw_b = 0.0
+        raw_a = 0.0
+        if can_b:
+            for c in range(n_c):
+                raw_b += prob[c] * bid_open[c] * (u[c, j + 1] - u[c, j])
+            raw_b = raw_b / p_b
+            if drift != 0.0:
+                raw_b += drift
+        if can_a:
+            for c in range(n_c):
+                raw_a += prob[c] * ask_open[c] * (u[c, j - 1] - u[c, j])
+            raw_a = raw_a / p_a
+            if drift != 0.0:
+                raw_a -= drift
+        gb = raw_b + adj_b[j] if can_b else 0.0
+        ga = raw_a + adj_a[j] if can_a else 0.0
+        x = 0.0
+        if can_b and can_a:
+            both = 0.0
+            for c in range(n_c):
+                both += prob[c] * bid_open[c] * ask_open[c] * ((u[c, j + 1] - u[c, j]) + (u[c, j - 1] - u[c, j]))
+            x = (raw_b + raw_a) - both / (p_b * p_a)
+        out_gb[j] = gb
+        out_ga[j] = ga
+        out_s[j] = gb + ga - x
+
+
+@njit(cache=True)
+def _class_values(v_next, trans_r, q_max, dt, phi, alpha, last, damp_coef, out_u):
+    """``U_c(q') = W(sum_{r'} trans[r, c, r'] V_{t+1}(q', r'))`` for every class c of regime r
+    (``trans_r``: (C, R)); one class with ``P = [[1.0]]`` is the intensity market's W."""
+    n_q = v_next.shape[1]
+    mix = np.empty(n_q)
+    for c in range(trans_r.shape[0]):
+        _continuation(v_next, trans_r[c], mix)
+        _penalised(mix, q_max, dt, phi, alpha, last, damp_coef, out_u[c])
+
+
+@njit(cache=True)
 def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
-           trans, fee, tick, hedge_on, h_max, half_spread, eta, taker, nu, out_value, out_db, out_da,
-           out_v):
-    """Backward induction over (t, r, q) (module docstring, "Regimes"): per-regime parameters are
-    (R,) arrays, the per-step ones (n, R) (``damp_coef``) and (n, R, 2Q+1) (``adj_b``, ``adj_a``;
-    "Scheduled events"), ``trans`` the (R, R) one-step transition matrix;
-    the outputs carry the regime axis, ``out_value`` (n_steps + 1, R, 2Q+1)."""
+           trans, prob, bid_open, ask_open, cap_b, cap_a, drift, fee, tick, hedge_on, h_max,
+           half_spread, eta, taker, nu, out_value, out_db, out_da, out_v):
+    """Backward induction over (t, r, q) (module docstring, "Regimes", "Arrival classes"):
+    per-regime parameters are (R,) arrays, the per-step ones (n, R) (``damp_coef``) and
+    (n, R, 2Q+1) (``adj_b``, ``adj_a``; "Scheduled events"); ``trans`` (R, C, R) the next regime's
+    distribution given the regime and the arrival class, ``prob`` (R, C) the classes'
+    probabilities, ``bid_open``/``ask_open`` (C,); the outputs carry the regime axis,
+    ``out_value`` (n_steps + 1, R, 2Q+1)."""
     n_q = 2 * q_max + 1
     n_r = trans.shape[0]
-    mix = np.empty(n_q)
-    w = np.empty(n_q)
+    n_c = trans.shape[1]
+    u = np.empty((n_c, n_q))
+    base = np.empty(n_q)
+    g_b = np.empty(n_q)
+    g_a = np.empty(n_q)
+    g_s = np.empty(n_q)
     quote_val = np.empty(n_q)
     for r in range(n_r):
         for j in range(n_q):
             out_value[n_steps, r, j] = 0.0
     for t in range(n_steps - 1, -1, -1):
         for r in range(n_r):
-            _continuation(out_value[t + 1], trans[r], mix)
-            _penalised(mix, q_max, dt, phi, alpha, t == n_steps - 1, damp_coef[t, r], w)
-            _quote_step(w, adj_b[t, r], adj_a[t, r], q_max, c_b[r], c_a[r], k_b[r], k_a[r], poisson, fee,
-                        tick, quote_val, out_db[t, r], out_da[t, r])
+            _class_values(out_value[t + 1], trans[r], q_max, dt, phi, alpha, t == n_steps - 1,
+                          damp_coef[t, r], u)
+            _class_gains(u, prob[r], bid_open, ask_open, adj_b[t, r], adj_a[t, r], drift[r], q_max,
+                         base, g_b, g_a, g_s)
+            for j in range(n_q):
+                q = j - q_max
+                d_b, d_a, best = _one_step(g_b[j], g_a[j], g_s[j], q + 1 <= q_max, q - 1 >= -q_max,
+                                           c_b[r], c_a[r], k_b[r], k_a[r], poisson, fee, tick, 1.0,
+                                           1.0, cap_b[r], cap_a[r])
+                out_db[t, r, j] = d_b
+                out_da[t, r, j] = d_a
+                quote_val[j] = base[j] + best
             if hedge_on:
                 _hedge_step(quote_val, q_max, h_max, half_spread, eta, taker, nu, out_value[t, r],
                             out_v[t, r])
@@ -396,20 +483,27 @@ def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coe
 
 @njit(cache=True)
 def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
-              trans, fee, tick, hedge_on, half_spread, eta, taker, nu, d_b, d_a, hedge, out_value):
+              trans, prob, bid_open, ask_open, cap_b, cap_a, drift, fee, tick, hedge_on, half_spread,
+              eta, taker, nu, d_b, d_a, hedge, out_value):
     """Expected summed reward of a fixed (t, r, q) policy: the same recursion without the max."""
     n_q = 2 * q_max + 1
     n_r = trans.shape[0]
-    mix = np.empty(n_q)
-    w = np.empty(n_q)
+    n_c = trans.shape[1]
+    u = np.empty((n_c, n_q))
+    base = np.empty(n_q)
+    g_b = np.empty(n_q)
+    g_a = np.empty(n_q)
+    g_s = np.empty(n_q)
     quote_val = np.empty(n_q)
     for r in range(n_r):
         for j in range(n_q):
             out_value[n_steps, r, j] = 0.0
     for t in range(n_steps - 1, -1, -1):
         for r in range(n_r):
-            _continuation(out_value[t + 1], trans[r], mix)
-            _penalised(mix, q_max, dt, phi, alpha, t == n_steps - 1, damp_coef[t, r], w)
+            _class_values(out_value[t + 1], trans[r], q_max, dt, phi, alpha, t == n_steps - 1,
+                          damp_coef[t, r], u)
+            _class_gains(u, prob[r], bid_open, ask_open, adj_b[t, r], adj_a[t, r], drift[r], q_max,
+                         base, g_b, g_a, g_s)
             for j in range(n_q):
                 q = j - q_max
                 db = d_b[t, r, j]
@@ -417,11 +511,10 @@ def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_
                 if tick > 0.0:
                     db = math.ceil(db / tick - 1e-9) * tick
                     da = math.ceil(da / tick - 1e-9) * tick
-                p_b = _prob(db, c_b[r], k_b[r], poisson) if q + 1 <= q_max else 0.0
-                p_a = _prob(da, c_a[r], k_a[r], poisson) if q - 1 >= -q_max else 0.0
-                gb = w[j + 1] - w[j] + adj_b[t, r, j] if q + 1 <= q_max else 0.0
-                ga = w[j - 1] - w[j] + adj_a[t, r, j] if q - 1 >= -q_max else 0.0
-                quote_val[j] = w[j] + _step_gain(p_b, p_a, db, da, gb, ga, gb + ga, 1.0, 1.0, fee)
+                p_b = _prob(db, c_b[r], k_b[r], poisson, cap_b[r]) if q + 1 <= q_max else 0.0
+                p_a = _prob(da, c_a[r], k_a[r], poisson, cap_a[r]) if q - 1 >= -q_max else 0.0
+                quote_val[j] = base[j] + _step_gain(p_b, p_a, db, da, g_b[j], g_a[j], g_s[j], 1.0,
+                                                    1.0, fee)
             for j in range(n_q):
                 q = j - q_max
                 v = hedge[t, r, j] if hedge_on else 0
@@ -477,6 +570,29 @@ def _regimes(config: EnvConfig) -> tuple[Any, bool]:
     sigma, a_b, a_a, k_b, k_a, xi = (np.array([float(x)]) for x in (m.sigma, a_b, a_a, k_b, k_a,
                                                                      m.adverse_jump))
     return RegimeTable(sigma, a_b, a_a, k_b, k_a, xi, np.ones((1, 1)), 0), False
+
+
+def _arrivals(config: EnvConfig, tab: Any) -> Any:
+    """The arrival classes the DP runs over (:meth:`~mmgym.scenarios.base.Scenario.dp_arrivals`);
+    without, one class that always arrives, ``c = A dt``, cap 1, no drift, the regimes' P."""
+    from ..scenarios import get as get_scenario
+    from ..scenarios.base import ArrivalTable
+
+    arr = get_scenario(config.id).dp_arrivals(config)
+    if arr is not None:
+        return arr
+    n_r = tab.sigma.size
+    dt = config.market.dt
+    return ArrivalTable(np.ones((n_r, 1)), np.ones(1), np.ones(1),
+                        np.ascontiguousarray(np.asarray(tab.P, np.float64)[:, None, :]),
+                        np.asarray(tab.a_bid * dt, np.float64), np.asarray(tab.a_ask * dt, np.float64),
+                        np.ones(n_r), np.ones(n_r), np.zeros(n_r))
+
+
+def _arrival_args(p: dict[str, Any]) -> tuple[np.ndarray, ...]:
+    """The arrival classes' arrays in :func:`_solve`'s and :func:`_evaluate`'s argument order."""
+    return tuple(np.ascontiguousarray(p[k], dtype=np.float64)
+                 for k in ("prob", "bid_open", "ask_open", "cap_b", "cap_a", "drift"))
 
 
 def _schedule(config: EnvConfig) -> tuple[np.ndarray, np.ndarray] | None:
@@ -625,12 +741,15 @@ def _dp_params(config: EnvConfig) -> dict[str, Any]:
             damp_coef[t, g], adj_b[t, g], adj_a[t, g] = done[xi_t, sd_t]
     tick = float(m.tick_size)
     exact = inexact_reason(config) is None
+    arr = _arrivals(config, tab)
     return dict(
-        n_steps=m.n_steps, q_max=m.max_inventory, dt=m.dt, c_b=tab.a_bid * m.dt, c_a=tab.a_ask * m.dt,
+        n_steps=m.n_steps, q_max=m.max_inventory, dt=m.dt, c_b=arr.c_b, c_a=arr.c_a,
+        prob=arr.prob, bid_open=arr.bid_open, ask_open=arr.ask_open, cap_b=arr.cap_b,
+        cap_a=arr.cap_a, drift=arr.drift,
         k_b=np.asarray(tab.k_bid, np.float64), k_a=np.asarray(tab.k_ask, np.float64),
         poisson=m.fill_rule == "poisson", phi=r.inventory_penalty,
         alpha=r.terminal_penalty, damp_coef=damp_coef, adj_b=adj_b, adj_a=adj_a,
-        trans=np.ascontiguousarray(tab.P, dtype=np.float64), fee=r.maker_fee,
+        trans=np.ascontiguousarray(arr.trans, dtype=np.float64), fee=r.maker_fee,
         tick=tick if exact else 0.0, hedge_on=bool(a.hedge), h_max=a.hedge_max_lots,
         half_spread=im.half_spread, eta=im.eta, taker=r.taker_fee, nu=im.nu, exact=exact,
         raw_tick=tick, regimes=n_r if has_regimes else None, initial=int(tab.initial),
@@ -656,7 +775,7 @@ def solve_optimal(config: EnvConfig) -> DPSolution:
     d_a = np.empty((n, n_r, n_q))
     hedge = np.zeros((n, n_r, n_q), dtype=np.int64)
     _solve(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
-           p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], p["fee"], p["tick"],
+           p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], *_arrival_args(p), p["fee"], p["tick"],
            p["hedge_on"], p["h_max"], p["half_spread"], p["eta"], p["taker"], p["nu"], value, d_b,
            d_a, hedge)
     if not p["exact"]:
@@ -707,8 +826,8 @@ def evaluate_tables(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
     hedge = np.zeros((n, n_r, n_q), np.int64) if hedge is None else _tables(hedge, n, n_r, n_q, np.int64)
     value = np.empty((n + 1, n_r, n_q))
     _evaluate(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
-              p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], p["fee"],
-              p["raw_tick"] if p["exact"] else 0.0,
+              p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], *_arrival_args(p),
+              p["fee"], p["raw_tick"] if p["exact"] else 0.0,
               p["hedge_on"], p["half_spread"], p["eta"], p["taker"], p["nu"], delta_b, delta_a,
               hedge, value)
     return value[:, 0] if p["regimes"] is None else value
@@ -752,7 +871,9 @@ class OptimalPolicy(DepthPolicy):
     def act(self, market, out=None):
         if self.solution.regimes is None:
             return super().act(market, out)
-        self._regime = market.field("regime")[:, None]
+        from ..scenarios import get as get_scenario
+
+        self._regime = get_scenario(self.config.id).dp_state(market)[:, None]
         try:
             return super().act(market, out)
         finally:
