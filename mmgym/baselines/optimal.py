@@ -1,5 +1,6 @@
 r"""The exact optimum of the discrete-time intensity market, by backward induction over (t, q)
-(and the regime, on a scenario with Markov regimes: "Regimes" below).
+(and the regime, on a scenario with Markov regimes: "Regimes" below; the drift's notch on the
+informed-flow scenario: "Arrival classes").
 
 The objective is the environment's own: the expected summed reward of one episode under the
 kernel's step rules (:mod:`mmgym.scenarios.intensity`), risk neutral. Writing one step's reward with
@@ -138,6 +139,52 @@ normal partial expectations at ``c \pm \sigma\sqrt{dt}`` with std ``s_t`` (binom
 jump: the scenario's difficulty is then the window's ``xi_t`` only. Per-step constants are (n, R, ...)
 arrays in :func:`_solve` for every scenario (the same values on every step without a schedule, so
 those values are unchanged bit for bit).
+
+**Arrival classes (informed flow).** On a scenario whose fills need an arriving market order
+(:mod:`mmgym.scenarios.alpha`, ``Scenario.dp_arrivals``; Cartea, Jaimungal & Penalva 2015, sec.
+10.4, discretised) each step of regime ``r`` (there: the drift's notch ``a``, ``alpha_a = a eps``)
+draws an *arrival class* ``c`` with probability ``P_c`` before the fills: there ``c = (B, S)``, a buy
+market order with probability ``p_B``, a sell one with ``p_S``, independently. Our bid can fill only
+in a class with a sell order (``o^b_c = S``), our ask only with a buy order (``o^a_c = B``), each then
+independently with probability ``f = \min(1, e^{-k\delta})``; the next regime is drawn from
+``T[r, c, \cdot]`` (there: ``a + B - S`` clipped, then one notch towards 0 w.p. ``\zeta dt``),
+independently of the fills, of ``Z`` and of the mid; the mid drifts by ``\mu_r = \alpha_a dt`` per
+step. With
+
+.. math::
+
+    U_c(q') = W\Big(\sum_{r'} T[r, c, r'] V_{t+1}(q', r')\Big) + \mu_r q'
+
+(``W`` the penalised continuation above; ``E[q' dS] = q' \mu_r`` because ``Z`` is independent of
+everything else, and ``\mu_r q'`` is known given (r, q')), the expectation over the class and the
+four fill outcomes of class c is, as in the one-class case,
+``U_c(q) + S_c f_b (\delta_b - f + D^c_b) + B_c f_a (\delta_a - f + D^c_a) - S_c B_c f_b f_a (D^c_b +
+D^c_a)`` with ``D^c_b = U_c(q+1) - U_c(q)``, ``D^c_a = U_c(q-1) - U_c(q)``. Summing over c with the
+unconditional fill probabilities ``p_b = p^b f_b``, ``p^b = \sum_c P_c o^b_c`` (there ``p_S``), and
+``p_a = p^a f_a``:
+
+.. math::
+
+    V_t(q, r) = \max_{\delta_b, \delta_a} \sum_c P_c U_c(q) + p_b(\delta_b - f + \bar D_b)
+                + p_a(\delta_a - f + \bar D_a) - p_b p_a \bar S,
+
+    \bar D_b = \sum_c P_c o^b_c D^c_b / p^b,\quad \bar D_a = \sum_c P_c o^a_c D^c_a / p^a,\quad
+    \bar S = \sum_c P_c o^b_c o^a_c (D^c_b + D^c_a) / (p^b p^a)
+
+(there ``\bar D_a = (1-p_S)(U_{10}(q-1) - U_{10}(q)) + p_S (U_{11}(q-1) - U_{11}(q))``, symmetrically
+``\bar D_b`` with ``U_{01}``, ``U_{11}``, and ``\bar S = D^{11}_b + D^{11}_a``: the both-fill outcome
+keeps q). This is the general one-step problem (:func:`_one_step`, :func:`_class_gains`) with the
+fill probability ``p = \min(cap, c e^{-k\delta})``, ``c = cap = p^b``: for ``\delta \ge 0`` it is
+``p^b e^{-k\delta}``, saturating at ``\delta = \ln(c/cap)/k = 0``, and the linear closed form of the
+one-side problem holds with the saturation depth ``\ln(c/cap)/k`` (the intensity market's cap is 1,
+so its values are unchanged bit for bit). The regime chain is the one-class case ``P = 1``,
+``T[r, 0] = P[r]``, ``\mu = 0``, for which :func:`_class_gains` returns ``\bar D = D`` and
+``\bar S = D_b + D_a`` exactly. :func:`evaluate_tables` scores a (t, a, q) policy or a static (t, q)
+one (used in every notch) by the same recursion without the max. ``tests/test_alpha.py`` checks
+the DP and the policy evaluation against a literal brute-force backward induction over every
+outcome (B, S, both fills, the decay), and V0 against Monte Carlo through the kernel. Not covered
+there (``ConfigError``): ``reward.dampening > 0`` (the drift makes ``E[\max(0, q' dS)]`` depend on
+the sign of q'); the scenario itself refuses poisson fills, a jump on fill and a tick.
 
 Not covered (``ConfigError``): ``reward.objective: cara`` (not risk neutral).
 """

@@ -76,9 +76,9 @@ class AlphaConfig(Section):
     ``lambda_buy * market.dt`` must be <= 1."""
     lambda_sell: float | None = Field(None, gt=0.0)
     """Rate of sell market orders (per time unit; they hit our bid). None: ``market.A_bid``'s value."""
-    notches: int = Field(8, ge=1, le=M_MAX)
+    notches: int = Field(10, ge=1, le=M_MAX)
     """m: alpha lives on {-m, .., m} * epsilon."""
-    epsilon: float = Field(0.12, ge=0.0)
+    epsilon: float = Field(12.0, ge=0.0)
     """Drift per notch (price units per time unit): alpha = notch * epsilon."""
     zeta: float = Field(30.0, ge=0.0)
     """Rate (per time unit) at which alpha moves one notch towards 0: probability zeta dt per step."""
@@ -345,8 +345,13 @@ def reset(mask, tr, st, params, out):
 # ------------------------------------------------------------------------ declaration ---
 ORACLE_LABEL = "oracle (sees the hidden alpha: full information, an upper bound)"
 
-#: ``gym.make(ENV_ID)``'s config: configs/alpha.yaml's market (see its comments).
-DEFAULTS = {}
+#: ``gym.make(ENV_ID)``'s config: configs/alpha.yaml's env section (see its comments: CJP 2015
+#: sec. 10.4's example in minutes and cents); the alpha section's defaults are the same values.
+DEFAULTS = {
+    "market": {"s0": 10000.0, "sigma": 3.87, "A": 50.0, "k": 1.0, "dt": 0.005, "horizon": 1.0,
+               "max_inventory": 20},
+    "reward": {"inventory_penalty": 0.6, "terminal_penalty": 0.1},
+}
 
 
 class AlphaScenario(intensity.IntensityScenario):
