@@ -266,10 +266,9 @@ class GLFTDrift(GLFT):
     name = "glft_drift"
 
     def __init__(self, config: EnvConfig, gamma: float):
-        from ..scenarios.alpha import ENV_ID
-
-        if config.id != ENV_ID:
-            raise ConfigError(f"glft_drift: quotes on a drift alpha, which only {ENV_ID} has (env.id is {config.id})")
+        if getattr(config, "alpha", None) is None:
+            raise ConfigError(f"glft_drift: quotes on a drift alpha, which {config.id} does not have "
+                              "(an env with an alpha section: mmgym/AlphaMarketMaking-v0)")
         if not config.alpha.observe_alpha:
             raise ConfigError("glft_drift: alpha.observe_alpha is false: the drift-adjusted quotes need "
                               "the observed alpha (set alpha.observe_alpha: true)")
