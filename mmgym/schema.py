@@ -118,6 +118,8 @@ class RewardConfig(Section):
     """Risk aversion g of the CARA terminal utility (objective: cara)."""
     dampening: float = Field(0.0, ge=0.0)
     """Asymmetric dampening eta of Spooner et al. (2018): each step also pays max(0, eta q dS)."""
+    risk_penalty: Literal["time", "variance"] = "time"
+    """What the running penalty charges per step: 'time', phi q^2 dt; 'variance', phi q^2 Var_t(dS)/sigma^2 with the step's actual price variance (a regime's sigma_r^2 dt, plus a scheduled event's jump variance on its step) and sigma = market.sigma (> 0). The two agree when nothing varies."""
 
 
 class ActionConfig(Section):
@@ -131,6 +133,12 @@ class ActionConfig(Section):
     """as_hybrid: largest risk aversion (action +1)."""
     skew_max: float = Field(2.0, ge=0.0)
     """as_hybrid: the skew action shifts the reservation price by at most this (price units)."""
+    spread: bool = False
+    """as_hybrid: add a third action dimension, an extra half-spread c added to both depths (the c of as_tuned), c = spread_min + (a + 1)/2 (spread_max - spread_min). Lets the agent widen beyond what AS's gamma can (AS's half-spread is at most 1/k + gamma sigma^2 tau / 2, which vanishes near the horizon)."""
+    spread_min: float = -0.5
+    """as_hybrid with spread: c at action -1 (price units)."""
+    spread_max: float = 2.0
+    """as_hybrid with spread: c at action +1 (price units)."""
     offset_min: float = -1.0
     """offsets: depth at action -1 (price units; negative depths cross the mid)."""
     offset_max: float = 3.0
@@ -146,6 +154,10 @@ class ActionConfig(Section):
             raise ValueError(f"gamma_max ({self.gamma_max}) < gamma_min ({self.gamma_min})")
         if self.offset_max <= self.offset_min:
             raise ValueError(f"offset_max ({self.offset_max}) <= offset_min ({self.offset_min})")
+        if self.spread_max <= self.spread_min:
+            raise ValueError(f"spread_max ({self.spread_max}) <= spread_min ({self.spread_min})")
+        if self.spread and self.mode != "as_hybrid":
+            raise ValueError(f"spread: the extra half-spread dimension is as_hybrid's (mode is {self.mode!r})")
         return self
 
 
@@ -185,3 +197,10 @@ class EnvConfig(Section):
     """Action mapping."""
     observation: ObservationConfig = Field(default_factory=ObservationConfig)
     """Observation features."""
+
+    @model_validator(mode="after")
+    def _variance_needs_sigma(self) -> EnvConfig:
+        if self.reward.risk_penalty == "variance" and self.market.sigma <= 0.0:
+            raise ValueError("reward.risk_penalty: 'variance' measures the step's price variance "
+                             f"against market.sigma, which must be > 0 (got {self.market.sigma:g})")
+        return self

@@ -34,11 +34,12 @@ def ref_schedule(times, window, dt, n_steps):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), noise=st.sampled_from(["gaussian", "binomial"]),
        hedge=st.booleans(), mode=st.sampled_from(["as_hybrid", "offsets"]),
-       n_ev=st.integers(0, 4), rule=st.sampled_from(["linear", "poisson"]))
-def test_kernel_matches_reference_with_events(seed, noise, hedge, mode, n_ev, rule):
+       n_ev=st.integers(0, 4), rule=st.sampled_from(["linear", "poisson"]), variance=st.booleans())
+def test_kernel_matches_reference_with_events(seed, noise, hedge, mode, n_ev, rule, variance):
     """20 random configs x 3 envs x 90 steps (autoresets included): rewards, observations, mids and
     inventories match the scalar reference stepped with step t's xi and, on event steps, one more
-    normal after the mid's variate scaled by jump_std."""
+    normal after the mid's variate scaled by jump_std; with ``risk_penalty: variance`` the running
+    penalty on an event step is phi q^2 (dt + jump_std^2 / sigma^2)."""
     rng = np.random.default_rng(seed)
     horizon, dt = 0.2, 0.005
     n = 40
@@ -47,6 +48,8 @@ def test_kernel_matches_reference_with_events(seed, noise, hedge, mode, n_ev, ru
     window, sd = float(rng.integers(0, 8) * dt), float(rng.uniform(0, 2.0))
     cfg = load_env_config({"id": ID, "market": {"horizon": horizon, "dt": dt, "mid_noise": noise,
                                                 "fill_rule": rule, "adverse_jump": xi0},
+                           "reward": {"inventory_penalty": float(rng.uniform(0.1, 3.0)),
+                                      "risk_penalty": "variance" if variance else "time"},
                            "action": {"hedge": hedge, "mode": mode}, "impact": {"eta": 0.05, "nu": 0.01},
                            "events": {"times": [float(x) for x in times], "window": window,
                                       "jump_std": sd, "adverse_jump": xi_ev}})
@@ -70,7 +73,8 @@ def test_kernel_matches_reference_with_events(seed, noise, hedge, mode, n_ev, ru
                 ds = m.sigma * math.sqrt(dt) * z
                 return ds + sd * ref.rng.normal() if is_event[t] else ds
 
-            dyn = {"sigma": m.sigma, "A": a, "k": k, "xi": xi_ev if in_window[t] else xi0}
+            pen_dt = dt + (sd * sd / m.sigma ** 2 if variance and is_event[t] else 0.0)
+            dyn = {"sigma": m.sigma, "A": a, "k": k, "xi": xi_ev if in_window[t] else xi0, "pen_dt": pen_dt}
             out = ref_step(cfg, ref, actions[i].tolist(), mid_move=mid_move, dynamics=dyn)
             assert b.done[i] == out["done"]
             assert b.reward[i] == pytest.approx(out["reward"], rel=1e-9, abs=1e-9)
@@ -164,6 +168,8 @@ def brute_force_events(env, depth_grid):
         last = t == n - 1
         xi = ev.adverse_jump if in_window[t] else m.adverse_jump
         s = ev.jump_std if is_event[t] else 0.0
+        # risk_penalty variance: Var_t(dS)/sigma^2 = dt + s^2/sigma^2 on an event step
+        pen_dt = m.dt + (s * s / m.sigma ** 2 if rw.risk_penalty == "variance" else 0.0)
         new = np.empty_like(V)
         for j in range(2 * q_max + 1):
             q = j - q_max
@@ -176,7 +182,7 @@ def brute_force_events(env, depth_grid):
                 if abs(q1) > q_max:
                     continue
                 reward = (fb * db + fa * da - rw.maker_fee * (fb + fa)
-                          - rw.inventory_penalty * q1 * q1 * m.dt
+                          - rw.inventory_penalty * q1 * q1 * pen_dt
                           - (rw.terminal_penalty * q1 * q1 if last else 0.0) + q1 * xi * (fa - fb)
                           - (rw.dampening * damp(q1, xi * (fa - fb), s) if rw.dampening else 0.0))
                 total = total + p * (reward + V[q1 + q_max])
@@ -199,6 +205,11 @@ DP_CASES = {
                                       A=40.0, k=1.0, sigma=3.0, adverse_jump=0.1),
                           reward=dict(inventory_penalty=1.0, terminal_penalty=0.2, dampening=0.7),
                           events=dict(times=[0.15], window=0.1, adverse_jump=0.5, jump_std=0.6)),
+    "variance": dict(market=dict(max_inventory=3, dt=0.05, horizon=0.35, A=30.0, k=1.5, sigma=2.0,
+                                 adverse_jump=0.05),
+                     reward=dict(inventory_penalty=2.0, terminal_penalty=0.3, dampening=0.3,
+                                 risk_penalty="variance"),
+                     events=dict(times=[0.1, 0.27], window=0.1, adverse_jump=0.4, jump_std=1.5)),
 }
 
 
@@ -247,6 +258,9 @@ MC_CASES = {
                           reward=dict(inventory_penalty=2.0, terminal_penalty=0.2),
                           action=dict(hedge=True, hedge_max_lots=2), impact=dict(half_spread=0.05, eta=0.05),
                           events=dict(times=[0.2], window=0.1, adverse_jump=0.4, jump_std=1.0)),
+    "variance": dict(market=dict(max_inventory=5, horizon=0.4, dt=0.01),
+                     reward=dict(inventory_penalty=2.0, terminal_penalty=0.1, risk_penalty="variance"),
+                     events=dict(times=[0.15, 0.3], window=0.05, adverse_jump=0.2, jump_std=2.0)),
 }
 
 

@@ -65,6 +65,20 @@ def test_kernel_matches_python_reference(cfg_dict, seed, raw):
     _check_against_reference(load_env_config(cfg_dict), seed, raw)
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg_dict=configs, seed=st.integers(0, 2**32 - 1), raw=st.booleans(),
+       lo=st.floats(-1.0, 0.5), span=st.floats(0.1, 3.0))
+def test_kernel_matches_python_reference_with_extra_spread(cfg_dict, seed, raw, lo, span):
+    """``action.spread`` (as_hybrid's third column, an extra half-spread on both sides): 20 random
+    configs match the reference; the raw-depth mode (the baselines') has no such column."""
+    act = {**cfg_dict["action"], "mode": "as_hybrid", "spread": True, "spread_min": lo,
+           "spread_max": lo + span}
+    cfg = load_env_config({**cfg_dict, "action": act})
+    market = IntensityMarket(cfg, 1, raw_depths=raw)
+    assert market.action_dim == 2 + (0 if raw else 1) + int(act["hedge"])
+    _check_against_reference(cfg, seed, raw)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cfg_dict=configs, seed=st.integers(0, 2**32 - 1), raw=st.booleans(),
        jump=st.floats(0.01, 1.5))
@@ -298,3 +312,29 @@ def test_vectorised_exp_log_match_libm():
     out = np.empty_like(y)
     log_into(y, out, np.empty(y.size, dtype=np.int64))
     np.testing.assert_allclose(out, np.log(y), rtol=5e-16, atol=5e-16)
+
+
+def test_extra_spread_action_reproduces_as_tuned():
+    """as_hybrid with ``action.spread`` and a constant action (gamma, skew 0, c) quotes exactly the
+    depths of ``as_tuned``'s rule AS(gamma) + c (the glass box can express the strongest static
+    baseline), at every step and inventory an episode visits."""
+    from mmgym.baselines.tuned import TunedAS
+
+    cfg = load_env_config({"market": {"horizon": 0.2, "A": 140.0, "k": 1.5, "sigma": 2.0},
+                           "action": {"spread": True, "spread_min": -0.5, "spread_max": 1.5}})
+    gamma, c = 0.07, 0.4
+    a = cfg.action
+    a0 = 2.0 * (math.log(gamma) - math.log(a.gamma_min)) / (math.log(a.gamma_max) - math.log(a.gamma_min)) - 1.0
+    a2 = 2.0 * (c - a.spread_min) / (a.spread_max - a.spread_min) - 1.0
+    market = IntensityMarket(cfg, 8)
+    market.seed_rows(list(range(8)))
+    market.reset()
+    pol = TunedAS(cfg, gamma, c)
+    col_b, col_a = market.aux_names.index("depth_bid"), market.aux_names.index("depth_ask")
+    for _ in range(cfg.market.n_steps - 1):
+        step = market.track.step.copy()
+        q = market.inventory[:, 0].astype(np.float64)
+        b = market.step(np.tile([a0, 0.0, a2], (8, 1)))
+        want_b, want_a = pol._depths(step, q)
+        np.testing.assert_allclose(b.aux[:, col_b], want_b, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(b.aux[:, col_a], want_a, rtol=1e-9, atol=1e-9)

@@ -43,11 +43,13 @@ def uniformized_transition(rates, dt, terms=200):
 @given(seed=st.integers(0, 2**32 - 1), noise=st.sampled_from(["gaussian", "binomial"]),
        hedge=st.booleans(), mode=st.sampled_from(["as_hybrid", "offsets"]),
        n_reg=st.integers(1, 3), jumps=st.booleans(), observed=st.booleans(),
-       rule=st.sampled_from(["linear", "poisson"]))
-def test_kernel_matches_reference_with_regimes(seed, noise, hedge, mode, n_reg, jumps, observed, rule):
+       rule=st.sampled_from(["linear", "poisson"]), variance=st.booleans())
+def test_kernel_matches_reference_with_regimes(seed, noise, hedge, mode, n_reg, jumps, observed, rule,
+                                               variance):
     """25 random configs x 3 envs x 90 steps (autoresets included): rewards, observations, mids,
     inventories and regimes match the scalar reference stepped with the current regime's sigma, A,
-    k, xi, followed by one uniform per step choosing the next regime from P (uniformization)."""
+    k, xi, followed by one uniform per step choosing the next regime from P (uniformization); with
+    ``risk_penalty: variance`` the running penalty is phi q^2 sigma_r^2 dt / sigma^2."""
     rng = np.random.default_rng(seed)
     sig = rng.uniform(0.5, 6.0, n_reg).round(3).tolist()
     a = rng.uniform(20.0, 200.0, n_reg).round(2).tolist()
@@ -58,6 +60,8 @@ def test_kernel_matches_reference_with_regimes(seed, noise, hedge, mode, n_reg, 
     # rates included, is tested against uniformization separately)
     rates = rng.uniform(20.0, 60.0, (n_reg, n_reg)).round(2).tolist()
     cfg = load_env_config({"id": ID, "market": {"horizon": 0.2, "mid_noise": noise, "fill_rule": rule},
+                           "reward": {"inventory_penalty": float(rng.uniform(0.1, 3.0)),
+                                      "risk_penalty": "variance" if variance else "time"},
                            "action": {"hedge": hedge, "mode": mode}, "impact": {"eta": 0.05, "nu": 0.01},
                            "regimes": {"sigma": sig, "A": a, "k": k, "adverse_jump": xi, "rates": rates,
                                        "initial": n_reg - 1, "observed": observed}})
@@ -75,7 +79,8 @@ def test_kernel_matches_reference_with_regimes(seed, noise, hedge, mode, n_reg, 
         b = market.step(actions)
         for i in range(3):
             r = regime[i]
-            dyn = {"sigma": sig[r], "A": a[r], "k": k[r], "xi": 0.0 if xi is None else xi[r]}
+            dyn = {"sigma": sig[r], "A": a[r], "k": k[r], "xi": 0.0 if xi is None else xi[r],
+                   "pen_dt": cfg.market.dt * (sig[r] / cfg.market.sigma) ** 2 if variance else cfg.market.dt}
             out = ref_step(cfg, refs[i], actions[i].tolist(), dynamics=dyn)
             u = refs[i].rng.uniform()
             nxt = int(np.searchsorted(cum[r], u, side="right"))
@@ -163,6 +168,8 @@ def brute_force_regimes(env, depth_grid):
         new = np.empty_like(V)
         for r in range(n_r):
             a, k, xi, sd = g.A[r], g.k[r], xis[r], g.sigma[r] * math.sqrt(m.dt)
+            # risk_penalty variance: Var_t(dS)/sigma^2 = sigma_r^2 dt / sigma^2
+            pen_dt = m.dt * g.sigma[r] ** 2 / m.sigma ** 2 if rw.risk_penalty == "variance" else m.dt
 
             def prob(d):
                 lam = a * np.exp(-k * d) * m.dt
@@ -180,7 +187,7 @@ def brute_force_regimes(env, depth_grid):
                     if abs(q1) > q_max:
                         continue
                     reward = (fb * db + fa * da - rw.maker_fee * (fb + fa)
-                              - rw.inventory_penalty * q1 * q1 * m.dt
+                              - rw.inventory_penalty * q1 * q1 * pen_dt
                               - (rw.terminal_penalty * q1 * q1 if last else 0.0) + q1 * xi * (fa - fb)
                               - (rw.dampening * damped_mean(q1, xi * (fa - fb), sd, binom)
                                  if rw.dampening else 0.0))
@@ -199,6 +206,9 @@ DP_CASES = {
                                           maker_fee=0.01),
                               regimes=dict(sigma=[2.0, 6.0], A=[40.0, 20.0], k=[1.0, 2.0],
                                            adverse_jump=[0.0, 0.3], rates=[[0, 5.0], [2.0, 0]], initial=1)),
+    "variance": dict(market=dict(max_inventory=3, dt=0.05, horizon=0.3),
+                     reward=dict(inventory_penalty=2.0, terminal_penalty=0.3, risk_penalty="variance"),
+                     regimes=dict(sigma=[1.0, 4.0], A=[30.0, 15.0], k=[1.5, 0.8], rates=[[0, 3.0], [6.0, 0]])),
 }
 
 
@@ -253,6 +263,9 @@ MC_REGIME_CASES = {
                          regimes=dict(sigma=[1.0, 3.0, 6.0], A=[120.0, 80.0, 40.0], k=[1.5, 1.2, 0.9],
                                       rates=[[0, 3.0, 0.5], [2.0, 0, 2.0], [1.0, 4.0, 0]], initial=1,
                                       observed=False)),
+    "variance": dict(market=dict(max_inventory=5, horizon=0.4, dt=0.01),
+                     reward=dict(inventory_penalty=1.0, terminal_penalty=0.1, risk_penalty="variance"),
+                     regimes=dict(sigma=[1.0, 5.0], A=[100.0, 50.0], k=[1.5, 0.8], rates=[[0, 3.0], [4.0, 0]])),
 }
 
 

@@ -140,6 +140,15 @@ jump: the scenario's difficulty is then the window's ``xi_t`` only. Per-step con
 arrays in :func:`_solve` for every scenario (the same values on every step without a schedule, so
 those values are unchanged bit for bit).
 
+**Risk where it is.** With ``reward.risk_penalty: variance`` (issue 9, scenario 5) the running
+penalty of step t charges the step's own price variance, ``\phi q'^2 Var_t(dS)/\sigma^2`` with
+``\sigma`` = ``market.sigma``: ``Var_t(dS)/\sigma^2 = dt\,\sigma_r^2/\sigma^2 + s_t^2/\sigma^2`` (the
+regime's diffusion and the event jump's variance on its step; the jump on fill is our own fills'
+doing, not the price's risk, and is left out). It is a known constant of (t, r), so W's
+``\phi q'^2 dt`` becomes ``\phi q'^2\,\mathrm{pen}_{t,r}`` and the recursion is unchanged and still
+exact; ``pen`` comes from the kernels' own rule (:func:`mmgym.sim.ledger.penalty_time`), and equals
+``dt`` exactly when nothing varies.
+
 **Arrival classes (informed flow).** On a scenario whose fills need an arriving market order
 (:mod:`mmgym.scenarios.alpha`, ``Scenario.dp_arrivals``; Cartea, Jaimungal & Penalva 2015, sec.
 10.4, discretised) each step of regime ``r`` (there: the drift's notch ``a``, ``alpha_a = a eps``)
@@ -200,6 +209,7 @@ from numba import njit
 from scipy import special
 
 from ..config import ConfigError, EnvConfig
+from ..sim.ledger import penalty_time, variance_ratio
 from .base import DepthPolicy
 
 __all__ = ["OptimalPolicy", "solve_optimal", "evaluate_tables", "policy_value", "inexact_reason",
@@ -372,10 +382,12 @@ def _quote_step(w, adj_b, adj_a, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, 
 
 
 @njit(cache=True)
-def _penalised(v_next, q_max, dt, phi, alpha, last, damp_coef, out_w):
+def _penalised(v_next, q_max, pen_dt, phi, alpha, last, damp_coef, out_w):
+    """W of the module docstring: the continuation minus the running penalty ``phi q^2 pen_dt``
+    (``pen_dt``: :func:`mmgym.sim.ledger.penalty_time`), the dampening and the terminal penalty."""
     for j in range(v_next.shape[0]):
         q = j - q_max
-        out_w[j] = v_next[j] - phi * q * q * dt - damp_coef * abs(q)
+        out_w[j] = v_next[j] - phi * q * q * pen_dt - damp_coef * abs(q)
         if last:
             out_w[j] -= alpha * q * q
 
@@ -473,22 +485,22 @@ def _class_gains(u, prob, bid_open, ask_open, adj_b, adj_a, drift, q_max, out_ba
 
 
 @njit(cache=True)
-def _class_values(v_next, trans_r, q_max, dt, phi, alpha, last, damp_coef, out_u):
+def _class_values(v_next, trans_r, q_max, pen_dt, phi, alpha, last, damp_coef, out_u):
     """``U_c(q') = W(sum_{r'} trans[r, c, r'] V_{t+1}(q', r'))`` for every class c of regime r
     (``trans_r``: (C, R)); one class with ``P = [[1.0]]`` is the intensity market's W."""
     n_q = v_next.shape[1]
     mix = np.empty(n_q)
     for c in range(trans_r.shape[0]):
         _continuation(v_next, trans_r[c], mix)
-        _penalised(mix, q_max, dt, phi, alpha, last, damp_coef, out_u[c])
+        _penalised(mix, q_max, pen_dt, phi, alpha, last, damp_coef, out_u[c])
 
 
 @njit(cache=True)
-def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
+def _solve(n_steps, q_max, pen_dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
            trans, prob, bid_open, ask_open, cap_b, cap_a, drift, fee, tick, hedge_on, h_max,
            half_spread, eta, taker, nu, out_value, out_db, out_da, out_v):
     """Backward induction over (t, r, q) (module docstring, "Regimes", "Arrival classes"):
-    per-regime parameters are (R,) arrays, the per-step ones (n, R) (``damp_coef``) and
+    per-regime parameters are (R,) arrays, the per-step ones (n, R) (``pen_dt``, ``damp_coef``) and
     (n, R, 2Q+1) (``adj_b``, ``adj_a``; "Scheduled events"); ``trans`` (R, C, R) the next regime's
     distribution given the regime and the arrival class, ``prob`` (R, C) the classes'
     probabilities, ``bid_open``/``ask_open`` (C,); the outputs carry the regime axis,
@@ -507,8 +519,8 @@ def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coe
             out_value[n_steps, r, j] = 0.0
     for t in range(n_steps - 1, -1, -1):
         for r in range(n_r):
-            _class_values(out_value[t + 1], trans[r], q_max, dt, phi, alpha, t == n_steps - 1,
-                          damp_coef[t, r], u)
+            _class_values(out_value[t + 1], trans[r], q_max, pen_dt[t, r], phi, alpha,
+                          t == n_steps - 1, damp_coef[t, r], u)
             _class_gains(u, prob[r], bid_open, ask_open, adj_b[t, r], adj_a[t, r], drift[r], q_max,
                          base, g_b, g_a, g_s)
             for j in range(n_q):
@@ -529,7 +541,7 @@ def _solve(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coe
 
 
 @njit(cache=True)
-def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
+def _evaluate(n_steps, q_max, pen_dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
               trans, prob, bid_open, ask_open, cap_b, cap_a, drift, fee, tick, hedge_on, half_spread,
               eta, taker, nu, d_b, d_a, hedge, out_value):
     """Expected summed reward of a fixed (t, r, q) policy: the same recursion without the max."""
@@ -547,8 +559,8 @@ def _evaluate(n_steps, q_max, dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_
             out_value[n_steps, r, j] = 0.0
     for t in range(n_steps - 1, -1, -1):
         for r in range(n_r):
-            _class_values(out_value[t + 1], trans[r], q_max, dt, phi, alpha, t == n_steps - 1,
-                          damp_coef[t, r], u)
+            _class_values(out_value[t + 1], trans[r], q_max, pen_dt[t, r], phi, alpha,
+                          t == n_steps - 1, damp_coef[t, r], u)
             _class_gains(u, prob[r], bid_open, ask_open, adj_b[t, r], adj_a[t, r], drift[r], q_max,
                          base, g_b, g_a, g_s)
             for j in range(n_q):
@@ -766,6 +778,9 @@ def _dp_params(config: EnvConfig) -> dict[str, Any]:
     n_r = tab.sigma.size
     n = m.n_steps
     damp_coef = np.empty((n, n_r))
+    variance = r.risk_penalty == "variance"
+    var_ratio = variance_ratio(tab.sigma, m.sigma) if variance else np.ones(n_r)
+    pen_dt = np.empty((n, n_r))
     adj_b = np.empty((n, n_r, 2 * m.max_inventory + 1))
     adj_a = np.empty_like(adj_b)
     sched = _schedule(config)
@@ -775,6 +790,7 @@ def _dp_params(config: EnvConfig) -> dict[str, Any]:
         sq = float(tab.sigma[g]) * math.sqrt(m.dt)
         e_pos = sq / 2.0 if binomial else sq / math.sqrt(2.0 * math.pi)
         damp_coef[:, g] = r.dampening * e_pos
+        pen_dt[:, g] = penalty_time.py_func(variance, m.dt, float(var_ratio[g]), 0.0)
         adj_b[:, g], adj_a[:, g] = _jump_corrections(m.max_inventory, float(tab.xi[g]), sq, binomial,
                                                      float(r.dampening))
         if sched is None:
@@ -786,6 +802,9 @@ def _dp_params(config: EnvConfig) -> dict[str, Any]:
                 done[xi_t, sd_t] = (r.dampening * e_t, *_jump_corrections(
                     m.max_inventory, xi_t, sq, binomial, float(r.dampening), sd_t))
             damp_coef[t, g], adj_b[t, g], adj_a[t, g] = done[xi_t, sd_t]
+            if sd_t != 0.0:
+                pen_dt[t, g] = penalty_time.py_func(variance, m.dt, float(var_ratio[g]),
+                                                    sd_t ** 2 / m.sigma ** 2 if variance else 0.0)
     tick = float(m.tick_size)
     exact = inexact_reason(config) is None
     arr = _arrivals(config, tab)
@@ -795,7 +814,7 @@ def _dp_params(config: EnvConfig) -> dict[str, Any]:
         cap_a=arr.cap_a, drift=arr.drift,
         k_b=np.asarray(tab.k_bid, np.float64), k_a=np.asarray(tab.k_ask, np.float64),
         poisson=m.fill_rule == "poisson", phi=r.inventory_penalty,
-        alpha=r.terminal_penalty, damp_coef=damp_coef, adj_b=adj_b, adj_a=adj_a,
+        alpha=r.terminal_penalty, damp_coef=damp_coef, pen_dt=pen_dt, adj_b=adj_b, adj_a=adj_a,
         trans=np.ascontiguousarray(arr.trans, dtype=np.float64), fee=r.maker_fee,
         tick=tick if exact else 0.0, hedge_on=bool(a.hedge), h_max=a.hedge_max_lots,
         half_spread=im.half_spread, eta=im.eta, taker=r.taker_fee, nu=im.nu, exact=exact,
@@ -821,7 +840,7 @@ def solve_optimal(config: EnvConfig) -> DPSolution:
     d_b = np.empty((n, n_r, n_q))
     d_a = np.empty((n, n_r, n_q))
     hedge = np.zeros((n, n_r, n_q), dtype=np.int64)
-    _solve(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
+    _solve(n, q_max, p["pen_dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
            p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], *_arrival_args(p), p["fee"], p["tick"],
            p["hedge_on"], p["h_max"], p["half_spread"], p["eta"], p["taker"], p["nu"], value, d_b,
            d_a, hedge)
@@ -872,7 +891,7 @@ def evaluate_tables(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
     delta_a = _tables(delta_a, n, n_r, n_q, np.float64)
     hedge = np.zeros((n, n_r, n_q), np.int64) if hedge is None else _tables(hedge, n, n_r, n_q, np.int64)
     value = np.empty((n + 1, n_r, n_q))
-    _evaluate(n, q_max, p["dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
+    _evaluate(n, q_max, p["pen_dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
               p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], *_arrival_args(p),
               p["fee"], p["raw_tick"] if p["exact"] else 0.0,
               p["hedge_on"], p["half_spread"], p["eta"], p["taker"], p["nu"], delta_b, delta_a,

@@ -99,7 +99,7 @@ class BatchMarket:
         self.single_observation_space = sc.observation_space(config)
         self.obs_dim = len(sc.obs_columns(config))  # the config's (the regimes' one-hot: R columns)
         self.single_action_space = sc.action_space(config, raw_depths)
-        self.action_layout = sc.action_layout(config)
+        self.action_layout = sc.action_layout(config, raw_depths)
         self.params = sc.pack(config, raw_depths)
         self.rng = np.zeros((n, 2), dtype=np.uint64)
         self._seeded = np.zeros(n, dtype=np.bool_)

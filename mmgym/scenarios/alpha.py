@@ -53,7 +53,7 @@ from pydantic import Field, model_validator
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import EnvConfig, Section
 from ..sim.jit import entry
-from ..sim.ledger import OBS
+from ..sim.ledger import OBS, penalty_time
 from ..sim.processes import brownian_mid
 from ..sim.quotes import first_bad_row
 from ..sim.rng import to_unit, xoroshiro_next
@@ -280,8 +280,11 @@ def market_step(tr, st, p, c, qc, actions, work, i):
         c0.s0, c0.sigma_sqrt_dt, c0.var0, c0.n_steps, c0.dt, c0.sig2, on_b, on_a, ln_b, ln_a,
         c0.k_bid, c0.k_ask, False, c0.q_max, c0.q0, c0.tick, c0.binomial, c0.half_spread, c0.eta,
         c0.nu, c0.maker_fee, c0.taker_fee, c0.inv_q_max, c0.inv_n_steps, c0.inv_sd, 0.0)
+    # risk_penalty: variance: Var_t(dS) = sigma^2 dt (the drift is known at the step's start), so
+    # the running penalty's time factor is dt in both modes
+    pen_dt = penalty_time(p.reward.variance_penalty, c0.dt, 1.0, 0.0)
     o, _ = intensity.market_step(tr, st, p, ac, qc, actions, work, i, drift_mid,
-                                 (c0.sigma_sqrt_dt, c0.binomial, st.notch[i] * g.eps_dt))
+                                 (c0.sigma_sqrt_dt, c0.binomial, st.notch[i] * g.eps_dt), pen_dt)
     return o, np.int64(buy) - np.int64(sell)
 
 

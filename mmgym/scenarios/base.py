@@ -210,14 +210,21 @@ class Scenario:
         """One env's observation space."""
         raise NotImplementedError
 
-    def action_layout(self, config: EnvConfig) -> ActionLayout:
-        """Action columns: K bid depths, K ask depths, then K market orders with the hedge action."""
+    def _extra_columns(self, config: EnvConfig, raw_depths: bool) -> int:
+        """Columns between the two quote columns and the hedge: as_hybrid's extra half-spread."""
+        return self.num_assets if (config.action.spread and not raw_depths) else 0
+
+    def action_layout(self, config: EnvConfig, raw_depths: bool = False) -> ActionLayout:
+        """Action columns: K bid depths (as_hybrid: gammas), K ask depths (skews), then K extra
+        half-spreads with ``action.spread`` (normalised actions only), then K market orders with the
+        hedge action."""
         k = self.num_assets
-        return ActionLayout(slice(0, k), slice(k, 2 * k), slice(2 * k, 3 * k) if config.action.hedge else None)
+        h = 2 * k + self._extra_columns(config, raw_depths)
+        return ActionLayout(slice(0, k), slice(k, 2 * k), slice(h, h + k) if config.action.hedge else None)
 
     def action_space(self, config: EnvConfig, raw_depths: bool = False) -> spaces.Box:
         """[-1, 1]^d (normalised), or unbounded raw depths (and lots) for the baselines."""
-        dim = (3 if config.action.hedge else 2) * self.num_assets
+        dim = (3 if config.action.hedge else 2) * self.num_assets + self._extra_columns(config, raw_depths)
         if raw_depths:
             return spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float64)
         return spaces.Box(-1.0, 1.0, shape=(dim,), dtype=np.float32)

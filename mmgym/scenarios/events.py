@@ -39,7 +39,7 @@ from pydantic import Field, model_validator
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import EnvConfig, Section
 from ..sim.jit import entry
-from ..sim.ledger import OBS
+from ..sim.ledger import OBS, penalty_time
 from ..sim.processes import brownian_mid
 from ..sim.quotes import first_bad_row
 from ..sim.rng import zig_normal
@@ -126,6 +126,7 @@ EVENTS_DTYPE = np.dtype([
     ("window", np.int64),  # W, steps in the window before each event
     ("xi", np.float64),  # jump on fill inside a window
     ("jump_sd", np.float64),  # s, std of the event jump
+    ("jump_var", np.float64),  # s^2 / sigma^2 (risk_penalty: variance; else 0)
 ])
 
 PARAMS_DTYPE = np.dtype(intensity.PARAMS_DTYPE.descr + [("events", EVENTS_DTYPE)])
@@ -141,6 +142,8 @@ def pack(config: EventEnvConfig, raw_depths: bool = False) -> np.ndarray:
     ev["window"] = int(round(config.events.window / config.market.dt))
     ev["xi"] = config.events.adverse_jump
     ev["jump_sd"] = config.events.jump_std
+    if config.reward.risk_penalty == "variance":
+        ev["jump_var"] = config.events.jump_std ** 2 / config.market.sigma ** 2
     return p
 
 
@@ -211,8 +214,9 @@ def market_step(tr, st, p, c, qc, actions, work, i):
         c0.ln_a_bid_dt, c0.ln_a_ask_dt, c0.k_bid, c0.k_ask, c0.poisson, c0.q_max, c0.q0, c0.tick,
         c0.binomial, c0.half_spread, c0.eta, c0.nu, c0.maker_fee, c0.taker_fee, c0.inv_q_max,
         c0.inv_n_steps, c0.inv_sd, xi)
+    pen_dt = penalty_time(p.reward.variance_penalty, c0.dt, 1.0, ev.jump_var if event else 0.0)
     return intensity.market_step(tr, st, p, ec, qc, actions, work, i, event_mid,
-                                 (c0.sigma_sqrt_dt, c0.binomial, event, ev.jump_sd))
+                                 (c0.sigma_sqrt_dt, c0.binomial, event, ev.jump_sd), pen_dt)
 
 
 @njit(cache=True, inline="always")

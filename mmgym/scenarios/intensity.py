@@ -156,7 +156,7 @@ def prepare(p):
 
 
 @njit(cache=True, inline="always")
-def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
+def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts, pen_dt):
     """Steps 0-4 of the module docstring for row ``i``.
 
     Args:
@@ -167,6 +167,8 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
             ``s`` and the stream state; a scenario swaps it (:mod:`mmgym.scenarios.ou`). The jump
             on fill (``market.adverse_jump``) is added after it, whatever the mid process.
         mid_consts: the mid process's parameters.
+        pen_dt: the running penalty's time factor of this step
+            (:func:`mmgym.sim.ledger.penalty_time`; ``dt`` on this market).
 
     Returns:
         The step's :class:`~mmgym.sim.ledger.Outcome`, and 0 (nothing else for ``post_step``).
@@ -206,7 +208,7 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts):
     w_after = cash + q * s_new
     return Outcome(w_after - w_before, impact_cost, maker + taker, q, ds, w_after - tr.wealth0[i],
                    bid, ask, quote_bid, quote_ask, d_bid, d_ask, gamma, skew, v, fb, fa, s,
-                   ask - bid), np.int64(0)
+                   ask - bid, pen_dt), np.int64(0)
 
 
 @njit(cache=True, inline="always")
@@ -218,7 +220,7 @@ def brownian(c, s, r0, r1):
 @njit(cache=True, inline="always")
 def intensity_market_step(tr, st, p, c, qc, actions, work, i):
     """The intensity market's step: :func:`market_step` with the Brownian mid."""
-    return market_step(tr, st, p, c, qc, actions, work, i, brownian, c)
+    return market_step(tr, st, p, c, qc, actions, work, i, brownian, c, c.dt)
 
 
 @njit(cache=True, inline="always")

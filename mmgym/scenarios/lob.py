@@ -471,7 +471,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
     o = Outcome(dw, impact_cost, fees, q, ds, w_after - tr.wealth0[i], bid_tick * tick,
                 ask_tick * tick, quote_bid, quote_ask, s_obs - bid_tick * tick,
                 ask_tick * tick - s_obs, gamma, skew, v_done, fill_b, fill_a, s_obs,
-                (ask_tick - bid_tick) * tick)
+                (ask_tick - bid_tick) * tick, c.dt)
     return o, Extra(cnt[i, K.C_EVENTS] - ev0, cnt[i, K.C_BUY_VOL] - bv0, cnt[i, K.C_SELL_VOL] - sv0,
                     taker_lots)
 
@@ -614,6 +614,10 @@ class LOBScenario(Scenario):
         from ..config import ConfigError
 
         m, bc = config.market, config.book
+        if config.reward.risk_penalty != "time":
+            raise ConfigError("reward.risk_penalty: the limit order book's price variance is the "
+                              "book's own, not configured; must be 'time' (got "
+                              f"{config.reward.risk_penalty!r})")
         if m.tick_size <= 0.0:
             raise ConfigError("market.tick_size: the limit order book needs a positive tick (got 0)")
         if bc.entry_latency >= m.dt:

@@ -37,7 +37,7 @@ from pydantic import Field
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import EnvConfig, Section
 from ..sim.jit import entry
-from ..sim.ledger import OBS
+from ..sim.ledger import OBS, penalty_time
 from ..sim.processes import brownian_mid
 from ..sim.quotes import first_bad_row
 from ..sim.skeleton import reset_rows, step_rows
@@ -76,6 +76,7 @@ OU_DTYPE = np.dtype([
     ("decay", np.float64),  # e^{-kappa dt}
     ("noise_sd", np.float64),  # sigma sqrt((1 - e^{-2 kappa dt}) / (2 kappa)) (sigma sqrt(dt) at 0)
     ("inv_scale", np.float64),  # 1 / stationary std (1 / (sigma sqrt(T)) at kappa = 0; 0 if sigma = 0)
+    ("var_ratio", np.float64),  # noise_sd^2 / (sigma^2 dt) (risk_penalty: variance; else 1)
 ])
 
 PARAMS_DTYPE = np.dtype(intensity.PARAMS_DTYPE.descr + [("ou", OU_DTYPE)])
@@ -96,6 +97,10 @@ def pack(config: OUEnvConfig, raw_depths: bool = False) -> np.ndarray:
         p["ou"]["noise_sd"] = m.sigma * np.sqrt(dt)
         scale = m.sigma * np.sqrt(m.horizon)
     p["ou"]["inv_scale"] = 1.0 / scale if scale > 0.0 else 0.0
+    # the step's conditional variance noise_sd^2 against sigma^2 dt: (1 - e^{-2 kappa dt})/(2 kappa dt)
+    p["ou"]["var_ratio"] = 1.0
+    if config.reward.risk_penalty == "variance" and kappa > 0.0:
+        p["ou"]["var_ratio"] = -np.expm1(-2.0 * kappa * dt) / (2.0 * kappa * dt)
     return p
 
 
@@ -107,6 +112,7 @@ class OUConsts(NamedTuple):
     noise_sd: float
     binomial: bool
     inv_scale: float
+    var_ratio: float
 
 
 # --------------------------------------------------------------------------- processes ---
@@ -115,7 +121,7 @@ def prepare(p):
     """The intensity market's constants and the OU mid's."""
     o = p.ou
     return intensity.prepare(p), OUConsts(o.mean, 1.0 - o.decay, o.noise_sd, p.market.binomial,
-                                          o.inv_scale)
+                                          o.inv_scale, o.var_ratio)
 
 
 @njit(cache=True, inline="always")
@@ -129,7 +135,8 @@ def ou_mid(oc, s, r0, r1):
 @njit(cache=True, inline="always")
 def market_step(tr, st, p, c, qc, actions, work, i):
     """The intensity market's step with the OU mid."""
-    return intensity.market_step(tr, st, p, c[0], qc, actions, work, i, ou_mid, c[1])
+    pen_dt = penalty_time(p.reward.variance_penalty, c[0].dt, c[1].var_ratio, 0.0)
+    return intensity.market_step(tr, st, p, c[0], qc, actions, work, i, ou_mid, c[1], pen_dt)
 
 
 @njit(cache=True, inline="always")

@@ -45,7 +45,7 @@ from scipy.linalg import expm
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import EnvConfig, Section
 from ..sim.jit import entry
-from ..sim.ledger import OBS
+from ..sim.ledger import OBS, penalty_time, variance_ratio
 from ..sim.quotes import first_bad_row
 from ..sim.rng import to_unit, xoroshiro_next
 from ..sim.skeleton import reset_rows, step_rows
@@ -161,6 +161,7 @@ REGIME_DTYPE = np.dtype([
     ("ln_a_dt", np.float64, (R_MAX,)),  # ln(A_r dt)
     ("k", np.float64, (R_MAX,)),  # k_r
     ("jump", np.float64, (R_MAX,)),  # xi_r
+    ("var_ratio", np.float64, (R_MAX,)),  # (sigma_r / sigma)^2 (risk_penalty: variance)
     ("cum", np.float64, (R_MAX, R_MAX)),  # cumulative rows of P; the last column of a row is 2.0
 ])
 
@@ -182,6 +183,10 @@ def pack(config: RegimeEnvConfig, raw_depths: bool = False) -> np.ndarray:
     g["ln_a_dt"][:n] = np.log(tab.a_bid * dt)
     g["k"][:n] = tab.k_bid
     g["jump"][:n] = tab.xi
+    if config.reward.risk_penalty == "variance":
+        g["var_ratio"][:n] = variance_ratio(tab.sigma, config.market.sigma)
+    else:
+        g["var_ratio"][:n] = 1.0
     cum = np.cumsum(tab.P, axis=1)
     cum[:, -1] = 2.0  # U < 1 always lands in the row (no round-off escape)
     g["cum"][:n, :n] = cum
@@ -233,8 +238,11 @@ def regime_consts(c, g, r):
 @njit(cache=True, inline="always")
 def market_step(tr, st, p, c, qc, actions, work, i):
     """The intensity market's step (rules 0-5) with the current regime's parameters."""
-    rc = regime_consts(c[0], c[1], st.regime[i])
-    return intensity.market_step(tr, st, p, rc, qc, actions, work, i, intensity.brownian, rc)
+    r = st.regime[i]
+    rc = regime_consts(c[0], c[1], r)
+    pen_dt = penalty_time(p.reward.variance_penalty, rc.dt, c[1].var_ratio[r], 0.0)
+    return intensity.market_step(tr, st, p, rc, qc, actions, work, i, intensity.brownian, rc,
+                                 pen_dt)
 
 
 @njit(cache=True, inline="always")

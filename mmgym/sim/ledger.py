@@ -10,6 +10,9 @@ Reward (Cartea, Jaimungal & Penalva 2015, ch. 10, eq. 10.2 discretised)::
 
     r = dW - phi q^2 dt - [last step] alpha q_T^2 - max(0, eta q dS)
 
+(with ``reward.risk_penalty: variance`` the running penalty's ``dt`` becomes the step's own price
+variance in time units, ``Var_t(dS) / sigma^2``: :func:`penalty_time`)
+
 with ``dW`` the change of cash + q mid net of market-order costs and fees, ``q`` the inventory
 after the step's fills, Spooner et al.'s (2018) asymmetric dampening ``max(0, eta q dS)``; with a
 CARA objective the wealth increments are replaced by the terminal utility
@@ -32,7 +35,7 @@ TERMS = Columns([
     ("pnl", "wealth change before market-order costs and fees (spread capture + revaluation)"),
     ("impact", "-(cost of our market orders against the pre-trade mid)"),
     ("fees", "-(maker fees on passive fills + taker fees on market orders)"),
-    ("inventory_penalty", "-phi q^2 dt (CJP 2015 eq. 10.2)"),
+    ("inventory_penalty", "-phi q^2 dt (CJP 2015 eq. 10.2); risk_penalty variance: -phi q^2 Var_t(dS)/sigma^2"),
     ("terminal_penalty", "-alpha q_T^2 on the last step"),
     ("dampening", "-max(0, eta q dS) (Spooner et al. 2018)"),
     ("utility", "CARA objective: terminal utility minus the wealth increments it replaces"),
@@ -126,6 +129,7 @@ REWARD_DTYPE = np.dtype([
     ("cara", np.bool_),  # CARA terminal-utility objective
     ("cara_gamma", np.float64),  # its risk aversion
     ("dampening", np.float64),  # Spooner et al.'s eta (0: off)
+    ("variance_penalty", np.bool_),  # risk_penalty: variance (penalty_time)
 ])
 
 
@@ -156,7 +160,28 @@ def pack_reward(reward_config) -> np.ndarray:
     rec["cara"] = r.objective == "cara"
     rec["cara_gamma"] = r.cara_gamma
     rec["dampening"] = r.dampening
+    rec["variance_penalty"] = r.risk_penalty == "variance"
     return rec
+
+
+@njit(cache=True, inline="always")
+def penalty_time(variance, dt, var_ratio, jump_var):
+    """The running penalty's time factor of one step: ``dt`` (``reward.risk_penalty: time``, CJP
+    2015 eq. 10.2 discretised), or with ``risk_penalty: variance`` the step's actual price variance
+    in time units, ``Var_t(dS) / sigma^2 = dt var_ratio + jump_var`` (issue 9, scenario 5), where
+    ``var_ratio = (sigma_t / sigma)^2`` is the step's diffusion variance against ``market.sigma``'s
+    (:func:`variance_ratio`) and ``jump_var = s_t^2 / sigma^2`` a scheduled jump's (0 off event
+    steps). It equals ``dt`` exactly when nothing varies (``var_ratio`` 1.0, ``jump_var`` 0.0).
+    The kernels and the DP (:mod:`mmgym.baselines.optimal`, through ``py_func``) share this rule."""
+    if variance:
+        return dt * var_ratio + jump_var
+    return dt
+
+
+def variance_ratio(sigma_t, sigma):
+    """``(sigma_t / sigma)^2``: a step's diffusion variance against ``market.sigma``'s (exactly 1.0
+    when they are equal); ``sigma`` must be positive (``risk_penalty: variance`` requires it)."""
+    return (np.asarray(sigma_t, dtype=np.float64) / float(sigma)) ** 2
 
 
 # ------------------------------------------------------------------------------- state ---
@@ -249,6 +274,7 @@ class Outcome(NamedTuple):
         fill_bid, fill_ask: passive lots filled on each side.
         quote_mid: the mid the quotes were computed from.
         spread: the quoted spread (counted in the statistics when both sides quote).
+        pen_dt: the running penalty's time factor (:func:`penalty_time`; ``dt`` by default).
     """
 
     dw: float
@@ -270,18 +296,19 @@ class Outcome(NamedTuple):
     fill_ask: int
     quote_mid: float
     spread: float
+    pen_dt: float
 
 
 # ----------------------------------------------------------------------------- kernels ---
 @njit(cache=True, inline="always")
-def reward_terms(dw, impact_cost, fees, q, ds, dt, pr, last, episode_wealth_change):
+def reward_terms(dw, impact_cost, fees, q, ds, pen_dt, pr, last, episode_wealth_change):
     """The step's reward terms in ``TERMS`` order, and the reward (module docstring).
 
     Args:
         dw: change of cash + q mid over the step, net of impact and fees (price units).
         impact_cost, fees: market-order cost against the pre-trade mid, and all fees.
         q: inventory after the step's fills (lots). ds: the mid's change over the step.
-        dt: step length. pr: :class:`RewardConsts`. last: the episode's last step.
+        pen_dt: the running penalty's time factor (:func:`penalty_time`). pr: :class:`RewardConsts`. last: the episode's last step.
         episode_wealth_change: W_T - W_0, used on the last step of a CARA objective.
 
     Returns:
@@ -291,7 +318,7 @@ def reward_terms(dw, impact_cost, fees, q, ds, dt, pr, last, episode_wealth_chan
     alpha = pr.alpha
     damp = pr.dampening
     t_pnl = dw + impact_cost + fees
-    t_inv = -phi * q * q * dt
+    t_inv = -phi * q * q * pen_dt
     t_term = -alpha * q * q if last else 0.0
     t_damp = -max(0.0, damp * q * ds) if damp > 0.0 else 0.0
     t_util = 0.0
@@ -305,12 +332,12 @@ def reward_terms(dw, impact_cost, fees, q, ds, dt, pr, last, episode_wealth_chan
 
 
 @njit(cache=True, inline="always")
-def record(out, ep_stats, i, o, pr, dt, last, hybrid):
+def record(out, ep_stats, i, o, pr, last, hybrid):
     """Write row ``i``'s reward, terms, aux columns and running statistics from an :class:`Outcome`.
 
     Args:
         out: :class:`Outputs`. ep_stats: (N, n_stats) float64 running statistics.
-        i: the row. o: the :class:`Outcome`. pr: :class:`RewardConsts`. dt: step length.
+        i: the row. o: the :class:`Outcome`. pr: :class:`RewardConsts`.
         last: this is the episode's last step. hybrid: the action is as_hybrid (gamma and skew
             statistics are summed).
 
@@ -318,7 +345,7 @@ def record(out, ep_stats, i, o, pr, dt, last, hybrid):
         The reward.
     """
     t_pnl, t_imp, t_fees, t_inv, t_term, t_damp, t_util, reward = reward_terms(
-        o.dw, o.impact_cost, o.fees, o.q, o.ds, dt, pr, last, o.w_episode)
+        o.dw, o.impact_cost, o.fees, o.q, o.ds, o.pen_dt, pr, last, o.w_episode)
     out.reward[i] = reward
     terms = out.terms
     terms[i, TERM_PNL] = t_pnl

@@ -9,7 +9,9 @@ Action modes (``ACTION_DTYPE.mode``):
 - ``MODE_AS_HYBRID`` (the glass box): ``a[0]`` in [-1, 1] picks the risk aversion
   ``gamma = exp(ln gamma_min + (a[0] + 1)/2 (ln gamma_max - ln gamma_min))`` and ``a[1]`` a skew
   ``a[1] skew_max``; the depths are Avellaneda & Stoikov's (2008) eqs. (29)-(30) with the skew
-  added to the reservation price (:func:`as_depths`).
+  added to the reservation price (:func:`as_depths`). With ``action.spread`` a third column
+  ``a[2]`` adds an extra half-spread ``c = spread_min + (a[2] + 1)/2 (spread_max - spread_min)`` to
+  both depths (the ``c`` of ``as_tuned``, :mod:`mmgym.baselines.tuned`).
 - ``MODE_OFFSETS``: ``delta = offset_min + (a + 1)/2 (offset_max - offset_min)`` per side.
 - ``MODE_DEPTHS``: raw depths ``(delta_b, delta_a)`` taken as they are (the baselines' mode; not a
   normalised action space).
@@ -46,6 +48,9 @@ ACTION_DTYPE = np.dtype([
     ("offset_max", np.float64),  # offsets: depth at a = +1
     ("hedge", np.bool_),  # the last action column is a market order
     ("hedge_max", np.float64),  # lots at |a| = 1 (normalised modes)
+    ("spread", np.bool_),  # as_hybrid: a[2] is an extra half-spread
+    ("spread_min", np.float64),  # its value at a[2] = -1
+    ("spread_max", np.float64),  # its value at a[2] = +1
 ])
 
 
@@ -64,6 +69,9 @@ def pack_action(action_config, raw_depths: bool = False) -> np.ndarray:
     rec["offset_max"] = a.offset_max
     rec["hedge"] = bool(a.hedge)
     rec["hedge_max"] = a.hedge_max_lots
+    rec["spread"] = bool(a.spread) and not raw_depths
+    rec["spread_min"] = a.spread_min
+    rec["spread_max"] = a.spread_max
     return rec
 
 
@@ -125,13 +133,17 @@ class QuoteConsts(NamedTuple):
     offset_half_span: float
     hedge: bool
     hedge_max: float
+    spread: bool
+    spread_min: float
+    spread_half_span: float
 
 
 @njit(cache=True, inline="always")
 def quote_consts(pa):
     """:class:`QuoteConsts` of an ``ACTION_DTYPE`` record."""
     return QuoteConsts(pa.mode, pa.skew_max, pa.offset_min, 0.5 * (pa.offset_max - pa.offset_min),
-                       pa.hedge, pa.hedge_max)
+                       pa.hedge, pa.hedge_max, pa.spread, pa.spread_min,
+                       0.5 * (pa.spread_max - pa.spread_min))
 
 
 @njit(cache=True, inline="always")
@@ -152,6 +164,10 @@ def action_depths(actions, i, qc, q, sig2, tau, gam, l_bid, l_ask):
         gamma = gam[i]
         skew = min(1.0, max(-1.0, actions[i, 1])) * qc.skew_max
         d_bid, d_ask = as_depths(q, gamma, sig2, tau, skew, l_bid[i], l_ask[i])
+        if qc.spread:
+            c = qc.spread_min + (min(1.0, max(-1.0, actions[i, 2])) + 1.0) * qc.spread_half_span
+            d_bid += c
+            d_ask += c
     elif mode == MODE_OFFSETS:
         d_bid = qc.offset_min + (min(1.0, max(-1.0, actions[i, 0])) + 1.0) * qc.offset_half_span
         d_ask = qc.offset_min + (min(1.0, max(-1.0, actions[i, 1])) + 1.0) * qc.offset_half_span

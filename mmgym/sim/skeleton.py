@@ -95,7 +95,6 @@ def step_rows(track, state, params, actions, out, work, lo, hi, prepare, market_
     consts = prepare(params)
     qc = quote_consts(pa)
     n_steps = pm.n_steps
-    dt = pm.dt
     decay = params.obs.vol_decay
     pr = reward_consts(params.reward)
     tr = track
@@ -104,7 +103,7 @@ def step_rows(track, state, params, actions, out, work, lo, hi, prepare, market_
         o, extra = market_step(tr, state, params, consts, qc, actions, work, i)
         k_step = tr.step[i] + 1
         last = k_step >= n_steps
-        record(out, tr.ep_stats, i, o, pr, dt, last, hybrid)
+        record(out, tr.ep_stats, i, o, pr, last, hybrid)
         ds = o.ds
         var = tr.vol_var[i]
         var += decay * (ds * ds - var)
