@@ -5,7 +5,10 @@ TensorBoard namespaces written here (SB3's own ``rollout/``, ``train/``, ``time/
 * ``mm/``: market statistics of the episodes finished since the last record (mean per episode):
   ``pnl``, ``objective``, ``abs_inventory`` (mean |q| per step), ``max_abs_inventory``, ``spread``
   (mean quoted spread over two-sided steps), ``fills``, ``impact_cost`` and, for the ``as_hybrid``
-  action, the agent's chosen risk aversion ``gamma`` and ``skew`` (the glass-box readout).
+  action, the agent's chosen risk aversion ``gamma`` and ``skew`` (the glass-box readout). On a
+  scenario with a hidden driver (regimes, events: ``Scenario.driver``), ``mm/glass_box/<quantity>/<bin>``
+  for ``gamma``, ``skew_per_lot`` and ``half_spread`` per driver bin over the steps since the last record
+  (:mod:`mmgym.evaluation.glass_box`), and the optimal policy's as ``.../<bin>/optimal`` when given.
 * ``reward/``: one key per reward term (``MMVecEnv.last_terms``) plus ``total``, accumulated over the
   steps since the last record and scaled to one episode (sum per env-step times episode length),
   so the terms add up to the objective's scale.
@@ -53,10 +56,18 @@ class MarketStatsCallback(BaseCallback):
 
     Args:
         mm_env: the :class:`MMVecEnv` under any wrappers (its ``last_terms`` are read every step).
+        glass_box_reference: constant ``mm/glass_box/...`` scalars logged at every record (the
+            optimal policy's, :func:`mmgym.evaluation.glass_box.reference_scalars`).
     """
 
-    def __init__(self, mm_env: MMVecEnv, verbose: int = 0):
+    def __init__(self, mm_env: MMVecEnv, verbose: int = 0,
+                 glass_box_reference: dict[str, float] | None = None):
         super().__init__(verbose)
+        from mmgym.evaluation.glass_box import GlassBoxTracker, driver_of
+
+        driver = driver_of(mm_env.config)
+        self.glass = None if driver is None else GlassBoxTracker(mm_env.market, driver)
+        self.glass_reference = dict(glass_box_reference or {})
         self.mm_env = mm_env
         self.term_names = tuple(mm_env.market.term_names)
         self._term_sums = np.zeros(len(self.term_names))
@@ -66,7 +77,14 @@ class MarketStatsCallback(BaseCallback):
         self.episode_length = mm_env.market.n_steps
         self.last_record: dict[str, float] = {}
 
+    def _on_training_start(self) -> None:
+        if self.glass is not None:  # the env was reset: the state before the first step
+            self.glass.before_step(self.mm_env.market)
+
     def _on_step(self) -> bool:
+        if self.glass is not None:
+            self.glass.after_step(self.mm_env.market.buffers.aux)
+            self.glass.before_step(self.mm_env.market)  # after autoreset: the next step's state
         terms = self.mm_env.last_terms
         for j, name in enumerate(self.term_names):
             self._term_sums[j] += float(np.sum(terms[name]))
@@ -113,8 +131,15 @@ class MarketStatsCallback(BaseCallback):
             for j, name in enumerate(self.term_names):
                 stats[f"reward/{name}"] = float(self._term_sums[j] * scale)
             stats["reward/total"] = float(self._term_sums.sum() * scale)
+        if self.glass is not None and self.glass.num_steps:
+            from mmgym.evaluation.glass_box import summarize, tb_scalars
+
+            stats.update(tb_scalars(summarize(self.glass.record()), self.glass.driver.labels))
+            stats.update(self.glass_reference)
+            self.glass.clear()
         for key, value in stats.items():
-            self.logger.record(key, value)
+            # per-bin scalars go to TensorBoard, not into a stdout table
+            self.logger.record(key, value, exclude=("stdout",) if key.startswith("mm/glass_box/") else None)
         self.last_record = stats
         self._episodes = []
         self._term_sums[:] = 0.0

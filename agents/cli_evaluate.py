@@ -38,6 +38,10 @@ the book, and ``exact E[obj]`` is blank (the model's value is ``objective_model`
 solve exactly (a tick with a mid that leaves the tick grid: ``metadata.not_exact`` says why).
 ``--audit`` is for the intensity market only.
 
+``--glass-box`` (a scenario with a hidden driver: regimes, events) also writes ``glass_box.png`` and
+``glass_box.csv``: every agent's half-spread, skew per lot, mean gamma and |q| per bin of the driver,
+recorded on the same episodes (mmgym.evaluation.glass_box; docs/TRAINING.md, "Glass box").
+
 Bad input (unknown agent, missing file, a glob without matches, bad ``--set`` path, seeds
 overlapping the tuning seeds) prints one line and exits with 2.
 """
@@ -83,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", action="store_true",
                    help="write video_<agent>.gif: episode 0 of each agent, drawn as the envs' rgb_array frames")
     p.add_argument("--video-frames", type=int, default=100, help="frames per video, evenly spaced (default 100)")
+    p.add_argument("--glass-box", action="store_true",
+                   help="write glass_box.png/.csv: each agent's half-spread, skew per lot and gamma per bin of "
+                        "the scenario's hidden driver (regime, steps to the next event), on the same episodes")
     add_overrides_argument(p)
     return p
 
@@ -426,8 +433,21 @@ def main(argv: list[str] | None = None) -> int:
             frames = episode_frames(cfg.env, policy, seed, max_frames=args.video_frames,
                                     title=f"{cfg.env.id}: {name}, episode seed {seed}")
             write_gif(frames, out / f"video_{_file_safe(name)}.gif")
+    glass = False
+    if args.glass_box:
+        from mmgym.evaluation.glass_box import driver_of, record_glass_box, write_glass_box
+
+        if driver_of(cfg.env) is None:
+            print(f"evaluate.py: note: --glass-box: {cfg.env.id} has no hidden driver (nothing but t and q "
+                  "drives its market); no glass_box.png written")
+        else:
+            records = {name: record_glass_box(cfg.env, pol, episodes, seed, num_envs)
+                       for name, pol in result.policies.items()}
+            write_glass_box(records, out, title=f"{args.config}: {episodes} episodes, seed {seed}")
+            glass = True
     print(f"wrote {out}/results.json, results.csv" + ("" if args.no_plots else ", plots")
-          + (", audit.csv" if args.audit else "") + (", video_<agent>.gif" if args.video else ""))
+          + (", audit.csv" if args.audit else "") + (", video_<agent>.gif" if args.video else "")
+          + (", glass_box.png, glass_box.csv" if glass else ""))
     return 0
 
 

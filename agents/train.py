@@ -220,7 +220,28 @@ def tensorboard_layout(cfg: ExperimentConfig) -> dict[str, dict[str, list]]:
             "inventory": ["Multiline", ["mm/abs_inventory", "mm/max_abs_inventory"]],
             "quotes and fills": ["Multiline", ["mm/spread", "mm/fills"]],
         },
+        **glass_box_layout(cfg),
     }
+
+
+def glass_box_layout(cfg: ExperimentConfig) -> dict[str, dict[str, list]]:
+    """The glass box per driver bin (``mm/glass_box/...``, :class:`MarketStatsCallback`) on a
+    scenario with a hidden driver: one chart per quantity, the agent's bins and the optimal
+    policy's (``.../<bin>/optimal``) together; nothing on other scenarios."""
+    from mmgym.evaluation.glass_box import driver_of
+
+    driver = driver_of(cfg.env)
+    if driver is None:
+        return {}
+    charts = {
+        f"half-spread by {driver.name} (agent; .../optimal: the optimum)":
+            ["Multiline", [r"mm/glass_box/half_spread/.*"]],
+        f"skew per lot by {driver.name} (agent; .../optimal: the optimum)":
+            ["Multiline", [r"mm/glass_box/skew_per_lot/.*"]],
+    }
+    if cfg.env.action.mode == "as_hybrid":
+        charts[f"gamma chosen by {driver.name}"] = ["Multiline", [r"mm/glass_box/gamma/.*"]]
+    return {f"mmgym: glass box by {driver.name}": charts}
 
 
 def hparams_of(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -414,7 +435,15 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
         write_tensorboard_views(writer, cfg)
         writer.flush()
 
-    stats = MarketStatsCallback(mm_env)
+    glass_reference: dict[str, float] = {}
+    if "optimal" in tc.eval_baselines:  # the optimum's glass box: flat reference lines
+        from mmgym.evaluation.glass_box import reference_scalars
+
+        try:
+            glass_reference = reference_scalars(cfg.env, cfg.baselines, tc.eval_episodes, cfg.eval.seed)
+        except ConfigError as exc:
+            log(f"train.py: note: no optimal glass-box lines ({exc})")
+    stats = MarketStatsCallback(mm_env, glass_box_reference=glass_reference)
     best_dir = run_dir / "best"
     best_prev = -math.inf
     if resume and (best_dir / "best.txt").is_file():

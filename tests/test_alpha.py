@@ -201,6 +201,22 @@ def test_env_checker_make_vec_and_sb3():
     sb.step(np.zeros((3, 2), dtype=np.float32))
 
 
+def test_glass_box_driver_is_the_notch():
+    """The glass box's driver reads the market's notch before the step, one bin per notch."""
+    from mmgym.scenarios import get
+
+    env = _env(market={"horizon": 0.1}, alpha={"notches": 2})
+    drv = get(ID).driver(env)
+    assert drv.labels == ("n-2", "n-1", "n0", "n1", "n2")
+    np.testing.assert_array_equal(drv.bin_of(np.array([-2.0, 0.0, 2.0, 3.0])), [0, 2, 4, -1])
+    market = BatchMarket(env, 4)
+    market.seed_rows([0, 1, 2, 3])
+    market.reset()
+    for _ in range(5):
+        market.step(np.zeros((4, market.action_dim)))
+    np.testing.assert_array_equal(drv.values(market), market.field("notch"))
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(alpha={"lambda_buy": 300.0}), "alpha.lambda_buy = 300 with market.dt = 0.005: lambda*dt = 1.5 > 1"),
     (dict(market={"A": 300.0}), "alpha.lambda_buy (default market.A_ask) = 300"),

@@ -59,7 +59,7 @@ from ..sim.quotes import first_bad_row
 from ..sim.rng import to_unit, xoroshiro_next
 from ..sim.skeleton import reset_rows, step_rows
 from . import intensity
-from .base import ArrivalTable, RegimeTable
+from .base import ArrivalTable, DriverSpec, RegimeTable, edge_bins
 
 ENV_ID = "mmgym/AlphaMarketMaking-v0"
 
@@ -398,6 +398,15 @@ class AlphaScenario(intensity.IntensityScenario):
 
     def optimal_label(self, config):
         return None if config.alpha.observe_alpha else ORACLE_LABEL
+
+    def driver(self, config):
+        """The notch n_t before the step (alpha_t = n_t eps); one bin per notch, ``n-m`` .. ``nm``."""
+        g = config.alpha
+        m = g.notches
+        seen = "observed" if g.observe_alpha else "hidden"
+        return DriverSpec(f"alpha notch ({seen})", lambda market: market.field("notch").astype(np.float64),
+                          tuple(f"n{n}" for n in range(-m, m + 1)), edge_bins(np.arange(-m, m + 2)),
+                          f"alpha = n * {g.epsilon:g} price units per time unit")
 
     def observation_space(self, config):
         base = intensity.observation_space()

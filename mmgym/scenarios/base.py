@@ -27,7 +27,7 @@ from ..schema import EnvConfig
 from ..sim import ledger
 from ..sim.columns import Columns
 
-__all__ = ["Scenario", "ActionLayout", "RegimeTable", "ArrivalTable"]
+__all__ = ["Scenario", "ActionLayout", "RegimeTable", "ArrivalTable", "DriverSpec", "edge_bins"]
 
 
 class ActionLayout(NamedTuple):
@@ -82,6 +82,41 @@ class ArrivalTable(NamedTuple):
     cap_b: np.ndarray
     cap_a: np.ndarray
     drift: np.ndarray
+
+
+class DriverSpec(NamedTuple):
+    """The hidden driver of a scenario's market, binned: what the glass box
+    (:mod:`mmgym.evaluation.glass_box`) plots the agent's quotes against.
+
+    Attributes:
+        name: what the driver is (an axis label), e.g. ``"regime"``.
+        values: ``market -> (N,) float64``, the driver of every row, read *before* a step (a state
+            field, the step count, ...).
+        labels: the bins' labels, in plotting order; TensorBoard tag parts, so letters, digits
+            and ``_-.`` only.
+        bin_of: ``values (N,) -> (N,) int64``, the bin of each value (``-1``: in no bin).
+        note: one line saying what the bins are (a figure's caption), or ``""``.
+    """
+
+    name: str
+    values: Callable[[Any], np.ndarray]
+    labels: tuple[str, ...]
+    bin_of: Callable[[np.ndarray], np.ndarray]
+    note: str = ""
+
+
+def edge_bins(edges: Sequence[float]) -> Callable[[np.ndarray], np.ndarray]:
+    """A :attr:`DriverSpec.bin_of` rule: bin i holds ``edges[i] <= v < edges[i + 1]`` (ascending
+    edges; values outside ``[edges[0], edges[-1])`` are in no bin, -1)."""
+    e = np.asarray(edges, dtype=np.float64)
+
+    def bin_of(values: np.ndarray) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64)
+        b = np.searchsorted(e, v, side="right").astype(np.int64) - 1
+        b[(v < e[0]) | (v >= e[-1]) | np.isnan(v)] = -1
+        return b
+
+    return bin_of
 
 
 class Scenario:
@@ -194,6 +229,11 @@ class Scenario:
     def optimal_label(self, config: EnvConfig) -> str | None:
         """What ``optimal`` is when it is not an achievable policy (it reads state the agent does
         not observe: a hidden regime), or None."""
+        return None
+
+    def driver(self, config: EnvConfig) -> DriverSpec | None:
+        """The hidden driver the agent's quotes should respond to (a regime, the time to an event),
+        binned (:class:`DriverSpec`), or None: nothing drives this market but (t, q)."""
         return None
 
     # ------------------------------------------------------------------ parameters ---

@@ -45,6 +45,7 @@ from ..sim.quotes import first_bad_row
 from ..sim.rng import zig_normal
 from ..sim.skeleton import reset_rows, step_rows
 from . import intensity
+from .base import DriverSpec
 
 ENV_ID = "mmgym/EventMarketMaking-v0"
 
@@ -185,6 +186,17 @@ def schedule(config: EventEnvConfig) -> tuple[np.ndarray, np.ndarray]:
     return xi, sd
 
 
+def steps_to_event(steps: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``e - t`` for the first event step ``e >= t`` (the rule of :func:`phase`), inf when none;
+    ``steps`` ascending event steps, ``t`` (N,) steps taken. (N,) float64."""
+    t = np.asarray(t, dtype=np.int64)
+    j = np.searchsorted(steps, t, side="left")
+    out = np.full(t.shape, np.inf)
+    ok = j < steps.size
+    out[ok] = steps[j[ok]] - t[ok]
+    return out
+
+
 @njit(cache=True, inline="always")
 def prepare(p):
     """The intensity market's constants and the events record."""
@@ -270,6 +282,25 @@ class EventScenario(intensity.IntensityScenario):
 
     def dp_schedule(self, config):
         return schedule(config)
+
+    def driver(self, config):
+        """Steps to the next event step before the step, e - t (0: the event's jump ends this
+        step; inf: no event left); one bin per step from ``H = max(2 W, 2)`` down to 0, and one
+        bin ``far`` for more than H steps or no event left (:func:`steps_to_event`)."""
+        steps = event_steps(config)
+        w = int(round(config.events.window / config.market.dt))
+        horizon = max(2 * w, 2)
+        labels = ("far",) + tuple(str(k) for k in range(horizon, -1, -1))
+
+        def bin_of(values):
+            v = np.asarray(values, dtype=np.float64)
+            out = np.where(v > horizon, 0, horizon + 1 - np.minimum(v, horizon)).astype(np.int64)
+            out[(v < 0) | np.isnan(v)] = -1
+            return out
+
+        return DriverSpec("steps to the next event", lambda market: steps_to_event(steps, market.step_count),
+                          labels, bin_of, f"window: the {w} steps before an event (1..{w}); far: more than "
+                          f"{horizon} steps or no event left")
 
     def observation_space(self, config):
         base = intensity.observation_space()

@@ -50,7 +50,7 @@ from ..sim.quotes import first_bad_row
 from ..sim.rng import to_unit, xoroshiro_next
 from ..sim.skeleton import reset_rows, step_rows
 from . import intensity
-from .base import RegimeTable
+from .base import DriverSpec, RegimeTable, edge_bins
 
 ENV_ID = "mmgym/RegimeMarketMaking-v0"
 
@@ -331,6 +331,15 @@ class RegimeScenario(intensity.IntensityScenario):
 
     def optimal_label(self, config):
         return None if config.regimes.observed else ORACLE_LABEL
+
+    def driver(self, config):
+        """The regime r_t before the step; one bin per regime, ``r0``, ``r1``, ..."""
+        g = config.regimes
+        n = g.n_regimes
+        note = "; ".join(f"r{r}: sigma {g.sigma[r]:g}, A {g.A[r]:g}, k {g.k[r]:g}" for r in range(n))
+        seen = "observed" if g.observed else "hidden"
+        return DriverSpec(f"regime ({seen})", lambda market: market.field("regime").astype(np.float64),
+                          tuple(f"r{r}" for r in range(n)), edge_bins(np.arange(n + 1)), note)
 
     def observation_space(self, config):
         base = intensity.observation_space()
