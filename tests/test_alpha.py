@@ -58,7 +58,9 @@ class RefAlpha:
         _, _, k_bid, k_ask = m.side_params()
         lam_buy = g.lambda_buy if g.lambda_buy is not None else m.side_params()[1]
         lam_sell = g.lambda_sell if g.lambda_sell is not None else m.side_params()[0]
-        clip = lambda x: max(-1.0, min(1.0, x))  # noqa: E731
+        def clip(x):
+            return max(-1.0, min(1.0, x))
+
         s, q = self.mid, self.q
         w_before = self.cash + q * s
         v, impact, taker = 0, 0.0, 0.0
@@ -128,13 +130,15 @@ def test_kernel_matches_reference(seed):
     rng = np.random.default_rng(seed)
     dt = float(rng.choice([0.005, 0.01, 0.02]))
     lam_b, lam_s = rng.uniform(5.0, 1.0 / dt, 2)
-    cfg = _env(market=dict(horizon=0.3, dt=dt, sigma=float(rng.uniform(0.5, 4.0)), max_inventory=int(rng.integers(2, 8)),
-                           k=float(rng.uniform(0.5, 3.0)), mid_noise=str(rng.choice(["gaussian", "binomial"]))),
+    cfg = _env(market=dict(horizon=0.3, dt=dt, sigma=float(rng.uniform(0.5, 4.0)),
+                           max_inventory=int(rng.integers(2, 8)), k=float(rng.uniform(0.5, 3.0)),
+                           mid_noise=str(rng.choice(["gaussian", "binomial"]))),
                action=dict(hedge=bool(rng.integers(2)), mode=str(rng.choice(["as_hybrid", "offsets"]))),
                impact=dict(eta=0.05, nu=0.01),
                reward=dict(inventory_penalty=float(rng.uniform(0, 2)), terminal_penalty=0.1,
                            dampening=float(rng.choice([0.0, 0.3]))),
-               alpha=dict(lambda_buy=float(lam_b), lambda_sell=float(lam_s), notches=int(rng.integers(1, 5)),
+               alpha=dict(lambda_buy=float(lam_b), lambda_sell=float(lam_s),
+                          notches=int(rng.integers(1, 5)),
                           epsilon=float(rng.uniform(0.0, 3.0)), zeta=float(rng.uniform(0.0, 1.0 / dt)),
                           observe_alpha=bool(rng.integers(2))))
     market = BatchMarket(cfg, 3)
@@ -191,7 +195,7 @@ def test_env_checker_make_vec_and_sb3():
     assert obs.shape == (4, 8)
     ended = np.zeros(4, dtype=bool)
     for _ in range(25):
-        obs, rew, term, trunc, info = venv.step(venv.action_space.sample())
+        obs, _, term, _, _ = venv.step(venv.action_space.sample())
         ended |= term
     assert ended.all()  # 20-step episodes ended and autoreset
     from mmgym.agents import MMVecEnv
@@ -278,7 +282,8 @@ def brute_force_alpha(env, depth_grid, policy=None):
                                               + q1 * notch * g.epsilon * m.dt
                                               - rw.inventory_penalty * q1 * q1 * m.dt
                                               - (rw.terminal_penalty * q1 * q1 if last else 0.0))
-                                    total = total + pb * ps * pz * pf * (reward + V[n1 + mm, q1 + q_max])
+                                    cont = V[n1 + mm, q1 + q_max]
+                                    total = total + pb * ps * pz * pf * (reward + cont)
                 new[r, j] = np.max(total)
         V = new
     return V
@@ -404,11 +409,12 @@ def test_glft_drift_matches_the_sec5_drift_system():
 
     sigma, A, k, gamma = 2.0, 140.0, 1.5, 0.1
     for mu in (-1.0, 0.5, 2.0):
-        env = _env(market=dict(sigma=sigma, A=A, k=k, max_inventory=30), alpha=dict(epsilon=abs(mu), notches=1))
+        env = _env(market=dict(sigma=sigma, A=A, k=k, max_inventory=30),
+                   alpha=dict(epsilon=abs(mu), notches=1))
         pol = make_baseline("glft_drift", env)
         d_b, d_a, _ = pol.tables()
         r = 2 if mu > 0 else 0
-        q, ode_b, ode_a = drift_ode_quotes(sigma, A, k, gamma, mu, 30, 50.0)
+        _, ode_b, ode_a = drift_ode_quotes(sigma, A, k, gamma, mu, 30, 50.0)
         _, ref_b, ref_a = drift_ode_quotes(sigma, A, k, gamma, 0.0, 30, 50.0)
         for qq in range(-3, 4):
             j = qq + 30
@@ -438,7 +444,8 @@ def test_evaluate_cli_and_as_tuned_exact(tmp_path):
                               "--episodes", "200", "--seed", "0", "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     metrics = res["agents"]
-    exact = {name: metrics[name]["objective_exact"] for name in ("as", "as_tuned", "glft", "glft_drift", "optimal")}
+    names = ("as", "as_tuned", "glft", "glft_drift", "optimal")
+    exact = {name: metrics[name]["objective_exact"] for name in names}
     assert all(v is not None for v in exact.values())
     assert max(exact, key=exact.get) == "optimal"
     assert metrics["as_tuned"]["params"]["tuning"]["method"] == "exact"

@@ -169,7 +169,7 @@ def dp_tables(config: AlphaEnvConfig) -> tuple[RegimeTable, ArrivalTable]:
             trans[r, c, move + m] += p_z
             trans[r, c, stay + m] += 1.0 - p_z
     prob = np.broadcast_to(prob_c, (n_r, 4)).copy()
-    a_bid, a_ask, k_bid, k_ask = m_cfg.side_params()
+    _, _, k_bid, k_ask = m_cfg.side_params()
     lam_b, lam_s = rates(config)
     ones = np.ones(n_r)
     p_mat = np.einsum("rc,rcs->rs", prob, trans)
@@ -404,7 +404,8 @@ class AlphaScenario(intensity.IntensityScenario):
         g = config.alpha
         m = g.notches
         seen = "observed" if g.observe_alpha else "hidden"
-        return DriverSpec(f"alpha notch ({seen})", lambda market: market.field("notch").astype(np.float64),
+        return DriverSpec(f"alpha notch ({seen})",
+                          lambda market: market.field("notch").astype(np.float64),
                           tuple(f"n{n}" for n in range(-m, m + 1)), edge_bins(np.arange(-m, m + 2)),
                           f"alpha = n * {g.epsilon:g} price units per time unit")
 
