@@ -1,0 +1,154 @@
+"""mmgym/ReplayMarketMaking-v0 against a slow reference replay (tests/replay_reference.py), its
+window/level index against the recorded book, its episode windows, and its config errors.
+
+(Gymnasium's and SB3's check_env, same-seed determinism and vector = N singles run on it with every
+registered id: tests/test_envs.py, tests/test_compat.py, tests/test_scenarios.py.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmgym.config import ConfigError
+from mmgym.envs.market import BatchMarket
+from mmgym.scenarios import get
+from mmgym.scenarios.replay import recording
+
+from .replay_reference import RefReplay
+
+ID = "mmgym/ReplayMarketMaking-v0"
+DATA = Path(__file__).parent / "data" / "binance"
+SPOT = str(DATA / "spot_btcusdt_20240808_excerpt.gz")
+
+
+def _config(**replay):
+    sc = get(ID)
+    data = sc.default_config().model_dump()
+    data["replay"].update(replay)
+    return sc.config_class.model_validate(data)
+
+
+def _spot_config(**replay):
+    cfg = _config(path=SPOT, **replay)
+    data = cfg.model_dump()
+    data["market"].update(tick_size=0.01, horizon=20.0)
+    return type(cfg).model_validate(data)
+
+
+@pytest.mark.parametrize("seed, depths", [(0, (0.1, 0.1)), (1, (0.2, 0.1)), (2, (0.1, 0.3)), (3, (0.15, 0.15))])
+def test_matches_the_slow_reference(seed, depths):
+    """Fills, inventory and cash of every step equal the reference's (pessimistic, no latency)."""
+    cfg = _config(quote_lots=2)
+    m = BatchMarket(cfg, 1, raw_depths=True)
+    m.seed_rows([seed])
+    m.reset()
+    st = m.state
+    rec = recording(cfg.replay.path)
+    ref = RefReplay(rec, int(st.cursor[0]), int(st.now[0]), 2, cfg.market.max_inventory)
+    tick = cfg.market.tick_size
+    total = 0
+    for k in range(cfg.market.n_steps - 1):
+        out = m.step(np.array([depths]))
+        fb, fa = ref.step(*depths, tick, int(round(cfg.market.dt * 1e9)))
+        aux = dict(zip(m.aux_names, out.aux[0]))
+        assert (aux["fill_bid"], aux["fill_ask"]) == (fb, fa), k
+        assert st.book.inventory[0] == ref.q and st.book.cash_ticks[0] == ref.cash, k
+        assert st.cursor[0] == ref.c
+        total += fb + fa
+    assert total > 0  # the comparison saw fills
+
+
+def test_window_is_the_recorded_book_through_recentres():
+    """A 64-level window on the spot excerpt (0.01 tick): it re-centres as the mid moves, restoring
+    levels from the index; at every step it equals the recorded book, whatever our orders do."""
+    cfg = _spot_config(n_levels=64, recentre_margin=8, start_mode="sequential")
+    m = BatchMarket(cfg, 2, raw_depths=True)
+    m.seed_rows([0, 1])
+    m.reset()
+    st = m.state
+    rec = recording(cfg.replay.path)
+    refs = [RefReplay(rec, int(st.cursor[i]), int(st.now[i]), 1, 10) for i in range(2)]
+    lowers = set()
+    for k in range(cfg.market.n_steps - 1):
+        m.step(np.array([[0.02, 0.02], [0.05, 0.01]]))
+        for i in range(2):
+            refs[i].step(*([0.02, 0.02], [0.05, 0.01])[i], 0.01, 10**9)
+            assert refs[i].window_equals(st.book.bg[i], int(st.book.lower_tick[i])), (k, i)
+            assert tuple(st.book.best[i]) == tuple(refs[i].last_best)
+            lowers.add(int(st.book.lower_tick[i]))
+    assert len(lowers) > 2  # the window moved
+
+
+def test_episode_windows_and_common_random_numbers():
+    sc = get(ID)
+    cfg = _config()
+    m = BatchMarket(cfg, 3)
+    tape = m.state.tape
+    W = tape.win_ev.size
+    assert W == 4  # 47 s excerpt, book two-sided from ~1 s, 30-s windows 5 s apart
+    m.seed_rows([7, 7, 8])
+    m.reset()
+    assert m.state.cursor[0] == m.state.cursor[1]  # same seed, same window
+    assert set(m.state.now.tolist()) <= set(tape.win_t.tolist())
+    seq = BatchMarket(_config(start_mode="sequential"), 2)
+    seq.seed_rows([0, 1])
+    seen = []
+    for _ in range(2):
+        seq.reset()
+        seen += seq.state.now.tolist()
+    assert sorted(seen) == sorted(tape.win_t.tolist())
+    # the recording's events per step do not depend on what we do, nor on the latency
+    ev = []
+    for lat, depth in ((0.0, 0.1), (0.4, 0.0), (0.0, 0.5)):
+        mk = BatchMarket(_config(entry_latency=lat, start_mode="sequential"), 1, raw_depths=True)
+        mk.seed_rows([0])
+        mk.reset()
+        ev.append([mk.step(np.array([[depth, depth]])).aux[0, list(mk.aux_names).index("events")]
+                   for _ in range(10)])
+    assert ev[0] == ev[1] == ev[2] and sum(ev[0]) > 1000
+    assert sc.default_baselines == ("as", "symmetric", "glft")
+
+
+def test_power_queue_model_fills_at_least_as_often():
+    """hftbacktest's power model puts part of every cancel ahead of us: over the same windows our
+    quotes fill at least as often as under the pessimistic model."""
+    fills = {}
+    for model in ("pessimistic", "power"):
+        m = BatchMarket(_config(queue_model=model, start_mode="sequential"), 4, raw_depths=True)
+        m.seed_rows([0, 1, 2, 3])
+        m.reset()
+        n = 0
+        for _ in range(29):
+            aux = m.step(np.tile([0.1, 0.1], (4, 1))).aux
+            n += aux[:, list(m.aux_names).index("fill_bid")].sum() + aux[:, list(m.aux_names).index("fill_ask")].sum()
+        fills[model] = n
+    assert fills["power"] >= fills["pessimistic"] > 0
+
+
+@pytest.mark.parametrize("patch, key", [
+    ({"market": {"tick_size": 0.01}}, "market.tick_size"),
+    ({"replay": {"path": "nope.gz"}}, "replay.path"),
+    ({"replay": {"start": 40.0}}, "replay.start"),
+    ({"replay": {"entry_latency": 1.0}}, "replay.entry_latency"),
+])
+def test_bad_config_is_one_line_naming_the_key(patch, key):
+    import gymnasium as gym
+
+    import mmgym  # noqa: F401
+
+    with pytest.raises(ConfigError) as err:
+        gym.make(ID, **patch)
+    msg = str(err.value)
+    assert key in msg and "\n" not in msg
+
+
+def test_evaluate_cli_on_replay(tmp_path):
+    from mmgym.agents.cli_evaluate import main
+
+    root = Path(__file__).resolve().parents[1]
+    rc = main([str(root / "configs" / "replay.yaml"), "--agents", "as", "glft", "--episodes", "4",
+               "--seed", "0", "--out", str(tmp_path / "r")])
+    assert rc in (0, None) and (tmp_path / "r" / "results.json").exists()
