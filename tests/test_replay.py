@@ -41,7 +41,7 @@ def _spot_config(**replay):
 @pytest.mark.parametrize("seed, depths", [(0, (0.1, 0.1)), (1, (0.2, 0.1)), (2, (0.1, 0.3)), (3, (0.15, 0.15))])
 def test_matches_the_slow_reference(seed, depths):
     """Fills, inventory and cash of every step equal the reference's (pessimistic, no latency)."""
-    cfg = _config(quote_lots=2)
+    cfg = _config(quote_lots=2, fill_log=64)
     m = BatchMarket(cfg, 1, raw_depths=True)
     m.seed_rows([seed])
     m.reset()
@@ -51,10 +51,15 @@ def test_matches_the_slow_reference(seed, depths):
     tick = cfg.market.tick_size
     total = 0
     for k in range(cfg.market.n_steps - 1):
+        t0 = int(st.now[0])
         out = m.step(np.array([depths]))
         fb, fa = ref.step(*depths, tick, int(round(cfg.market.dt * 1e9)))
         aux = dict(zip(m.aux_names, out.aux[0]))
         assert (aux["fill_bid"], aux["fill_ask"]) == (fb, fa), k
+        log = st.fills[0, : st.fill_n[0]]  # the fill log: this step's fills, times inside the step
+        assert [log[log[:, 1] == s, 3].sum() for s in (0, 1)] == [fb, fa]
+        assert np.all((log[:, 0] >= t0) & (log[:, 0] < st.now[0]))
+        st.fill_n[0] = 0
         assert st.book.inventory[0] == ref.q and st.book.cash_ticks[0] == ref.cash, k
         assert st.cursor[0] == ref.c
         total += fb + fa
@@ -133,6 +138,7 @@ def test_power_queue_model_fills_at_least_as_often():
     ({"replay": {"path": "nope.gz"}}, "replay.path"),
     ({"replay": {"start": 40.0}}, "replay.start"),
     ({"replay": {"entry_latency": 1.0}}, "replay.entry_latency"),
+    ({"replay": {"end": 20.0}}, "replay.end"),
 ])
 def test_bad_config_is_one_line_naming_the_key(patch, key):
     import gymnasium as gym

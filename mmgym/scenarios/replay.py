@@ -64,8 +64,11 @@ class ReplayConfig(Section):
     path: str = EXCERPT
     """A raw Binance capture (``.gz``, converted in memory) or a file of ``python -m mmgym.data convert``."""
     start: float = Field(0.0, ge=0.0)
-    """First episode window's start, seconds after the book is first two-sided for good (after the
-    snapshot, or once both sides have been seen)."""
+    """First episode window's start, seconds after the recording's first event (no earlier than the
+    moment the book is two-sided for good: after the snapshot, or once both sides have been seen)."""
+    end: float | None = Field(None, gt=0.0)
+    """Last episode window's end, seconds after the recording's first event (None: the recording's end):
+    with ``start``, splits a recording (tune on one part, evaluate on another)."""
     stride: float | None = Field(None, gt=0.0)
     """Seconds between successive episode windows (None: ``market.horizon``, windows do not overlap)."""
     start_mode: Literal["random", "sequential"] = "random"
@@ -95,6 +98,9 @@ class ReplayConfig(Section):
     """Observation delay: market features and the mid the quotes refer to are this many steps old."""
     imbalance_levels: int = Field(5, ge=1)
     """Depth imbalance feature: levels from each best summed."""
+    fill_log: int = Field(0, ge=0)
+    """Capacity of each env's log of our passive fills (time, side, price, lots; ``State.fills``),
+    appended until full and drained by the caller (benchmarks/sim_to_real.py's mark-outs); 0: none."""
 
 
 class ReplayEnvConfig(EnvConfig):
@@ -221,10 +227,12 @@ def windows(config: ReplayEnvConfig, rec: Recording) -> tuple[np.ndarray, np.nda
         raise ConfigError(f"replay.path: the book of {rec.meta.get('source')} is one-sided at its end")
     t_ok = float(rec.t_ns[first_ok] - rec.t0_ns) / 1e9
     stride = m.horizon if rc.stride is None else rc.stride
-    first = t_ok + rc.start
-    last = rec.duration - m.horizon
+    first = max(t_ok, rc.start)
+    end = rec.duration if rc.end is None else min(rc.end, rec.duration)
+    last = end - m.horizon
     if first > last + 1e-9:
-        raise ConfigError(f"replay.start: {rc.start} s leaves no {m.horizon}-s window in "
+        key = "replay.end" if rc.end is not None and rc.end < rec.duration else "replay.start"
+        raise ConfigError(f"{key}: start {rc.start} s, end {rc.end} s leave no {m.horizon}-s window in "
                           f"{rec.meta.get('source')} ({rec.duration:.1f} s, two-sided from {t_ok:.2f} s)")
     n = int(np.floor((last - first) / stride + 1e-9)) + 1
     win_t = rec.t0_ns + np.round((first + stride * np.arange(n)) * 1e9).astype(np.int64)
@@ -297,6 +305,8 @@ class State(NamedTuple):
         tr_px, tr_qty: (N, 2) int64, per resting side: the tick of our order's level and the
             recorded lots traded there since its last depth update (those lots were ahead of us: the
             next decrease of the level is theirs first, not a cancel).
+        fills: (N, C, 4) int64, our passive fills (time ns, side, tick, lots), ``fill_n`` (N,) rows
+            written (``replay.fill_log`` = C; the caller drains it by setting ``fill_n`` to 0).
         tape: the recording (:class:`Tape`).
     """
 
@@ -309,6 +319,8 @@ class State(NamedTuple):
     episodes: np.ndarray
     tr_px: np.ndarray
     tr_qty: np.ndarray
+    fills: np.ndarray
+    fill_n: np.ndarray
     tape: Tape
 
 
@@ -318,7 +330,8 @@ def new_state(config: ReplayEnvConfig, num_envs: int, rng: np.ndarray) -> State:
     z = lambda *s: np.zeros(s, dtype=np.int64)  # noqa: E731
     return State(book=K.new_book_state(n, rc.n_levels, rc.max_orders, rng=rng), flow_signed=np.zeros(n),
                  flow_abs=np.zeros(n), hist=np.zeros((n, rc.obs_delay_steps + 1, lob.N_FEATURES)),
-                 cursor=z(n), now=z(n), episodes=z(n), tr_px=z(n, 2), tr_qty=z(n, 2), tape=tape_of(config))
+                 cursor=z(n), now=z(n), episodes=z(n), tr_px=z(n, 2), tr_qty=z(n, 2),
+                 fills=z(n, rc.fill_log, 4), fill_n=z(n), tape=tape_of(config))
 
 
 class Consts(NamedTuple):
@@ -422,11 +435,18 @@ def recentre(b, tp, i, e, margin):
 
 
 @kernel
-def fill_own(b, i, j, f):
-    """Our resting order in slot ``j`` fills ``f`` lots at its price (passive)."""
+def fill_own(b, st, i, j, f, t):
+    """Our resting order in slot ``j`` fills ``f`` lots at its price (passive) at time ``t`` (ns)."""
     o = b.orders
     side = o[i, j, K.ORD_SIDE]
     tick = o[i, j, K.ORD_PX]
+    n = st.fill_n[i]
+    if n < st.fills.shape[1]:
+        st.fills[i, n, 0] = t
+        st.fills[i, n, 1] = side
+        st.fills[i, n, 2] = tick
+        st.fills[i, n, 3] = f
+        st.fill_n[i] = n + 1
     o[i, j, K.ORD_QTY] -= f
     b.own[i, side, tick - b.lower_tick[i]] -= f
     if side == K.BID:
@@ -439,7 +459,7 @@ def fill_own(b, i, j, f):
 
 
 @kernel
-def on_trade(b, st, i, aggressor, tick, qty):
+def on_trade(b, st, i, aggressor, tick, qty, t):
     """A recorded trade meets our resting orders on the other side (FIFO; no impact on the record):
     an order at a better price than the trade is filled in full (the aggressor went through it); one
     at the trade's price fills what the trade leaves after the lots ahead of it. Returns lots filled."""
@@ -453,7 +473,7 @@ def on_trade(b, st, i, aggressor, tick, qty):
         px = o[i, j, K.ORD_PX]
         through = px < tick if side == K.ASK else px > tick
         if through:
-            fill_own(b, i, np.int64(j), r)
+            fill_own(b, st, i, np.int64(j), r, t)
             filled += r
         elif px == tick:
             a = o[i, j, K.ORD_AHEAD]
@@ -465,13 +485,13 @@ def on_trade(b, st, i, aggressor, tick, qty):
                 st.tr_qty[i, side] = 0
             st.tr_qty[i, side] += qty - f if f > 0 else qty
             if f > 0:
-                fill_own(b, i, np.int64(j), f)
+                fill_own(b, st, i, np.int64(j), f, t)
                 filled += f
     return filled
 
 
 @kernel
-def cross_fills(b, i):
+def cross_fills(b, st, i, t):
     """Our resting orders the recorded touch has moved through (an ask at or below the recorded best
     bid, a bid at or above the best ask) are filled in full at their price (hftbacktest does the same
     when the best moves through a resting order). Returns lots filled."""
@@ -484,7 +504,7 @@ def cross_fills(b, i):
         side = o[i, j, K.ORD_SIDE]
         px = o[i, j, K.ORD_PX]
         if (side == K.ASK and px <= b.best[i, K.BID]) or (side == K.BID and px >= b.best[i, K.ASK]):
-            fill_own(b, i, np.int64(j), r)
+            fill_own(b, st, i, np.int64(j), r, t)
             filled += r
     return filled
 
@@ -537,7 +557,7 @@ def run_events(b, st, i, t_stop, qmodel, qpower, margin):
             q = tp.qty[c]
             b.counters[i, K.C_BUY_VOL + ag] += q
             if mine:
-                if on_trade(b, st, i, ag, tp.px[c], q) > 0:
+                if on_trade(b, st, i, ag, tp.px[c], q, tp.t[c]) > 0:
                     mine = has_own(b, i)
         elif k == CLEAR:
             for s in range(2):
@@ -559,7 +579,7 @@ def run_events(b, st, i, t_stop, qmodel, qpower, margin):
         b.best[i, K.BID] = tp.bb[c]
         b.best[i, K.ASK] = tp.ba[c]
         if mine and k != TRADE:
-            if cross_fills(b, i) > 0:
+            if cross_fills(b, st, i, tp.t[c]) > 0:
                 mine = has_own(b, i)
         c += 1
         n += 1
