@@ -11,7 +11,8 @@ Run: ``python benchmarks/sim_to_real.py [--data PATH.gz] [--split 0.5] [--horizo
 4. per agent: objective (summed reward), PnL, fills, mean |q|, |q_T| and the mark-out of our passive
    fills after 1 s and 10 s: (mid(t + h) - price) for a bid fill, (price - mid(t + h)) for an ask
    fill, in ticks per lot, averaged over fills (t: the fill's recorded event time; fills whose
-   t + h passes the recording's end are left out). Negative: adverse selection.
+   t + h passes the recording's end are left out). Negative: adverse selection. And how the fills
+   came: a trade through our price, a trade at our price, or the recorded touch moving through us.
 
 PnL and objective are in price units x lots (USDT per 0.001-BTC lot on USDⓈ-M BTCUSDT). No PPO
 here: a policy trained on the simulated book and run on the replay is left for later.
@@ -63,10 +64,12 @@ def run(cfg, agent, recd) -> dict:
         if not out.done.all():
             absq += np.abs(m.inventory[:, 0])
     stats = dict(zip(m.stat_names, out.final_stats.T))
-    f = np.concatenate(fills) if fills else np.zeros((0, 4), np.int64)
+    f = np.concatenate(fills) if fills else np.zeros((0, 5), np.int64)
     res = {"windows": W, "objective": ret.mean(), "objective_se": ret.std(ddof=1) / np.sqrt(W),
            "pnl": stats["pnl"].mean(), "fills": stats["fills"].mean(), "mean_abs_q": absq.mean() / cfg.market.n_steps,
            "abs_q_T": np.abs(stats["final_inventory"]).mean(), "n_fills": int(f[:, 3].sum())}
+    for how, name in enumerate(("through", "queue", "touch")):
+        res[f"share_{name}"] = float(f[f[:, 4] == how, 3].sum() / max(f[:, 3].sum(), 1))
     mid2 = recd.best_bid + recd.best_ask
     for h in (1, 10):
         t = f[:, 0] + h * 10**9
@@ -118,12 +121,14 @@ def main() -> None:
           f"({time.perf_counter() - t:.1f} s)")
     print(f"# evaluation: every {args.horizon:g}-s window ({args.stride:g} s apart) of [{t_split:.1f}, {rec.duration:.1f}] s; "
           f"gamma={args.gamma:g} for as/glft; mark-outs in ticks ({rec.tick_size:g}) per lot")
-    print("| agent | objective ± se | PnL | fills/episode | mean abs q | abs q_T | mark-out 1 s | mark-out 10 s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| agent | objective ± se | PnL | fills/episode | mean abs q | abs q_T | mark-out 1 s | mark-out 10 s | "
+          "fills: through / at price / touch |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, agent in agents.items():
         r = run(test, agent, rec)
         print(f"| {name} | {r['objective']:.3f} ± {r['objective_se']:.3f} | {r['pnl']:.3f} | {r['fills']:.1f} | "
-              f"{r['mean_abs_q']:.2f} | {r['abs_q_T']:.2f} | {r['markout_1s']:+.2f} | {r['markout_10s']:+.2f} |")
+              f"{r['mean_abs_q']:.2f} | {r['abs_q_T']:.2f} | {r['markout_1s']:+.2f} | {r['markout_10s']:+.2f} | "
+              f"{r['share_through']:.0%} / {r['share_queue']:.0%} / {r['share_touch']:.0%} |")
     print(f"# windows: {r['windows']}")
 
 

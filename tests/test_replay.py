@@ -58,7 +58,7 @@ def test_matches_the_slow_reference(seed, depths):
         assert (aux["fill_bid"], aux["fill_ask"]) == (fb, fa), k
         log = st.fills[0, : st.fill_n[0]]  # the fill log: this step's fills, times inside the step
         assert [log[log[:, 1] == s, 3].sum() for s in (0, 1)] == [fb, fa]
-        assert np.all((log[:, 0] >= t0) & (log[:, 0] < st.now[0]))
+        assert np.all((log[:, 0] >= t0) & (log[:, 0] < st.now[0])) and np.all(log[:, 4] <= 2)
         st.fill_n[0] = 0
         assert st.book.inventory[0] == ref.q and st.book.cash_ticks[0] == ref.cash, k
         assert st.cursor[0] == ref.c

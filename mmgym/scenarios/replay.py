@@ -99,7 +99,7 @@ class ReplayConfig(Section):
     imbalance_levels: int = Field(5, ge=1)
     """Depth imbalance feature: levels from each best summed."""
     fill_log: int = Field(0, ge=0)
-    """Capacity of each env's log of our passive fills (time, side, price, lots; ``State.fills``),
+    """Capacity of each env's log of our passive fills (time, side, price, lots, how; ``State.fills``),
     appended until full and drained by the caller (benchmarks/sim_to_real.py's mark-outs); 0: none."""
 
 
@@ -305,7 +305,8 @@ class State(NamedTuple):
         tr_px, tr_qty: (N, 2) int64, per resting side: the tick of our order's level and the
             recorded lots traded there since its last depth update (those lots were ahead of us: the
             next decrease of the level is theirs first, not a cancel).
-        fills: (N, C, 4) int64, our passive fills (time ns, side, tick, lots), ``fill_n`` (N,) rows
+        fills: (N, C, 5) int64, our passive fills (time ns, side, tick, lots, how: 0 a trade through
+            our price, 1 a trade at our price, 2 the recorded touch moving through), ``fill_n`` (N,) rows
             written (``replay.fill_log`` = C; the caller drains it by setting ``fill_n`` to 0).
         tape: the recording (:class:`Tape`).
     """
@@ -331,7 +332,7 @@ def new_state(config: ReplayEnvConfig, num_envs: int, rng: np.ndarray) -> State:
     return State(book=K.new_book_state(n, rc.n_levels, rc.max_orders, rng=rng), flow_signed=np.zeros(n),
                  flow_abs=np.zeros(n), hist=np.zeros((n, rc.obs_delay_steps + 1, lob.N_FEATURES)),
                  cursor=z(n), now=z(n), episodes=z(n), tr_px=z(n, 2), tr_qty=z(n, 2),
-                 fills=z(n, rc.fill_log, 4), fill_n=z(n), tape=tape_of(config))
+                 fills=z(n, rc.fill_log, 5), fill_n=z(n), tape=tape_of(config))
 
 
 class Consts(NamedTuple):
@@ -435,8 +436,9 @@ def recentre(b, tp, i, e, margin):
 
 
 @kernel
-def fill_own(b, st, i, j, f, t):
-    """Our resting order in slot ``j`` fills ``f`` lots at its price (passive) at time ``t`` (ns)."""
+def fill_own(b, st, i, j, f, t, how):
+    """Our resting order in slot ``j`` fills ``f`` lots at its price (passive) at time ``t`` (ns);
+    ``how`` is logged (State.fills)."""
     o = b.orders
     side = o[i, j, K.ORD_SIDE]
     tick = o[i, j, K.ORD_PX]
@@ -446,6 +448,7 @@ def fill_own(b, st, i, j, f, t):
         st.fills[i, n, 1] = side
         st.fills[i, n, 2] = tick
         st.fills[i, n, 3] = f
+        st.fills[i, n, 4] = how
         st.fill_n[i] = n + 1
     o[i, j, K.ORD_QTY] -= f
     b.own[i, side, tick - b.lower_tick[i]] -= f
@@ -473,7 +476,7 @@ def on_trade(b, st, i, aggressor, tick, qty, t):
         px = o[i, j, K.ORD_PX]
         through = px < tick if side == K.ASK else px > tick
         if through:
-            fill_own(b, st, i, np.int64(j), r, t)
+            fill_own(b, st, i, np.int64(j), r, t, np.int64(0))
             filled += r
         elif px == tick:
             a = o[i, j, K.ORD_AHEAD]
@@ -485,7 +488,7 @@ def on_trade(b, st, i, aggressor, tick, qty, t):
                 st.tr_qty[i, side] = 0
             st.tr_qty[i, side] += qty - f if f > 0 else qty
             if f > 0:
-                fill_own(b, st, i, np.int64(j), f, t)
+                fill_own(b, st, i, np.int64(j), f, t, np.int64(1))
                 filled += f
     return filled
 
@@ -504,7 +507,7 @@ def cross_fills(b, st, i, t):
         side = o[i, j, K.ORD_SIDE]
         px = o[i, j, K.ORD_PX]
         if (side == K.ASK and px <= b.best[i, K.BID]) or (side == K.BID and px >= b.best[i, K.ASK]):
-            fill_own(b, st, i, np.int64(j), r, t)
+            fill_own(b, st, i, np.int64(j), r, t, np.int64(2))
             filled += r
     return filled
 
@@ -745,6 +748,8 @@ def market_step(tr, st, p, c, qc, actions, work, i):
         if j >= 0:
             K.own_reduce(b, i, np.int64(j), z)  # same price: keeps its queue position
         elif z > 0:
+            st.tr_px[i, side] = -1  # a new order: no trades at its level yet
+            st.tr_qty[i, side] = 0
             f, notional = own_post(b, i, np.int64(side), tk, z, float(st.now[i]))
             if f > 0:
                 taker_lots += f
