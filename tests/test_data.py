@@ -53,11 +53,13 @@ def reference_counts(path):
     return depth_levels, trades, tickers, snaps
 
 
-def reference_touch(kind, side, px, qty):
-    """Slow book: dicts per side, the touch after every event (CLEAR empties both)."""
+def reference_touch(kind, side, px, qty, every=1):
+    """Slow book: dicts per side, the touch after every ``every``-th event and the last (CLEAR
+    empties both). Returns (event indices, best bids, best asks)."""
     book = ({}, {})
-    bb, ba = [], []
-    for k, s, p, q in zip(kind.tolist(), side.tolist(), px.tolist(), qty.tolist()):
+    at, bb, ba = [], [], []
+    n = len(kind)
+    for j, (k, s, p, q) in enumerate(zip(kind.tolist(), side.tolist(), px.tolist(), qty.tolist())):
         if k == B.CLEAR:
             book = ({}, {})
         elif k != B.TRADE:
@@ -65,9 +67,11 @@ def reference_touch(kind, side, px, qty):
                 book[s][p] = q
             else:
                 book[s].pop(p, None)
-        bb.append(max(book[0]) if book[0] else EMPTY_BID)
-        ba.append(min(book[1]) if book[1] else EMPTY_ASK)
-    return np.array(bb), np.array(ba)
+        if j % every == 0 or j == n - 1:
+            at.append(j)
+            bb.append(max(book[0]) if book[0] else EMPTY_BID)
+            ba.append(min(book[1]) if book[1] else EMPTY_ASK)
+    return np.array(at), np.array(bb), np.array(ba)
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +90,10 @@ def test_futures_excerpt_counts_and_touch(usdm):
     assert rep["reapplied_diffs"] >= 1 and int((r.kind == B.CLEAR).sum()) == 1
     assert rep.get("seq_gaps", 0) == 0 and rep.get("bad_lines", 0) == 0
     assert rep.get("unknown_messages", 0) == 0
-    # the numba pass's touch equals a dict book's after every event; never crossed
-    bb, ba = reference_touch(r.kind, r.side, r.px, r.qty)
-    assert np.array_equal(bb, r.best_bid) and np.array_equal(ba, r.best_ask)
+    # the numba pass's touch equals a dict book's (after every 7th event: the dict's max is slow);
+    # never crossed
+    at, bb, ba = reference_touch(r.kind, r.side, r.px, r.qty, every=7)
+    assert np.array_equal(bb, r.best_bid[at]) and np.array_equal(ba, r.best_ask[at])
     two = r.two_sided()
     assert two[-1] and np.all(r.best_bid[two] < r.best_ask[two])
     assert np.all(np.diff(r.t_ns) >= 0)
@@ -102,8 +107,8 @@ def test_spot_messages_without_T_or_pu():
     assert r.meta["market"] == "spot" and r.report["futures_format"] == 0
     assert int((r.kind == B.TRADE).sum()) == trades > 100
     assert r.report.get("seq_gaps", 0) == 0 and r.report.get("bad_lines", 0) == 0
-    bb, ba = reference_touch(r.kind, r.side, r.px, r.qty)
-    assert np.array_equal(bb, r.best_bid) and np.array_equal(ba, r.best_ask)
+    at, bb, ba = reference_touch(r.kind, r.side, r.px, r.qty)
+    assert np.array_equal(bb, r.best_bid[at]) and np.array_equal(ba, r.best_ask[at])
     # trade sides: m = buyer is maker -> seller aggressor
     with gzip.open(SPOT, "rt") as f:
         first = next(json.loads(x.split(" ", 1)[1])["data"] for x in f if "@trade" in x)
@@ -176,7 +181,7 @@ def test_each_kind_of_bad_data_is_counted_and_handled(tmp_path, bad, counter):
         fix = np.flatnonzero(r.kind == B.CROSS_FIX)
         assert fix.size == 1 and r.px[fix[0]] == 101 and rep["cross_fix_lots"] == 2
         assert r.best_bid[-1] == 103 and r.best_ask[-1] == EMPTY_ASK
-        assert np.array_equal(r.best_bid, reference_touch(r.kind, r.side, r.px, r.qty)[0])
+        assert np.array_equal(r.best_bid, reference_touch(r.kind, r.side, r.px, r.qty)[1])
 
 
 def test_book_pass_on_random_streams_matches_reference():
@@ -191,7 +196,7 @@ def test_book_pass_on_random_streams_matches_reference():
         qty = np.where(rng.random(n) < 0.3, 0, rng.integers(1, 5, n)).astype(np.int64)
         t = np.arange(n, dtype=np.int64)
         cols, in2out, stats = book_pass(kind, side, px, qty, t, t)
-        bb, ba = reference_touch(cols["kind"], cols["side"], cols["px"], cols["qty"])
+        _, bb, ba = reference_touch(cols["kind"], cols["side"], cols["px"], cols["qty"])
         assert np.array_equal(bb, cols["best_bid"]) and np.array_equal(ba, cols["best_ask"])
         two = (bb != EMPTY_BID) & (ba != EMPTY_ASK)
         assert np.all(bb[two] < ba[two])
@@ -207,17 +212,21 @@ def test_truncated_gzip_is_counted(tmp_path):
     assert r.report["bad_lines"] >= 1 and len(r) > 0
 
 
-def test_cli_convert_and_bad_file(tmp_path):
+def test_cli_convert_and_bad_file(tmp_path, capsys):
+    from mmgym.data.__main__ import main
+
     out = tmp_path / "o.npz"
     env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     ok = subprocess.run([sys.executable, "-m", "mmgym.data", "convert", str(SPOT), str(out)],
                         capture_output=True, text=True, env=env)
     assert ok.returncode == 0 and out.exists() and "trade" in ok.stdout
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not a zip")
-    for target in ("nope.gz", str(tmp_path / "bad.npz")):
-        bad = subprocess.run([sys.executable, "-m", "mmgym.data", "info", target], capture_output=True,
-                             text=True, env=env)
-        assert bad.returncode == 2 and "Traceback" not in bad.stderr
-        assert len(bad.stderr.strip().splitlines()) == 1 and target in bad.stderr
+    (tmp_path / "junk.gz").write_bytes(b"hello\n")
+    cases = [["info", "nope.gz"], ["info", str(tmp_path / "bad.npz")], ["info", str(tmp_path / "junk.gz")],
+             ["convert", str(SPOT), str(tmp_path / "no" / "dir.npz")]]
+    for args in cases:
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and args[-1].split("/")[-1] in err[0], err
     with pytest.raises(DataError):
         load(str(tmp_path / "missing.npz"))

@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.roi <= 0:
                 raise DataError(f"--roi: must be > 0 (got {args.roi})")
             rec = convert(args.file, args.tick, args.lot, args.roi)
-            save(rec, args.out)
+            try:
+                save(rec, args.out)
+            except OSError as exc:
+                raise DataError(f"{args.out}: cannot write ({exc.strerror or exc})") from None
             print(_summary(rec))
             print(f"wrote {args.out}")
         else:
