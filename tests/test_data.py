@@ -98,6 +98,18 @@ def test_futures_excerpt_counts_and_touch(usdm):
     assert two[-1] and np.all(r.best_bid[two] < r.best_ask[two])
     assert np.all(np.diff(r.t_ns) >= 0)
     assert r.tick_size == 0.1 and r.lot_size == 0.001 and r.meta["market"] == "usdm"
+    # the +-50 ms ticker agreement, checked by brute force on every 25th ticker
+    hits, n = 0, 0
+    for m in range(0, r.tk_t_ns.size, 25):
+        t = r.tk_t_ns[m]
+        near = np.flatnonzero(np.abs(r.t_ns - t) <= 50_000_000)
+        before = np.flatnonzero(r.t_ns < t - 50_000_000)
+        idx = np.concatenate([before[-1:], near])
+        if idx.size == 0 or not two[idx[0]]:
+            continue
+        n += 1
+        hits += bool(np.any((r.best_bid[idx] == r.tk_bid[m]) & (r.best_ask[idx] == r.tk_ask[m])))
+    assert abs(hits / n - rep["ticker_touch_agree_50ms"]) < 0.05 and rep["ticker_touch_agree_50ms"] > 0.8
 
 
 def test_spot_messages_without_T_or_pu():

@@ -187,3 +187,22 @@ def test_vector_env_equals_single_envs():
                 o, _ = e.reset()
             np.testing.assert_array_equal(o, vobs[i])
     assert finished == 2 * n
+
+
+def test_converted_file_replays_like_the_raw_capture(tmp_path):
+    """replay.path takes the raw .gz or its `python -m mmgym.data convert` file: same episodes."""
+    from mmgym.data import convert, save
+    from mmgym.scenarios.replay import EXCERPT
+
+    npz = tmp_path / "excerpt.npz"
+    save(convert(EXCERPT), str(npz))
+    outs = []
+    for path in (EXCERPT, str(npz)):
+        m = BatchMarket(_config(path=path), 2, raw_depths=True)
+        m.seed_rows([3, 4])
+        obs = [m.reset().copy()]
+        for _ in range(12):
+            out = m.step(np.array([[0.1, 0.2], [0.3, 0.1]]))
+            obs.append(np.concatenate([out.obs, out.reward[:, None]], axis=1).copy())
+        outs.append(np.array(obs))
+    np.testing.assert_array_equal(outs[0], outs[1])

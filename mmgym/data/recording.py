@@ -32,7 +32,9 @@ Initial state. The book starts empty: a level is assumed empty until a message s
 the first REST snapshot (if the capture has one) the book holds only levels updated since the
 capture started; ``events_before_snapshot`` and ``events_one_sided`` (events after which one side
 was still empty) count the events affected, and ``ticker_touch_agree`` measures, over the
-bookTicker messages, how often the rebuilt touch equals the exchange's.
+bookTicker messages, how often the rebuilt touch equals the exchange's when the ticker is received
+(``ticker_touch_agree``) and at some moment within 50 ms of it (``ticker_touch_agree_50ms``: the
+two streams are not synchronised).
 
 Prices outside the window ``median trade price * (1 +- roi)`` (default ``roi = 0.1``) are left
 out and counted (``outside_roi``): the dense ladder spans the window (hftbacktest's ROI, its
@@ -221,6 +223,26 @@ def _book_pass(kind, side, px, qty, t_ns, exch_ns, lo, R, o_kind, o_side, o_px, 
     return n
 
 
+@njit(cache=True)
+def _ticker_agree_within(t_ns, bb, ba, tk_t, tk_bid, tk_ask, window_ns):
+    """Tickers whose best bid and ask equal the rebuilt touch at some event within ``window_ns``
+    of their receive time (or the touch just before that window); -1 entries are not compared."""
+    n = t_ns.shape[0]
+    out = np.zeros(tk_t.shape[0], np.int64)
+    for m in range(tk_t.shape[0]):
+        j0 = np.searchsorted(t_ns, tk_t[m] - window_ns)
+        j1 = np.searchsorted(t_ns, tk_t[m] + window_ns, side="right")
+        j = j0 - 1 if j0 > 0 else 0
+        hit = 0
+        while j < j1 and j < n:
+            if bb[j] == tk_bid[m] and ba[j] == tk_ask[m]:
+                hit = 1
+                break
+            j += 1
+        out[m] = hit
+    return out
+
+
 def book_pass(kind, side, px, qty, t_ns, exch_ns):
     """Run the book pass over event columns (module docstring).
 
@@ -321,6 +343,9 @@ def convert(path: str, tick_size: float | None = None, lot_size: float | None = 
         agree = ok & (bb == tk_bid) & (ba == tk_ask)
         rep["ticker_compared"] = int(ok.sum())
         rep["ticker_touch_agree"] = round(float(agree.sum() / max(ok.sum(), 1)), 4)
+        near = _ticker_agree_within(cols["t_ns"], cols["best_bid"], cols["best_ask"],
+                                    np.asarray(raw.tk_t_ns, np.int64), tk_bid, tk_ask, np.int64(50_000_000))
+        rep["ticker_touch_agree_50ms"] = round(float(near[ok].sum() / max(ok.sum(), 1)), 4)
     meta = {"format": "mmgym.data", "version": FORMAT_VERSION, "source": os.path.basename(path),
             "symbol": raw.symbol, "stream": raw.stream,
             "market": _market_of(path, bool(rep.get("futures_format")), raw.symbol),
