@@ -203,6 +203,6 @@ def test_converted_file_replays_like_the_raw_capture(tmp_path):
         obs = [m.reset().copy()]
         for _ in range(12):
             out = m.step(np.array([[0.1, 0.2], [0.3, 0.1]]))
-            obs.append(np.concatenate([out.obs, out.reward[:, None]], axis=1).copy())
-        outs.append(np.array(obs))
+            obs += [out.obs.copy(), out.reward[:, None].copy()]
+        outs.append(np.concatenate(obs, axis=1))
     np.testing.assert_array_equal(outs[0], outs[1])
