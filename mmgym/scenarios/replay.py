@@ -515,8 +515,12 @@ def cross_fills(b, st, i, t):
 @kernel
 def own_level_change(b, st, i, side, tick, old, new, qmodel, qpower):
     """A recorded decrease of a level holding our order: first the lots traded there since its
-    last update (they were ahead of us and are already out of our ``ahead``), the rest is a cancel
-    located by the queue model (:func:`mmgym.sim.book.bg_cancel`)."""
+    last update (they were ahead of us and are already out of our ``ahead``; hftbacktest's
+    probabilistic queue models subtract the traded quantity the same way), the rest is a cancel
+    located by the queue model (:func:`mmgym.sim.book.bg_cancel`). The first update of the level
+    after the trades uses the credit up (the feed's diffs carry the trades' effect). A diff that
+    arrives *before* the trades it reflects is taken for a cancel: with the power model that part
+    can be counted twice (the feeds are not synchronised; docs/REPLAY.md)."""
     x = old - new
     credit = np.int64(0)
     if st.tr_px[i, side] == tick:
@@ -579,6 +583,8 @@ def run_events(b, st, i, t_stop, qmodel, qpower, margin):
                 if new < old and mine and b.own[i, s, idx] > 0:
                     own_level_change(b, st, i, s, tick, old, new, qmodel, qpower)
                 b.bg[i, s, idx] = new
+                if st.tr_px[i, s] == tick:  # this update carries the trades before it: credit used
+                    st.tr_qty[i, s] = 0
         b.best[i, K.BID] = tp.bb[c]
         b.best[i, K.ASK] = tp.ba[c]
         if mine and k != TRADE:
