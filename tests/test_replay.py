@@ -152,13 +152,27 @@ def test_bad_config_is_one_line_naming_the_key(patch, key):
     assert key in msg and "\n" not in msg
 
 
-def test_evaluate_cli_on_replay(tmp_path):
+def test_evaluate_cli_on_replay_with_an_agent_trained_on_the_book(tmp_path):
+    """evaluate.py on the replay with as, glft and a PPO model trained (briefly) on the simulated
+    book: the book's observation and action spaces are the replay's, so it runs unchanged."""
+    import json
+
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
     from mmgym.agents.cli_evaluate import main
 
+    lob = gym.make("mmgym/LOBMarketMaking-v0", horizon=20.0)
+    assert lob.observation_space == gym.make(ID).observation_space
+    assert lob.action_space == gym.make(ID).action_space
+    model = PPO("MlpPolicy", lob, n_steps=40, batch_size=40, n_epochs=1, device="cpu", seed=0).learn(40)
+    model.save(tmp_path / "book.zip")
     root = Path(__file__).resolve().parents[1]
-    rc = main([str(root / "configs" / "replay.yaml"), "--agents", "as", "glft", "--episodes", "4",
-               "--seed", "0", "--out", str(tmp_path / "r")])
-    assert rc in (0, None) and (tmp_path / "r" / "results.json").exists()
+    rc = main([str(root / "configs" / "replay.yaml"), "--agents", "as", "glft", f"ppo={tmp_path / 'book.zip'}",
+               "--episodes", "4", "--seed", "0", "--out", str(tmp_path / "r")])
+    assert rc in (0, None)
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert "ppo" in json.dumps(res)
 
 
 def test_vector_env_equals_single_envs():

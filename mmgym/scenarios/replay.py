@@ -75,7 +75,7 @@ class ReplayConfig(Section):
     """'random': each episode picks a window uniformly from the env's own stream (a reset with seed s
     always gives the same window: common random numbers across agents); 'sequential': env i's e-th
     episode uses window (i + e * num_envs) mod n_windows."""
-    n_levels: int = Field(512, ge=32)
+    n_levels: int = Field(256, ge=32)
     """Levels per side in each env's ladder window (levels outside are restored when it moves)."""
     max_orders: int = Field(4, ge=2)
     """Order record slots per env (the env uses one bid and one ask)."""
