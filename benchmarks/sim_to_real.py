@@ -42,7 +42,6 @@ def _head(rec, t_end_s: float):
 def run(cfg, agent, recd) -> dict:
     """One episode per window of ``cfg`` (sequential), the agent's depths; statistics and mark-outs."""
     from mmgym.envs.market import BatchMarket
-
     from mmgym.scenarios.replay import tape_of
 
     W = tape_of(cfg).win_ev.size

@@ -144,7 +144,7 @@ def test_power_queue_model_fills_at_least_as_often():
 def test_bad_config_is_one_line_naming_the_key(patch, key):
     import gymnasium as gym
 
-    import mmgym  # noqa: F401
+    import mmgym
 
     with pytest.raises(ConfigError) as err:
         gym.make(ID, **patch)
@@ -158,9 +158,8 @@ def test_evaluate_cli_on_replay_with_an_agent_trained_on_the_book(tmp_path):
     import json
 
     import gymnasium as gym
-    from stable_baselines3 import PPO
-
     from mmgym.agents.cli_evaluate import main
+    from stable_baselines3 import PPO
 
     lob = gym.make("mmgym/LOBMarketMaking-v0", horizon=20.0)
     assert lob.observation_space == gym.make(ID).observation_space
@@ -180,7 +179,8 @@ def test_vector_env_equals_single_envs():
     autoreset (the next window is drawn from the env's own stream). (PPO on the id:
     tests/test_compat.py::test_sb3_ppo_from_an_env_id.)"""
     import gymnasium as gym
-    import mmgym  # noqa: F401
+
+    import mmgym
 
     n = 3
     venv = gym.make_vec(ID, num_envs=n, vectorization_mode="vector_entry_point", horizon=10.0)

@@ -35,8 +35,9 @@ from __future__ import annotations
 import gzip
 import io
 from collections import Counter, deque
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import IO, Iterable
+from typing import IO
 
 import numpy as np
 
