@@ -220,3 +220,38 @@ def test_converted_file_replays_like_the_raw_capture(tmp_path):
             obs += [out.obs.copy(), out.reward[:, None].copy()]
         outs.append(np.concatenate(obs, axis=1))
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_observation_stays_in_its_space_when_the_recorded_spread_gaps(tmp_path):
+    """A hand-made capture whose asks vanish for 2 s (spread 100 ticks > the 32-level window):
+    the spread feature is capped at the window, the observation stays inside its Box."""
+    import gzip
+    import json
+
+    lines, u = [], 1
+    for k in range(400):  # 40 s, one diff every 100 ms, tick 0.1 around 100.0
+        t = 10**18 + k * 100_000_000
+        gap = 200 <= k < 220
+        bids = [[f"{100 - 0.1 * (d + 1):.1f}", "5"] for d in range(5)]
+        asks = ([[f"{100 + 0.1 * d:.1f}", "0"] for d in range(5)] + [["110.0", "3"]] if gap
+                else [[f"{100 + 0.1 * d:.1f}", "5"] for d in range(5)])
+        d = {"e": "depthUpdate", "E": 1, "T": 1, "U": u, "u": u, "pu": u - 1, "b": bids, "a": asks}
+        lines.append(f"{t} " + json.dumps({"stream": "x@depth@0ms", "data": d}))
+        u += 1
+        if k % 3 == 0:
+            tr = {"e": "trade", "E": 1, "T": k, "p": "100.0" if not gap else "110.0", "q": "2", "X": "MARKET", "m": False}
+            lines.append(f"{t + 1} " + json.dumps({"stream": "x@trade", "data": tr}))
+    path = tmp_path / "gap.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    import gymnasium as gym
+
+    env = gym.make(ID, replay={"path": str(path), "n_levels": 32, "recentre_margin": 8, "start_mode": "sequential"},
+                   market={"tick_size": 0.1, "horizon": 35.0})
+    obs, _ = env.reset(seed=0)
+    spreads = []
+    for _ in range(34):
+        obs, *_ = env.step(np.zeros(2, np.float32))
+        assert env.observation_space.contains(obs), obs
+        spreads.append(obs[6])
+    assert max(spreads) == 32.0 and min(spreads) == 1.0

@@ -221,7 +221,9 @@ def windows(config: ReplayEnvConfig, rec: Recording) -> tuple[np.ndarray, np.nda
     two = rec.two_sided()
     if not two.any():
         raise ConfigError(f"replay.path: the book of {rec.meta.get('source')} is never two-sided")
-    one = np.flatnonzero(~two)
+    # one-sided at the end of a message (inside one, removals come before additions: transient)
+    msg_end = np.r_[rec.t_ns[1:] != rec.t_ns[:-1], True]
+    one = np.flatnonzero(~two & msg_end)
     first_ok = 0 if one.size == 0 else int(one[-1]) + 1
     if first_ok >= len(rec):
         raise ConfigError(f"replay.path: the book of {rec.meta.get('source')} is one-sided at its end")
@@ -785,6 +787,23 @@ def market_step(tr, st, p, c, qc, actions, work, i):
 
 
 @kernel
+def clip_spread(b, st, tr, i):
+    """The spread feature capped at the window's width (the observation space's bound): the
+    recorded spread can gap wider for a moment (docs/REPLAY.md, "Measured on the captures")."""
+    slot = tr.step[i] % st.hist.shape[1]
+    L = float(b.bg.shape[2])
+    if st.hist[i, slot, lob.F_SPREAD] > L:
+        st.hist[i, slot, lob.F_SPREAD] = L
+
+
+@kernel
+def post_step(tr, st, p, c, i, o, x, out):
+    """The book scenario's post-step (aux columns, statistics, flow EWMAs, features), spread capped."""
+    lob.post_step(tr, st, p, c, i, o, x, out)
+    clip_spread(st.book, st, tr, np.int64(i))
+
+
+@kernel
 def reset_row(tr, st, p, c, i):
     """Pick the episode's window, load the recorded book as of its first event into the row's
     ladder (the level index), cancel our orders; cash 0, q = q0."""
@@ -827,6 +846,7 @@ def reset_row(tr, st, p, c, i):
     wealth0 = b.inventory[i] * 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK]) * c.tick
     row = reset_track(tr, i, c.var0, wealth0)
     lob.snapshot(b, st, tr, c, i)
+    clip_spread(b, st, tr, i)
     hist = st.hist
     for k in range(hist.shape[1]):
         for f in range(lob.N_FEATURES):
@@ -842,7 +862,7 @@ def step(tr, st, params, actions, out, work, lo, hi):
     bad = first_bad_row(actions)
     if bad >= 0:
         return bad
-    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step, lob.post_step,
+    step_rows(tr, st, params[0], actions, out, work, lo, hi, prepare, market_step, post_step,
               lob.write_obs, reset_row)
     return -1
 
