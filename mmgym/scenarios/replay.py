@@ -65,7 +65,7 @@ class ReplayConfig(Section):
     """A raw Binance capture (``.gz``, converted in memory) or a file of ``python -m mmgym.data convert``."""
     start: float = Field(0.0, ge=0.0)
     """First episode window's start, seconds after the recording's first event (no earlier than the
-    moment the book is two-sided for good: after the snapshot, or once both sides have been seen)."""
+    book is usable: after the first REST snapshot if the capture has one, and two-sided for good)."""
     end: float | None = Field(None, gt=0.0)
     """Last episode window's end, seconds after the recording's first event (None: the recording's end):
     with ``start``, splits a recording (tune on one part, evaluate on another)."""
@@ -214,7 +214,8 @@ def _stale_touch(best: np.ndarray, empty: int) -> np.ndarray:
 
 def windows(config: ReplayEnvConfig, rec: Recording) -> tuple[np.ndarray, np.ndarray, float]:
     """Episode windows of ``config`` on ``rec``: (first event index, start ns) per window, and the
-    time (s since the first event) from which the book stays two-sided."""
+    time (s since the first event) from which the book is usable: after the first snapshot's
+    message if the capture has one, and from the end of the last message that left a side empty."""
     from ..config import ConfigError
 
     rc, m = config.replay, config.market
@@ -225,6 +226,9 @@ def windows(config: ReplayEnvConfig, rec: Recording) -> tuple[np.ndarray, np.nda
     msg_end = np.r_[rec.t_ns[1:] != rec.t_ns[:-1], True]
     one = np.flatnonzero(~two & msg_end)
     first_ok = 0 if one.size == 0 else int(one[-1]) + 1
+    clears = np.flatnonzero(rec.kind == CLEAR)
+    if clears.size:  # with a snapshot, the book is known from its message on (docs/REPLAY.md)
+        first_ok = max(first_ok, int(np.searchsorted(rec.t_ns, rec.t_ns[clears[0]], side="right")))
     if first_ok >= len(rec):
         raise ConfigError(f"replay.path: the book of {rec.meta.get('source')} is one-sided at its end")
     t_ok = float(rec.t_ns[first_ok] - rec.t0_ns) / 1e9
