@@ -168,7 +168,7 @@ def test_evaluate_cli_on_replay_with_an_agent_trained_on_the_book(tmp_path):
     model.save(tmp_path / "book.zip")
     root = Path(__file__).resolve().parents[1]
     rc = main([str(root / "configs" / "replay.yaml"), "--agents", "as", "glft", f"ppo={tmp_path / 'book.zip'}",
-               "--episodes", "4", "--seed", "0", "--out", str(tmp_path / "r")])
+               "--episodes", "4", "--seed", "0", "--no-plots", "--out", str(tmp_path / "r")])
     assert rc in (0, None)
     res = json.loads((tmp_path / "r" / "results.json").read_text())
     assert "ppo" in json.dumps(res)
