@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--stride", type=float, default=10.0)
     ap.add_argument("--gamma", type=float, default=1.0e-4, help="risk aversion of 'as' and 'glft'")
     ap.add_argument("--tuning-episodes", type=int, default=200)
+    ap.add_argument("--queue-model", default="pessimistic", choices=["pessimistic", "power"])
+    ap.add_argument("--latency", type=float, default=0.0, help="order-entry latency, seconds")
     args = ap.parse_args()
     from mmgym.baselines import make_baseline
     from mmgym.calibrate import calibrate_recording
@@ -107,9 +109,10 @@ def main() -> None:
     market = {**sc.defaults["market"], "tick_size": rec.tick_size, "horizon": args.horizon, "sigma": c.sigma,
               "A": c.A, "k": c.k, "A_bid": c.A_bid, "k_bid": c.k_bid, "A_ask": c.A_ask, "k_ask": c.k_ask}
     base = {**sc.defaults, "id": sc.id, "market": market, "reward": {"inventory_penalty": 0.01, "terminal_penalty": 0.1}}
-    train = sc.config_class.model_validate({**base, "replay": {"path": args.data, "end": t_split, "stride": args.stride}})
-    test = sc.config_class.model_validate({**base, "replay": {"path": args.data, "start": t_split, "stride": args.stride,
-                                                             "start_mode": "sequential", "fill_log": 10_000}})
+    common = {"path": args.data, "stride": args.stride, "queue_model": args.queue_model, "entry_latency": args.latency}
+    train = sc.config_class.model_validate({**base, "replay": {**common, "end": t_split}})
+    test = sc.config_class.model_validate({**base, "replay": {**common, "start": t_split, "start_mode": "sequential",
+                                                             "fill_log": 10_000}})
     bc = BaselinesConfig.model_validate({"gamma": args.gamma, "tuning": {"episodes": args.tuning_episodes,
                                          "gamma_min": 1e-7, "gamma_max": 1e-1, "method": "simulation"}})
     t = time.perf_counter()
@@ -119,7 +122,8 @@ def main() -> None:
     print(f"# as_tuned tuned on {args.tuning_episodes} windows of the first part: {getattr(tuned, 'describe', lambda: '')()} "
           f"({time.perf_counter() - t:.1f} s)")
     print(f"# evaluation: every {args.horizon:g}-s window ({args.stride:g} s apart) of [{t_split:.1f}, {rec.duration:.1f}] s; "
-          f"gamma={args.gamma:g} for as/glft; mark-outs in ticks ({rec.tick_size:g}) per lot")
+          f"gamma={args.gamma:g} for as/glft; queue model {args.queue_model}, latency {args.latency:g} s; "
+          f"mark-outs in ticks ({rec.tick_size:g}) per lot")
     print("| agent | objective ± se | PnL | fills/episode | mean abs q | abs q_T | mark-out 1 s | mark-out 10 s | "
           "fills: through / at price / touch |")
     print("|---|---|---|---|---|---|---|---|---|")
