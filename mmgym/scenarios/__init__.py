@@ -35,6 +35,7 @@ REGISTRY: dict[str, Entry] = {
     "mmgym/RegimeMarketMaking-v0": Entry("mmgym.scenarios.regimes", "RegimeMarketMakingEnv", "RegimeMarketMakingVectorEnv"),
     "mmgym/EventMarketMaking-v0": Entry("mmgym.scenarios.events", "EventMarketMakingEnv", "EventMarketMakingVectorEnv"),
     "mmgym/AlphaMarketMaking-v0": Entry("mmgym.scenarios.alpha", "AlphaMarketMakingEnv", "AlphaMarketMakingVectorEnv"),
+    "mmgym/ReplayMarketMaking-v0": Entry("mmgym.scenarios.replay", "ReplayMarketMakingEnv", "ReplayMarketMakingVectorEnv"),
 }
 
 
