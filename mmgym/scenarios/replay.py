@@ -785,7 +785,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
     o = Outcome(dw, impact_cost, fees, q, ds, w_after - tr.wealth0[i], bid_tick * tick,
                 ask_tick * tick, quote_bid, quote_ask, s_obs - bid_tick * tick,
                 ask_tick * tick - s_obs, gamma, skew, v_done, fill_b, fill_a, s_obs,
-                (ask_tick - bid_tick) * tick)
+                (ask_tick - bid_tick) * tick, c.dt)
     return o, lob.Extra(cnt[i, K.C_EVENTS] - ev0, cnt[i, K.C_BUY_VOL] - bv0, cnt[i, K.C_SELL_VOL] - sv0,
                         taker_lots)
 
@@ -899,6 +899,9 @@ class ReplayScenario(lob.LOBScenario):
         from ..config import ConfigError
 
         m, rc = config.market, config.replay
+        if config.reward.risk_penalty != "time":
+            raise ConfigError("reward.risk_penalty: the replay's price variance is the recording's, "
+                              f"not configured; must be 'time' (got {config.reward.risk_penalty!r})")
         rec = recording(rc.path)
         if abs(m.tick_size - rec.tick_size) > 1e-12 * max(1.0, rec.tick_size):
             raise ConfigError(f"market.tick_size: {rec.meta.get('source')} has tick {rec.tick_size:g}; set "
