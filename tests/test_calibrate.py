@@ -63,3 +63,71 @@ def test_configs_lob_yaml_holds_the_calibrated_values():
         assert float(f"{getattr(c, key):.3g}") == getattr(cfg.market, key) == LOB_DEFAULTS["market"][key]
     again = calibrate_book(cfg, 200.0, seed=0)  # seeded: the same tape twice
     assert again.sigma == calibrate_book(cfg, 200.0, seed=0).sigma
+
+
+# ------------------------------------------------------------------------- recordings ---
+def _reference_market_orders(path):
+    """Independent count (plain json): runs of MARKET trades with one trade time and one side."""
+    import gzip
+    import json
+
+    counts = {"buy": 0, "sell": 0}
+    last = None
+    with gzip.open(path, "rt") as f:
+        for line in f:
+            msg = json.loads(line.split(" ", 1)[1])
+            d = msg.get("data", {})
+            if d.get("e") != "trade" or d.get("X", "MARKET") != "MARKET":
+                continue
+            key = (d["T"], d["m"])
+            if key != last:
+                counts["sell" if d["m"] else "buy"] += 1
+            last = key
+    return counts
+
+
+def test_recording_fit_describes_the_touch_rates():
+    """On the shipped USDⓈ-M BTCUSDT excerpt: per side, the fitted A e^{-k delta} is within 2 % of
+    the observed rate of market orders reaching the touch and one tick behind it (the depths where
+    the baselines' quotes land), the touch rate is the independent count of market orders per
+    second, and sigma is the std of 1-s mid changes."""
+    from pathlib import Path
+
+    from mmgym.calibrate import calibrate_recording, market_orders, mid_series
+    from mmgym.data import load
+
+    path = Path(__file__).parent / "data" / "binance" / "usdm_btcusdt_20240808_excerpt.gz"
+    rec = load(str(path))
+    rc = calibrate_recording(rec)
+    ref = _reference_market_orders(path)
+    mo = market_orders(rec)
+    for side, n_ref, obs in (("bid", ref["sell"], rc.rates_bid), ("ask", ref["buy"], rc.rates_ask)):
+        n = int((mo.side == (-1 if side == "bid" else 1)).sum())
+        assert 0 <= n_ref - n <= 0.01 * n_ref  # orders before the book is two-sided are left out
+        assert abs(obs[0] * rc.duration - n) < 1e-6  # every market order reaches the touch
+        fit = rc.fitted(side)
+        assert np.all(np.abs(fit[:2] / obs[:2] - 1) < 0.02)
+        # deeper, the observed rate decays far slower than any exponential through the first two
+        assert obs[3] > 3 * fit[3]
+    # A at the mid = touch rate e^{k h}: above the touch rate, unlike the quantile-grid fit
+    old = estimate_intensity(np.abs(mo.px - mo.mid)[mo.side < 0], rc.duration)[0]
+    assert rc.cal.A_bid > rc.rates_bid[0] > 2 * old
+    _, mid = mid_series(rec, 1.0)
+    assert abs(rc.cal.sigma / (np.diff(mid).std(ddof=1)) - 1) < 1e-12 and mid.size > 40
+
+
+def test_calibrate_cli_on_a_recording_and_bad_file(tmp_path, capsys):
+    from pathlib import Path
+
+    from mmgym.calibrate import main
+
+    path = Path(__file__).parent / "data" / "binance" / "usdm_btcusdt_20240808_excerpt.gz"
+    assert main(["--data", str(path)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    import yaml
+
+    section = yaml.safe_load(out[-1])["market"]
+    assert section["tick_size"] == 0.1 and section["A"] > 0 and section["k"] > 0
+    assert main(["--data", str(tmp_path / "missing.gz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.gz" in err[0]

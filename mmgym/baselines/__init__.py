@@ -11,6 +11,7 @@ as          Avellaneda & Stoikov (2008) eqs. (29)-(30), finite horizon
 symmetric   the AS average spread, constant, centred on the mid (AS 2008 sec. 4 benchmark)
 fixed       constant half-spread (``baselines.fixed_half_spread``, or the best one when None)
 glft        Guéant, Lehalle & Fernandez-Tapia (2013) asymptotic closed form
+glft_drift  GLFT 2013 sec. 5 drift-adjusted closed form at the observed alpha (alpha scenario)
 cjp         Cartea, Jaimungal & Penalva (2015) ch. 10, exact continuous-time solution
 optimal     exact optimum of the env's own discrete-time problem (backward DP over (t, q))
 boundary    AS inside |q| <= band, market orders to flat beyond it (needs ``action.hedge``)
@@ -31,7 +32,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..config import BaselinesConfig, ConfigError, EnvConfig
-from .analytic import GLFT, AvellanedaStoikov, FixedSpread, InventoryBoundary, SymmetricAS
+from .analytic import GLFT, AvellanedaStoikov, GLFTDrift, FixedSpread, InventoryBoundary, SymmetricAS
 from .base import DepthPolicy, MarketParams
 from .cjp import CJP
 from .optimal import (
@@ -51,6 +52,7 @@ __all__ = [
     "DepthPolicy",
     "FixedSpread",
     "GLFT",
+    "GLFTDrift",
     "AvellanedaStoikov",
     "InventoryBoundary",
     "MarketParams",
@@ -74,6 +76,7 @@ BASELINES: dict[str, Callable[[EnvConfig, BaselinesConfig], DepthPolicy]] = {
     "symmetric": lambda env, bc: SymmetricAS(env, bc.gamma),
     "fixed": lambda env, bc: FixedSpread(env, bc.fixed_half_spread),
     "glft": lambda env, bc: GLFT(env, bc.gamma),
+    "glft_drift": lambda env, bc: GLFTDrift(env, bc.gamma),
     "cjp": lambda env, bc: CJP(env),
     "optimal": lambda env, bc: OptimalPolicy(env),
     "boundary": lambda env, bc: InventoryBoundary(env, bc.gamma, bc.boundary_band),

@@ -10,6 +10,7 @@ the papers assume symmetric sides.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -19,7 +20,7 @@ from ..sim.quotes import as_depths_batch
 from .base import DepthPolicy
 from .optimal import evaluate_tables
 
-__all__ = ["AvellanedaStoikov", "SymmetricAS", "FixedSpread", "GLFT", "InventoryBoundary"]
+__all__ = ["AvellanedaStoikov", "SymmetricAS", "FixedSpread", "GLFT", "GLFTDrift", "InventoryBoundary"]
 
 
 class AvellanedaStoikov(DepthPolicy):
@@ -233,6 +234,81 @@ class GLFT(DepthPolicy):
 
     def describe(self):
         return {"name": self.name, "gamma": self.gamma, "adverse_jump": self.adverse_jump}
+
+
+class GLFTDrift(GLFT):
+    r"""``glft_drift``: GLFT (2013) sec. 5's drift-adjusted quotes at the current alpha, on
+    ``mmgym/AlphaMarketMaking-v0`` with ``alpha.observe_alpha: true``.
+
+    With a drift mu (``dS = mu dt + sigma dW``) GLFT 2013 (Math. Finan. Econ. 7, sec. 5; the system as
+    in REFERENCES, "Adverse selection and alpha"; equation numbers not checked here) replace the
+    sec. 4 system by ``dv_q/dt = (a q^2 - k mu q) v_q - eta (v_{q-1} + v_{q+1})``, ``v_q(T) = 1``,
+    with ``a = k gamma sigma^2 / 2``, and quote from v as without drift. Completing the square,
+    ``a q^2 - k mu q = a (q - mu/(gamma sigma^2))^2 - const``: the drift shifts the inventory by
+    ``mu / (gamma sigma^2)`` (the constant only rescales v and cancels from ``ln(v_q / v_{q+1})``),
+    so the sec. 4 asymptotic closed form of :class:`GLFT` at ``q - mu/(gamma sigma^2)`` is the
+    long-horizon answer (REFERENCES: "an alpha acts like an inventory offset of mu/(gamma sigma^2)")::
+
+        delta_b = (1/gamma) ln(1 + gamma/k) + [-mu/(gamma sigma^2) + (2q + 1)/2] w
+        delta_a = (1/gamma) ln(1 + gamma/k) + [ mu/(gamma sigma^2) - (2q - 1)/2] w
+
+    The paper's mu is constant; here ``mu = alpha_t = n_t eps``, the current notch's drift (CJP
+    2015 sec. 10.4's alpha is mean-reverting, which these quotes ignore). At ``eps = 0`` they are
+    :class:`GLFT`'s, bit for bit. Its tables are per notch, (n_steps, 2m+1, 2Q+1), scored exactly by
+    policy evaluation over (t, notch, q); ``tests/test_alpha.py`` checks the closed form against
+    the drift system solved by matrix exponential at a long horizon.
+
+    Args:
+        config: an alpha env config with ``observe_alpha: true`` and ``market.sigma > 0``.
+        gamma: risk aversion (``baselines.gamma``).
+    """
+
+    name = "glft_drift"
+
+    def __init__(self, config: EnvConfig, gamma: float):
+        if getattr(config, "alpha", None) is None:
+            raise ConfigError(f"glft_drift: quotes on a drift alpha, which {config.id} does not have "
+                              "(an env with an alpha section: mmgym/AlphaMarketMaking-v0)")
+        if not config.alpha.observe_alpha:
+            raise ConfigError("glft_drift: alpha.observe_alpha is false: the drift-adjusted quotes need "
+                              "the observed alpha (set alpha.observe_alpha: true)")
+        if config.market.sigma <= 0.0:
+            raise ConfigError(f"glft_drift: market.sigma = {config.market.sigma:g}: the inventory shift "
+                              "mu/(gamma sigma^2) needs sigma > 0")
+        super().__init__(config, gamma, adverse_jump=0.0)
+        self.notches = int(config.alpha.notches)
+        self.epsilon = float(config.alpha.epsilon)
+        #: inventory shift per notch, eps / (gamma sigma^2)
+        self.shift = self.epsilon / (self.gamma * self.mp.sigma ** 2)
+        self._notch: Any = None  # (N, 1) notches while acting, or a scalar while tabulating
+
+    def act(self, market, out=None):
+        self._notch = market.field("notch")[:, None]
+        try:
+            return super().act(market, out)
+        finally:
+            self._notch = None
+
+    def _depths(self, step, q):
+        q = np.asarray(q, dtype=np.float64)
+        if self._notch is None:  # outside act (surfaces, plots): alpha = 0
+            return super()._depths(step, q)
+        notch = self._notch if np.ndim(self._notch) == 0 else np.reshape(self._notch, (-1,) + (1,) * (q.ndim - 1))
+        return super()._depths(step, q - notch * self.shift)
+
+    def tables(self):
+        """Per-notch tables ``(n_steps, 2m+1, 2Q+1)`` (notch index ``n + m``)."""
+        out = []
+        try:
+            for n in range(-self.notches, self.notches + 1):
+                self._notch = n
+                out.append(super().tables())
+        finally:
+            self._notch = None
+        return tuple(np.stack([t[i] for t in out], axis=1) for i in range(3))
+
+    def describe(self):
+        return {"name": self.name, "gamma": self.gamma}
 
 
 class InventoryBoundary(AvellanedaStoikov):

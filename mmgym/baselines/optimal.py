@@ -1,5 +1,6 @@
 r"""The exact optimum of the discrete-time intensity market, by backward induction over (t, q)
-(and the regime, on a scenario with Markov regimes: "Regimes" below).
+(and the regime, on a scenario with Markov regimes: "Regimes" below; the drift's notch on the
+informed-flow scenario: "Arrival classes").
 
 The objective is the environment's own: the expected summed reward of one episode under the
 kernel's step rules (:mod:`mmgym.scenarios.intensity`), risk neutral. Writing one step's reward with
@@ -148,6 +149,52 @@ doing, not the price's risk, and is left out). It is a known constant of (t, r),
 exact; ``pen`` comes from the kernels' own rule (:func:`mmgym.sim.ledger.penalty_time`), and equals
 ``dt`` exactly when nothing varies.
 
+**Arrival classes (informed flow).** On a scenario whose fills need an arriving market order
+(:mod:`mmgym.scenarios.alpha`, ``Scenario.dp_arrivals``; Cartea, Jaimungal & Penalva 2015, sec.
+10.4, discretised) each step of regime ``r`` (there: the drift's notch ``a``, ``alpha_a = a eps``)
+draws an *arrival class* ``c`` with probability ``P_c`` before the fills: there ``c = (B, S)``, a buy
+market order with probability ``p_B``, a sell one with ``p_S``, independently. Our bid can fill only
+in a class with a sell order (``o^b_c = S``), our ask only with a buy order (``o^a_c = B``), each then
+independently with probability ``f = \min(1, e^{-k\delta})``; the next regime is drawn from
+``T[r, c, \cdot]`` (there: ``a + B - S`` clipped, then one notch towards 0 w.p. ``\zeta dt``),
+independently of the fills, of ``Z`` and of the mid; the mid drifts by ``\mu_r = \alpha_a dt`` per
+step. With
+
+.. math::
+
+    U_c(q') = W\Big(\sum_{r'} T[r, c, r'] V_{t+1}(q', r')\Big) + \mu_r q'
+
+(``W`` the penalised continuation above; ``E[q' dS] = q' \mu_r`` because ``Z`` is independent of
+everything else, and ``\mu_r q'`` is known given (r, q')), the expectation over the class and the
+four fill outcomes of class c is, as in the one-class case,
+``U_c(q) + S_c f_b (\delta_b - f + D^c_b) + B_c f_a (\delta_a - f + D^c_a) - S_c B_c f_b f_a (D^c_b +
+D^c_a)`` with ``D^c_b = U_c(q+1) - U_c(q)``, ``D^c_a = U_c(q-1) - U_c(q)``. Summing over c with the
+unconditional fill probabilities ``p_b = p^b f_b``, ``p^b = \sum_c P_c o^b_c`` (there ``p_S``), and
+``p_a = p^a f_a``:
+
+.. math::
+
+    V_t(q, r) = \max_{\delta_b, \delta_a} \sum_c P_c U_c(q) + p_b(\delta_b - f + \bar D_b)
+                + p_a(\delta_a - f + \bar D_a) - p_b p_a \bar S,
+
+    \bar D_b = \sum_c P_c o^b_c D^c_b / p^b,\quad \bar D_a = \sum_c P_c o^a_c D^c_a / p^a,\quad
+    \bar S = \sum_c P_c o^b_c o^a_c (D^c_b + D^c_a) / (p^b p^a)
+
+(there ``\bar D_a = (1-p_S)(U_{10}(q-1) - U_{10}(q)) + p_S (U_{11}(q-1) - U_{11}(q))``, symmetrically
+``\bar D_b`` with ``U_{01}``, ``U_{11}``, and ``\bar S = D^{11}_b + D^{11}_a``: the both-fill outcome
+keeps q). This is the general one-step problem (:func:`_one_step`, :func:`_class_gains`) with the
+fill probability ``p = \min(cap, c e^{-k\delta})``, ``c = cap = p^b``: for ``\delta \ge 0`` it is
+``p^b e^{-k\delta}``, saturating at ``\delta = \ln(c/cap)/k = 0``, and the linear closed form of the
+one-side problem holds with the saturation depth ``\ln(c/cap)/k`` (the intensity market's cap is 1,
+so its values are unchanged bit for bit). The regime chain is the one-class case ``P = 1``,
+``T[r, 0] = P[r]``, ``\mu = 0``, for which :func:`_class_gains` returns ``\bar D = D`` and
+``\bar S = D_b + D_a`` exactly. :func:`evaluate_tables` scores a (t, a, q) policy or a static (t, q)
+one (used in every notch) by the same recursion without the max. ``tests/test_alpha.py`` checks
+the DP and the policy evaluation against a literal brute-force backward induction over every
+outcome (B, S, both fills, the decay), and V0 against Monte Carlo through the kernel. Not covered
+there (``ConfigError``): ``reward.dampening > 0`` (the drift makes ``E[\max(0, q' dS)]`` depend on
+the sign of q'); the scenario itself refuses poisson fills, a jump on fill and a tick.
+
 **Quote sizes.** With ``action.quote_size`` = m > 0 the action also chooses the lots each side
 shows, ``m_b, m_a \in \{0..m\}``, clipped by the kernel to the room the bound leaves (``m_b \le Q - q``,
 ``m_a \le Q + q``; 0 = no quote, ``p = 0``). A fill takes the whole size with the side's usual
@@ -172,14 +219,16 @@ With independent sides, ``E = p_b(1-p_a)[\text{bid}] + p_a(1-p_b)[\text{ask}] + 
 above. The jump shifts depend on the post-fill inventory only, which is what
 :func:`_jump_corrections` tabulates (its ``adj_b[j]`` is the bid-only shift ending at index ``j + 1``),
 so ``m_b`` lots read ``adj_b[j + m_b - 1]``. The DP maximises over the finite size set inside the
-per-inventory step (:func:`_quote_step`: one :func:`_one_step` per ``(m_b, m_a)``, ties within
+per-inventory step (:func:`_sized_step`: one :func:`_one_step` per ``(m_b, m_a)``, ties within
 1e-12 going to fewer lots), then over the depths; the recursion, the state (t, [r,] q) and the
 penalties are unchanged, so the DP is exact whenever it is exact with one lot. In this model a
 side that quotes has a positive expected gain at its best depth (``p(\delta^* + e) = p/k > 0`` for
 linear fills), so 0 lots beats a far quote only within that tolerance: "stepping away" is the same,
 to 1e-12, as quoting very deep. :func:`evaluate_tables` scores size tables by the same
 :func:`_step_gain` rule (one lot per side by default: the static baselines). ``quote_size = 1``
-differs from no sizes only by the option to show 0 lots (same values to that tolerance).
+differs from no sizes only by the option to show 0 lots (same values to that tolerance). Sizes are
+solved for one arrival class (every scenario but :mod:`mmgym.scenarios.alpha`, which refuses them);
+without them (``quote_size = 0``) the recursion is the one-lot code path, unchanged.
 
 Not covered (``ConfigError``): ``reward.objective: cara`` (not risk neutral).
 """
@@ -207,15 +256,18 @@ _FP_TOL = 1e-13
 
 
 @njit(cache=True, inline="always")
-def _prob(d, c, k, poisson):
+def _prob(d, c, k, poisson, cap):
+    """A side's fill probability at depth d: ``min(cap, c e^{-k d})`` (linear) or
+    ``1 - exp(-c e^{-k d})`` (poisson; ``cap`` unused). The intensity market's cap is 1; the
+    informed-flow market's (module docstring, "Arrival classes") is the arrival probability."""
     lam = c * math.exp(-k * d)
     if poisson:
         return -math.expm1(-lam)
-    return min(1.0, lam)
+    return min(cap, lam)
 
 
 @njit(cache=True)
-def _best_depth(e, c, k, poisson, tick):
+def _best_depth(e, c, k, poisson, tick, cap):
     """argmax_d p(d) (d + e) for one side (module docstring), on the tick grid if tick > 0."""
     if poisson:
         # root of h(x) = x + (exp(e^x) - 1) e^{-x} - C, x = ln(lambda), C = ln c + k e
@@ -255,12 +307,12 @@ def _best_depth(e, c, k, poisson, tick):
                     break
             d = (math.log(c) - x) / k
     else:
-        d = max(1.0 / k - e, math.log(c) / k)
+        d = max(1.0 / k - e, math.log(c / cap) / k)  # saturation depth ln(c/cap)/k
     if tick > 0.0:
         lo_d = math.floor(d / tick) * tick
         hi_d = lo_d + tick
-        g_lo = _prob(lo_d, c, k, poisson) * (lo_d + e)
-        g_hi = _prob(hi_d, c, k, poisson) * (hi_d + e)
+        g_lo = _prob(lo_d, c, k, poisson, cap) * (lo_d + e)
+        g_hi = _prob(hi_d, c, k, poisson, cap) * (hi_d + e)
         d = lo_d if g_lo >= g_hi else hi_d
     return d
 
@@ -277,7 +329,7 @@ def _step_gain(p_b, p_a, d_b, d_a, db_gain, da_gain, s, lots_b, lots_a, fee):
 
 @njit(cache=True)
 def _best_response_pair(p_start, bid_first, can_b, can_a, db_gain, da_gain, s, c_b, c_a, k_b, k_a,
-                        poisson, fee, tick, lots_b, lots_a):
+                        poisson, fee, tick, lots_b, lots_a, cap_b, cap_a):
     """Iterate the two sides' best responses to a fixed point from one starting probability.
 
     Returns (d_b, d_a, gain) with gain = :func:`_step_gain`. For a fixed ask the bid maximises
@@ -289,15 +341,15 @@ def _best_response_pair(p_start, bid_first, can_b, can_a, db_gain, da_gain, s, c
     d_a = np.nan
     for it in range(_FP_ITERS):
         if bid_first or it > 0:
-            d_b_new = _best_depth((db_gain - p_a * s) / lots_b - fee, c_b, k_b, poisson, tick)
-            p_b = _prob(d_b_new, c_b, k_b, poisson) if can_b else 0.0
+            d_b_new = _best_depth((db_gain - p_a * s) / lots_b - fee, c_b, k_b, poisson, tick, cap_b)
+            p_b = _prob(d_b_new, c_b, k_b, poisson, cap_b) if can_b else 0.0
         else:
             d_b_new = d_b
-        d_a_new = _best_depth((da_gain - p_b * s) / lots_a - fee, c_a, k_a, poisson, tick)
-        p_a = _prob(d_a_new, c_a, k_a, poisson) if can_a else 0.0
+        d_a_new = _best_depth((da_gain - p_b * s) / lots_a - fee, c_a, k_a, poisson, tick, cap_a)
+        p_a = _prob(d_a_new, c_a, k_a, poisson, cap_a) if can_a else 0.0
         if not bid_first and it == 0:
-            d_b_new = _best_depth((db_gain - p_a * s) / lots_b - fee, c_b, k_b, poisson, tick)
-            p_b = _prob(d_b_new, c_b, k_b, poisson) if can_b else 0.0
+            d_b_new = _best_depth((db_gain - p_a * s) / lots_b - fee, c_b, k_b, poisson, tick, cap_b)
+            p_b = _prob(d_b_new, c_b, k_b, poisson, cap_b) if can_b else 0.0
         done = (abs(d_b_new - d_b) <= _FP_TOL * (1.0 + abs(d_b))
                 and abs(d_a_new - d_a) <= _FP_TOL * (1.0 + abs(d_a)))
         d_b = d_b_new
@@ -309,7 +361,7 @@ def _best_response_pair(p_start, bid_first, can_b, can_a, db_gain, da_gain, s, c
 
 @njit(cache=True)
 def _one_step(db_gain, da_gain, s, can_b, can_a, c_b, c_a, k_b, k_a, poisson, fee, tick, lots_b,
-              lots_a):
+              lots_a, cap_b, cap_a):
     """The general one-step quoting problem at one state: ``max`` over the two depths of
     :func:`_step_gain` (``D_b``, ``D_a`` the one-fill gains, ``S`` the coupling, ``m_b``, ``m_a`` the
     lots a fill takes; a side with ``can_* = False`` never fills). Every scenario's recursion calls
@@ -335,7 +387,7 @@ def _one_step(db_gain, da_gain, s, can_b, can_a, c_b, c_a, k_b, k_a, poisson, fe
                 continue  # that side never fills
         d_b, d_a, gain = _best_response_pair(p_start, start < 2, can_b, can_a, db_gain, da_gain,
                                              s, c_b, c_a, k_b, k_a, poisson, fee, tick, lots_b,
-                                             lots_a)
+                                             lots_a, cap_b, cap_a)
         if gain > best:
             best = gain
             best_b = d_b
@@ -360,46 +412,55 @@ def _sized_gains(w, adj_b, adj_a, j, m_b, m_a):
 
 
 @njit(cache=True)
-def _quote_step(w, adj_b, adj_a, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, max_lots, out_val,
-                out_db, out_da, out_lb, out_la):
+def _sized_step(u, adj_b, adj_a, j, q_max, max_lots, c_b, c_a, k_b, k_a, poisson, fee, tick, cap_b,
+                cap_a):
+    """The quoting problem with sizes at inventory index ``j`` (module docstring, "Quote sizes"):
+    the best of :func:`_one_step` over every ``(m_b, m_a)`` in ``{0..min(m, Q-q)} x
+    {0..min(m, Q+q)}`` with :func:`_sized_gains` of the (one class's) continuation ``u``; a side
+    with 0 lots never fills; ties within 1e-12 (relative) go to fewer lots.
+
+    Returns:
+        (d_b, d_a, gain, m_b, m_a).
+    """
+    q = j - q_max
+    best = -np.inf
+    best_b = 0.0
+    best_a = 0.0
+    best_mb = 0
+    best_ma = 0
+    for m_b in range(min(max_lots, q_max - q) + 1):
+        for m_a in range(min(max_lots, q_max + q) + 1):
+            db_gain, da_gain, s = _sized_gains(u, adj_b, adj_a, j, m_b, m_a)
+            d_b, d_a, gain = _one_step(db_gain, da_gain, s, m_b > 0, m_a > 0, c_b, c_a, k_b, k_a,
+                                       poisson, fee, tick, float(max(m_b, 1)), float(max(m_a, 1)),
+                                       cap_b, cap_a)
+            if gain > best + 1e-12 * (1.0 + abs(best)) or best == -np.inf:
+                best = gain
+                best_b = d_b
+                best_a = d_a
+                best_mb = m_b
+                best_ma = m_a
+    return best_b, best_a, best, best_mb, best_ma
+
+
+@njit(cache=True)
+def _quote_step(w, adj_b, adj_a, q_max, c_b, c_a, k_b, k_a, poisson, fee, tick, out_val, out_db,
+                out_da):
     """One step's quoting problem at every inventory, given W (values after the step's penalties)
     and the jump on fill's corrections ``adj_b``, ``adj_a`` of the one-fill outcomes (module
-    docstring, "Adverse selection"; zeros without it).
-
-    Without quote sizes (``max_lots = 0``): :func:`_one_step` with one lot per fill and the coupling
-    ``S = D_b + D_a`` (both fills keep q). With ``max_lots = m > 0`` ("Quote sizes"): the best of
-    :func:`_one_step` over every ``(m_b, m_a)`` in ``{0..min(m, Q-q)} x {0..min(m, Q+q)}`` (a side
-    with 0 lots never fills), ties within 1e-12 (relative) going to fewer lots. ``out_lb``,
-    ``out_la`` receive the lots (int64; without sizes the one lot each side shows, 0 at the bound)."""
+    docstring, "Adverse selection"; zeros without it): :func:`_one_step` with one lot per fill and
+    the coupling ``S = D_b + D_a`` (both fills keep q)."""
     n_q = w.shape[0]
     for j in range(n_q):
         q = j - q_max
-        if max_lots == 0:
-            can_b = q + 1 <= q_max
-            can_a = q - 1 >= -q_max
-            db_gain = w[j + 1] - w[j] + adj_b[j] if can_b else 0.0
-            da_gain = w[j - 1] - w[j] + adj_a[j] if can_a else 0.0
-            d_b, d_a, best = _one_step(db_gain, da_gain, db_gain + da_gain, can_b, can_a, c_b, c_a,
-                                       k_b, k_a, poisson, fee, tick, 1.0, 1.0)
-            out_db[j] = d_b
-            out_da[j] = d_a
-            out_lb[j] = 1 if can_b else 0
-            out_la[j] = 1 if can_a else 0
-            out_val[j] = w[j] + best
-            continue
-        best = -np.inf
-        for m_b in range(min(max_lots, q_max - q) + 1):
-            for m_a in range(min(max_lots, q_max + q) + 1):
-                db_gain, da_gain, s = _sized_gains(w, adj_b, adj_a, j, m_b, m_a)
-                d_b, d_a, gain = _one_step(db_gain, da_gain, s, m_b > 0, m_a > 0, c_b, c_a, k_b,
-                                           k_a, poisson, fee, tick, float(max(m_b, 1)),
-                                           float(max(m_a, 1)))
-                if gain > best + 1e-12 * (1.0 + abs(best)) or best == -np.inf:
-                    best = gain
-                    out_db[j] = d_b
-                    out_da[j] = d_a
-                    out_lb[j] = m_b
-                    out_la[j] = m_a
+        can_b = q + 1 <= q_max
+        can_a = q - 1 >= -q_max
+        db_gain = w[j + 1] - w[j] + adj_b[j] if can_b else 0.0
+        da_gain = w[j - 1] - w[j] + adj_a[j] if can_a else 0.0
+        d_b, d_a, best = _one_step(db_gain, da_gain, db_gain + da_gain, can_b, can_a, c_b, c_a, k_b,
+                                   k_a, poisson, fee, tick, 1.0, 1.0, 1.0, 1.0)
+        out_db[j] = d_b
+        out_da[j] = d_a
         out_val[j] = w[j] + best
 
 
@@ -448,29 +509,121 @@ def _continuation(v_next, p_row, out_mix):
 
 
 @njit(cache=True)
+def _class_gains(u, prob, bid_open, ask_open, adj_b, adj_a, drift, q_max, out_base, out_gb, out_ga,
+                 out_s):
+    """The one-step problem's constants at every inventory from the arrival classes' values
+    (module docstring, "Arrival classes"): ``u`` (C, 2Q+1) holds ``U_c(q') = W_c(q')`` (class c's
+    penalised continuation), ``prob`` (C,) the classes' probabilities in this regime, ``bid_open``,
+    ``ask_open`` (C,) 1.0 where the class's flow can fill our bid / ask.
+
+    Writes ``base(q) = sum_c P_c U_c(q) + drift q``, the one-fill gains
+    ``D_b = sum_c P_c o^b_c (U_c(q+1) - U_c(q)) / p^b + drift + adj_b`` (and the ask's with
+    ``-drift``), and the coupling ``S = D_b + D_a - X`` with
+    ``X = sum_c P_c o^b_c (..)/p^b + sum_c P_c o^a_c (..)/p^a - sum_c P_c o^b_c o^a_c
+    (U_c(q+1) + U_c(q-1) - 2 U_c(q)) / (p^b p^a)`` (0 for one class: the intensity market's
+    ``S = D_b + D_a``, bit for bit), ``p^b = sum_c P_c o^b_c`` (and ``p^a``). A side
+    whose flow never arrives (``p^b = 0``) or whose fill would breach the bound gets 0."""
+    n_c = u.shape[0]
+    n_q = u.shape[1]
+    p_b = 0.0
+    p_a = 0.0
+    for c in range(n_c):
+        p_b += prob[c] * bid_open[c]
+        p_a += prob[c] * ask_open[c]
+    for j in range(n_q):
+        q = j - q_max
+        acc = 0.0
+        for c in range(n_c):
+            acc += prob[c] * u[c, j]
+        if drift != 0.0:
+            acc += drift * q
+        out_base[j] = acc
+        can_b = q + 1 <= q_max and p_b > 0.0
+        can_a = q - 1 >= -q_max and p_a > 0.0
+        raw_b = 0.0
+        raw_a = 0.0
+        if can_b:
+            for c in range(n_c):
+                raw_b += prob[c] * bid_open[c] * (u[c, j + 1] - u[c, j])
+            raw_b = raw_b / p_b
+            if drift != 0.0:
+                raw_b += drift
+        if can_a:
+            for c in range(n_c):
+                raw_a += prob[c] * ask_open[c] * (u[c, j - 1] - u[c, j])
+            raw_a = raw_a / p_a
+            if drift != 0.0:
+                raw_a -= drift
+        gb = raw_b + adj_b[j] if can_b else 0.0
+        ga = raw_a + adj_a[j] if can_a else 0.0
+        x = 0.0
+        if can_b and can_a:
+            both = 0.0
+            for c in range(n_c):
+                both += prob[c] * bid_open[c] * ask_open[c] * ((u[c, j + 1] - u[c, j]) + (u[c, j - 1] - u[c, j]))
+            x = (raw_b + raw_a) - both / (p_b * p_a)
+        out_gb[j] = gb
+        out_ga[j] = ga
+        out_s[j] = gb + ga - x
+
+
+@njit(cache=True)
+def _class_values(v_next, trans_r, q_max, pen_dt, phi, alpha, last, damp_coef, out_u):
+    """``U_c(q') = W(sum_{r'} trans[r, c, r'] V_{t+1}(q', r'))`` for every class c of regime r
+    (``trans_r``: (C, R)); one class with ``P = [[1.0]]`` is the intensity market's W."""
+    n_q = v_next.shape[1]
+    mix = np.empty(n_q)
+    for c in range(trans_r.shape[0]):
+        _continuation(v_next, trans_r[c], mix)
+        _penalised(mix, q_max, pen_dt, phi, alpha, last, damp_coef, out_u[c])
+
+
+@njit(cache=True)
 def _solve(n_steps, q_max, pen_dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
-           trans, fee, tick, hedge_on, h_max, half_spread, eta, taker, nu, max_lots, out_value,
-           out_db, out_da, out_v, out_lb, out_la):
-    """Backward induction over (t, r, q) (module docstring, "Regimes"): per-regime parameters are
-    (R,) arrays, the per-step ones (n, R) (``pen_dt``, ``damp_coef``) and (n, R, 2Q+1) (``adj_b``,
-    ``adj_a``; "Scheduled events"), ``trans`` the (R, R) one-step transition matrix, ``max_lots``
-    the quote sizes' m (0: one lot, "Quote sizes"); the outputs carry the regime axis,
-    ``out_value`` (n_steps + 1, R, 2Q+1), the lots ``out_lb``, ``out_la`` (n_steps, R, 2Q+1) int64."""
+           trans, prob, bid_open, ask_open, cap_b, cap_a, drift, fee, tick, hedge_on, h_max,
+           half_spread, eta, taker, nu, max_lots, out_value, out_db, out_da, out_v, out_lb, out_la):
+    """Backward induction over (t, r, q) (module docstring, "Regimes", "Arrival classes"):
+    per-regime parameters are (R,) arrays, the per-step ones (n, R) (``pen_dt``, ``damp_coef``) and
+    (n, R, 2Q+1) (``adj_b``, ``adj_a``; "Scheduled events"); ``trans`` (R, C, R) the next regime's
+    distribution given the regime and the arrival class, ``prob`` (R, C) the classes'
+    probabilities, ``bid_open``/``ask_open`` (C,); ``max_lots`` the quote sizes' m (0: one lot;
+    m > 0: "Quote sizes", one arrival class); the outputs carry the regime axis, ``out_value``
+    (n_steps + 1, R, 2Q+1), the lots ``out_lb``, ``out_la`` (n_steps, R, 2Q+1) int64."""
     n_q = 2 * q_max + 1
     n_r = trans.shape[0]
-    mix = np.empty(n_q)
-    w = np.empty(n_q)
+    n_c = trans.shape[1]
+    u = np.empty((n_c, n_q))
+    base = np.empty(n_q)
+    g_b = np.empty(n_q)
+    g_a = np.empty(n_q)
+    g_s = np.empty(n_q)
     quote_val = np.empty(n_q)
     for r in range(n_r):
         for j in range(n_q):
             out_value[n_steps, r, j] = 0.0
     for t in range(n_steps - 1, -1, -1):
         for r in range(n_r):
-            _continuation(out_value[t + 1], trans[r], mix)
-            _penalised(mix, q_max, pen_dt[t, r], phi, alpha, t == n_steps - 1, damp_coef[t, r], w)
-            _quote_step(w, adj_b[t, r], adj_a[t, r], q_max, c_b[r], c_a[r], k_b[r], k_a[r], poisson, fee,
-                        tick, max_lots, quote_val, out_db[t, r], out_da[t, r], out_lb[t, r],
-                        out_la[t, r])
+            _class_values(out_value[t + 1], trans[r], q_max, pen_dt[t, r], phi, alpha,
+                          t == n_steps - 1, damp_coef[t, r], u)
+            _class_gains(u, prob[r], bid_open, ask_open, adj_b[t, r], adj_a[t, r], drift[r], q_max,
+                         base, g_b, g_a, g_s)
+            for j in range(n_q):
+                q = j - q_max
+                if max_lots > 0:
+                    d_b, d_a, best, m_b, m_a = _sized_step(
+                        u[0], adj_b[t, r], adj_a[t, r], j, q_max, max_lots, c_b[r], c_a[r], k_b[r],
+                        k_a[r], poisson, fee, tick, cap_b[r], cap_a[r])
+                    out_lb[t, r, j] = m_b
+                    out_la[t, r, j] = m_a
+                else:
+                    d_b, d_a, best = _one_step(g_b[j], g_a[j], g_s[j], q + 1 <= q_max,
+                                               q - 1 >= -q_max, c_b[r], c_a[r], k_b[r], k_a[r],
+                                               poisson, fee, tick, 1.0, 1.0, cap_b[r], cap_a[r])
+                    out_lb[t, r, j] = 1 if q + 1 <= q_max else 0
+                    out_la[t, r, j] = 1 if q - 1 >= -q_max else 0
+                out_db[t, r, j] = d_b
+                out_da[t, r, j] = d_a
+                quote_val[j] = base[j] + best
             if hedge_on:
                 _hedge_step(quote_val, q_max, h_max, half_spread, eta, taker, nu, out_value[t, r],
                             out_v[t, r])
@@ -482,23 +635,30 @@ def _solve(n_steps, q_max, pen_dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp
 
 @njit(cache=True)
 def _evaluate(n_steps, q_max, pen_dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, damp_coef, adj_b, adj_a,
-              trans, fee, tick, hedge_on, half_spread, eta, taker, nu, d_b, d_a, hedge, lots_b,
-              lots_a, out_value):
+              trans, prob, bid_open, ask_open, cap_b, cap_a, drift, fee, tick, hedge_on, half_spread,
+              eta, taker, nu, d_b, d_a, hedge, lots_b, lots_a, out_value):
     """Expected summed reward of a fixed (t, r, q) policy: the same recursion without the max.
     ``lots_b``, ``lots_a``: (n, R, 2Q+1) int64 lots the policy shows, clipped here to the room the
-    bound leaves as the kernel clips them (ones: one lot per side, the rule without quote sizes)."""
+    bound leaves as the kernel clips them; where that is one lot per side (or 0 at the bound) the
+    one-lot gains are used, else :func:`_sized_gains` ("Quote sizes", one arrival class)."""
     n_q = 2 * q_max + 1
     n_r = trans.shape[0]
-    mix = np.empty(n_q)
-    w = np.empty(n_q)
+    n_c = trans.shape[1]
+    u = np.empty((n_c, n_q))
+    base = np.empty(n_q)
+    g_b = np.empty(n_q)
+    g_a = np.empty(n_q)
+    g_s = np.empty(n_q)
     quote_val = np.empty(n_q)
     for r in range(n_r):
         for j in range(n_q):
             out_value[n_steps, r, j] = 0.0
     for t in range(n_steps - 1, -1, -1):
         for r in range(n_r):
-            _continuation(out_value[t + 1], trans[r], mix)
-            _penalised(mix, q_max, pen_dt[t, r], phi, alpha, t == n_steps - 1, damp_coef[t, r], w)
+            _class_values(out_value[t + 1], trans[r], q_max, pen_dt[t, r], phi, alpha,
+                          t == n_steps - 1, damp_coef[t, r], u)
+            _class_gains(u, prob[r], bid_open, ask_open, adj_b[t, r], adj_a[t, r], drift[r], q_max,
+                         base, g_b, g_a, g_s)
             for j in range(n_q):
                 q = j - q_max
                 db = d_b[t, r, j]
@@ -508,11 +668,15 @@ def _evaluate(n_steps, q_max, pen_dt, c_b, c_a, k_b, k_a, poisson, phi, alpha, d
                     da = math.ceil(da / tick - 1e-9) * tick
                 m_b = max(0, min(lots_b[t, r, j], q_max - q))
                 m_a = max(0, min(lots_a[t, r, j], q_max + q))
-                p_b = _prob(db, c_b[r], k_b[r], poisson) if m_b > 0 else 0.0
-                p_a = _prob(da, c_a[r], k_a[r], poisson) if m_a > 0 else 0.0
-                gb, ga, s = _sized_gains(w, adj_b[t, r], adj_a[t, r], j, m_b, m_a)
-                quote_val[j] = w[j] + _step_gain(p_b, p_a, db, da, gb, ga, s, float(m_b),
-                                                 float(m_a), fee)
+                p_b = _prob(db, c_b[r], k_b[r], poisson, cap_b[r]) if m_b > 0 else 0.0
+                p_a = _prob(da, c_a[r], k_a[r], poisson, cap_a[r]) if m_a > 0 else 0.0
+                if m_b == min(1, q_max - q) and m_a == min(1, q_max + q):  # one lot per side
+                    quote_val[j] = base[j] + _step_gain(p_b, p_a, db, da, g_b[j], g_a[j], g_s[j],
+                                                        1.0, 1.0, fee)
+                else:
+                    gb, ga, s = _sized_gains(u[0], adj_b[t, r], adj_a[t, r], j, m_b, m_a)
+                    quote_val[j] = base[j] + _step_gain(p_b, p_a, db, da, gb, ga, s, float(m_b),
+                                                        float(m_a), fee)
             for j in range(n_q):
                 q = j - q_max
                 v = hedge[t, r, j] if hedge_on else 0
@@ -574,6 +738,29 @@ def _regimes(config: EnvConfig) -> tuple[Any, bool]:
     sigma, a_b, a_a, k_b, k_a, xi = (np.array([float(x)]) for x in (m.sigma, a_b, a_a, k_b, k_a,
                                                                      m.adverse_jump))
     return RegimeTable(sigma, a_b, a_a, k_b, k_a, xi, np.ones((1, 1)), 0), False
+
+
+def _arrivals(config: EnvConfig, tab: Any) -> Any:
+    """The arrival classes the DP runs over (:meth:`~mmgym.scenarios.base.Scenario.dp_arrivals`);
+    without, one class that always arrives, ``c = A dt``, cap 1, no drift, the regimes' P."""
+    from ..scenarios import get as get_scenario
+    from ..scenarios.base import ArrivalTable
+
+    arr = get_scenario(config.id).dp_arrivals(config)
+    if arr is not None:
+        return arr
+    n_r = tab.sigma.size
+    dt = config.market.dt
+    return ArrivalTable(np.ones((n_r, 1)), np.ones(1), np.ones(1),
+                        np.ascontiguousarray(np.asarray(tab.P, np.float64)[:, None, :]),
+                        np.asarray(tab.a_bid * dt, np.float64), np.asarray(tab.a_ask * dt, np.float64),
+                        np.ones(n_r), np.ones(n_r), np.zeros(n_r))
+
+
+def _arrival_args(p: dict[str, Any]) -> tuple[np.ndarray, ...]:
+    """The arrival classes' arrays in :func:`_solve`'s and :func:`_evaluate`'s argument order."""
+    return tuple(np.ascontiguousarray(p[k], dtype=np.float64)
+                 for k in ("prob", "bid_open", "ask_open", "cap_b", "cap_a", "drift"))
 
 
 def _schedule(config: EnvConfig) -> tuple[np.ndarray, np.ndarray] | None:
@@ -729,12 +916,18 @@ def _dp_params(config: EnvConfig) -> dict[str, Any]:
                                                     sd_t ** 2 / m.sigma ** 2 if variance else 0.0)
     tick = float(m.tick_size)
     exact = inexact_reason(config) is None
+    arr = _arrivals(config, tab)
+    if a.quote_size > 0 and (np.asarray(arr.prob).shape[1] != 1 or np.any(np.asarray(arr.drift) != 0.0)):
+        raise ConfigError("optimal: action.quote_size > 0 is solved for one arrival class (the "
+                          f"intensity-market family); {config.id} has arrival classes")
     return dict(
-        n_steps=m.n_steps, q_max=m.max_inventory, dt=m.dt, c_b=tab.a_bid * m.dt, c_a=tab.a_ask * m.dt,
+        n_steps=m.n_steps, q_max=m.max_inventory, dt=m.dt, c_b=arr.c_b, c_a=arr.c_a,
+        prob=arr.prob, bid_open=arr.bid_open, ask_open=arr.ask_open, cap_b=arr.cap_b,
+        cap_a=arr.cap_a, drift=arr.drift,
         k_b=np.asarray(tab.k_bid, np.float64), k_a=np.asarray(tab.k_ask, np.float64),
         poisson=m.fill_rule == "poisson", phi=r.inventory_penalty,
         alpha=r.terminal_penalty, damp_coef=damp_coef, pen_dt=pen_dt, adj_b=adj_b, adj_a=adj_a,
-        trans=np.ascontiguousarray(tab.P, dtype=np.float64), fee=r.maker_fee,
+        trans=np.ascontiguousarray(arr.trans, dtype=np.float64), fee=r.maker_fee,
         tick=tick if exact else 0.0, hedge_on=bool(a.hedge), h_max=a.hedge_max_lots,
         half_spread=im.half_spread, eta=im.eta, taker=r.taker_fee, nu=im.nu, exact=exact,
         raw_tick=tick, regimes=n_r if has_regimes else None, initial=int(tab.initial),
@@ -763,7 +956,7 @@ def solve_optimal(config: EnvConfig) -> DPSolution:
     lots_b = np.zeros((n, n_r, n_q), dtype=np.int64)
     lots_a = np.zeros((n, n_r, n_q), dtype=np.int64)
     _solve(n, q_max, p["pen_dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
-           p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], p["fee"], p["tick"],
+           p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], *_arrival_args(p), p["fee"], p["tick"],
            p["hedge_on"], p["h_max"], p["half_spread"], p["eta"], p["taker"], p["nu"],
            p["max_lots"], value, d_b, d_a, hedge, lots_b, lots_a)
     if not p["exact"]:
@@ -829,8 +1022,8 @@ def evaluate_tables(config: EnvConfig, delta_b: np.ndarray, delta_a: np.ndarray,
         lots.append(x)
     value = np.empty((n + 1, n_r, n_q))
     _evaluate(n, q_max, p["pen_dt"], p["c_b"], p["c_a"], p["k_b"], p["k_a"], p["poisson"], p["phi"],
-              p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], p["fee"],
-              p["raw_tick"] if p["exact"] else 0.0,
+              p["alpha"], p["damp_coef"], p["adj_b"], p["adj_a"], p["trans"], *_arrival_args(p),
+              p["fee"], p["raw_tick"] if p["exact"] else 0.0,
               p["hedge_on"], p["half_spread"], p["eta"], p["taker"], p["nu"], delta_b, delta_a,
               hedge, lots[0], lots[1], value)
     return value[:, 0] if p["regimes"] is None else value
@@ -875,7 +1068,9 @@ class OptimalPolicy(DepthPolicy):
     def act(self, market, out=None):
         if self.solution.regimes is None:
             return super().act(market, out)
-        self._regime = market.field("regime")[:, None]
+        from ..scenarios import get as get_scenario
+
+        self._regime = get_scenario(self.config.id).dp_state(market)[:, None]
         try:
             return super().act(market, out)
         finally:

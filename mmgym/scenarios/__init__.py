@@ -34,6 +34,8 @@ REGISTRY: dict[str, Entry] = {
     "mmgym/OUMarketMaking-v0": Entry("mmgym.scenarios.ou", "OUMarketMakingEnv", "OUMarketMakingVectorEnv"),
     "mmgym/RegimeMarketMaking-v0": Entry("mmgym.scenarios.regimes", "RegimeMarketMakingEnv", "RegimeMarketMakingVectorEnv"),
     "mmgym/EventMarketMaking-v0": Entry("mmgym.scenarios.events", "EventMarketMakingEnv", "EventMarketMakingVectorEnv"),
+    "mmgym/AlphaMarketMaking-v0": Entry("mmgym.scenarios.alpha", "AlphaMarketMakingEnv", "AlphaMarketMakingVectorEnv"),
+    "mmgym/ReplayMarketMaking-v0": Entry("mmgym.scenarios.replay", "ReplayMarketMakingEnv", "ReplayMarketMakingVectorEnv"),
 }
 
 

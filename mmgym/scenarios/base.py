@@ -27,7 +27,7 @@ from ..schema import EnvConfig
 from ..sim import ledger
 from ..sim.columns import Columns
 
-__all__ = ["Scenario", "ActionLayout", "RegimeTable", "DriverSpec", "edge_bins"]
+__all__ = ["Scenario", "ActionLayout", "RegimeTable", "ArrivalTable", "DriverSpec", "edge_bins"]
 
 
 class ActionLayout(NamedTuple):
@@ -58,6 +58,33 @@ class RegimeTable(NamedTuple):
     xi: np.ndarray
     P: np.ndarray
     initial: int
+
+
+class ArrivalTable(NamedTuple):
+    """Arrival classes of the order flow, as arrays: what the exact DP reads besides the regimes
+    (:meth:`Scenario.dp_arrivals`; :mod:`mmgym.baselines.optimal`, "Arrival classes").
+
+    In regime r, class c happens with probability ``prob[r, c]``; in it our bid can fill only if
+    ``bid_open[c]`` (a sell market order arrived) and our ask only if ``ask_open[c]``, each then
+    with probability ``min(1, e^{-k delta})``... in the DP's form ``p = min(cap, c e^{-k delta})``
+    unconditionally; the next regime is drawn from ``trans[r, c]``; the mid drifts by ``drift[r]``
+    per step in expectation.
+
+    Attributes:
+        prob: (R, C) float64. bid_open, ask_open: (C,) float64 in {0, 1}. trans: (R, C, R) float64.
+        c_b, c_a, cap_b, cap_a: (R,) float64, the fill probability ``min(cap, c e^{-k delta})``.
+        drift: (R,) float64, E[dS] per step (price units).
+    """
+
+    prob: np.ndarray
+    bid_open: np.ndarray
+    ask_open: np.ndarray
+    trans: np.ndarray
+    c_b: np.ndarray
+    c_a: np.ndarray
+    cap_b: np.ndarray
+    cap_a: np.ndarray
+    drift: np.ndarray
 
 
 class DriverSpec(NamedTuple):
@@ -189,6 +216,16 @@ class Scenario:
         """The Markov regimes the exact DP runs over, or None: one regime, the ``market``
         section's (the intensity market)."""
         return None
+
+    def dp_arrivals(self, config: EnvConfig) -> ArrivalTable | None:
+        """The arrival classes the exact DP runs over, or None: one class (the flow always
+        arrives, ``p = min(1, A dt e^{-k delta})``) whose regime moves by :meth:`dp_regimes`' P."""
+        return None
+
+    def dp_state(self, market: Any) -> np.ndarray:
+        """(N,) int64: each row's index on the DP's regime axis (:meth:`dp_regimes`): the market's
+        ``regime`` field by default."""
+        return market.field("regime")
 
     def dp_schedule(self, config: EnvConfig) -> tuple[np.ndarray, np.ndarray] | None:
         """Deterministic per-step parameters the exact DP runs over, or None (none vary with t):
