@@ -323,6 +323,8 @@ def test_refusals_are_one_line():
     with pytest.raises(ConfigError, match="action.quote_size"):
         BatchMarket(_env(id="mmgym/LOBMarketMaking-v0", market=dict(tick_size=0.01),
                          action=dict(quote_size=2)), 1)
+    with pytest.raises(ConfigError, match="action.quote_size"):  # no sized kernel there
+        BatchMarket(_env(id="mmgym/AlphaMarketMaking-v0", action=dict(quote_size=2)), 1)
     with pytest.raises(ConfigError) as exc:
         load_env_config({"action": {"quote_size": -1}})
     assert "quote_size" in str(exc.value) and "\n" not in str(exc.value).strip()
