@@ -9,18 +9,23 @@ Run: ``python benchmarks/sim_to_real.py [--data PATH.gz] [--other PATH.gz] [--pp
 1. Calibration on the first ``--split`` of the recording (:func:`mmgym.calibrate.calibrate_recording`):
    sigma and per-side A, k (the as_hybrid rule's and the baselines' parameters).
 2. ``as_tuned`` tuned by simulation on replay windows of that same first part (the tuning set).
-3. The simulated book (``mmgym/LOBMarketMaking-v0``), from the same first part:
-   *calibrated*: ``market.tick_size`` and ``s0`` (the tape's tick, the mid at the start), ``sigma``,
-   ``A``/``k`` per side (step 1: they drive the as_hybrid rule, not the book's flow),
-   ``book.market_rate_buy``/``_sell`` (market orders per second per side: runs of trades with one
-   trade time and aggressor, :func:`mmgym.calibrate.market_orders`), ``book.market_size_mean``
-   (their mean size in lots) and ``book.limit_size_mean``, set so the touch's steady-state depth
-   (limit inflow lambda(1) m minus cancels theta(1) D minus market orders mu S) equals the recorded
-   median touch depth D (lots at the best bid and ask, sampled every second);
-   *assumed* (the book's defaults, Cont-Stoikov-Talreja 2010's shape): the limit arrival profile
-   lambda(i) = 3.84 / i^0.52 over 10 levels, the cancel rates theta(i), geometric order sizes,
-   ``max_size`` (raised to 50 x the mean sizes), 30 s of warm-up, no latency. The book's own mid
-   volatility is *not* fitted: the script prints it next to the tape's sigma.
+3. The simulated book (``mmgym/LOBMarketMaking-v0``), from the same first part.
+   *Calibrated*: ``market.tick_size`` and ``s0`` (the tape's tick, its mid 1 s in), ``sigma`` and
+   ``A``/``k`` per side (step 1; on the book they only drive the as_hybrid rule and the baselines,
+   not the flow), ``book.market_rate_buy``/``_sell`` (market orders per second per side: runs of
+   trades with one trade time and aggressor, :func:`mmgym.calibrate.market_orders`),
+   ``book.market_size_mean`` (their mean size in lots), and the touch depth: with
+   ``--book-fit depth`` (default) the cancel rates theta(d) are scaled by one factor f so that the
+   touch's steady state, lambda(1) m = f theta(1) x m + mu S (limit inflow = cancels + market
+   orders; cancels are f theta(d) x_d events per second of m lots each), holds the recorded median
+   touch depth x = D (lots at the best bid and ask, sampled every second); with ``--book-fit
+   sigma`` f is instead bisected so the book's mid volatility (``as`` quoting, 20 episodes) equals
+   the tape's sigma, and the script says when that is not reached.
+   *Assumed*: ``limit_size_mean`` m = ``--book-inflow`` (2) x mu S / lambda(1) (the limit inflow at
+   the touch twice the market orders' take), the Cont-Stoikov-Talreja (2010) shapes of the book's
+   defaults (limit arrivals lambda(d) = 3.84 / d^0.52 over 10 levels, the cancel profile theta(d)
+   up to f), geometric order sizes, ``max_size`` 50 x the mean sizes, 30 s of warm-up, no latency.
+   *Not fitted*: the book's own mid volatility and touch fill rate (printed beside the tape's).
 4. PPO (``--ppo-steps``) trained on that book with the project's path (``train.py`` on a YAML written
    to ``--run-dir``; one training seed, ``--seed``), as_hybrid action with the spread column, bounds
    in ticks (``--ppo-*`` options), episodes of ``--horizon`` s as on the replay.
@@ -93,7 +98,16 @@ def touch_depth(rec) -> float:
     return float(np.median(out))
 
 
-def book_section(head, cal, args) -> tuple[dict, dict, str]:
+def market_of(head, cal, args) -> dict:
+    """The LOB env's ``market`` section: the tape's tick and mid, the calibrated sigma, A, k."""
+    i = int(np.searchsorted(head.t_ns, head.t0_ns + 10**9))
+    s0 = 0.5 * (head.best_bid[i] + head.best_ask[i]) * head.tick_size
+    return {"s0": float(s0), "tick_size": head.tick_size, "dt": 1.0, "horizon": args.horizon, "max_inventory": 10,
+            "sigma": cal.sigma, "A": cal.A, "k": cal.k, "A_bid": cal.A_bid, "k_bid": cal.k_bid,
+            "A_ask": cal.A_ask, "k_ask": cal.k_ask}
+
+
+def book_section(head, cal, args) -> tuple[dict, dict, str, float]:
     """The LOB env's ``market`` and ``book`` sections calibrated from ``head`` (module docstring, 3)."""
     from mmgym.calibrate import market_orders
     from mmgym.scenarios.lob import BookConfig
@@ -104,18 +118,38 @@ def book_section(head, cal, args) -> tuple[dict, dict, str]:
     S = float(np.mean(mo.qty) / head.lot_size)
     D = touch_depth(head)
     bc = BookConfig()
-    lam1, th1 = float(bc.lam()[0]), float(bc.theta()[0])
-    m = max(1.0, (D * th1 + 0.5 * (mu_b + mu_s) * S) / lam1)
-    book = {"market_rate_buy": mu_b, "market_rate_sell": mu_s, "market_size_mean": max(S, 1.0),
-            "limit_size_mean": m, "max_size": int(50 * max(m, S)) + 1}
-    i = int(np.searchsorted(head.t_ns, head.t0_ns + 10**9))
-    s0 = 0.5 * (head.best_bid[i] + head.best_ask[i]) * head.tick_size
-    market = {"s0": float(s0), "tick_size": head.tick_size, "dt": 1.0, "horizon": args.horizon, "max_inventory": 10,
-              "sigma": cal.sigma, "A": cal.A, "k": cal.k, "A_bid": cal.A_bid, "k_bid": cal.k_bid,
-              "A_ask": cal.A_ask, "k_ask": cal.k_ask}
+    lam1, th = float(bc.lam()[0]), bc.theta()
+    mu = 0.5 * (mu_b + mu_s)
+    # limit inflow at the touch = --book-inflow x the market orders' take; cancels (theta(d) x_d events of
+    # m lots each) scaled by f so the touch's steady state (lam1 m = f theta1 x m + mu S) holds x lots
+    m = max(1.0, args.book_inflow * mu * S / lam1)
+
+    def section(x: float) -> tuple[dict, float]:
+        f = max(lam1 * m - mu * S, 1e-9) / (m * x * th[0])
+        return {"market_rate_buy": mu_b, "market_rate_sell": mu_s, "market_size_mean": max(S, 1.0),
+                "limit_size_mean": m, "cancel_rates": [float(v) for v in th * f],
+                "max_size": int(50 * max(m, S)) + 1}, f
+
+    x, fit = D, ""
+    if args.book_fit == "sigma":  # bisection on log x: the book's mid volatility (as quoting) = the tape's
+        from mmgym.baselines import make_baseline
+        from mmgym.scenarios.lob import LOBEnvConfig
+
+        lo, hi = 0.0, np.log(10 * D)
+        for _ in range(14):
+            x = float(np.exp(0.5 * (lo + hi)))
+            cfg = LOBEnvConfig.model_validate({"id": "mmgym/LOBMarketMaking-v0", "market": market_of(head, cal, args),
+                                               "book": section(x)[0]})
+            sig = run(cfg, make_baseline("as", cfg), None, episodes=20, seed=20_000)["sigma_sim"]
+            lo, hi = (lo, np.log(x)) if sig < cal.sigma else (np.log(x), hi)
+        fit = f"; reached mid volatility {sig:.3g} against the tape's {cal.sigma:.3g}" + (
+            " (NOT reached: this book shape cannot be that volatile)" if abs(sig / cal.sigma - 1) > 0.1 else "")
+    book, f = section(x)
+    market = market_of(head, cal, args)
     note = (f"market orders {mu_b:.2f} buy / {mu_s:.2f} sell per s, mean {S:.1f} lots; median touch depth {D:.0f} lots "
-            f"-> limit_size_mean {m:.1f} lots")
-    return market, book, note
+            f"-> limit_size_mean {m:.1f} lots, cancel rates x {f:.3g} (steady touch depth {x:.0f} lots, "
+            f"fit to the tape's {args.book_fit}{fit})")
+    return market, book, note, D
 
 
 def ppo_action(tick: float, args, gscale: float = 1.0) -> dict:
@@ -191,7 +225,12 @@ def run(cfg, agent, recd=None, episodes: int = 0, seed: int = 0) -> dict:
     T = cfg.market.n_steps
     ret, absq = np.zeros(W), np.zeros(W)
     fills, aux = [], np.zeros((T, W, 5))
+    depth = []
     for s in range(T):
+        if recd is None and s % 10 == 5:
+            b = st.book
+            rows = np.arange(W)
+            depth += [b.bg[rows, 0, b.best[:, 0] - b.lower_tick], b.bg[rows, 1, b.best[:, 1] - b.lower_tick]]
         out = m.step(agent.act(m) if baseline else agent(obs))
         obs = out.obs
         ret += out.reward
@@ -221,6 +260,7 @@ def run(cfg, agent, recd=None, episodes: int = 0, seed: int = 0) -> dict:
             mos[h][0].append(sign * (0.5 * mid2[j] - f[ok, 2]))  # ticks
             mos[h][1].append(f[ok, 3].astype(float))
     else:
+        res["touch_depth_sim"] = float(np.median(np.concatenate(depth)))
         res["sigma_sim"] = float(np.std(np.diff(aux[:, :, 4], axis=0)) / np.sqrt(cfg.market.dt))
         for h in (1, 10):
             dt_steps = round(h / cfg.market.dt)
@@ -337,6 +377,10 @@ def main() -> None:
     ap.add_argument("--ppo-spread-min-ticks", type=float, default=-0.5)
     ap.add_argument("--ppo-spread-max-ticks", type=float, default=10.0)
     ap.add_argument("--sim-episodes", type=int, default=200)
+    ap.add_argument("--book-fit", default="depth", choices=["sigma", "depth"],
+                    help="what the book's cancel rates are fitted to: the tape's mid volatility or its touch depth")
+    ap.add_argument("--book-inflow", type=float, default=2.0,
+                    help="the book's limit inflow at the touch / the market orders' take (sets limit_size_mean)")
     ap.add_argument("--figure", default=None, help="save the bar chart here (e.g. docs/sim_to_real.png)")
     args = ap.parse_args()
     for path in (args.data, args.other or None, args.model):
@@ -344,8 +388,8 @@ def main() -> None:
             ap.error(f"no such file: {path}")
     if not 0.0 < args.split < 1.0:
         ap.error(f"--split must be in (0, 1), got {args.split:g}")
-    if args.ppo_steps < 0 or args.sim_episodes < 2 or args.horizon <= 0 or args.stride <= 0 or args.tuning_episodes < 1:
-        ap.error("--ppo-steps must be >= 0, --sim-episodes >= 2, --horizon, --stride > 0, --tuning-episodes >= 1")
+    if args.ppo_steps < 0 or args.sim_episodes < 2 or args.book_inflow <= 1 or args.horizon <= 0 or args.stride <= 0 or args.tuning_episodes < 1:
+        ap.error("--ppo-steps must be >= 0, --sim-episodes >= 2, --book-inflow > 1, --horizon, --stride > 0, --tuning-episodes >= 1")
     if args.ppo_spread_max_ticks <= args.ppo_spread_min_ticks or args.ppo_gamma_max <= args.ppo_gamma_min:
         ap.error("--ppo-spread-max-ticks must exceed --ppo-spread-min-ticks, --ppo-gamma-max --ppo-gamma-min")
     try:
@@ -361,7 +405,7 @@ def _main(args) -> None:
 
     t0 = time.perf_counter()
     rec, head, c, train, test, _, _, reward = capture_setup(args.data, args)
-    market, book, note = book_section(head, c, args)
+    market, book, note, D = book_section(head, c, args)
     print(f"# simulated book: {note}")
     lob_env = {"id": "mmgym/LOBMarketMaking-v0", "market": market, "reward": reward, "book": book,
                "action": ppo_action(rec.tick_size, args)}
@@ -394,8 +438,9 @@ def _main(args) -> None:
 
     table("sim", f"simulated book ({args.sim_episodes} episodes of {args.horizon:g} s)", "simulated book",
           lambda n: lob, None, episodes=args.sim_episodes, seed=10_000)
-    sims = results["sim"]["as"]["sigma_sim"]
-    print(f"# the simulated book's own mid volatility (as quoting): {sims:.4g} per sqrt(s) against the tape's {c.sigma:.4g}")
+    ras = results["sim"]["as"]
+    print(f"# the simulated book (as quoting): mid volatility {ras['sigma_sim']:.4g} per sqrt(s) (tape: {c.sigma:.4g}), "
+          f"median touch depth {ras['touch_depth_sim']:.0f} lots (tape: {D:.0f})")
     table("replay", f"replay, {os.path.basename(args.data)}, windows of [{args.split * rec.duration:.1f}, {rec.duration:.1f}] s",
           f"replay {os.path.basename(args.data).split('.')[0]} (same capture)", lambda n: ppo_test if n == "ppo" else test, rec)
     if args.other:
