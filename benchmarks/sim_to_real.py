@@ -35,6 +35,7 @@ Run: ``python benchmarks/sim_to_real.py [--data PATH.gz] [--other PATH.gz] [--pp
    ``--other`` capture, recalibrated on *its* first part (sigma, A, k, as_tuned) with the price-unit
    settings (gamma, action bounds, penalties) rescaled by the tick ratio so every agent acts in the
    same ticks (the PPO network is not retrained).
+   ``--model PATH`` evaluates a trained model.zip instead of training (same book options).
 6. Per agent: objective (summed reward), PnL, fills, mean |q|, |q_T| and the mark-out of our passive
    fills after 1 s and 10 s: (mid(t + h) - price) for a bid fill, (price - mid(t + h)) for an ask
    fill, in ticks per lot, averaged over fills. On the replay t is the fill's recorded event time
@@ -251,6 +252,8 @@ def run(cfg, agent, recd=None, episodes: int = 0, seed: int = 0) -> dict:
     mos = {1: ([], []), 10: ([], [])}
     if recd is not None:
         f = np.concatenate(fills) if fills else np.zeros((0, 5), np.int64)
+        for how, name in enumerate(("through", "queue", "touch")):
+            res[f"share_{name}"] = float(f[f[:, 4] == how, 3].sum() / max(f[:, 3].sum(), 1))
         mid2 = recd.best_bid + recd.best_ask
         for h in (1, 10):
             t = f[:, 0] + h * 10**9
@@ -276,7 +279,8 @@ def run(cfg, agent, recd=None, episodes: int = 0, seed: int = 0) -> dict:
 
 def _row(name: str, r: dict) -> str:
     return (f"| {name} | {r['objective']:.3f} ± {r['objective_se']:.3f} | {r['pnl']:.3f} | {r['fills']:.1f} | "
-            f"{r['mean_abs_q']:.2f} | {r['abs_q_T']:.2f} | {r['markout_1s']:+.2f} | {r['markout_10s']:+.2f} |")
+            f"{r['mean_abs_q']:.2f} | {r['abs_q_T']:.2f} | {r['markout_1s']:+.2f} | {r['markout_10s']:+.2f} | "
+            + (f"{r['share_through']:.0%} / {r['share_queue']:.0%} / {r['share_touch']:.0%} |" if "share_queue" in r else "- |"))
 
 
 def capture_setup(path: str, args, tick_ref: float | None = None, sigma_ref: float | None = None):
@@ -375,7 +379,7 @@ def main() -> None:
     ap.add_argument("--ppo-gamma-max", type=float, default=1.0e-1)
     ap.add_argument("--ppo-skew-ticks", type=float, default=5.0)
     ap.add_argument("--ppo-spread-min-ticks", type=float, default=-0.5)
-    ap.add_argument("--ppo-spread-max-ticks", type=float, default=10.0)
+    ap.add_argument("--ppo-spread-max-ticks", type=float, default=1.5)
     ap.add_argument("--sim-episodes", type=int, default=200)
     ap.add_argument("--book-fit", default="depth", choices=["sigma", "depth"],
                     help="what the book's cancel rates are fitted to: the tape's mid volatility or its touch depth")
@@ -427,8 +431,9 @@ def _main(args) -> None:
 
     def table(setting: str, label: str, short: str, cfg_of, recd, **kw) -> None:
         print(f"\n## {label}\n")
-        print("| agent | objective ± se | PnL | fills/episode | mean abs q | abs q_T | mark-out 1 s | mark-out 10 s |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| agent | objective ± se | PnL | fills/episode | mean abs q | abs q_T | mark-out 1 s | mark-out 10 s | "
+              "fills: through / at price / touch |")
+        print("|---|---|---|---|---|---|---|---|---|")
         results[setting], labels[setting] = {}, short
         for name, agent in agents.items():
             r = run(cfg_of(name), agent, recd, **kw)
