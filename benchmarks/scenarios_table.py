@@ -51,6 +51,9 @@ def run(name: str, args: argparse.Namespace) -> dict:
     agents = ["as", "as_tuned", glft, "optimal"]
     models = sorted(glob.glob(str(Path(args.runs) / f"bench_ppo_{name}" / "seed*" / "model.zip")))
     if models:
+        # the PPO experiment's env section: the same market, with the agent's action columns
+        # (the baselines quote raw depths and are unaffected)
+        cfg = ROOT / "configs" / f"ppo_{name}.yaml"
         agents.append(f"ppo={Path(args.runs) / f'bench_ppo_{name}' / 'seed*' / 'model.zip'}")
     out = Path(args.out) / name
     cmd = [sys.executable, str(ROOT / "evaluate.py"), str(cfg), "--agents", *agents, "--episodes",
