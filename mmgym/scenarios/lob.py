@@ -646,10 +646,14 @@ class LOBScenario(Scenario):
     def new_state(self, config, num_envs, rng):
         return new_state(config, num_envs, rng)
 
+    def ladder_levels(self, config) -> int:
+        """The width of the tick ladder, in levels (``book.n_levels``)."""
+        return config.book.n_levels
+
     def observation_space(self, config):
         low = np.array([-1, 0, 0, 0, 0, -10, 0, -1, -1, -1, -1], dtype=np.float32)
         # realised volatility is capped at 10; the spread in ticks is at most the ladder's width
-        high = np.array([1, 1, 10, 1, 1, 10, config.book.n_levels, 1, 1, 1, 1], dtype=np.float32)
+        high = np.array([1, 1, 10, 1, 1, 10, self.ladder_levels(config), 1, 1, 1, 1], dtype=np.float32)
         return spaces.Box(low, high, dtype=np.float32)
 
     def field_array(self, market, name):

@@ -928,10 +928,9 @@ class ReplayScenario(lob.LOBScenario):
     def new_state(self, config, num_envs, rng):
         return new_state(config, num_envs, rng)
 
-    def observation_space(self, config):
-        low = np.array([-1, 0, 0, 0, 0, -10, 0, -1, -1, -1, -1], dtype=np.float32)
-        high = np.array([1, 1, 10, 1, 1, 10, config.replay.n_levels, 1, 1, 1, 1], dtype=np.float32)
-        return spaces.Box(low, high, dtype=np.float32)
+    def ladder_levels(self, config):
+        """The replay's ladder (``replay.n_levels``): the book's observation space is inherited."""
+        return config.replay.n_levels
 
     def field_array(self, market, name):
         if name == "time":
