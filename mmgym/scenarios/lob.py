@@ -620,9 +620,6 @@ class LOBScenario(Scenario):
                               f"{config.reward.risk_penalty!r})")
         if m.tick_size <= 0.0:
             raise ConfigError("market.tick_size: the limit order book needs a positive tick (got 0)")
-        if config.action.quote_size != 0:
-            raise ConfigError("action.quote_size: quote sizes are not supported on the limit order "
-                              f"book yet (one lot per side); must be 0 (got {config.action.quote_size!r})")
         if bc.entry_latency >= m.dt:
             raise ConfigError(f"book.entry_latency: must be < market.dt = {m.dt} (got {bc.entry_latency})")
         if m.adverse_jump != 0.0:
