@@ -181,6 +181,50 @@ def ScaleRewardVecEnv(venv: Any, scale: float):  # noqa: N802 - a class factory 
     return _Scale(venv, scale)
 
 
+def check_control_variate(cfg: ExperimentConfig, source: str = "<config>") -> None:
+    """Refuse ``agent.control_variate`` where the revaluation noise is not the reward's zero-mean
+    part (one line naming the key): a mid that is not decomposed (the book, the replay), or a
+    reward that is not linear in the mid's move (CARA objective, dampening)."""
+    from mmgym.scenarios import get
+
+    env = cfg.env
+    why = None
+    if "revaluation_noise" in get(env.id).unused_aux(env):
+        why = f"{env.id} does not split its mid's move into a predictable part and noise"
+    elif env.reward.objective == "cara":
+        why = "the CARA objective is not linear in the mid's move"
+    elif env.reward.dampening > 0.0:
+        why = "the dampening term max(0, eta q dS) is not linear in the mid's move"
+    if why:
+        raise ConfigError(f"{source}: agent.control_variate: {why}; must be false (got true)")
+
+
+def ControlVariateVecEnv(venv: Any, mm_env: MMVecEnv):  # noqa: N802 - a class factory (SB3 imported lazily)
+    """Wrap ``venv`` so the algorithm learns from ``reward - q (dS - E_t dS)`` (``agent.control_variate``).
+
+    The subtracted term, the market's ``revaluation_noise`` aux column
+    (:class:`mmgym.sim.ledger.Outcome`, ``ds_noise``), is ``q_{t+1} (dS_t - E[dS_t | F_t, fills_t])``:
+    the inventory after the fills times a move drawn independently of them, so its conditional
+    mean is zero and ``E[sum_t r_t]`` is the same for every policy, with and without it (a control
+    variate, e.g. Greensmith, Bartlett & Baxter 2004, JMLR 5, sec. 1). Every PPO advantage keeps
+    its expectation; the Brownian revaluation and the event jumps stop adding variance to it. The
+    rows are read from the market's buffers once per batch; episode returns in ``infos`` (and so
+    ``rollout/ep_rew_mean`` and every evaluation) stay the env's."""
+    base = _vec_env_wrapper_base()
+    col = list(mm_env.market.aux_names).index("revaluation_noise")
+    aux = mm_env.market.buffers.aux
+
+    class _ControlVariate(base):  # type: ignore[misc, valid-type]
+        def reset(self):
+            return self.venv.reset()
+
+        def step_wait(self):
+            obs, rew, done, infos = self.venv.step_wait()
+            return obs, (rew - aux[:, col]).astype(rew.dtype, copy=False), done, infos
+
+    return _ControlVariate(venv)
+
+
 # ------------------------------------------------------------------------------ hyperparams ---
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(data, dict):
@@ -358,6 +402,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
     tc, ac = cfg.train, cfg.agent
     algo_cls, kwargs = build_algo_kwargs(ac, source)
     off_policy = is_off_policy(algo_cls)
+    if ac.control_variate:
+        check_control_variate(cfg, source)
     run_dir = Path(tc.run_dir)
     # a Ctrl-C before learning starts removes a run directory this call created (nothing in it yet)
     fresh_dir = not run_dir.exists()
@@ -386,6 +432,8 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
     mm_env = MMVecEnv(cfg.env, num_envs=tc.n_envs, spawn_key=TRAINING_STREAMS)
     timer = _TimedVecEnv(mm_env)
     venv: Any = mm_env
+    if ac.control_variate:
+        venv = ControlVariateVecEnv(venv, mm_env)
     if ac.reward_scale != 1.0:
         venv = ScaleRewardVecEnv(venv, ac.reward_scale)
     vecnormalize = None

@@ -181,6 +181,12 @@ def over_seeds(args: argparse.Namespace, cfg, overrides: list[str], run_dir: Pat
                 if "load_avg_start" in info else "(not trained now)")
         print(f"  {k:<5d} {info['wall_seconds']:7.1f}  {info['steps_per_second']:11,.0f}  "
               f"{100 * info['env_share']:8.1f} %  {load:>20s}  {info['final_pct']:6.2f}   {info['best_pct']:6.2f}")
+    if len(seeds) < 2:
+        # one seed (e.g. seeds trained in parallel, one process each): its row above is the result;
+        # the over-seed statistics and benchmark.json come from `--no-train --seeds ...` over all
+        print(f"  one training seed: statistics over seeds need >= 2; once every seed is trained run "
+              f"--no-train --seeds <all> --run-dir {run_dir} (benchmark.json not written)")
+        return 0
     summary_out: dict = {}
     for which in ("final", "best"):
         members = [f"{which}/seed{k}" for k in seeds]

@@ -161,6 +161,13 @@ class AgentConfig(Section):
     """Wrap in VecNormalize (True or its keyword arguments); statistics are saved with the model."""
     reward_scale: float = Field(1.0, gt=0.0)
     """Multiply the rewards the algorithm learns from by this (logged episode returns stay unscaled)."""
+    control_variate: bool = False
+    """Learn from ``reward - q (dS - E_t dS)``: the step's revaluation noise (``info``'s
+    ``revaluation_noise``) has conditional mean zero given the state, the action and the fills, so
+    every policy's expected return is unchanged while the return's variance drops (an event jump
+    of std 4 on 2 lots is a reward of std 8 on one step). Evaluation and logged returns use the
+    env's reward. Intensity-family scenarios with a linear reward (no CARA objective, no
+    dampening); the book and the replay do not decompose their mid."""
 
 
 def _known_baseline(name: str) -> str:

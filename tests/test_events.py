@@ -31,6 +31,17 @@ def ref_schedule(times, window, dt, n_steps):
     return in_window, is_event, to_next
 
 
+def ref_window_features(times, window, dt, n_steps):
+    """Features 7 and 8 written out: min(e - t, H) / H with H = max(2W, 2) for the first event step
+    e >= t (1 when none), and the window flag, for t = 0 .. n_steps."""
+    steps = sorted(int(math.floor(x / dt + 1e-9)) for x in times)
+    w = int(round(window / dt))
+    h = max(2 * w, 2)
+    ramp = [min([min(e - t, h) / h for e in steps if e >= t], default=1.0) for t in range(n_steps + 1)]
+    flag = [float(any(e - w <= t < e for e in steps)) for t in range(n_steps + 1)]
+    return np.array([ramp, flag]).T
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), noise=st.sampled_from(["gaussian", "binomial"]),
        hedge=st.booleans(), mode=st.sampled_from(["as_hybrid", "offsets"]),
@@ -54,14 +65,16 @@ def test_kernel_matches_reference_with_events(seed, noise, hedge, mode, n_ev, ru
                            "events": {"times": [float(x) for x in times], "window": window,
                                       "jump_std": sd, "adverse_jump": xi_ev}})
     in_window, is_event, to_next = ref_schedule(times, window, dt, n)
+    feats = ref_window_features(times, window, dt, n)
     m = cfg.market
     a, _, k, _ = m.side_params()
     market = BatchMarket(cfg, 3)
     market.seed_rows([seed + i for i in range(3)])
     refs = [ref_reset(cfg, RefRng(int(market.rng[i, 0]), int(market.rng[i, 1]))) for i in range(3)]
     obs = market.reset()
-    assert obs.shape == (3, 7)
+    assert obs.shape == (3, 9)
     np.testing.assert_allclose(obs[:, 6], to_next[0], rtol=1e-6)
+    np.testing.assert_allclose(obs[:, 7:], np.tile(feats[0], (3, 1)), rtol=1e-6)
     for _ in range(90):
         actions = rng.uniform(-1.2, 1.2, size=(3, market.action_dim))
         b = market.step(actions)
@@ -80,6 +93,7 @@ def test_kernel_matches_reference_with_events(seed, noise, hedge, mode, n_ev, ru
             assert b.reward[i] == pytest.approx(out["reward"], rel=1e-9, abs=1e-9)
             np.testing.assert_allclose(b.obs[i, :6], out["obs"], rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(b.obs[i, 6], to_next[ref.step], rtol=1e-6)
+            np.testing.assert_allclose(b.obs[i, 7:], feats[ref.step], rtol=1e-6)
             assert market.mid[i, 0] == pytest.approx(ref.mid, rel=1e-12)
             assert market.inventory[i, 0] == ref.q
 
@@ -124,9 +138,10 @@ def test_env_checker_and_observation_space():
 
     env = gym.make(ID, market={"horizon": 0.1}, events={"times": [0.02, 0.07]})
     check_env(env.unwrapped, skip_render_check=True)
-    assert env.observation_space.shape == (7,)
+    assert env.observation_space.shape == (9,)
     obs, _ = env.reset(seed=0)
     assert obs[6] == pytest.approx(4 / 20)
+    assert obs[7] == pytest.approx(4 / 20) and obs[8] == 1.0  # 4 steps ahead, window W = 10: H = 20
 
 
 # ------------------------------------------------------------------------------ the exact DP ---

@@ -57,6 +57,7 @@ def test_event_bins_match_a_hand_computation(tmp_path):
     n = env.market.n_steps
     assert rec.step.size == 7 * n
     assert np.array_equal(np.bincount(rec.step, minlength=n), np.full(n, 7))
+    assert rec.sizes == {}  # no action.quote_size: no size panels of zeros
     dt = env.market.dt
     events = [math.floor(tau / dt + 1e-9) for tau in env.events.times]  # [12, 28]
     w = round(env.events.window / dt)

@@ -115,7 +115,8 @@ class GlassBoxTracker:
         self.driver = driver
         names = list(market.aux_names)
         self._col = {n: names.index(n) for n in ("depth_bid", "depth_ask", "gamma", "skew")}
-        self._sizes = {n: names.index(n) for n in names if n.startswith("size")}
+        unused = getattr(market, "unused_aux", frozenset())  # without action.quote_size: no sizes
+        self._sizes = {n: names.index(n) for n in names if n.startswith("size") and n not in unused}
         self._pre: tuple[np.ndarray, ...] | None = None
         self.clear()
 

@@ -251,9 +251,10 @@ def prepare(p):
 
 @njit(cache=True, inline="always")
 def drift_mid(mc, s, r0, r1):
-    """``alpha_t dt + sigma sqrt(dt) Z``; ``mc = (sigma sqrt(dt), binomial, alpha_t dt)``."""
+    """``alpha_t dt + sigma sqrt(dt) Z``; ``mc = (sigma sqrt(dt), binomial, alpha_t dt)``. The
+    noise is ``sigma sqrt(dt) Z`` (alpha_t is known before the draw)."""
     ds, r0, r1 = brownian_mid(mc[0], mc[1], r0, r1)
-    return mc[2] + ds, r0, r1
+    return mc[2] + ds, ds, r0, r1
 
 
 @njit(cache=True, inline="always")

@@ -184,9 +184,12 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts, pen
         tr, st: the track and the :class:`State`. p: the parameter record. c: :class:`Consts`.
         qc: the action's :class:`~mmgym.sim.quotes.QuoteConsts`. actions, work: the step's actions
             and work arrays. i: the row.
-        mid_process: ``mid_process(mid_consts, s, r0, r1) -> (dS, r0, r1)``, the mid's move from
-            ``s`` and the stream state; a scenario swaps it (:mod:`mmgym.scenarios.ou`). The jump
-            on fill (``market.adverse_jump``) is added after it, whatever the mid process.
+        mid_process: ``mid_process(mid_consts, s, r0, r1) -> (dS, noise, r0, r1)``, the mid's
+            move from ``s`` and the stream state, and its zero-mean part given everything known
+            before the draw (``dS`` minus its conditional mean: the Outcome's ``ds_noise``); a
+            scenario swaps it (:mod:`mmgym.scenarios.ou`). The jump on fill
+            (``market.adverse_jump``) is added after it, whatever the mid process; it is known
+            once the fills are, so it is not noise.
         mid_consts: the mid process's parameters.
         pen_dt: the running penalty's time factor of this step
             (:func:`mmgym.sim.ledger.penalty_time`; ``dt`` on this market).
@@ -241,7 +244,7 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts, pen
     q += fb - fa
     maker = c.maker_fee * (fb + fa)
     cash -= maker
-    ds, r0, r1 = mid_process(mid_consts, s, r0, r1)
+    ds, noise, r0, r1 = mid_process(mid_consts, s, r0, r1)
     ds += jump_on_fill(c.jump, ev_b, ev_a)
     tr.rng[i, 0] = r0
     tr.rng[i, 1] = r1
@@ -252,13 +255,14 @@ def market_step(tr, st, p, c, qc, actions, work, i, mid_process, mid_consts, pen
     w_after = cash + q * s_new
     return Outcome(w_after - w_before, impact_cost, maker + taker, q, ds, w_after - tr.wealth0[i],
                    bid, ask, quote_bid, quote_ask, d_bid, d_ask, gamma, skew, v, fb, fa, s,
-                   ask - bid, pen_dt), (show_b, show_a)
+                   ask - bid, pen_dt, noise), (show_b, show_a)
 
 
 @njit(cache=True, inline="always")
 def brownian(c, s, r0, r1):
-    """The intensity market's mid process (:func:`mmgym.sim.processes.brownian_mid`)."""
-    return brownian_mid(c.sigma_sqrt_dt, c.binomial, r0, r1)
+    """The intensity market's mid process (:func:`mmgym.sim.processes.brownian_mid`): all noise."""
+    ds, r0, r1 = brownian_mid(c.sigma_sqrt_dt, c.binomial, r0, r1)
+    return ds, ds, r0, r1
 
 
 @njit(cache=True, inline="always")

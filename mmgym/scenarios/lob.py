@@ -471,7 +471,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
     o = Outcome(dw, impact_cost, fees, q, ds, w_after - tr.wealth0[i], bid_tick * tick,
                 ask_tick * tick, quote_bid, quote_ask, s_obs - bid_tick * tick,
                 ask_tick * tick - s_obs, gamma, skew, v_done, fill_b, fill_a, s_obs,
-                (ask_tick - bid_tick) * tick, c.dt)
+                (ask_tick - bid_tick) * tick, c.dt, np.nan)
     return o, Extra(cnt[i, K.C_EVENTS] - ev0, cnt[i, K.C_BUY_VOL] - bv0, cnt[i, K.C_SELL_VOL] - sv0,
                     taker_lots)
 
@@ -607,8 +607,10 @@ class LOBScenario(Scenario):
     audit = False
 
     def unused_aux(self, config, raw_depths=False):
-        """Every aux column is in the book's ``info`` (gamma and skew are NaN outside as_hybrid)."""
-        return frozenset()
+        """Every aux column but ``revaluation_noise`` is in the book's ``info`` (gamma and skew are
+        NaN outside as_hybrid); the book's mid moves with its own flow, and is not split into a
+        predictable part and noise."""
+        return frozenset({"revaluation_noise"})
 
     def check(self, config):
         from ..config import ConfigError

@@ -127,9 +127,9 @@ def prepare(p):
 @njit(cache=True, inline="always")
 def ou_mid(oc, s, r0, r1):
     """The exact OU transition (module docstring) as a move: ``dS = (m - s)(1 - e^{-kappa dt}) +
-    noise_sd Z``; ``dS = sigma sqrt(dt) Z`` exactly when kappa = 0."""
+    noise_sd Z``; ``dS = sigma sqrt(dt) Z`` exactly when kappa = 0. The noise is ``noise_sd Z``."""
     shock, r0, r1 = brownian_mid(oc.noise_sd, oc.binomial, r0, r1)
-    return (oc.mean - s) * oc.one_minus_decay + shock, r0, r1
+    return (oc.mean - s) * oc.one_minus_decay + shock, shock, r0, r1
 
 
 @njit(cache=True, inline="always")

@@ -785,7 +785,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
     o = Outcome(dw, impact_cost, fees, q, ds, w_after - tr.wealth0[i], bid_tick * tick,
                 ask_tick * tick, quote_bid, quote_ask, s_obs - bid_tick * tick,
                 ask_tick * tick - s_obs, gamma, skew, v_done, fill_b, fill_a, s_obs,
-                (ask_tick - bid_tick) * tick, c.dt)
+                (ask_tick - bid_tick) * tick, c.dt, np.nan)
     return o, lob.Extra(cnt[i, K.C_EVENTS] - ev0, cnt[i, K.C_BUY_VOL] - bv0, cnt[i, K.C_SELL_VOL] - sv0,
                         taker_lots)
 

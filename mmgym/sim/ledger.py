@@ -51,6 +51,8 @@ AUX = Columns([
     ("fill_bid", "lots bought passively this step"),
     ("fill_ask", "lots sold passively this step"),
     ("quote_mid", "the mid the quotes were computed from"),
+    ("revaluation_noise", "q (dS - E_t dS): the zero-mean part of the step's revaluation (NaN on the "
+                          "book and the replay, whose mid is not decomposed)"),
 ])
 STATS = Columns([
     ("return", "summed reward (the objective)"),
@@ -101,6 +103,7 @@ AUX_HEDGE = AUX["hedge_lots"]
 AUX_FILL_BID = AUX["fill_bid"]
 AUX_FILL_ASK = AUX["fill_ask"]
 AUX_MID = AUX["quote_mid"]
+AUX_NOISE = AUX["revaluation_noise"]
 
 ST_RETURN = STATS["return"]
 ST_LENGTH = STATS["length"]
@@ -275,6 +278,11 @@ class Outcome(NamedTuple):
         quote_mid: the mid the quotes were computed from.
         spread: the quoted spread (counted in the statistics when both sides quote).
         pen_dt: the running penalty's time factor (:func:`penalty_time`; ``dt`` by default).
+        ds_noise: the zero-mean part of ``ds`` given everything known before the mid's draw (the
+            step's fills included): ``ds - E_t[ds]``; NaN where the mid is not decomposed (the
+            book, the replay). ``q ds_noise`` has conditional mean zero, so subtracting it from
+            the reward leaves every policy's expected return unchanged: the control variate of
+            ``agent.control_variate``.
     """
 
     dw: float
@@ -297,6 +305,7 @@ class Outcome(NamedTuple):
     quote_mid: float
     spread: float
     pen_dt: float
+    ds_noise: float
 
 
 # ----------------------------------------------------------------------------- kernels ---
@@ -366,6 +375,7 @@ def record(out, ep_stats, i, o, pr, last, hybrid):
     aux[i, AUX_FILL_BID] = o.fill_bid
     aux[i, AUX_FILL_ASK] = o.fill_ask
     aux[i, AUX_MID] = o.quote_mid
+    aux[i, AUX_NOISE] = o.q * o.ds_noise
 
     aq = abs(o.q)
     ep_stats[i, ST_RETURN] += reward

@@ -198,7 +198,8 @@ def brownian_mid(sigma_sqrt_dt, binomial, r0, r1):
     """The mid's move ``sigma sqrt(dt) Z``: Z ~ N(0, 1) (ziggurat) or +-1 w.p. 1/2 (AS 2008).
 
     Returns:
-        (dS, s0, s1).
+        (dS, s0, s1); dS has mean zero (all of it is the revaluation noise of
+        :class:`~mmgym.sim.ledger.Outcome`'s ``ds_noise``).
     """
     if binomial:
         bits, r0, r1 = xoroshiro_next(r0, r1)
