@@ -208,6 +208,11 @@ class Scenario:
         width depends on its config, the regimes' one-hot, returns a prefix of :attr:`obs`)."""
         return self.obs
 
+    def baselines(self) -> Mapping[str, Callable[..., Any]] | None:
+        """The scenario's own baselines, ``name -> builder(env_config, baselines_config)``, replacing
+        :data:`mmgym.baselines.BASELINES` on this env; None (default): the shared ones."""
+        return None
+
     def model_note(self, config: EnvConfig) -> str | None:
         """When the analytic baselines' model is not this env: one line saying what it is."""
         return None

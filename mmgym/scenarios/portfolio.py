@@ -498,6 +498,11 @@ class PortfolioScenario(Scenario):
     def model_note(self, config):
         return None
 
+    def baselines(self):
+        from ..baselines.portfolio import PORTFOLIO_BASELINES
+
+        return PORTFOLIO_BASELINES
+
     def pack(self, config, raw_depths=False):
         return pack(config, raw_depths)
 
