@@ -281,7 +281,7 @@ def _dp_step(w, c, k, fee, q_max, sweeps, tol, out_v, out_d, out_p):
             best = -np.inf
             for corner in range(16):
                 for j in range(4):
-                    p[j] = min(1.0, cs[j]) if (op[j] and (corner >> j) & 1) else 0.0
+                    p[j] = 1.0 if (op[j] and (corner >> j) & 1) else 0.0
                     d[j] = 0.0
                 for _ in range(sweeps):
                     change = 0.0

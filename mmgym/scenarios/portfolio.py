@@ -196,13 +196,21 @@ def _check_matrix(name: str, m: list[list[float]], rows: int, cols: int | None, 
             raise ValueError(f"{name} is not positive semi-definite (smallest eigenvalue {lam:.4g})")
 
 
+class PortfolioActionConfig(ActionConfig):
+    """The action section of the portfolio env: :class:`~mmgym.schema.ActionConfig` with ``mode``
+    defaulting to ``offsets`` (as_hybrid per asset is not implemented)."""
+
+    mode: Literal["as_hybrid", "offsets"] = "offsets"
+    """'offsets' (per asset and side); 'as_hybrid' is refused on this env."""
+
+
 class PortfolioEnvConfig(EnvConfig):
     """The env config of ``mmgym/PortfolioMarketMaking-v0``: the shared sections (``market`` gives the
     time grid only: ``dt``, ``horizon``) plus ``portfolio``; the action defaults to ``offsets``."""
 
     id: Literal["mmgym/PortfolioMarketMaking-v0"] = ENV_ID
     """Registered environment id."""
-    action: ActionConfig = Field(default_factory=lambda: ActionConfig(mode="offsets"))
+    action: PortfolioActionConfig = Field(default_factory=PortfolioActionConfig)
     """Action mapping (``offsets`` per asset; raw depths for the baselines)."""
     portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
     """The K assets and their covariance."""
@@ -449,6 +457,8 @@ class PortfolioScenario(Scenario):
 
     id = ENV_ID
     config_class = PortfolioEnvConfig
+    #: ``gym.make(id)`` without a config: configs/portfolio2.yaml's penalties (phi > 0: begv needs one)
+    defaults = {"reward": {"inventory_penalty": 0.05, "terminal_penalty": 2.5e-5}}
     aux = aux_columns(1)
     obs = obs_columns(1)
     num_assets = 1  # the class default; a config's K: :meth:`assets`
