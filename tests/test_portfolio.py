@@ -55,6 +55,7 @@ class RefPortfolio:
         self.p = sig if pf.penalty == "portfolio" else np.diag(np.diag(sig))
         self.sd = np.sqrt(np.diag(sig) * cfg.market.dt).tolist()
         self.dt = cfg.market.dt
+        self.decay = 1.0 - 0.5 ** (1.0 / cfg.observation.vol_halflife)
         self.n = cfg.market.n_steps
         self.phi = cfg.reward.inventory_penalty
         self.alpha = cfg.reward.terminal_penalty
@@ -70,10 +71,19 @@ class RefPortfolio:
         self.cash = 0.0
         self.t = 0
         self.ret = [0.0] * self.k
+        self.var = [sd * sd for sd in self.sd]
+        self.fills = [(0, 0)] * self.k
 
     def obs(self):
-        return ([self.q[a] / self.qmax[a] for a in range(self.k)] + [(self.n - self.t) / self.n]
-                + [max(-10.0, min(10.0, self.ret[a] / self.sd[a])) for a in range(self.k)])
+        out = []
+        for a in range(self.k):
+            block = [self.q[a] / self.qmax[a], min(10.0, math.sqrt(self.var[a]) / self.sd[a]),
+                     float(self.fills[a][0]), float(self.fills[a][1]),
+                     max(-10.0, min(10.0, self.ret[a] / self.sd[a]))]
+            if a == 0:
+                block.insert(1, (self.n - self.t) / self.n)
+            out += block
+        return out
 
     def step(self, action, raw):
         k = self.k
@@ -89,10 +99,12 @@ class RefPortfolio:
             fa = int(self.q[a] - 1 >= -self.qmax[a] and ea > self.kk[a] * da - ln_c)
             self.cash += fa * (self.mid[a] + da) - fb * (self.mid[a] - db) - self.fee * (fb + fa)
             self.q[a] += fb - fa
+            self.fills[a] = (fb, fa)
         z = [self.rng.normal() for _ in range(k)]
         for a in range(k):
             self.ret[a] = sum(self.l[a][b] * z[b] for b in range(k))
             self.mid[a] += self.ret[a]
+            self.var[a] += self.decay * (self.ret[a] ** 2 - self.var[a])
         w1 = self.cash + sum(self.q[a] * self.mid[a] for a in range(k))
         risk = sum(self.q[a] * self.p[a, b] * self.q[b] for a in range(k) for b in range(k))
         self.t += 1
@@ -169,7 +181,7 @@ def test_mid_moves_have_the_configured_covariance(singular):
 def test_k1_is_the_intensity_market():
     """K = 1 with phi_p = phi / sigma^2 (and alpha likewise) is mmgym/MarketMaking-v0 on the same
     seeds and raw depths: the same rewards, mids, inventories (the kernels draw the same variates in
-    the same order)."""
+    the same order) and the same observations (asset 0's block is the intensity market's)."""
     base = load_env_config({"market": {"sigma": 2.0, "A": 140.0, "k": 1.5, "max_inventory": 3, "horizon": 0.25},
                             "reward": {"inventory_penalty": 0.2, "terminal_penalty": 0.5}})
     port = _cfg(market={"horizon": 0.25}, reward={"inventory_penalty": 0.05, "terminal_penalty": 0.125},
@@ -186,6 +198,7 @@ def test_k1_is_the_intensity_market():
         b2 = m2.step(a)
         np.testing.assert_allclose(b2.reward, r1, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(m2.mid, m1.mid, rtol=1e-14)
+        np.testing.assert_allclose(b2.obs, b1.obs, atol=1e-6)
         np.testing.assert_array_equal(m2.inventory, m1.inventory)
 
 
@@ -420,12 +433,12 @@ def test_gym_make_checkers_make_vec_and_sb3():
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
     env = gym.make(ID, market={"horizon": 0.1}, portfolio={"assets": 3, "covariance": None})
-    assert env.observation_space.shape == (7,) and env.action_space.shape == (6,)
+    assert env.observation_space.shape == (16,) and env.action_space.shape == (6,)
     check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(gym.make(ID).unwrapped, warn=True)
     venv = gym.make_vec(ID, num_envs=4, vectorization_mode="vector_entry_point", market={"horizon": 0.1})
     obs, _ = venv.reset(seed=0)
-    assert obs.shape == (4, 5)
+    assert obs.shape == (4, 11)
     ended = np.zeros(4, dtype=bool)
     for _ in range(25):
         obs, _, term, _, info = venv.step(venv.action_space.sample())
@@ -435,7 +448,7 @@ def test_gym_make_checkers_make_vec_and_sb3():
     from mmgym.agents import MMVecEnv
 
     sb = MMVecEnv(load_env_config({"id": ID, "market": {"horizon": 0.1}}), num_envs=3, seed=0)
-    assert sb.reset().shape == (3, 5)
+    assert sb.reset().shape == (3, 11)
     sb.step(np.zeros((3, 4), dtype=np.float32))
 
 

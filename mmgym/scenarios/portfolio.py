@@ -82,11 +82,17 @@ def aux_columns(k: int) -> Columns:
                             for a in range(k) for n, d in PER_ASSET_AUX])
 
 
+#: per-asset observation features after asset 0's block (asset 0's are the ledger's six, in order)
+PER_ASSET_OBS = ("inventory", "volatility", "fill_bid", "fill_ask", "mid_return")
+N_PER_ASSET_OBS = len(PER_ASSET_OBS)
+
+
 def obs_columns(k: int) -> Columns:
-    """The observation columns of K assets (table in :class:`PortfolioMarketMakingEnv`)."""
-    return Columns([(f"inventory_{a}", f"q_{a} / Q_{a}") for a in range(k)]
-                   + [("time_left", "(T - t) / T")]
-                   + [(f"mid_return_{a}", f"dS_{a} / (sigma_{a} sqrt(dt)), clipped to +-10") for a in range(k)])
+    """The observation columns of K assets (table in :class:`PortfolioMarketMakingEnv`): the
+    ledger's six features of asset 0 (so K = 1 is the intensity market's observation), then
+    :data:`PER_ASSET_OBS` of assets 1..K-1."""
+    return OBS.extend([(f"{n}_{a}", f"asset {a}: {OBS.descriptions[n]}")
+                       for a in range(1, k) for n in PER_ASSET_OBS])
 
 
 # ------------------------------------------------------------------------------ config ---
@@ -314,13 +320,25 @@ def new_state(config: PortfolioEnvConfig, num_envs: int) -> State:
 # ----------------------------------------------------------------------------- kernels ---
 @njit(cache=True, inline="always")
 def _write_obs(tr, st, p, i, step, out_obs):
-    """Row ``i``'s observation (:class:`PortfolioMarketMakingEnv` table)."""
+    """Row ``i``'s observation (:class:`PortfolioMarketMakingEnv` table): per asset q/Q, the EWMA
+    volatility and the last mid change over sigma_a sqrt(dt) (clipped), the last fill events; the
+    time left once, after asset 0's inventory (the ledger's order)."""
     kk = p.k_assets
     base = i * kk
+    out_obs[i, 1] = (p.n_steps - step) / p.n_steps
     for a in range(kk):
-        out_obs[i, a] = st.inventory[base + a] * p.inv_q_max[a]
-        out_obs[i, kk + 1 + a] = min(10.0, max(-10.0, tr.mid_ret[base + a] * p.inv_sd[a]))
-    out_obs[i, kk] = (p.n_steps - step) / p.n_steps
+        j = base + a
+        if a == 0:  # the ledger's layout: inventory, time_left, volatility, fills, mid_return
+            ci = 0
+            cv = 2
+        else:
+            ci = 6 + (a - 1) * N_PER_ASSET_OBS
+            cv = ci + 1
+        out_obs[i, ci] = st.inventory[j] * p.inv_q_max[a]
+        out_obs[i, cv] = min(10.0, np.sqrt(tr.vol_var[j]) * p.inv_sd[a])
+        out_obs[i, cv + 1] = float(min(tr.last_fills[j, 0], 1))
+        out_obs[i, cv + 2] = float(min(tr.last_fills[j, 1], 1))
+        out_obs[i, cv + 3] = min(10.0, max(-10.0, tr.mid_ret[j] * p.inv_sd[a]))
 
 
 @njit(cache=True, inline="always")
@@ -460,7 +478,7 @@ class PortfolioScenario(Scenario):
     #: ``gym.make(id)`` without a config: configs/portfolio2.yaml's penalties (phi > 0: begv needs one)
     defaults = {"reward": {"inventory_penalty": 0.05, "terminal_penalty": 2.5e-5}}
     aux = aux_columns(1)
-    obs = obs_columns(1)
+    obs = obs_columns(K_MAX)  # the widest; a config's is its prefix (:meth:`obs_columns`)
     num_assets = 1  # the class default; a config's K: :meth:`assets`
     state_fields = ("mid", "cash", "inventory", "step", "vol_var", "mid_ret", "wealth0")
     per_asset_fields = ("mid", "inventory", "noise")
@@ -521,8 +539,9 @@ class PortfolioScenario(Scenario):
 
     def observation_space(self, config):
         k = self.assets(config)
-        low = np.concatenate([-np.ones(k), [0.0], -10.0 * np.ones(k)]).astype(np.float32)
-        high = np.concatenate([np.ones(k), [1.0], 10.0 * np.ones(k)]).astype(np.float32)
+        block_lo, block_hi = [-1.0, 0.0, 0.0, 0.0, -10.0], [1.0, 10.0, 1.0, 1.0, 10.0]
+        low = np.array([-1.0, 0.0, 0.0, 0.0, 0.0, -10.0] + block_lo * (k - 1), dtype=np.float32)
+        high = np.array([1.0, 1.0, 10.0, 1.0, 1.0, 10.0] + block_hi * (k - 1), dtype=np.float32)
         return spaces.Box(low, high, dtype=np.float32)
 
 
@@ -552,13 +571,22 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
 
     ## Observation Space
 
-    ``Box(float32, (2K + 1,))``:
+    ``Box(float32, (5K + 1,))``: asset 0's block is the intensity market's six features (K = 1 is
+    that env's observation), then five per further asset (``j = 6 + 5 (a - 1)``):
 
-    | Num        | Observation            | Normalisation                         | Range     |
-    |------------|------------------------|---------------------------------------|-----------|
-    | 0..K-1     | inventory q_a          | q_a / Q_a                             | [-1, 1]   |
-    | K          | time remaining         | (T - t) / T                           | [0, 1]    |
-    | K+1..2K    | last mid change dS_a   | dS_a / (sigma_a sqrt(dt)), clipped    | [-10, 10] |
+    | Num          | Observation                 | Normalisation                                   | Range     |
+    |--------------|-----------------------------|-------------------------------------------------|-----------|
+    | 0            | inventory q_0               | q_0 / Q_0                                       | [-1, 1]   |
+    | 1            | time remaining              | (T - t) / T                                     | [0, 1]    |
+    | 2            | realised volatility, asset 0| EWMA std of dS_0 / (sigma_0 sqrt(dt)), clipped  | [0, 10]   |
+    | 3, 4         | last bid / ask fill, asset 0| 0 or 1                                          | {0, 1}    |
+    | 5            | last mid change, asset 0    | dS_0 / (sigma_0 sqrt(dt)), clipped              | [-10, 10] |
+    | j            | inventory q_a               | q_a / Q_a                                       | [-1, 1]   |
+    | j+1          | realised volatility, asset a| as column 2                                     | [0, 10]   |
+    | j+2, j+3     | last bid / ask fill, asset a| 0 or 1                                          | {0, 1}    |
+    | j+4          | last mid change, asset a    | as column 5                                     | [-10, 10] |
+
+    sigma_a = sqrt(Sigma_aa); the EWMA's half-life is ``observation.vol_halflife`` steps.
 
     ## Rewards
 
