@@ -60,8 +60,8 @@ class RefPortfolio:
         self.phi = cfg.reward.inventory_penalty
         self.alpha = cfg.reward.terminal_penalty
         self.fee = cfg.reward.maker_fee
-        self.offsets = cfg.action.mode == "offsets"
-        self.omin, self.omax = cfg.action.offset_min, cfg.action.offset_max
+        self.action = cfg.action
+        self.sig2 = np.diag(sig).tolist()
         self.rng = rng
         self.reset()
 
@@ -90,9 +90,22 @@ class RefPortfolio:
         w0 = self.cash + sum(self.q[a] * self.mid[a] for a in range(k))
         for a in range(k):
             db, da = action[a], action[k + a]
-            if not raw:
-                db = self.omin + (min(1.0, max(-1.0, db)) + 1.0) / 2.0 * (self.omax - self.omin)
-                da = self.omin + (min(1.0, max(-1.0, da)) + 1.0) / 2.0 * (self.omax - self.omin)
+            ac = self.action
+            clip = lambda x: min(1.0, max(-1.0, x))  # noqa: E731
+            if not raw and ac.mode == "offsets":
+                db = ac.offset_min + (clip(db) + 1.0) / 2.0 * (ac.offset_max - ac.offset_min)
+                da = ac.offset_min + (clip(da) + 1.0) / 2.0 * (ac.offset_max - ac.offset_min)
+            elif not raw:  # as_hybrid: AS 2008 eqs. (29)-(30) with asset a's sigma^2 and k
+                lg0, lg1 = math.log(ac.gamma_min), math.log(ac.gamma_max)
+                g = math.exp(lg0 + (clip(db) + 1.0) / 2.0 * (lg1 - lg0))
+                skew = clip(da) * ac.skew_max
+                tau = (self.n - self.t) * self.dt
+                r_shift = self.q[a] * g * self.sig2[a] * tau - skew
+                half = 0.5 * g * self.sig2[a] * tau + math.log(1.0 + g / self.kk[a]) / g
+                db, da = r_shift + half, -r_shift + half
+                if ac.spread:
+                    extra = ac.spread_min + (clip(action[2 * k + a]) + 1.0) / 2.0 * (ac.spread_max - ac.spread_min)
+                    db, da = db + extra, da + extra
             eb, ea = self.rng.exponential(), self.rng.exponential()
             ln_c = math.log(self.a[a] * self.dt)
             fb = int(self.q[a] + 1 <= self.qmax[a] and eb > self.kk[a] * db - ln_c)
@@ -118,16 +131,19 @@ class RefPortfolio:
 
 @pytest.mark.parametrize("case", range(6))
 def test_kernel_matches_scalar_reference(case):
-    """6 random configs (K = 1..4, factor models, a singular Sigma, both penalties, offsets and raw
-    depths, fees) x 3 envs x 45 steps with a 20-step horizon (autoresets included): rewards,
-    observations (final ones on the last step), mids, inventories and cash match the reference."""
+    """6 random configs (K = 1..4, factor models, a singular Sigma, both penalties, offsets, raw
+    depths, as_hybrid with and without the extra half-spread, fees) x 3 envs x 45 steps with a 20-step
+    horizon (autoresets included): rewards, observations (final ones on the last step), mids,
+    inventories and cash match the reference."""
     rng = np.random.default_rng(100 + case)
     k = 1 + case % 4
-    raw = case % 2 == 1
+    raw = case in (1, 3)
+    mode = "as_hybrid" if case in (2, 4) else "offsets"
     cfg = _cfg(market={"horizon": 0.1, "dt": 0.005},
                reward={"inventory_penalty": float(rng.uniform(0.01, 0.5)),
                        "terminal_penalty": float(rng.uniform(0.0, 0.5)),
                        "maker_fee": 0.01 if case == 3 else 0.0},
+               action={"mode": mode, "spread": case == 4},
                portfolio={"assets": k, "A": rng.uniform(50, 200, k).round(1).tolist(),
                           "k": rng.uniform(0.5, 3.0, k).round(2).tolist(),
                           "max_inventory": rng.integers(1, 4, k).tolist(),
@@ -200,6 +216,29 @@ def test_k1_is_the_intensity_market():
         np.testing.assert_allclose(m2.mid, m1.mid, rtol=1e-14)
         np.testing.assert_allclose(b2.obs, b1.obs, atol=1e-6)
         np.testing.assert_array_equal(m2.inventory, m1.inventory)
+
+
+def test_k1_as_hybrid_is_the_intensity_markets():
+    """K = 1, ``action.mode: as_hybrid``: the same quotes, rewards and observations as the intensity
+    market's as_hybrid action on the same seeds and actions (its vectorised exp/log pre-pass against
+    numpy's: equal to ~1e-12)."""
+    base = load_env_config({"market": {"sigma": 2.0, "max_inventory": 3, "horizon": 0.25},
+                            "reward": {"inventory_penalty": 0.2}, "action": {"mode": "as_hybrid"}})
+    port = _cfg(market={"horizon": 0.25}, reward={"inventory_penalty": 0.05},
+                action={"mode": "as_hybrid"}, portfolio={"assets": 1, "covariance": [[4.0]], "max_inventory": 3})
+    m1, m2 = BatchMarket(base, 4), BatchMarket(port, 4)
+    for m in (m1, m2):
+        m.seed_rows([1, 2, 3, 4])
+        m.reset()
+    rng = np.random.default_rng(1)
+    for _ in range(120):
+        a = rng.uniform(-1, 1, (4, 2)).astype(np.float32)
+        b1 = m1.step(a)
+        r1, d1 = b1.reward.copy(), b1.aux[:, m1.aux_names.index("depth_bid")].copy()
+        b2 = m2.step(a)
+        np.testing.assert_allclose(b2.aux[:, m2.aux_names.index("depth_bid_0")], d1, rtol=1e-10)
+        np.testing.assert_allclose(b2.reward, r1, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(b2.obs, b1.obs, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- begv ---
@@ -408,9 +447,11 @@ def test_bad_config_is_one_line(section, message):
 
 
 @pytest.mark.parametrize("section, key", [
-    ({"action": {"mode": "as_hybrid"}}, "action.mode"),
+    ({"action": {"quote_size": 2}}, "action.quote_size"),
     ({"action": {"hedge": True}}, "action.hedge"),
     ({"market": {"fill_rule": "poisson"}}, "market.fill_rule"),
+    ({"market": {"sigma": 3.0}}, "market.sigma"),
+    ({"market": {"max_inventory": 5}}, "market.max_inventory"),
 ])
 def test_unsupported_options_are_refused(section, key):
     with pytest.raises(ConfigError) as exc:

@@ -54,7 +54,7 @@ from ..sim.columns import Columns
 from ..sim.jit import entry
 from ..sim.ledger import AUX, OBS, Outcome, RewardConsts, finish, record
 from ..sim.processes import exponential_fills
-from ..sim.quotes import MODE_DEPTHS, MODE_NAMES, MODE_OFFSETS, first_bad_row
+from ..sim.quotes import MODE_AS_HYBRID, MODE_DEPTHS, MODE_NAMES, MODE_OFFSETS, as_depths, first_bad_row
 from ..sim.rng import zig_normal
 from .base import Scenario
 
@@ -68,6 +68,8 @@ PER_ASSET_AUX = (
     ("fill_bid", "lots of asset a bought passively this step"),
     ("fill_ask", "lots of asset a sold passively this step"),
     ("quote_mid", "asset a's mid the quotes were computed from"),
+    ("gamma", "as_hybrid: asset a's chosen risk aversion (NaN otherwise)"),
+    ("skew", "as_hybrid: asset a's chosen skew (NaN otherwise)"),
 )
 N_PER_ASSET_AUX = len(PER_ASSET_AUX)
 AUX_BASE = AUX.extend([("portfolio_variance", "q'^T Sigma q' after the step's fills (price^2 per time unit)")])
@@ -204,10 +206,10 @@ def _check_matrix(name: str, m: list[list[float]], rows: int, cols: int | None, 
 
 class PortfolioActionConfig(ActionConfig):
     """The action section of the portfolio env: :class:`~mmgym.schema.ActionConfig` with ``mode``
-    defaulting to ``offsets`` (as_hybrid per asset is not implemented)."""
+    defaulting to ``offsets``."""
 
     mode: Literal["as_hybrid", "offsets"] = "offsets"
-    """'offsets' (per asset and side); 'as_hybrid' is refused on this env."""
+    """'offsets' (per asset and side) or 'as_hybrid' (a risk aversion and a skew per asset)."""
 
 
 class PortfolioEnvConfig(EnvConfig):
@@ -239,7 +241,9 @@ class Params(NamedTuple):
     Attributes:
         n_steps: steps per episode. dt: step length. k_assets: K.
         phi, alpha: running and terminal penalty weights. maker_fee: per lot.
-        mode: MODE_DEPTHS or MODE_OFFSETS. offset_min, offset_half_span: the offsets' map.
+        mode: MODE_DEPTHS, MODE_OFFSETS or MODE_AS_HYBRID. offset_min, offset_half_span: the offsets'
+            map. lg_min, lg_span, skew_max: as_hybrid's gamma and skew maps. spread, spread_min,
+            spread_half_span: as_hybrid's extra half-spread columns (``action.spread``).
         vol_decay: EWMA weight of the newest squared mid change.
         s0: (K,) initial mids. sd: (K,) sigma_a sqrt(dt). inv_sd: (K,) its inverse (0 if sd = 0).
         a_dt, ln_a_dt, k: (K,) A_a dt, its log, k_a. q_max: (K,) int64 bounds. inv_q_max: (K,).
@@ -255,6 +259,12 @@ class Params(NamedTuple):
     mode: int
     offset_min: float
     offset_half_span: float
+    lg_min: float
+    lg_span: float
+    skew_max: float
+    spread: bool
+    spread_min: float
+    spread_half_span: float
     vol_decay: float
     s0: np.ndarray
     sd: np.ndarray
@@ -267,6 +277,7 @@ class Params(NamedTuple):
     chol_dt: np.ndarray
     pen: np.ndarray
     cov: np.ndarray
+    sig2: np.ndarray
 
 
 def penalty_matrix(config: PortfolioEnvConfig) -> np.ndarray:
@@ -289,11 +300,14 @@ def pack(config: PortfolioEnvConfig, raw_depths: bool = False) -> Params:
                   float(config.reward.terminal_penalty), float(config.reward.maker_fee),
                   MODE_DEPTHS if raw_depths else MODE_NAMES.index(a.mode), float(a.offset_min),
                   0.5 * float(a.offset_max - a.offset_min),
+                  math.log(a.gamma_min), math.log(a.gamma_max) - math.log(a.gamma_min), float(a.skew_max),
+                  bool(a.spread) and not raw_depths, float(a.spread_min), 0.5 * float(a.spread_max - a.spread_min),
                   1.0 - 0.5 ** (1.0 / config.observation.vol_halflife),
                   pf.per_asset("s0"), sd, np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 0.0),
                   a_dt, np.log(a_dt), pf.per_asset("k"), q_max, 1.0 / q_max.astype(np.float64),
                   np.ascontiguousarray(chol_factor(sig) * math.sqrt(dt)),
-                  np.ascontiguousarray(penalty_matrix(config)), np.ascontiguousarray(sig))
+                  np.ascontiguousarray(penalty_matrix(config)), np.ascontiguousarray(sig),
+                  np.ascontiguousarray(np.diag(sig)))
 
 
 class State(NamedTuple):
@@ -372,6 +386,7 @@ def step(tr, st, p, actions, out, work, lo, hi):
     n_steps = p.n_steps
     pr = RewardConsts(p.phi, p.alpha, 0.0, False, 0.0)
     offsets = p.mode == MODE_OFFSETS
+    hybrid = p.mode == MODE_AS_HYBRID
     decay = p.vol_decay
     aux = out.aux
     for i in range(lo, hi):
@@ -390,9 +405,21 @@ def step(tr, st, p, actions, out, work, lo, hi):
             w_before += q * s
             x_b = actions[i, a]
             x_a = actions[i, kk + a]
+            gamma = np.nan
+            skew = np.nan
             if offsets:
                 d_b = p.offset_min + (min(1.0, max(-1.0, x_b)) + 1.0) * p.offset_half_span
                 d_a = p.offset_min + (min(1.0, max(-1.0, x_a)) + 1.0) * p.offset_half_span
+            elif hybrid:  # AS 2008 eqs. (29)-(30) per asset with its own sigma_a^2, k_a (quotes.py)
+                gamma = np.exp(p.lg_min + 0.5 * (min(1.0, max(-1.0, x_b)) + 1.0) * p.lg_span)
+                skew = min(1.0, max(-1.0, x_a)) * p.skew_max
+                l_side = np.log(1.0 + gamma / p.k[a]) / gamma
+                tau = (n_steps - tr.step[i]) * p.dt
+                d_b, d_a = as_depths(q, gamma, p.sig2[a], tau, skew, l_side, l_side)
+                if p.spread:
+                    extra = p.spread_min + (min(1.0, max(-1.0, actions[i, 2 * kk + a])) + 1.0) * p.spread_half_span
+                    d_b += extra
+                    d_a += extra
             else:
                 d_b = x_b
                 d_a = x_a
@@ -412,6 +439,8 @@ def step(tr, st, p, actions, out, work, lo, hi):
             aux[i, c + 2] = fb
             aux[i, c + 3] = fa
             aux[i, c + 4] = s
+            aux[i, c + 5] = gamma
+            aux[i, c + 6] = skew
             tr.last_fills[base + a, 0] = fb
             tr.last_fills[base + a, 1] = fa
         # the mids: K normals after every fill variate, dS = sqrt(dt) L z
@@ -503,8 +532,7 @@ class PortfolioScenario(Scenario):
         from ..config import ConfigError
 
         m, a, r = config.market, config.action, config.reward
-        bad = [("action.mode", a.mode, a.mode == "as_hybrid", "'offsets' (as_hybrid per asset is not implemented)"),
-               ("action.hedge", a.hedge, a.hedge, "false (no hedge instruments yet)"),
+        bad = [("action.hedge", a.hedge, a.hedge, "false (no hedge instruments yet)"),
                ("action.quote_size", a.quote_size, a.quote_size != 0, "0"),
                ("market.fill_rule", m.fill_rule, m.fill_rule != "linear", "'linear'"),
                ("market.tick_size", m.tick_size, m.tick_size != 0.0, "0"),
@@ -518,10 +546,19 @@ class PortfolioScenario(Scenario):
         for key, value, wrong, must in bad:
             if wrong:
                 raise ConfigError(f"{key}: {ENV_ID} supports only {must} (got {value!r})")
+        # the market section gives the time grid only: a per-asset key set there would be ignored
+        default = type(m)()
+        for key in ("s0", "sigma", "A", "k", "A_bid", "A_ask", "k_bid", "k_ask", "max_inventory"):
+            if getattr(m, key) != getattr(default, key):
+                where = {"sigma": "covariance (or loadings)"}.get(key, key.split("_")[0] if key[1:2] == "_" else key)
+                raise ConfigError(f"market.{key}: ignored by {ENV_ID} (per-asset parameters live in "
+                                  f"portfolio.{where}; got {getattr(m, key)!r})")
 
     def unused_aux(self, config, raw_depths=False):
-        return frozenset({"bid_px", "ask_px", "depth_bid", "depth_ask", "gamma", "skew", "hedge_lots",
-                          "quote_mid"})
+        unused = {"bid_px", "ask_px", "depth_bid", "depth_ask", "gamma", "skew", "hedge_lots", "quote_mid"}
+        if raw_depths or config.action.mode != "as_hybrid":
+            unused |= {f"{n}_{a}" for a in range(self.assets(config)) for n in ("gamma", "skew")}
+        return frozenset(unused)
 
     def model_note(self, config):
         return None
@@ -564,10 +601,18 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
 
     ## Action Space
 
-    ``Box(-1, 1, (2K,))``: columns 0..K-1 the bids of assets 0..K-1, K..2K-1 the asks;
-    ``action.mode: offsets`` maps each to ``delta = offset_min + (a+1)/2 (offset_max - offset_min)``.
-    The baselines use raw depths (``BatchMarket(..., raw_depths=True)``, same column order).
-    ``as_hybrid``, the hedge and quote sizes are refused (one line).
+    ``Box(-1, 1, (2K,))`` (``(3K,)`` with ``action.spread``):
+
+    - ``action.mode: offsets`` (default): columns 0..K-1 the bids of assets 0..K-1, K..2K-1 the
+      asks, each ``delta = offset_min + (a+1)/2 (offset_max - offset_min)``.
+    - ``action.mode: as_hybrid`` (the glass box, per asset): column a picks asset a's risk aversion
+      ``gamma_a`` (log scale between ``gamma_min`` and ``gamma_max``), column K + a its skew
+      ``a * skew_max``; the quotes are AS 2008 eqs. (29)-(30) with ``sigma_a^2 = Sigma_aa``, ``k_a``
+      and the asset's own inventory (:func:`mmgym.sim.quotes.as_depths`); with ``action.spread``
+      columns 2K + a add an extra half-spread per asset. ``info["gamma_a"]``, ``info["skew_a"]``.
+
+    The baselines use raw depths (``BatchMarket(..., raw_depths=True)``: K bid depths, K ask depths).
+    The hedge and quote sizes are refused (one line).
 
     ## Observation Space
 
