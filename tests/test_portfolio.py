@@ -232,7 +232,7 @@ def test_k1_as_hybrid_is_the_intensity_markets():
         m.reset()
     rng = np.random.default_rng(1)
     for _ in range(120):
-        a = rng.uniform(-1, 1, (4, 2)).astype(np.float32)
+        a = rng.uniform(-1, 1, (4, 2))  # float64: the kernels compiled for the raw-depth test serve
         b1 = m1.step(a)
         r1, d1 = b1.reward.copy(), b1.aux[:, m1.aux_names.index("depth_bid")].copy()
         b2 = m2.step(a)
