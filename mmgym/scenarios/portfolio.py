@@ -13,7 +13,8 @@ exponential intensities per asset and side.
 
 One step of length ``dt``, for each env:
 
-1. **Quotes** per asset from the action (raw depths, or ``action.mode: offsets``).
+1. **Quotes** per asset from the action (raw depths; ``action.mode: offsets``; or ``as_hybrid``, a
+   risk aversion and a skew per asset quoted by AS 2008 eqs. (29)-(30) with ``Sigma_aa`` and ``k_a``).
 2. **Fills**, asset by asset (a = 0..K-1): each side fills one lot with ``p = min(1, A_a e^{-k_a
    delta} dt)``, independently of every other side and asset (two exponential variates per asset,
    bid then ask, :func:`mmgym.sim.processes.exponential_fills`); a side whose fill would take
