@@ -389,16 +389,19 @@ def test_dp_against_brute_force_backward_induction():
     assert evaluate_portfolio_tables(cfg, d_b, d_a) == pytest.approx(opt.v0, rel=1e-12)
 
 
-def test_dp_separates_at_zero_correlation():
-    """Sigma diagonal: the K = 2 problem is two independent intensity markets (phi_1 = phi sigma_a^2),
-    so V_0 is the sum of the single-asset DP's V_0 (mmgym.baselines.optimal) and the quotes are the
-    single-asset optimum's at every (t, q1, q2)."""
+@pytest.mark.parametrize("rho, penalty", [(0.0, "portfolio"), (0.8, "per_asset")])
+def test_dp_separates_without_cross_risk(rho, penalty):
+    """Sigma diagonal, or any Sigma with ``penalty: per_asset`` (the risk-neutral objective sees the
+    correlation only through the penalty): the K = 2 problem is two independent intensity markets
+    (phi_1 = phi sigma_a^2), so V_0 is the sum of the single-asset DP's V_0
+    (mmgym.baselines.optimal) and the quotes are the single-asset optimum's at every (t, q1, q2)."""
     from mmgym.baselines import make_baseline
     from mmgym.baselines.portfolio import PortfolioOptimal, asset_config
 
+    c12 = rho * 2.0 * 1.5
     cfg = _cfg(market={"horizon": 0.25}, reward={"inventory_penalty": 0.05, "terminal_penalty": 0.01},
-               portfolio={"covariance": [[4.0, 0.0], [0.0, 2.25]], "A": [140.0, 90.0], "k": [1.5, 1.1],
-                          "max_inventory": [4, 3]})
+               portfolio={"covariance": [[4.0, c12], [c12, 2.25]], "A": [140.0, 90.0], "k": [1.5, 1.1],
+                          "max_inventory": [4, 3], "penalty": penalty})
     opt = PortfolioOptimal(cfg)
     singles = [make_baseline("optimal", asset_config(cfg, a)) for a in range(2)]
     assert opt.v0 == pytest.approx(singles[0].v0 + singles[1].v0, rel=1e-10)
