@@ -165,12 +165,14 @@ def test_state_has_an_asset_axis_and_baselines_take_it():
 
     for env_id in REGISTRY:
         cfg = get(env_id).default_config()
+        k = get(env_id).assets(cfg)  # 1, or the portfolio's K
         m = BatchMarket(cfg, 3, raw_depths=True)
         m.seed_rows([0, 1, 2])
         m.reset()
-        assert m.inventory.shape == (3, 1)
-        assert m.track.vol_var.shape == (3, 1) and m.track.last_fills.shape == (3, 1, 2)
+        assert m.inventory.shape == (3, k)
+        assert m.track.vol_var.shape == (3, k) and m.track.last_fills.shape == (3, k, 2)
         actions = make_baseline("as", cfg).act(m)
         assert actions.shape == (3, m.action_dim) and np.isfinite(actions).all()
-        d_b, d_a = make_baseline("as", cfg).depths(np.array([0, 5, 9]), np.array([[1], [0], [-2]]))
-        assert d_b.shape == (3, 1) and d_a.shape == (3, 1)
+        q = np.repeat(np.array([[1], [0], [-2]]), k, axis=1)
+        d_b, d_a = make_baseline("as", cfg).depths(np.array([0, 5, 9]), q)
+        assert d_b.shape == (3, k) and d_a.shape == (3, k)

@@ -17,6 +17,7 @@ optimal     exact optimum of the env's own discrete-time problem (backward DP ov
 boundary    AS inside |q| <= band, market orders to flat beyond it (needs ``action.hedge``)
 as_tuned    AS with the best (gamma, extra half-spread c) for this config (:mod:`.tuned`)
 glft_tuned  GLFT with the best gamma for this config (:mod:`.tuned`)
+begv        Bergault, Evangelista, Guéant & Vieira (2021), multi-asset (:mod:`.portfolio`)
 ==========  ================================================================================
 
 Example:
@@ -82,7 +83,13 @@ BASELINES: dict[str, Callable[[EnvConfig, BaselinesConfig], DepthPolicy]] = {
     "boundary": lambda env, bc: InventoryBoundary(env, bc.gamma, bc.boundary_band),
     "as_tuned": lambda env, bc: make_tuned("as_tuned", env, bc),
     "glft_tuned": lambda env, bc: make_tuned("glft_tuned", env, bc),
+    "begv": lambda env, bc: _multi_asset_only("begv", env),
 }
+
+
+def _multi_asset_only(name: str, env_config: EnvConfig) -> DepthPolicy:
+    raise ConfigError(f"baseline {name!r} quotes several assets: it needs mmgym/PortfolioMarketMaking-v0 "
+                      f"(env is {env_config.id})")
 
 
 def make_baseline(name: str, env_config: EnvConfig, baselines_config: BaselinesConfig | None = None) -> DepthPolicy:
@@ -92,6 +99,11 @@ def make_baseline(name: str, env_config: EnvConfig, baselines_config: BaselinesC
         ConfigError: unknown name (the message lists the valid ones), or a baseline that does not
             apply to the env (``boundary`` without the hedge action, ``optimal`` with a CARA reward).
     """
-    if name not in BASELINES:
-        raise ConfigError(f"unknown baseline {name!r} (valid: {', '.join(BASELINES)})")
-    return BASELINES[name](env_config, baselines_config if baselines_config is not None else BaselinesConfig())
+    from ..scenarios import REGISTRY, get
+
+    table = BASELINES
+    if env_config.id in REGISTRY:
+        table = get(env_config.id).baselines() or BASELINES  # a scenario with baselines of its own
+    if name not in table:
+        raise ConfigError(f"unknown baseline {name!r} for {env_config.id} (valid: {', '.join(table)})")
+    return table[name](env_config, baselines_config if baselines_config is not None else BaselinesConfig())

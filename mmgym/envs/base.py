@@ -186,6 +186,10 @@ class ScenarioEnv(gym.Env):
         ask = info.get("ask_px", float("nan"))
         mid = m.get_field("mid", [0])[0] if "mid" in m.state_fields else float("nan")
         cash = m.get_field("cash", [0])[0] if "cash" in m.state_fields else float("nan")
+        if np.size(mid) > 1:  # several assets (the portfolio): every mid and inventory
+            mids = " ".join(f"{x:.4f}" for x in np.ravel(mid))
+            qs = " ".join(str(int(x)) for x in m.inventory[0])
+            return f"step {int(m.step_count[0])}/{m.n_steps}  mids [{mids}]  q [{qs}]  cash {cash:.4f}"
         return (
             f"step {int(m.step_count[0])}/{m.n_steps}  mid {float(mid):.4f}  q {int(m.inventory[0, 0])}  "
             f"cash {cash:.4f}  bid {bid:.4f}  ask {ask:.4f}"

@@ -97,7 +97,8 @@ class BatchMarket:
         self.raw_depths = raw_depths
         self.n_steps = config.market.n_steps
         self.term_names = sc.terms.names
-        self.aux_names = sc.aux.names
+        aux_cols = sc.aux_columns(config)
+        self.aux_names = aux_cols.names
         self.stat_names = sc.stats.names
         self.state_fields = sc.state_fields
         self.unused_aux = sc.unused_aux(config, raw_depths)
@@ -108,7 +109,7 @@ class BatchMarket:
         self.params = sc.pack(config, raw_depths)
         self.rng = np.zeros((n, 2), dtype=np.uint64)
         self._seeded = np.zeros(n, dtype=np.bool_)
-        self.track = new_track(n, sc.num_assets, len(sc.stats), self.rng)
+        self.track = new_track(n, sc.assets(config), len(sc.stats), self.rng)
         self.state = sc.new_state(config, n, self.rng)
         self.work = new_work(n)
         self.buffers = Outputs(
@@ -117,7 +118,7 @@ class BatchMarket:
             final_obs=np.zeros((n, self.obs_dim), dtype=np.float32),
             final_stats=np.zeros((n, len(sc.stats))),
             # column-major: each term / aux column is contiguous, so infos hand out whole blocks
-            terms=np.zeros((n, len(sc.terms)), order="F"), aux=np.zeros((n, len(sc.aux)), order="F"))
+            terms=np.zeros((n, len(sc.terms)), order="F"), aux=np.zeros((n, len(aux_cols)), order="F"))
         self._parallel = bool(parallel)
         self._action_shape = (n, self.action_dim)
         self._bind_kernels()

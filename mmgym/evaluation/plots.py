@@ -90,6 +90,10 @@ def write_plots(result: EvaluationResult, env_config: EnvConfig, out_dir: str | 
     fig.savefig(written[-1], dpi=110)
     plt.close(fig)
 
+    from ..scenarios import get as get_scenario
+
+    if get_scenario(env_config.id).assets(env_config) > 1:
+        return written  # the (t, q) depth surface is single-asset; K-asset figures: not yet (issue 11)
     m = env_config.market
     qp = min(m.max_inventory, 25)
     q_values = np.arange(-qp, qp + 1)

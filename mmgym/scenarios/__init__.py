@@ -36,6 +36,8 @@ REGISTRY: dict[str, Entry] = {
     "mmgym/EventMarketMaking-v0": Entry("mmgym.scenarios.events", "EventMarketMakingEnv", "EventMarketMakingVectorEnv"),
     "mmgym/AlphaMarketMaking-v0": Entry("mmgym.scenarios.alpha", "AlphaMarketMakingEnv", "AlphaMarketMakingVectorEnv"),
     "mmgym/ReplayMarketMaking-v0": Entry("mmgym.scenarios.replay", "ReplayMarketMakingEnv", "ReplayMarketMakingVectorEnv"),
+    "mmgym/PortfolioMarketMaking-v0": Entry("mmgym.scenarios.portfolio", "PortfolioMarketMakingEnv",
+                                            "PortfolioMarketMakingVectorEnv"),
 }
 
 

@@ -208,6 +208,11 @@ class Scenario:
         width depends on its config, the regimes' one-hot, returns a prefix of :attr:`obs`)."""
         return self.obs
 
+    def baselines(self) -> Mapping[str, Callable[..., Any]] | None:
+        """The scenario's own baselines, ``name -> builder(env_config, baselines_config)``, replacing
+        :data:`mmgym.baselines.BASELINES` on this env; None (default): the shared ones."""
+        return None
+
     def model_note(self, config: EnvConfig) -> str | None:
         """When the analytic baselines' model is not this env: one line saying what it is."""
         return None
@@ -257,16 +262,25 @@ class Scenario:
         """One env's observation space."""
         raise NotImplementedError
 
+    def assets(self, config: EnvConfig) -> int:
+        """K, the number of assets of ``config`` (default :attr:`num_assets`; a scenario whose K is
+        set by its config, the portfolio, overrides this)."""
+        return self.num_assets
+
+    def aux_columns(self, config: EnvConfig) -> Columns:
+        """The aux columns of ``config`` (default :attr:`aux`; the portfolio appends per-asset ones)."""
+        return self.aux
+
     def _extra_columns(self, config: EnvConfig, raw_depths: bool) -> int:
         """Columns between the two quote columns and the hedge: as_hybrid's extra half-spread."""
-        return self.num_assets if (config.action.spread and not raw_depths) else 0
+        return self.assets(config) if (config.action.spread and not raw_depths) else 0
 
     def action_layout(self, config: EnvConfig, raw_depths: bool = False) -> ActionLayout:
         """Action columns: K bid depths (as_hybrid: gammas), K ask depths (skews), then K extra
         half-spreads with ``action.spread`` (normalised actions only), then K market orders with the
         hedge action, then K bid and K ask sizes with ``action.quote_size`` > 0
         (:mod:`mmgym.sim.quotes`)."""
-        k = self.num_assets
+        k = self.assets(config)
         h = 2 * k + self._extra_columns(config, raw_depths)
         sz = h + (k if config.action.hedge else 0)
         sized = config.action.quote_size > 0
@@ -276,7 +290,7 @@ class Scenario:
 
     def action_space(self, config: EnvConfig, raw_depths: bool = False) -> spaces.Box:
         """[-1, 1]^d (normalised), or unbounded raw depths (and lots) for the baselines."""
-        dim = ((3 if config.action.hedge else 2) + (2 if config.action.quote_size > 0 else 0)) * self.num_assets \
+        dim = ((3 if config.action.hedge else 2) + (2 if config.action.quote_size > 0 else 0)) * self.assets(config) \
             + self._extra_columns(config, raw_depths)
         if raw_depths:
             return spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float64)

@@ -1,0 +1,676 @@
+"""``mmgym/PortfolioMarketMaking-v0``: K correlated intensity markets quoted at once (issue 11).
+
+Each asset ``a`` is an intensity market (:mod:`mmgym.scenarios.intensity`, the linear fill rule of
+Avellaneda & Stoikov 2008 sec. 3) with its own ``A_a``, ``k_a`` and inventory bound ``Q_a``; the mids
+move jointly, ``dS = L z sqrt(dt)``, ``z ~ N(0, I_K)``, ``L L^T = Sigma`` (Cholesky when Sigma is
+positive definite, else the symmetric square root of its eigendecomposition), with Sigma given
+directly (``portfolio.covariance``) or by a factor model (``portfolio.loadings`` B, K x F;
+``portfolio.factor_covariance`` or ``portfolio.factor_vols``; ``portfolio.idio_vols``):
+``Sigma = B Sigma_f B^T + diag(sigma_eps^2)`` (returns = B f + eps). This is the model of Bergault,
+Evangelista, Guéant & Vieira (2021, "Closed-form approximations in multi-asset market making",
+Applied Mathematical Finance 28(2), sec. 2): arithmetic Brownian mids with covariance Sigma,
+exponential intensities per asset and side.
+
+One step of length ``dt``, for each env:
+
+1. **Quotes** per asset from the action (raw depths; ``action.mode: offsets``; or ``as_hybrid``, a
+   risk aversion and a skew per asset quoted by AS 2008 eqs. (29)-(30) with ``Sigma_aa`` and ``k_a``).
+2. **Fills**, asset by asset (a = 0..K-1): each side fills one lot with ``p = min(1, A_a e^{-k_a
+   delta} dt)``, independently of every other side and asset (two exponential variates per asset,
+   bid then ask, :func:`mmgym.sim.processes.exponential_fills`); a side whose fill would take
+   ``|q_a|`` above ``Q_a`` does not quote. Cash and inventory change at the quoted prices (maker fee
+   per lot).
+3. **Mids**: K standard normals (ziggurat, after all fill variates), ``dS = L_dt z`` with
+   ``L_dt = sqrt(dt) L``.
+4. **Reward** (one number per env) by the ledger (:func:`mmgym.sim.ledger.record`)::
+
+       r = sum_a [d cash_a + q'_a dS_a] - phi q'^T P q' dt - [last step] alpha q'^T P q'
+
+   with ``q'`` the post-fill inventories, ``P = Sigma`` (``portfolio.penalty: portfolio``, the factor-
+   aware penalty of issue 11, BEGV 2021 eq. (2) with ``gamma/2 = phi``) or ``P = diag(Sigma)``
+   (``penalty: per_asset``, the naive sum ``sum_a phi q_a^2 sigma_a^2 dt``); ``phi`` =
+   ``reward.inventory_penalty`` and ``alpha`` = ``reward.terminal_penalty``. The ledger is handed
+   the "risk-equivalent inventory" ``q_eff = sqrt(q'^T P q')``, so its single-asset rule ``-phi q^2
+   dt - alpha q^2`` is this penalty exactly; at K = 1 it is the intensity market's ``phi sigma^2
+   q^2 dt``, i.e. this env's ``phi`` is the intensity market's divided by ``sigma^2``.
+
+The kernel is one ``@entry`` function over the batch: rows in an outer loop, assets in inner loops
+over flat ``(N * K,)`` views of the per-asset arrays (:func:`mmgym.sim.ledger.flat_assets`); Python
+runs once per batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, NamedTuple
+
+import numpy as np
+from gymnasium import spaces
+from numba import njit
+from pydantic import Field, model_validator
+
+from ..envs.base import ScenarioEnv, ScenarioVectorEnv
+from ..schema import ActionConfig, EnvConfig, Section
+from ..sim.columns import Columns
+from ..sim.jit import entry
+from ..sim.ledger import AUX, OBS, Outcome, RewardConsts, finish, record
+from ..sim.processes import exponential_fills
+from ..sim.quotes import MODE_AS_HYBRID, MODE_DEPTHS, MODE_NAMES, MODE_OFFSETS, as_depths, first_bad_row
+from ..sim.rng import zig_normal
+from .base import Scenario
+
+ENV_ID = "mmgym/PortfolioMarketMaking-v0"
+K_MAX = 64
+
+#: aux columns after the ledger's, per asset (``<name>_<a>``)
+PER_ASSET_AUX = (
+    ("depth_bid", "mid - bid of asset a at quote time (NaN when not quoting)"),
+    ("depth_ask", "ask - mid of asset a at quote time (NaN when not quoting)"),
+    ("fill_bid", "lots of asset a bought passively this step"),
+    ("fill_ask", "lots of asset a sold passively this step"),
+    ("quote_mid", "asset a's mid the quotes were computed from"),
+    ("gamma", "as_hybrid: asset a's chosen risk aversion (NaN otherwise)"),
+    ("skew", "as_hybrid: asset a's chosen skew (NaN otherwise)"),
+)
+N_PER_ASSET_AUX = len(PER_ASSET_AUX)
+AUX_BASE = AUX.extend([("portfolio_variance", "q'^T Sigma q' after the step's fills (price^2 per time unit)")])
+AUX_VARIANCE = AUX_BASE["portfolio_variance"]
+AUX_ASSET0 = len(AUX_BASE)
+
+
+def aux_columns(k: int) -> Columns:
+    """The aux columns of K assets: the ledger's (totals over assets: ``fill_bid``, ``fill_ask``),
+    ``portfolio_variance``, then :data:`PER_ASSET_AUX` for asset 0, 1, ..."""
+    return AUX_BASE.extend([(f"{n}_{a}", d.replace("asset a", f"asset {a}"))
+                            for a in range(k) for n, d in PER_ASSET_AUX])
+
+
+#: per-asset observation features after asset 0's block (asset 0's are the ledger's six, in order)
+PER_ASSET_OBS = ("inventory", "volatility", "fill_bid", "fill_ask", "mid_return")
+N_PER_ASSET_OBS = len(PER_ASSET_OBS)
+
+
+def obs_columns(k: int) -> Columns:
+    """The observation columns of K assets (table in :class:`PortfolioMarketMakingEnv`): the
+    ledger's six features of asset 0 (so K = 1 is the intensity market's observation), then
+    :data:`PER_ASSET_OBS` of assets 1..K-1."""
+    return OBS.extend([(f"{n}_{a}", f"asset {a}: {OBS.descriptions[n]}")
+                       for a in range(1, k) for n in PER_ASSET_OBS])
+
+
+# ------------------------------------------------------------------------------ config ---
+FloatList = float | list[float]
+
+
+class PortfolioConfig(Section):
+    """The K assets of ``mmgym/PortfolioMarketMaking-v0`` (module docstring). Per-asset keys take
+    one number (every asset) or a list of K."""
+
+    assets: int = Field(2, ge=1, le=K_MAX)
+    """K, the number of assets."""
+    A: FloatList = 140.0
+    """Fill intensity at zero depth A_a (> 0), both sides: p = min(1, A_a e^{-k_a delta} dt)."""
+    k: FloatList = 1.5
+    """Decay of the fill intensity with depth k_a (> 0), per price unit, both sides."""
+    max_inventory: int | list[int] = 10
+    """Inventory bound Q_a (>= 1): a side whose fill would take |q_a| above it does not quote."""
+    s0: FloatList = 100.0
+    """Initial mids (price units)."""
+    covariance: list[list[float]] | None = None
+    """Sigma (K x K, symmetric, positive semi-definite; price^2 per time unit) given directly; exclusive with ``loadings``. None and no loadings: 4 on the diagonal, 3.2 off it (sigma 2, correlation 0.8)."""
+    loadings: list[list[float]] | None = None
+    """Factor loadings B (K x F): Sigma = B Sigma_f B^T + diag(idio_vols^2)."""
+    factor_covariance: list[list[float]] | None = None
+    """Sigma_f (F x F, symmetric, positive semi-definite); exclusive with ``factor_vols``."""
+    factor_vols: list[float] | None = None
+    """Factor volatilities (uncorrelated factors): Sigma_f = diag(factor_vols^2); default all 1."""
+    idio_vols: FloatList = 0.0
+    """Idiosyncratic volatilities sigma_eps (>= 0)."""
+    penalty: Literal["portfolio", "per_asset"] = "portfolio"
+    """Running and terminal penalty matrix P: 'portfolio' P = Sigma (phi q^T Sigma q dt), 'per_asset' P = diag(Sigma) (the naive sum of phi q_a^2 sigma_a^2 dt)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> PortfolioConfig:
+        k = self.assets
+        for key, low, strict in (("A", 0.0, True), ("k", 0.0, True), ("max_inventory", 1, False),
+                                 ("s0", -math.inf, False), ("idio_vols", 0.0, False)):
+            val = getattr(self, key)
+            vals = val if isinstance(val, list) else [val]
+            if isinstance(val, list) and len(val) != k:
+                raise ValueError(f"{key} has {len(val)} entries, expected assets = {k}")
+            for a, x in enumerate(vals):
+                if x < low or (strict and x == low):
+                    where = f"{key}[{a}]" if isinstance(val, list) else key
+                    raise ValueError(f"{where} = {x:g} must be {'>' if strict else '>='} {low:g}")
+        if self.covariance is not None and self.loadings is not None:
+            raise ValueError("give either covariance or loadings (a factor model), not both")
+        if self.factor_covariance is not None and self.factor_vols is not None:
+            raise ValueError("give either factor_covariance or factor_vols, not both")
+        if self.covariance is not None:
+            _check_matrix("covariance", self.covariance, k, k, psd=True)
+        if self.loadings is not None:
+            _check_matrix("loadings", self.loadings, k, None, psd=False)
+            f = len(self.loadings[0])
+            if self.factor_covariance is not None:
+                _check_matrix("factor_covariance", self.factor_covariance, f, f, psd=True)
+            if self.factor_vols is not None:
+                if len(self.factor_vols) != f:
+                    raise ValueError(f"factor_vols has {len(self.factor_vols)} entries, expected F = {f} (loadings' columns)")
+                for j, x in enumerate(self.factor_vols):
+                    if x < 0.0:
+                        raise ValueError(f"factor_vols[{j}] = {x:g} must be >= 0")
+        elif self.factor_covariance is not None or self.factor_vols is not None:
+            raise ValueError("factor_covariance / factor_vols need loadings")
+        return self
+
+    def per_asset(self, key: str) -> np.ndarray:
+        """(K,) array of a per-asset key."""
+        val = getattr(self, key)
+        return np.asarray(val if isinstance(val, list) else [val] * self.assets,
+                          dtype=np.int64 if key == "max_inventory" else np.float64)
+
+    def sigma_matrix(self) -> np.ndarray:
+        """Sigma (K x K): the covariance given, or B Sigma_f B^T + diag(idio_vols^2) (+ the idio
+        term also with a covariance given)."""
+        k = self.assets
+        if self.loadings is not None:
+            b = np.asarray(self.loadings, dtype=np.float64)
+            if self.factor_covariance is not None:
+                sf = np.asarray(self.factor_covariance, dtype=np.float64)
+            else:
+                fv = np.ones(b.shape[1]) if self.factor_vols is None else np.asarray(self.factor_vols, float)
+                sf = np.diag(fv * fv)
+            sig = b @ sf @ b.T
+        elif self.covariance is not None:
+            sig = np.asarray(self.covariance, dtype=np.float64)
+        else:
+            sig = np.full((k, k), 3.2) + np.eye(k) * 0.8
+        eps = self.per_asset("idio_vols")
+        return sig + np.diag(eps * eps)
+
+
+def _check_matrix(name: str, m: list[list[float]], rows: int, cols: int | None, psd: bool) -> None:
+    if len(m) != rows:
+        raise ValueError(f"{name} has {len(m)} rows, expected {rows}")
+    width = len(m[0]) if m else 0
+    for r, row in enumerate(m):
+        if len(row) != (cols if cols is not None else width) or width == 0:
+            raise ValueError(f"{name}[{r}] has {len(row)} entries, expected {cols if cols is not None else width}")
+    if psd:
+        a = np.asarray(m, dtype=np.float64)
+        if not np.allclose(a, a.T, rtol=0.0, atol=1e-12 * max(1.0, float(np.abs(a).max()))):
+            raise ValueError(f"{name} is not symmetric")
+        lam = float(np.linalg.eigvalsh(a).min())
+        if lam < -1e-10 * max(1.0, float(np.abs(a).max())):
+            raise ValueError(f"{name} is not positive semi-definite (smallest eigenvalue {lam:.4g})")
+
+
+class PortfolioActionConfig(ActionConfig):
+    """The action section of the portfolio env: :class:`~mmgym.schema.ActionConfig` with ``mode``
+    defaulting to ``offsets``."""
+
+    mode: Literal["as_hybrid", "offsets"] = "offsets"
+    """'offsets' (per asset and side) or 'as_hybrid' (a risk aversion and a skew per asset)."""
+
+
+class PortfolioEnvConfig(EnvConfig):
+    """The env config of ``mmgym/PortfolioMarketMaking-v0``: the shared sections (``market`` gives the
+    time grid only: ``dt``, ``horizon``) plus ``portfolio``; the action defaults to ``offsets``."""
+
+    id: Literal["mmgym/PortfolioMarketMaking-v0"] = ENV_ID
+    """Registered environment id."""
+    action: PortfolioActionConfig = Field(default_factory=PortfolioActionConfig)
+    """Action mapping (``offsets`` per asset; raw depths for the baselines)."""
+    portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
+    """The K assets and their covariance."""
+
+
+def chol_factor(sigma: np.ndarray) -> np.ndarray:
+    """L with L L^T = Sigma: Cholesky (lower triangular) when Sigma is positive definite, else the
+    symmetric square root V diag(sqrt(max(lambda, 0))) V^T."""
+    try:
+        return np.linalg.cholesky(sigma)
+    except np.linalg.LinAlgError:
+        lam, v = np.linalg.eigh(sigma)
+        return (v * np.sqrt(np.clip(lam, 0.0, None))) @ v.T
+
+
+# ------------------------------------------------------------------------------ params ---
+class Params(NamedTuple):
+    """What the kernels read (one record per market; arrays over the K assets).
+
+    Attributes:
+        n_steps: steps per episode. dt: step length. k_assets: K.
+        phi, alpha: running and terminal penalty weights. maker_fee: per lot.
+        mode: MODE_DEPTHS, MODE_OFFSETS or MODE_AS_HYBRID. offset_min, offset_half_span: the offsets'
+            map. lg_min, lg_span, skew_max: as_hybrid's gamma and skew maps. spread, spread_min,
+            spread_half_span: as_hybrid's extra half-spread columns (``action.spread``).
+        vol_decay: EWMA weight of the newest squared mid change.
+        s0: (K,) initial mids. sd: (K,) sigma_a sqrt(dt). inv_sd: (K,) its inverse (0 if sd = 0).
+        a_dt, ln_a_dt, k: (K,) A_a dt, its log, k_a. q_max: (K,) int64 bounds. inv_q_max: (K,).
+        chol_dt: (K, K) sqrt(dt) L. pen: (K, K) the penalty matrix P. cov: (K, K) Sigma.
+    """
+
+    n_steps: int
+    dt: float
+    k_assets: int
+    phi: float
+    alpha: float
+    maker_fee: float
+    mode: int
+    offset_min: float
+    offset_half_span: float
+    lg_min: float
+    lg_span: float
+    skew_max: float
+    spread: bool
+    spread_min: float
+    spread_half_span: float
+    vol_decay: float
+    s0: np.ndarray
+    sd: np.ndarray
+    inv_sd: np.ndarray
+    a_dt: np.ndarray
+    ln_a_dt: np.ndarray
+    k: np.ndarray
+    q_max: np.ndarray
+    inv_q_max: np.ndarray
+    chol_dt: np.ndarray
+    pen: np.ndarray
+    cov: np.ndarray
+    sig2: np.ndarray
+
+
+def penalty_matrix(config: PortfolioEnvConfig) -> np.ndarray:
+    """P: Sigma (``penalty: portfolio``) or diag(Sigma) (``per_asset``)."""
+    sig = config.portfolio.sigma_matrix()
+    return sig if config.portfolio.penalty == "portfolio" else np.diag(np.diag(sig))
+
+
+def pack(config: PortfolioEnvConfig, raw_depths: bool = False) -> Params:
+    """The kernels' :class:`Params` of a config."""
+    pf = config.portfolio
+    m = config.market
+    dt = float(m.dt)
+    sig = pf.sigma_matrix()
+    sd = np.sqrt(np.diag(sig)) * math.sqrt(dt)
+    a_dt = pf.per_asset("A") * dt
+    q_max = pf.per_asset("max_inventory")
+    a = config.action
+    return Params(int(m.n_steps), dt, int(pf.assets), float(config.reward.inventory_penalty),
+                  float(config.reward.terminal_penalty), float(config.reward.maker_fee),
+                  MODE_DEPTHS if raw_depths else MODE_NAMES.index(a.mode), float(a.offset_min),
+                  0.5 * float(a.offset_max - a.offset_min),
+                  math.log(a.gamma_min), math.log(a.gamma_max) - math.log(a.gamma_min), float(a.skew_max),
+                  bool(a.spread) and not raw_depths, float(a.spread_min), 0.5 * float(a.spread_max - a.spread_min),
+                  1.0 - 0.5 ** (1.0 / config.observation.vol_halflife),
+                  pf.per_asset("s0"), sd, np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 0.0),
+                  a_dt, np.log(a_dt), pf.per_asset("k"), q_max, 1.0 / q_max.astype(np.float64),
+                  np.ascontiguousarray(chol_factor(sig) * math.sqrt(dt)),
+                  np.ascontiguousarray(penalty_matrix(config)), np.ascontiguousarray(sig),
+                  np.ascontiguousarray(np.diag(sig)))
+
+
+class State(NamedTuple):
+    """Per-row state (batch-first, K assets).
+
+    Attributes:
+        mid: (N, K) float64 mids. cash: (N,) float64. inventory: (N, K) int64 lots.
+        noise: (N, K) float64 scratch: the step's standard normals.
+        The kernels see the (N, K) fields flat, ``(N * K,)`` (row i asset a at ``i * K + a``).
+    """
+
+    mid: np.ndarray
+    cash: np.ndarray
+    inventory: np.ndarray
+    noise: np.ndarray
+
+
+def new_state(config: PortfolioEnvConfig, num_envs: int) -> State:
+    k = config.portfolio.assets
+    return State(np.tile(config.portfolio.per_asset("s0"), (num_envs, 1)), np.zeros(num_envs),
+                 np.zeros((num_envs, k), dtype=np.int64), np.zeros((num_envs, k)))
+
+
+# ----------------------------------------------------------------------------- kernels ---
+@njit(cache=True, inline="always")
+def _write_obs(tr, st, p, i, step, out_obs):
+    """Row ``i``'s observation (:class:`PortfolioMarketMakingEnv` table): per asset q/Q, the EWMA
+    volatility and the last mid change over sigma_a sqrt(dt) (clipped), the last fill events; the
+    time left once, after asset 0's inventory (the ledger's order)."""
+    kk = p.k_assets
+    base = i * kk
+    out_obs[i, 1] = (p.n_steps - step) / p.n_steps
+    for a in range(kk):
+        j = base + a
+        if a == 0:  # the ledger's layout: inventory, time_left, volatility, fills, mid_return
+            ci = 0
+            cv = 2
+        else:
+            ci = 6 + (a - 1) * N_PER_ASSET_OBS
+            cv = ci + 1
+        out_obs[i, ci] = st.inventory[j] * p.inv_q_max[a]
+        out_obs[i, cv] = min(10.0, np.sqrt(tr.vol_var[j]) * p.inv_sd[a])
+        out_obs[i, cv + 1] = float(min(tr.last_fills[j, 0], 1))
+        out_obs[i, cv + 2] = float(min(tr.last_fills[j, 1], 1))
+        out_obs[i, cv + 3] = min(10.0, max(-10.0, tr.mid_ret[j] * p.inv_sd[a]))
+
+
+@njit(cache=True, inline="always")
+def _reset_row(tr, st, p, i):
+    """mids = s0, cash = 0, q = 0; no random draws."""
+    kk = p.k_assets
+    base = i * kk
+    tr.step[i] = 0
+    for a in range(kk):
+        st.mid[base + a] = p.s0[a]
+        st.inventory[base + a] = 0
+        tr.vol_var[base + a] = p.sd[a] * p.sd[a]
+        tr.mid_ret[base + a] = 0.0
+        tr.last_fills[base + a, 0] = 0
+        tr.last_fills[base + a, 1] = 0
+    st.cash[i] = 0.0
+    tr.wealth0[i] = 0.0
+
+
+@entry
+def step(tr, st, p, actions, out, work, lo, hi):
+    """Step rows ``lo:hi`` (module docstring) and autoreset finished ones.
+
+    Returns:
+        -1, or the first row whose action is NaN or infinite (nothing is stepped then).
+    """
+    bad = first_bad_row(actions)
+    if bad >= 0:
+        return bad
+    kk = p.k_assets
+    n_steps = p.n_steps
+    pr = RewardConsts(p.phi, p.alpha, 0.0, False, 0.0)
+    offsets = p.mode == MODE_OFFSETS
+    hybrid = p.mode == MODE_AS_HYBRID
+    decay = p.vol_decay
+    aux = out.aux
+    for i in range(lo, hi):
+        base = i * kk
+        r0 = tr.rng[i, 0]
+        r1 = tr.rng[i, 1]
+        cash = st.cash[i]
+        w_before = cash
+        fb_tot = 0
+        fa_tot = 0
+        spread_sum = 0.0
+        n_two = 0
+        for a in range(kk):
+            s = st.mid[base + a]
+            q = st.inventory[base + a]
+            w_before += q * s
+            x_b = actions[i, a]
+            x_a = actions[i, kk + a]
+            gamma = np.nan
+            skew = np.nan
+            if offsets:
+                d_b = p.offset_min + (min(1.0, max(-1.0, x_b)) + 1.0) * p.offset_half_span
+                d_a = p.offset_min + (min(1.0, max(-1.0, x_a)) + 1.0) * p.offset_half_span
+            elif hybrid:  # AS 2008 eqs. (29)-(30) per asset with its own sigma_a^2, k_a (quotes.py)
+                gamma = np.exp(p.lg_min + 0.5 * (min(1.0, max(-1.0, x_b)) + 1.0) * p.lg_span)
+                skew = min(1.0, max(-1.0, x_a)) * p.skew_max
+                l_side = np.log(1.0 + gamma / p.k[a]) / gamma
+                tau = (n_steps - tr.step[i]) * p.dt
+                d_b, d_a = as_depths(q, gamma, p.sig2[a], tau, skew, l_side, l_side)
+                if p.spread:
+                    extra = p.spread_min + (min(1.0, max(-1.0, actions[i, 2 * kk + a])) + 1.0) * p.spread_half_span
+                    d_b += extra
+                    d_a += extra
+            else:
+                d_b = x_b
+                d_a = x_a
+            fb, fa, quote_b, quote_a, r0, r1 = exponential_fills(
+                q, d_b, d_a, p.q_max[a], False, p.a_dt[a], p.a_dt[a], p.ln_a_dt[a], p.ln_a_dt[a],
+                p.k[a], p.k[a], r0, r1)
+            cash += fa * (s + d_a) - fb * (s - d_b) - p.maker_fee * (fb + fa)
+            st.inventory[base + a] = q + fb - fa
+            fb_tot += fb
+            fa_tot += fa
+            if quote_b and quote_a:
+                spread_sum += d_b + d_a
+                n_two += 1
+            c = AUX_ASSET0 + a * N_PER_ASSET_AUX
+            aux[i, c] = d_b if quote_b else np.nan
+            aux[i, c + 1] = d_a if quote_a else np.nan
+            aux[i, c + 2] = fb
+            aux[i, c + 3] = fa
+            aux[i, c + 4] = s
+            aux[i, c + 5] = gamma
+            aux[i, c + 6] = skew
+            tr.last_fills[base + a, 0] = fb
+            tr.last_fills[base + a, 1] = fa
+        # the mids: K normals after every fill variate, dS = sqrt(dt) L z
+        for a in range(kk):
+            z, r0, r1 = zig_normal(r0, r1)
+            st.noise[base + a] = z
+        tr.rng[i, 0] = r0
+        tr.rng[i, 1] = r1
+        w_after = cash
+        risk = 0.0
+        var = 0.0
+        for a in range(kk):
+            ds = 0.0
+            for b in range(kk):
+                ds += p.chol_dt[a, b] * st.noise[base + b]
+            s_new = st.mid[base + a] + ds
+            st.mid[base + a] = s_new
+            qa = st.inventory[base + a]
+            w_after += qa * s_new
+            tr.mid_ret[base + a] = ds
+            v = tr.vol_var[base + a]
+            tr.vol_var[base + a] = v + decay * (ds * ds - v)
+            for b in range(kk):
+                qb = st.inventory[base + b]
+                risk += qa * p.pen[a, b] * qb
+                var += qa * p.cov[a, b] * qb
+        st.cash[i] = cash
+        k_step = tr.step[i] + 1
+        last = k_step >= n_steps
+        two = n_two > 0
+        o = Outcome(w_after - w_before, 0.0, p.maker_fee * (fb_tot + fa_tot), np.sqrt(max(risk, 0.0)),
+                    0.0, w_after - tr.wealth0[i], np.nan, np.nan, two, two, np.nan, np.nan, np.nan,
+                    np.nan, 0, fb_tot, fa_tot, np.nan, spread_sum / n_two if two else 0.0, p.dt)
+        record(out, tr.ep_stats, i, o, pr, last, False)
+        aux[i, AUX_VARIANCE] = var
+        tr.step[i] = k_step
+        out.done[i] = last
+        if last:
+            _write_obs(tr, st, p, i, k_step, out.final_obs)
+            finish(out, tr.ep_stats, i, k_step)
+            _reset_row(tr, st, p, i)
+            k_step = 0
+        _write_obs(tr, st, p, i, k_step, out.obs)
+    return -1
+
+
+@entry
+def reset(mask, tr, st, p, out):
+    """Reset the rows where ``mask`` is true (statistics zeroed) and write their observations."""
+    for i in range(mask.shape[0]):
+        if mask[i]:
+            for j in range(tr.ep_stats.shape[1]):
+                tr.ep_stats[i, j] = 0.0
+            _reset_row(tr, st, p, i)
+            _write_obs(tr, st, p, i, 0, out.obs)
+
+
+# ------------------------------------------------------------------------ declaration ---
+class PortfolioScenario(Scenario):
+    """K correlated intensity markets (module docstring)."""
+
+    id = ENV_ID
+    config_class = PortfolioEnvConfig
+    #: ``gym.make(id)`` without a config: configs/portfolio2.yaml's penalties (phi > 0: begv needs one)
+    defaults = {"reward": {"inventory_penalty": 0.05, "terminal_penalty": 2.5e-5}}
+    aux = aux_columns(1)
+    obs = obs_columns(K_MAX)  # the widest; a config's is its prefix (:meth:`obs_columns`)
+    num_assets = 1  # the class default; a config's K: :meth:`assets`
+    state_fields = ("mid", "cash", "inventory", "step", "vol_var", "mid_ret", "wealth0")
+    per_asset_fields = ("mid", "inventory", "noise")
+    step_kernel = staticmethod(step)
+    reset_kernel = staticmethod(reset)
+    parallel_kernel = None
+    sized_step_kernel = None
+    default_baselines = ("as", "glft", "begv", "optimal")
+    dp_exact = True
+    audit = False
+
+    def assets(self, config):
+        return int(config.portfolio.assets)
+
+    def aux_columns(self, config):
+        return aux_columns(self.assets(config))
+
+    def obs_columns(self, config):
+        return obs_columns(self.assets(config))
+
+    def check(self, config):
+        from ..config import ConfigError
+
+        m, a, r = config.market, config.action, config.reward
+        bad = [("action.hedge", a.hedge, a.hedge, "false (no hedge instruments yet)"),
+               ("action.quote_size", a.quote_size, a.quote_size != 0, "0"),
+               ("market.fill_rule", m.fill_rule, m.fill_rule != "linear", "'linear'"),
+               ("market.tick_size", m.tick_size, m.tick_size != 0.0, "0"),
+               ("market.adverse_jump", m.adverse_jump, m.adverse_jump != 0.0, "0"),
+               ("market.mid_noise", m.mid_noise, m.mid_noise != "gaussian", "'gaussian'"),
+               ("market.q0", m.q0, m.q0 != 0, "0 (every episode starts flat)"),
+               ("reward.objective", r.objective, r.objective != "risk_neutral", "'risk_neutral'"),
+               ("reward.dampening", r.dampening, r.dampening != 0.0, "0"),
+               ("reward.risk_penalty", r.risk_penalty, r.risk_penalty != "time", "'time'"),
+               ("reward.taker_fee", r.taker_fee, r.taker_fee != 0.0, "0")]
+        for key, value, wrong, must in bad:
+            if wrong:
+                raise ConfigError(f"{key}: {ENV_ID} supports only {must} (got {value!r})")
+        # the market section gives the time grid only: a per-asset key set there would be ignored
+        default = type(m)()
+        for key in ("s0", "sigma", "A", "k", "A_bid", "A_ask", "k_bid", "k_ask", "max_inventory"):
+            if getattr(m, key) != getattr(default, key):
+                where = {"sigma": "covariance (or loadings)"}.get(key, key.split("_")[0] if key[1:2] == "_" else key)
+                raise ConfigError(f"market.{key}: ignored by {ENV_ID} (per-asset parameters live in "
+                                  f"portfolio.{where}; got {getattr(m, key)!r})")
+
+    def unused_aux(self, config, raw_depths=False):
+        unused = {"bid_px", "ask_px", "depth_bid", "depth_ask", "gamma", "skew", "hedge_lots", "quote_mid"}
+        if raw_depths or config.action.mode != "as_hybrid":
+            unused |= {f"{n}_{a}" for a in range(self.assets(config)) for n in ("gamma", "skew")}
+        return frozenset(unused)
+
+    def model_note(self, config):
+        return None
+
+    def baselines(self):
+        from ..baselines.portfolio import PORTFOLIO_BASELINES
+
+        return PORTFOLIO_BASELINES
+
+    def pack(self, config, raw_depths=False):
+        return pack(config, raw_depths)
+
+    def new_state(self, config, num_envs, rng):
+        return new_state(config, num_envs)
+
+    def observation_space(self, config):
+        k = self.assets(config)
+        block_lo, block_hi = [-1.0, 0.0, 0.0, 0.0, -10.0], [1.0, 10.0, 1.0, 1.0, 10.0]
+        low = np.array([-1.0, 0.0, 0.0, 0.0, 0.0, -10.0] + block_lo * (k - 1), dtype=np.float32)
+        high = np.array([1.0, 1.0, 10.0, 1.0, 1.0, 10.0] + block_hi * (k - 1), dtype=np.float32)
+        return spaces.Box(low, high, dtype=np.float32)
+
+
+SCENARIO = PortfolioScenario()
+
+
+# ---------------------------------------------------------------------------- the envs ---
+class PortfolioMarketMakingEnv(ScenarioEnv):
+    r"""Market making in K correlated intensity markets (issue 11; Bergault, Evangelista, Guéant &
+    Vieira 2021, sec. 2).
+
+    ## Description
+
+    The agent quotes a bid and an ask in each of K assets. Asset a fills at most one lot per side
+    per step with ``p = min(1, A_a e^{-k_a delta} dt)`` (Avellaneda & Stoikov 2008 sec. 3),
+    independently across sides and assets; the mids move jointly, ``dS = sqrt(dt) L z`` with
+    ``L L^T = Sigma`` (``portfolio.covariance``, or the factor model ``B Sigma_f B^T +
+    diag(sigma_eps^2)``). Step order: quotes, fills (asset by asset), mids, reward (module
+    docstring of :mod:`mmgym.scenarios.portfolio`).
+
+    ## Action Space
+
+    ``Box(-1, 1, (2K,))`` (``(3K,)`` with ``action.spread``):
+
+    - ``action.mode: offsets`` (default): columns 0..K-1 the bids of assets 0..K-1, K..2K-1 the
+      asks, each ``delta = offset_min + (a+1)/2 (offset_max - offset_min)``.
+    - ``action.mode: as_hybrid`` (the glass box, per asset): column a picks asset a's risk aversion
+      ``gamma_a`` (log scale between ``gamma_min`` and ``gamma_max``), column K + a its skew
+      ``a * skew_max``; the quotes are AS 2008 eqs. (29)-(30) with ``sigma_a^2 = Sigma_aa``, ``k_a``
+      and the asset's own inventory (:func:`mmgym.sim.quotes.as_depths`); with ``action.spread``
+      columns 2K + a add an extra half-spread per asset. ``info["gamma_a"]``, ``info["skew_a"]``.
+
+    The baselines use raw depths (``BatchMarket(..., raw_depths=True)``: K bid depths, K ask depths).
+    The hedge and quote sizes are refused (one line).
+
+    ## Observation Space
+
+    ``Box(float32, (5K + 1,))``: asset 0's block is the intensity market's six features (K = 1 is
+    that env's observation), then five per further asset (``j = 6 + 5 (a - 1)``):
+
+    | Num          | Observation                 | Normalisation                                   | Range     |
+    |--------------|-----------------------------|-------------------------------------------------|-----------|
+    | 0            | inventory q_0               | q_0 / Q_0                                       | [-1, 1]   |
+    | 1            | time remaining              | (T - t) / T                                     | [0, 1]    |
+    | 2            | realised volatility, asset 0| EWMA std of dS_0 / (sigma_0 sqrt(dt)), clipped  | [0, 10]   |
+    | 3, 4         | last bid / ask fill, asset 0| 0 or 1                                          | {0, 1}    |
+    | 5            | last mid change, asset 0    | dS_0 / (sigma_0 sqrt(dt)), clipped              | [-10, 10] |
+    | j            | inventory q_a               | q_a / Q_a                                       | [-1, 1]   |
+    | j+1          | realised volatility, asset a| as column 2                                     | [0, 10]   |
+    | j+2, j+3     | last bid / ask fill, asset a| 0 or 1                                          | {0, 1}    |
+    | j+4          | last mid change, asset a    | as column 5                                     | [-10, 10] |
+
+    sigma_a = sqrt(Sigma_aa); the EWMA's half-life is ``observation.vol_halflife`` steps.
+
+    ## Rewards
+
+    One number per env: ``r = sum_a (d cash_a + q'_a dS_a) - phi q'^T P q' dt - [last] alpha q'^T P q'``;
+    terms in ``info``: ``pnl`` (spread capture + revaluation, before fees), ``fees``
+    (``-maker_fee`` per lot), ``inventory_penalty`` (``-phi q'^T P q' dt``,
+    ``reward.inventory_penalty``), ``terminal_penalty`` (``-alpha q'^T P q'``,
+    ``reward.terminal_penalty``). ``P = Sigma`` (``portfolio.penalty: portfolio``) or
+    ``diag(Sigma)`` (``per_asset``). ``info`` also carries ``portfolio_variance`` (``q'^T Sigma q'``),
+    the totals ``fill_bid``/``fill_ask`` over assets, and per asset ``depth_bid_a``,
+    ``depth_ask_a``, ``fill_bid_a``, ``fill_ask_a``, ``quote_mid_a``.
+
+    The episode statistics are the ledger's; its inventory statistics (``abs_inventory_sum``,
+    ``max_abs_inventory``, ``final_inventory``) are of the risk-equivalent inventory
+    ``sqrt(q'^T P q')`` (price per sqrt(time unit)), the quantity the penalty squares.
+
+    ## Starting State
+
+    mids ``portfolio.s0``, cash 0, every q_a = 0. No random draws at reset.
+
+    ## Episode End
+
+    Terminated after ``round(horizon / dt)`` steps; never truncated.
+
+    ## Arguments
+
+    ``gym.make("mmgym/PortfolioMarketMaking-v0", config=None, **overrides)`` as every mmgym env
+    (``portfolio={"assets": 3, "covariance": [...]}``).
+
+    ## Version History
+
+    - v0: initial version.
+    """
+
+    scenario_id = ENV_ID
+
+
+class PortfolioMarketMakingVectorEnv(ScenarioVectorEnv):
+    """``gym.make_vec("mmgym/PortfolioMarketMaking-v0", num_envs=N, vectorization_mode="vector_entry_point")``."""
+
+    scenario_id = ENV_ID
