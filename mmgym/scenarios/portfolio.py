@@ -53,7 +53,7 @@ from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import ActionConfig, EnvConfig, Section
 from ..sim.columns import Columns
 from ..sim.jit import entry
-from ..sim.ledger import AUX, OBS, Outcome, RewardConsts, finish, record
+from ..sim.ledger import AUX, AUX_NOISE, OBS, Outcome, RewardConsts, finish, record
 from ..sim.processes import exponential_fills
 from ..sim.quotes import MODE_AS_HYBRID, MODE_DEPTHS, MODE_NAMES, MODE_OFFSETS, as_depths, first_bad_row
 from ..sim.rng import zig_normal
@@ -453,6 +453,7 @@ def step(tr, st, p, actions, out, work, lo, hi):
         w_after = cash
         risk = 0.0
         var = 0.0
+        noise = 0.0  # sum_a q'_a dS_a: the mids are driftless, every move is noise
         for a in range(kk):
             ds = 0.0
             for b in range(kk):
@@ -461,6 +462,7 @@ def step(tr, st, p, actions, out, work, lo, hi):
             st.mid[base + a] = s_new
             qa = st.inventory[base + a]
             w_after += qa * s_new
+            noise += qa * ds
             tr.mid_ret[base + a] = ds
             v = tr.vol_var[base + a]
             tr.vol_var[base + a] = v + decay * (ds * ds - v)
@@ -474,9 +476,11 @@ def step(tr, st, p, actions, out, work, lo, hi):
         two = n_two > 0
         o = Outcome(w_after - w_before, 0.0, p.maker_fee * (fb_tot + fa_tot), np.sqrt(max(risk, 0.0)),
                     0.0, w_after - tr.wealth0[i], np.nan, np.nan, two, two, np.nan, np.nan, np.nan,
-                    np.nan, 0, fb_tot, fa_tot, np.nan, spread_sum / n_two if two else 0.0, p.dt)
+                    np.nan, 0, fb_tot, fa_tot, np.nan, spread_sum / n_two if two else 0.0, p.dt,
+                    np.nan)
         record(out, tr.ep_stats, i, o, pr, last, False)
         aux[i, AUX_VARIANCE] = var
+        aux[i, AUX_NOISE] = noise
         tr.step[i] = k_step
         out.done[i] = last
         if last:
