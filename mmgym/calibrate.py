@@ -50,7 +50,7 @@ import numpy as np
 __all__ = ["Calibration", "BookTape", "estimate_sigma", "estimate_intensity", "calibrate", "calibrate_book",
            "record_book", "MarketOrders", "market_orders", "mid_series", "fit_touch", "calibrate_recording",
            "RecordingCalibration", "lattice_grid", "fill_probability", "FillFit", "fit_fill_curve",
-           "ProbeFills", "probe_fills", "ProbeCalibration", "calibrate_probes"]
+           "ProbeFills", "probe_fills", "ProbeCalibration", "calibrate_probes", "model_vs_book"]
 
 
 @dataclass(frozen=True)
@@ -468,6 +468,51 @@ def calibrate_probes(config=None, ticks=tuple(0.5 + np.arange(6)), envs_per_dept
                             pf.fills_both.reshape(J, R).mean(axis=1) / steps, fit, dev, xi, xi_se)
 
 
+
+def model_vs_book(config, calibration: ProbeCalibration, episodes: int = 200, seed: int = 0,
+                  xi_depth: int = 1) -> dict[str, dict[str, float]]:
+    """Each model's V0 against what the book pays its optimal policy (same episodes, seed + e).
+
+    Models, all with the probes' A, k and fill rule (and the config's sigma, reward):
+    ``optimal`` (the intensity model, no adverse selection: the DP of :mod:`mmgym.baselines.optimal`),
+    ``optimal_jump`` (the same with the jump on fill of Guéant, Lehalle & Fernandez-Tapia 2013 sec. 5,
+    xi = ``calibration.xi[xi_depth]``; solved on the intensity market since the book refuses
+    ``market.adverse_jump``) and ``book_model`` (:class:`mmgym.baselines.book_model.BookModelPolicy`:
+    zero-mean informed fills, xi per depth). Returns name -> {v0, book, book_se, ratio, fills, xi}.
+    """
+    import warnings
+
+    from .baselines import make_baseline
+    from .baselines.book_model import BookModelPolicy
+    from .evaluation.runner import run_evaluation
+    from .schema import EnvConfig
+
+    fit = calibration.fit
+    m = config.market.model_copy(update={"A": fit.A, "k": fit.k, "A_bid": None, "A_ask": None,
+                                         "k_bid": None, "k_ask": None, "fill_rule": fit.fill_rule})
+    book = config.model_copy(update={"market": m})
+    xi = float(calibration.xi[xi_depth])
+
+    def intensity(jump: float) -> EnvConfig:
+        return EnvConfig.model_validate({"id": "mmgym/MarketMaking-v0",
+                                         "market": {**m.model_dump(), "adverse_jump": jump},
+                                         "reward": config.reward.model_dump(),
+                                         "action": config.action.model_dump()})
+
+    with warnings.catch_warnings():  # the DP on a tick grid the mid leaves: tick-free, said in docs
+        warnings.simplefilter("ignore")
+        pols = {"optimal": make_baseline("optimal", intensity(0.0)),
+                "optimal_jump": make_baseline("optimal", intensity(xi)),
+                "book_model": BookModelPolicy(book, calibration)}
+    res = run_evaluation(book, pols, episodes=episodes, seed=seed)
+    out = {}
+    for name, pol in pols.items():
+        mm = res.metrics[name]
+        out[name] = {"v0": float(pol.v0), "book": float(mm["objective_mean"]), "book_se": float(mm["objective_se"]),
+                     "ratio": float(pol.v0 / mm["objective_mean"]), "fills": float(mm["fills_mean"]),
+                     "xi": 0.0 if name == "optimal" else (xi if name == "optimal_jump" else float("nan"))}
+    return out
+
 # ------------------------------------------------------------------- recordings ---
 @dataclass(frozen=True)
 class MarketOrders:
@@ -667,6 +712,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=900, help="--probe: steps per book")
     p.add_argument("--fill-rule", choices=("linear", "poisson"), default=None,
                    help="--probe: the fill rule fitted (default: the config's market.fill_rule)")
+    p.add_argument("--evaluate", type=int, default=0, metavar="EPISODES",
+                   help="--probe: also each calibrated model's V0 against what the book pays its policy")
     p.add_argument("--data", default=None, help="a recording: Binance capture .gz or converted .npz")
     p.add_argument("--interval", type=float, default=1.0, help="--data: seconds between mid samples for sigma")
     p.add_argument("--fit-ticks", type=int, default=1, help="--data: fit over the touch and this many ticks behind it")
@@ -695,6 +742,16 @@ def main(argv: list[str] | None = None) -> int:
                                   args.fill_rule)
             c = calibrate_book(cfg, args.duration, args.seed)
             _print_probes(pc, probe_config(cfg).market.tick_size, c.sigma)
+            if args.evaluate > 0:
+                from .scenarios.lob import default_lob_config
+
+                rows = model_vs_book(cfg if cfg is not None else default_lob_config(), pc, args.evaluate,
+                                     args.seed)
+                print(f"# model | xi | V0 (model) | book objective +- se ({args.evaluate} episodes) | "
+                      f"V0 / book | fills")
+                for name, r in rows.items():
+                    print(f"# {name} | {r['xi']:.4g} | {r['v0']:.4f} | {r['book']:.4f} +- {r['book_se']:.4f} | "
+                          f"{r['ratio']:.3f} | {r['fills']:.1f}")
             return 0
         c = calibrate_book(cfg, args.duration, args.seed, grid=args.grid)
     except (ConfigError, ValueError, OSError) as exc:

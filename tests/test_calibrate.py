@@ -281,3 +281,72 @@ def test_probe_cli_prints_a_market_section(capsys):
     section = yaml.safe_load(out[-1])["market"]
     assert section["fill_rule"] == "linear" and section["A"] > 0 and section["k"] > 0
     assert len([x for x in out if x.startswith("#  ")]) == 3  # one table row per depth
+
+
+# ------------------------------------------------------------ the informed-fill book model ---
+def _slow_informed_dp(p, xi, depths, n, Q, dt, phi, alpha):
+    """Reference: the recursion of mmgym.baselines.book_model written out with loops."""
+    V = [0.0] * (2 * Q + 1)
+    for t in range(n - 1, -1, -1):
+        W = [V[i] - phi * (i - Q) ** 2 * dt - (alpha * (i - Q) ** 2 if t == n - 1 else 0.0)
+             for i in range(2 * Q + 1)]
+        new = []
+        for i in range(2 * Q + 1):
+            best = -np.inf
+            for jb in range(len(p)):
+                for ja in range(len(p)):
+                    pb = 0.0 if i == 2 * Q else p[jb]
+                    pa = 0.0 if i == 0 else p[ja]
+                    v = (pb * (depths[jb] - xi[jb] * (1 - pb)) + pa * (depths[ja] - xi[ja] * (1 - pa))
+                         + (pb * pa + (1 - pb) * (1 - pa)) * W[i])
+                    if pb * (1 - pa) > 0:
+                        v += pb * (1 - pa) * W[i + 1]
+                    if pa * (1 - pb) > 0:
+                        v += pa * (1 - pb) * W[i - 1]
+                    best = max(best, v)
+            new.append(best)
+        V = new
+    return np.array(V)
+
+
+def test_informed_lattice_dp_against_loops_and_a_closed_form():
+    """The vectorised DP equals the loop reference on random cases; without selection and
+    penalties (and Q beyond reach) V0 = n * 2 max_j p_j delta_j, and selection lowers it."""
+    from mmgym.baselines.book_model import solve_informed_lattice
+
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        J, Q, n = int(rng.integers(1, 5)), int(rng.integers(1, 4)), int(rng.integers(1, 6))
+        p = rng.uniform(0.05, 0.95, J)
+        xi = rng.uniform(0.0, 0.03, J)
+        d = np.sort(rng.uniform(0.0, 0.05, J))
+        phi, alpha = rng.uniform(0, 0.01), rng.uniform(0, 0.01)
+        v, jb, ja = solve_informed_lattice(p, xi, d, n, Q, 1.0, phi, alpha)
+        assert np.allclose(v[0], _slow_informed_dp(p, xi, d, n, Q, 1.0, phi, alpha), rtol=1e-12, atol=1e-14)
+    p = np.array([0.8, 0.5, 0.3])
+    d = np.array([0.005, 0.015, 0.025])
+    v, _, _ = solve_informed_lattice(p, np.zeros(3), d, 7, 10, 1.0, 0.0, 0.0)
+    assert np.isclose(v[0, 10], 7 * 2 * np.max(p * d))
+    v_sel, _, _ = solve_informed_lattice(p, np.full(3, 0.01), d, 7, 10, 1.0, 0.0, 0.0)
+    assert v_sel[0, 10] < v[0, 10]
+    import pytest
+
+    with pytest.raises(ValueError, match="one length"):
+        solve_informed_lattice(p, np.zeros(2), d, 7, 10, 1.0, 0.0, 0.0)
+
+
+def test_model_vs_book_reports_each_model():
+    """model_vs_book runs the three policies on the same book episodes and reports V0, the book's
+    objective and their ratio (small probe run: the numbers themselves are in docs/LOB.md)."""
+    from pathlib import Path
+
+    from mmgym.calibrate import calibrate_probes, model_vs_book
+    from mmgym.config import load_env_config
+
+    cfg = load_env_config(Path(__file__).resolve().parents[1] / "configs" / "lob.yaml")
+    pc = calibrate_probes(cfg, (0.5, 1.5, 2.5, 3.5), envs_per_depth=10, steps=100, seed=1, fill_rule="poisson")
+    rows = model_vs_book(cfg, pc, episodes=8, seed=0)
+    assert set(rows) == {"optimal", "optimal_jump", "book_model"}
+    for r in rows.values():
+        assert np.isfinite(r["v0"]) and np.isfinite(r["book"]) and r["fills"] > 0
+    assert rows["optimal"]["v0"] > rows["optimal_jump"]["v0"] > rows["book_model"]["v0"]

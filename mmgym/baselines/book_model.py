@@ -72,8 +72,8 @@ def solve_informed_lattice(p: np.ndarray, xi: np.ndarray, depths: np.ndarray, n_
     J = p.size
     for t in range(n_steps - 1, -1, -1):
         w = value[t + 1] - phi * q * q * dt - (alpha * q * q if t == n_steps - 1 else 0.0)
-        w_up = np.append(w[1:], -np.inf)  # W(q + 1)
-        w_dn = np.insert(w[:-1], 0, -np.inf)  # W(q - 1)
+        w_up = np.append(w[1:], 0.0)  # W(q + 1); unused at q = Q, where the bid is off
+        w_dn = np.insert(w[:-1], 0, 0.0)  # W(q - 1); unused at q = -Q
         # (q, jb, ja): bid off at q = Q, ask off at q = -Q
         pb = np.broadcast_to(p[None, :, None], (n_q, J, J)).copy()
         pa = np.broadcast_to(p[None, None, :], (n_q, J, J)).copy()
@@ -81,8 +81,8 @@ def solve_informed_lattice(p: np.ndarray, xi: np.ndarray, depths: np.ndarray, n_
         ga = np.broadcast_to(gain[None, None, :], (n_q, J, J)).copy()
         pb[-1], gb[-1] = 0.0, 0.0
         pa[0], ga[0] = 0.0, 0.0
-        up = np.where(pb * (1 - pa) > 0, pb * (1 - pa) * w_up[:, None, None], 0.0)
-        dn = np.where(pa * (1 - pb) > 0, pa * (1 - pb) * w_dn[:, None, None], 0.0)
+        up = pb * (1 - pa) * w_up[:, None, None]
+        dn = pa * (1 - pb) * w_dn[:, None, None]
         stay = (pb * pa + (1 - pb) * (1 - pa)) * w[:, None, None]
         total = (gb + ga + up + dn + stay).reshape(n_q, J * J)
         best = np.argmax(total, axis=1)
