@@ -50,7 +50,8 @@ import numpy as np
 __all__ = ["Calibration", "BookTape", "estimate_sigma", "estimate_intensity", "calibrate", "calibrate_book",
            "record_book", "MarketOrders", "market_orders", "mid_series", "fit_touch", "calibrate_recording",
            "RecordingCalibration", "lattice_grid", "fill_probability", "FillFit", "fit_fill_curve",
-           "ProbeFills", "probe_fills", "ProbeCalibration", "calibrate_probes", "model_vs_book"]
+           "ProbeFills", "probe_fills", "ProbeCalibration", "calibrate_probes", "model_vs_book", "PROBE_TICKS",
+           "probe_config"]
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,9 @@ def record_book(config=None, duration: float = 3600.0, sample_dt: float = 1.0, s
 
 
 # ------------------------------------------------------------------------ probe fills ---
+#: The probes' default depths in ticks from the mid: the touch and 1..5 ticks behind it at a 1-tick spread.
+PROBE_TICKS = (0.5, 1.5, 2.5, 3.5, 4.5, 5.5)
+
 def fill_probability(A: float, k: float, depth: np.ndarray, dt: float, fill_rule: str = "linear") -> np.ndarray:
     """The intensity market's per-step fill probability of a quote at ``depth``:
     ``min(1, A e^{-k delta} dt)`` (``fill_rule`` 'linear', AS 2008) or ``1 - exp(-A e^{-k delta} dt)``
@@ -309,7 +313,7 @@ def fit_fill_curve(depths: np.ndarray, p: np.ndarray, p_se: np.ndarray, dt: floa
     cov = np.linalg.inv(xtw @ X)
     beta = cov @ (xtw @ y)
     chi2 = float(np.sum(w * (y - X @ beta) ** 2))
-    dof = int(d.size - 2)
+    dof = d.size - 2
     if dof > 0:
         cov = cov * max(1.0, chi2 / dof)
     A = float(np.exp(beta[0]) / dt)
@@ -357,7 +361,7 @@ def probe_config(config=None, max_inventory: int = 1_000_000):
     return cfg.model_copy(update={"market": cfg.market.model_copy(update={"max_inventory": max_inventory})})
 
 
-def probe_fills(config=None, ticks=tuple(0.5 + np.arange(6)), envs_per_depth: int = 200, steps: int = 900,
+def probe_fills(config=None, ticks=PROBE_TICKS, envs_per_depth: int = 200, steps: int = 900,
                 seed: int = 0) -> ProbeFills:
     """Rest probe quotes of our own on the simulated book and count their fills, per step.
 
@@ -445,7 +449,7 @@ class ProbeCalibration:
     xi_se: np.ndarray
 
 
-def calibrate_probes(config=None, ticks=tuple(0.5 + np.arange(6)), envs_per_depth: int = 200,
+def calibrate_probes(config=None, ticks=PROBE_TICKS, envs_per_depth: int = 200,
                      steps: int = 900, seed: int = 0, fill_rule: str | None = None) -> ProbeCalibration:
     """:func:`probe_fills`, then A, k fitted to the measured fill curve (:func:`fit_fill_curve`,
     ``fill_rule`` default: the config's ``market.fill_rule``) and xi per depth (module docstring)."""

@@ -321,7 +321,7 @@ def test_informed_lattice_dp_against_loops_and_a_closed_form():
         xi = rng.uniform(0.0, 0.03, J)
         d = np.sort(rng.uniform(0.0, 0.05, J))
         phi, alpha = rng.uniform(0, 0.01), rng.uniform(0, 0.01)
-        v, jb, ja = solve_informed_lattice(p, xi, d, n, Q, 1.0, phi, alpha)
+        v, _, _ = solve_informed_lattice(p, xi, d, n, Q, 1.0, phi, alpha)
         assert np.allclose(v[0], _slow_informed_dp(p, xi, d, n, Q, 1.0, phi, alpha), rtol=1e-12, atol=1e-14)
     p = np.array([0.8, 0.5, 0.3])
     d = np.array([0.005, 0.015, 0.025])

@@ -41,7 +41,7 @@ import numpy as np
 from ..schema import EnvConfig
 from .base import DepthPolicy
 
-__all__ = ["solve_informed_lattice", "BookModelPolicy"]
+__all__ = ["BookModelPolicy", "solve_informed_lattice"]
 
 
 def solve_informed_lattice(p: np.ndarray, xi: np.ndarray, depths: np.ndarray, n_steps: int, q_max: int,
