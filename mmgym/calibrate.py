@@ -35,9 +35,26 @@ data feed the same estimator.
   describes both the touch and the tail: the printed table shows the fit against the observed
   rates deeper in the book.
 
+- From a simulated book's tape (:func:`calibrate_book`): the same counting with depths from the
+  mid, on the lattice of quote depths delta_j = (j + 1/2) tick, j = 0..5 (:func:`lattice_grid`;
+  count weights). The old grid (20 points from 0 to the 95th percentile) put points between the
+  depths orders can reach, where the count is the next lattice depth's, and fitted A 10-25 % below
+  the observed rates; on the lattice the fit is within 10 % of them (tests/test_calibrate.py).
+  ``grid="quantile"`` keeps the old fit (``configs/lob.yaml``'s values).
+
+- From our own fills (:func:`calibrate_probes`, ``--probe``): the tape says how often market
+  orders *reach* a price; a quote at the back of a FIFO queue fills less often. Probe quotes of our
+  own, one lot on both sides at a fixed depth, on many books at once through the env's own step
+  kernel (:func:`probe_fills`), measure the per-step fill probability p_j at each depth; A, k are
+  fitted to that curve with the config's ``market.fill_rule`` (:func:`fit_fill_curve`), and the
+  one-sided fills measure the adverse selection xi_j (the mid's move against the fill over its
+  step). :func:`model_vs_book` compares each calibrated model's V0 with what the book pays
+  (docs/LOB.md, "Fills the baselines can believe").
+
 Command line (prints the ``market:`` values for a config's book, or for a recording)::
 
     python -m mmgym.calibrate configs/lob.yaml --duration 3600 --seed 0
+    python -m mmgym.calibrate configs/lob.yaml --probe [--fill-rule poisson] [--evaluate 1000]
     python -m mmgym.calibrate --data FILE.gz   # or a python -m mmgym.data convert file
 """
 
