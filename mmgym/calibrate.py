@@ -719,9 +719,11 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
+    from .cli import add_overrides_argument, overrides_of
     from .config import ConfigError, load_env_config
 
     p = argparse.ArgumentParser(prog="python -m mmgym.calibrate", description=main.__doc__)
+    add_overrides_argument(p)
     p.add_argument("config", nargs="?", default=None, help="experiment or env YAML (default: LOB defaults)")
     p.add_argument("--duration", type=float, default=3600.0, help="time units recorded after the warm-up")
     p.add_argument("--seed", type=int, default=0)
@@ -755,7 +757,15 @@ def main(argv: list[str] | None = None) -> int:
         _print_recording(args.data, rc, rec)
         return 0
     try:
-        cfg = load_env_config(args.config) if args.config else None
+        overrides = overrides_of(args)
+        if args.config:
+            cfg = load_env_config(args.config, overrides or None)
+        elif overrides:
+            from .scenarios.lob import default_lob_config
+
+            cfg = load_env_config(default_lob_config(), overrides)
+        else:
+            cfg = None
         if args.probe:
             if args.ticks < 2:
                 raise ValueError(f"--ticks: must be >= 2 (got {args.ticks})")

@@ -281,6 +281,13 @@ def test_probe_cli_prints_a_market_section(capsys):
     section = yaml.safe_load(out[-1])["market"]
     assert section["fill_rule"] == "linear" and section["A"] > 0 and section["k"] > 0
     assert len([x for x in out if x.startswith("#  ")]) == 3  # one table row per depth
+    # --set reaches the book (a poisson fit asked for in the config itself)
+    assert main(["configs/lob.yaml", "--set", "market.fill_rule=poisson", "--probe", "--ticks", "2",
+                 "--envs", "4", "--steps", "30", "--duration", "100"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out.strip().splitlines()[-1])["market"]["fill_rule"] == "poisson"
+    assert main(["configs/lob.yaml", "--set", "market.horizon=-1", "--probe"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "market.horizon" in err[0]
 
 
 # ------------------------------------------------------------ the informed-fill book model ---
