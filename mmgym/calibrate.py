@@ -61,13 +61,14 @@ Command line (prints the ``market:`` values for a config's book, or for a record
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 __all__ = ["Calibration", "BookTape", "estimate_sigma", "estimate_intensity", "calibrate", "calibrate_book",
            "record_book", "MarketOrders", "market_orders", "mid_series", "fit_touch", "calibrate_recording",
            "RecordingCalibration", "lattice_grid", "fill_probability", "FillFit", "fit_fill_curve",
-           "ProbeFills", "probe_fills", "ProbeCalibration", "calibrate_probes", "model_vs_book", "PROBE_TICKS",
+           "ProbeFills", "probe_fills", "ProbeCalibration", "calibrate_probes", "model_vs_book", "revaluation_split", "PROBE_TICKS",
            "probe_config"]
 
 
@@ -491,7 +492,7 @@ def calibrate_probes(config=None, ticks=PROBE_TICKS, envs_per_depth: int = 200,
 
 
 def model_vs_book(config, calibration: ProbeCalibration, episodes: int = 200, seed: int = 0,
-                  xi_depth: int = 1) -> dict[str, dict[str, float]]:
+                  xi_depth: int = 1, split: bool = False) -> dict[str, dict[str, Any]]:
     """Each model's V0 against what the book pays its optimal policy (same episodes, seed + e).
 
     Models, all with the probes' A, k and fill rule (and the config's sigma, reward):
@@ -499,7 +500,8 @@ def model_vs_book(config, calibration: ProbeCalibration, episodes: int = 200, se
     ``optimal_jump`` (the same with the jump on fill of Guéant, Lehalle & Fernandez-Tapia 2013 sec. 5,
     xi = ``calibration.xi[xi_depth]``; solved on the intensity market since the book refuses
     ``market.adverse_jump``) and ``book_model`` (:class:`mmgym.baselines.book_model.BookModelPolicy`:
-    zero-mean informed fills, xi per depth). Returns name -> {v0, book, book_se, ratio, fills, xi}.
+    zero-mean informed fills, xi per depth). Returns name -> {v0, book, book_se, ratio, fills, xi};
+    with ``split``, ``optimal_jump`` also has ``split``, its :func:`revaluation_split`.
     """
     import warnings
 
@@ -532,7 +534,66 @@ def model_vs_book(config, calibration: ProbeCalibration, episodes: int = 200, se
         out[name] = {"v0": float(pol.v0), "book": float(mm["objective_mean"]), "book_se": float(mm["objective_se"]),
                      "ratio": float(pol.v0 / mm["objective_mean"]), "fills": float(mm["fills_mean"]),
                      "xi": 0.0 if name == "optimal" else (xi if name == "optimal_jump" else float("nan"))}
+    if split:
+        out["optimal_jump"]["split"] = revaluation_split(book, pols["optimal_jump"], episodes, seed, fit.A, fit.k,
+                                                         fit.fill_rule, xi)
     return out
+
+
+def revaluation_split(config, policy, episodes: int = 200, seed: int = 0, A: float | None = None,
+                      k: float | None = None, fill_rule: str | None = None,
+                      xi: float = 0.0) -> dict[str, tuple[float, float]]:
+    """Where a policy's PnL on the book comes from, against the jump-on-fill intensity model.
+
+    One episode per row (row e seeded ``seed + e``), stepping the book with ``policy`` (a
+    :class:`~mmgym.baselines.DepthPolicy`). Per step, with q the inventory before the step's fills,
+    q' after, delta the quotes' depths from the quote mid and dS the mid's change over the step,
+    the book's wealth change is ``delta_b 1_b + delta_a 1_a + (1_b - 1_a) dS + q dS``: the spread
+    captured, the revaluation of the lots just filled, and that of the inventory already held. The
+    model's expectation of each given the same states (A, k, ``fill_rule``: default the config's;
+    jump xi, independent sides) is ``p_b delta_b + p_a delta_a``, ``-xi (p_b (1 - p_a) + p_a (1 - p_b))``
+    and ``xi q (p_a (1 - p_b) - p_b (1 - p_a))``. Returns name -> (book, model), per episode.
+    """
+    from .envs.market import BatchMarket
+
+    m = config.market
+    A = m.A if A is None else A
+    k = m.k if k is None else k
+    rule = m.fill_rule if fill_rule is None else fill_rule
+    market = BatchMarket(config, episodes, raw_depths=True)
+    market.seed_rows(list(range(seed, seed + episodes)))
+    market.reset()
+    names = market.aux_names
+    ib, ia, db, da, im = (names.index(c) for c in ("fill_bid", "fill_ask", "depth_bid", "depth_ask", "quote_mid"))
+    i_pnl = list(market.term_names).index("pnl")
+    Q = m.max_inventory
+    book = np.zeros(3)  # per-step sums over rows
+    model = np.zeros(3)
+    for _ in range(m.n_steps):
+        q = market.inventory[:, 0].astype(np.float64)
+        act = policy.act(market)
+        out = market.step(act)
+        fb, fa = out.aux[:, ib], out.aux[:, ia]
+        cap = np.nan_to_num(fb * out.aux[:, db]) + np.nan_to_num(fa * out.aux[:, da])
+        q1 = q + fb - fa
+        ds = market.field("mid")[:, 0] - out.aux[:, im]
+        # a finished row's mid is the next episode's: dS from its wealth change, q' dS = pnl - capture
+        reval = out.terms[:, i_pnl] - cap
+        end = out.done
+        ds[end] = np.divide(reval[end], q1[end], out=np.zeros(int(end.sum())), where=q1[end] != 0)
+        book += (cap.sum(), ((fb - fa) * ds).sum(), (q * ds).sum())
+        # the model at the depths actually quoted (from the quote mid; NaN: the side is off)
+        d_b = np.nan_to_num(out.aux[:, db], nan=np.inf)
+        d_a = np.nan_to_num(out.aux[:, da], nan=np.inf)
+        pb = np.where((q < Q) & np.isfinite(d_b), fill_probability(A, k, np.minimum(d_b, 1e9), m.dt, rule), 0.0)
+        pa = np.where((q > -Q) & np.isfinite(d_a), fill_probability(A, k, np.minimum(d_a, 1e9), m.dt, rule), 0.0)
+        model += (np.where(pb > 0, pb * d_b, 0.0).sum() + np.where(pa > 0, pa * d_a, 0.0).sum(),
+                  (-xi * (pb * (1 - pa) + pa * (1 - pb))).sum(),
+                  (xi * q * (pa * (1 - pb) - pb * (1 - pa))).sum())
+    book /= episodes
+    model /= episodes
+    return {"spread captured": (book[0], model[0]), "revaluation of the lots filled": (book[1], model[1]),
+            "revaluation of the inventory held": (book[2], model[2])}
 
 # ------------------------------------------------------------------- recordings ---
 @dataclass(frozen=True)
@@ -777,12 +838,15 @@ def main(argv: list[str] | None = None) -> int:
                 from .scenarios.lob import default_lob_config
 
                 rows = model_vs_book(cfg if cfg is not None else default_lob_config(), pc, args.evaluate,
-                                     args.seed)
+                                     args.seed, split=True)
                 print(f"# model | xi | V0 (model) | book objective +- se ({args.evaluate} episodes) | "
                       f"V0 / book | fills")
                 for name, r in rows.items():
                     print(f"# {name} | {r['xi']:.4g} | {r['v0']:.4f} | {r['book']:.4f} +- {r['book_se']:.4f} | "
                           f"{r['ratio']:.3f} | {r['fills']:.1f}")
+                print("# optimal_jump's PnL per episode | on the book | in the jump model")
+                for part, (on_book, in_model) in rows["optimal_jump"]["split"].items():
+                    print(f"# {part} | {on_book:.3f} | {in_model:.3f}")
             return 0
         c = calibrate_book(cfg, args.duration, args.seed, grid=args.grid)
     except (ConfigError, ValueError, OSError) as exc:

@@ -357,3 +357,23 @@ def test_model_vs_book_reports_each_model():
     for r in rows.values():
         assert np.isfinite(r["v0"]) and np.isfinite(r["book"]) and r["fills"] > 0
     assert rows["optimal"]["v0"] > rows["optimal_jump"]["v0"] > rows["book_model"]["v0"]
+
+
+def test_revaluation_split_adds_up_to_the_book_pnl():
+    """The three parts of revaluation_split's book column sum to the episodes' PnL as run_policy
+    measures it (same seeds); without a jump the model's revaluation parts are 0."""
+    from pathlib import Path
+
+    from mmgym.baselines import make_baseline
+    from mmgym.calibrate import revaluation_split
+    from mmgym.config import load_env_config
+    from mmgym.evaluation import run_policy
+
+    cfg = load_env_config(Path(__file__).resolve().parents[1] / "configs" / "lob.yaml")
+    cfg = cfg.model_copy(update={"market": cfg.market.model_copy(update={"horizon": 40.0})})
+    pol = make_baseline("glft", cfg)
+    split = revaluation_split(cfg, pol, episodes=6, seed=3)
+    book = sum(v[0] for v in split.values())
+    assert np.isclose(book, run_policy(cfg, pol, 6, 3).pnl.mean(), rtol=0, atol=1e-9)
+    assert split["spread captured"][1] > 0
+    assert split["revaluation of the lots filled"][1] == 0 and split["revaluation of the inventory held"][1] == 0
