@@ -447,7 +447,7 @@ class ProbeCalibration:
         p, p_se: (J,) per-step fill probability per side (bid and ask pooled) and its standard
             error (across rows: each row's own frequency, rows independent).
         p_bid, p_ask, p_both: (J,) the bid's, the ask's, and both in one step.
-        fit: the :class:`FillFit` of A, k with the config's ``market.fill_rule``.
+        fit: the :class:`FillFit` of A, k with the config's ``market.fill_rule`` (or the one asked for).
         max_abs_dev: max_j |p_j - fitted_j| over the fitted points (probability units).
         xi, xi_se: (J,) the mid's move against a one-sided fill over the fill's step: the
             no-intercept regression coefficient in dS = xi (1_ask - 1_bid) + noise, the jump on fill
