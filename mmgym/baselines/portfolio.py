@@ -135,6 +135,7 @@ class PortfolioPolicy(DepthPolicy):
 
     def exact_objective(self) -> float:
         """K = 2: the policy's exact expected episode objective (:func:`evaluate_portfolio_tables`)."""
+        _check_no_suppression(self.config, "exact policy values")
         return evaluate_portfolio_tables(self.config, *self.depth_tables())
 
 
@@ -407,6 +408,15 @@ def evaluate_portfolio_tables(config, d_b: np.ndarray, d_a: np.ndarray) -> float
     return float(v[q_[0], q_[1]])
 
 
+def _check_no_suppression(config, what: str) -> None:
+    """The K = 2 recursion has no risk limits: refuse ``limits.on_breach: suppress`` (``alert``
+    leaves the dynamics unchanged, so the values stay exact)."""
+    lim = getattr(config, "limits", None)
+    if lim is not None and lim.enabled and lim.on_breach == "suppress":
+        raise ConfigError(f"{what}: the K = 2 DP does not model risk limits (limits.on_breach = 'suppress'; "
+                          "'alert' keeps it exact)")
+
+
 def _check_k2(config):
     if int(config.portfolio.assets) != 2:
         raise ConfigError(f"optimal: the exact DP is for portfolio.assets = 2 (got {config.portfolio.assets})")
@@ -422,6 +432,7 @@ class PortfolioOptimal(PortfolioPolicy):
     def __init__(self, config):
         super().__init__(config)
         _check_k2(config)
+        _check_no_suppression(config, "optimal")
         self.value, self.depth_table, self.probs = solve_portfolio_dp(config)
         self.q_max = config.portfolio.per_asset("max_inventory")
         self.v0 = float(self.value[0, self.q_max[0], self.q_max[1]])

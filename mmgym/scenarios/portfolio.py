@@ -53,7 +53,7 @@ from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import ActionConfig, EnvConfig, Section
 from ..sim.columns import Columns
 from ..sim.jit import entry
-from ..sim.ledger import AUX, AUX_NOISE, OBS, Outcome, RewardConsts, finish, record
+from ..sim.ledger import AUX, AUX_NOISE, OBS, STATS, Outcome, RewardConsts, finish, record
 from ..sim.processes import exponential_fills
 from ..sim.quotes import MODE_AS_HYBRID, MODE_DEPTHS, MODE_NAMES, MODE_OFFSETS, as_depths, first_bad_row
 from ..sim.rng import zig_normal
@@ -71,11 +71,45 @@ PER_ASSET_AUX = (
     ("quote_mid", "asset a's mid the quotes were computed from"),
     ("gamma", "as_hybrid: asset a's chosen risk aversion (NaN otherwise)"),
     ("skew", "as_hybrid: asset a's chosen skew (NaN otherwise)"),
+    ("inventory", "asset a's inventory after the step (lots)"),
+    ("limit", "asset a's position limit in force this step, L_a min(1, sigma_ref_a / sigma_hat_a) (inf without limits.position)"),
+    ("breach", "1 if |inventory of asset a| > its limit after the step"),
+    ("warn", "1 if warn_at x limit <= |inventory of asset a| <= limit after the step (a near-breach)"),
 )
 N_PER_ASSET_AUX = len(PER_ASSET_AUX)
-AUX_BASE = AUX.extend([("portfolio_variance", "q'^T Sigma q' after the step's fills (price^2 per time unit)")])
+AUX_BASE = AUX.extend([
+    ("portfolio_variance", "q'^T Sigma q' after the step's fills (price^2 per time unit)"),
+    ("factor_exposure", "b_1^T q' after the step: net exposure to the first factor (limits.factor's quantity)"),
+    ("limit_factor", "the factor limit in force this step, L_f min(1, min_a s_a) (inf without limits.factor)"),
+    ("breach_factor", "1 if |factor_exposure| > limit_factor after the step"),
+    ("warn_factor", "1 if warn_at x limit_factor <= |factor_exposure| <= limit_factor after the step"),
+    ("alerts_breach", "limits breached after the step (assets + factor)"),
+    ("alerts_warn", "limits near-breached (warn_at) after the step (assets + factor)"),
+])
 AUX_VARIANCE = AUX_BASE["portfolio_variance"]
+AUX_FACTOR = AUX_BASE["factor_exposure"]
+AUX_LIMIT_FACTOR = AUX_BASE["limit_factor"]
+AUX_BREACH_FACTOR = AUX_BASE["breach_factor"]
+AUX_WARN_FACTOR = AUX_BASE["warn_factor"]
+AUX_ALERTS_BREACH = AUX_BASE["alerts_breach"]
+AUX_ALERTS_WARN = AUX_BASE["alerts_warn"]
 AUX_ASSET0 = len(AUX_BASE)
+#: offsets inside an asset's aux block
+_PA_NAMES = [n for n, _ in PER_ASSET_AUX]
+PA_INVENTORY = _PA_NAMES.index("inventory")
+PA_LIMIT = _PA_NAMES.index("limit")
+PA_BREACH = _PA_NAMES.index("breach")
+PA_WARN = _PA_NAMES.index("warn")
+
+#: episode statistics after the ledger's
+STAT_COLUMNS = STATS.extend([
+    ("alerts_breach", "limit breaches over the episode (sum over steps of the limits breached after the step)"),
+    ("alerts_warn", "near-breaches over the episode (sum over steps of the limits at >= warn_at x limit, not breached)"),
+    ("max_abs_factor_exposure", "largest |b_1^T q'| after a step"),
+])
+ST_ALERTS_BREACH = STAT_COLUMNS["alerts_breach"]
+ST_ALERTS_WARN = STAT_COLUMNS["alerts_warn"]
+ST_MAX_FACTOR = STAT_COLUMNS["max_abs_factor_exposure"]
 
 
 def aux_columns(k: int) -> Columns:
@@ -205,6 +239,65 @@ def _check_matrix(name: str, m: list[list[float]], rows: int, cols: int | None, 
             raise ValueError(f"{name} is not positive semi-definite (smallest eigenvalue {lam:.4g})")
 
 
+class LimitsConfig(Section):
+    """Risk limits of ``mmgym/PortfolioMarketMaking-v0`` (issue 11): per-asset position limits, a
+    limit on the net exposure to the first factor, both optionally shrunk when realised volatility
+    rises; breaches and near-breaches are counted as alerts (:class:`PortfolioMarketMakingEnv`,
+    "Risk limits"). No key set: no limits (the alert columns stay 0)."""
+
+    position: FloatList | None = None
+    """Position limits L_a (> 0, lots; one number or a list of K): |q_a| <= L_a."""
+    factor: float | None = None
+    """Factor limit L_f (> 0): |b_1^T q| <= L_f, b_1 the first column of portfolio.loadings (or, with a covariance given directly or the default one, the unit top eigenvector of Sigma, signed so that its entries sum to >= 0)."""
+    vol_scaling: bool = False
+    """Shrink the limits when realised volatility rises: L_eff = L min(1, sigma_ref_a / sigma_hat_a), sigma_hat_a the EWMA realised volatility the observation reports (observation.vol_halflife); the factor limit shrinks by the smallest asset factor among assets with a non-zero loading."""
+    vol_ref: FloatList | None = None
+    """sigma_ref_a (> 0, price per sqrt(time unit); one number or a list of K); default sqrt(Sigma_aa), the configured volatility."""
+    warn_at: float = 0.9
+    """Near-breach fraction (0 < warn_at <= 1): an alert 'warn' when warn_at L_eff <= |value| <= L_eff."""
+    on_breach: Literal["suppress", "flatten", "alert"] = "suppress"
+    """'suppress': a side whose fill would take a limited quantity beyond its limit and further from 0 does not quote (the kernel enforces it, as the inventory bound); 'alert': count alerts only; 'flatten' (market orders back inside the limit) is not implemented yet and refused."""
+
+    @model_validator(mode="after")
+    def _check(self) -> LimitsConfig:
+        for key in ("position", "vol_ref"):
+            val = getattr(self, key)
+            if val is None:
+                continue
+            for a, x in enumerate(val if isinstance(val, list) else [val]):
+                if not x > 0.0:
+                    where = f"{key}[{a}]" if isinstance(val, list) else key
+                    raise ValueError(f"{where} = {x:g} must be > 0")
+        if self.factor is not None and not self.factor > 0.0:
+            raise ValueError(f"factor = {self.factor:g} must be > 0")
+        if not 0.0 < self.warn_at <= 1.0:
+            raise ValueError(f"warn_at = {self.warn_at:g} must be in (0, 1]")
+        if self.vol_ref is not None and not self.vol_scaling:
+            raise ValueError("vol_ref is set but vol_scaling is false (it would be ignored)")
+        if self.vol_scaling and not self.enabled:
+            raise ValueError("vol_scaling needs a limit (position or factor)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """A position or factor limit is set."""
+        return self.position is not None or self.factor is not None
+
+
+def factor_loadings(pf: PortfolioConfig) -> tuple[np.ndarray, str]:
+    """b_1 (K,) and where it came from: the first column of ``loadings``, or the unit top
+    eigenvector of Sigma (covariance given directly, or the default) signed so that its entries
+    sum to >= 0 (ties: the first non-zero entry positive)."""
+    if pf.loadings is not None:
+        return np.asarray(pf.loadings, dtype=np.float64)[:, 0].copy(), "loadings[:, 0]"
+    lam, v = np.linalg.eigh(pf.sigma_matrix())
+    b = v[:, int(np.argmax(lam))].copy()
+    tot = float(b.sum())
+    if tot < -1e-12 or (abs(tot) <= 1e-12 and b[np.flatnonzero(b)[0]] < 0):
+        b = -b
+    return b, "top eigenvector of Sigma"
+
+
 class PortfolioActionConfig(ActionConfig):
     """The action section of the portfolio env: :class:`~mmgym.schema.ActionConfig` with ``mode``
     defaulting to ``offsets``."""
@@ -223,6 +316,17 @@ class PortfolioEnvConfig(EnvConfig):
     """Action mapping (``offsets`` per asset; raw depths for the baselines)."""
     portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
     """The K assets and their covariance."""
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    """Risk limits and alerts (none by default)."""
+
+    @model_validator(mode="after")
+    def _limits_per_asset(self) -> PortfolioEnvConfig:
+        k = self.portfolio.assets
+        for key in ("position", "vol_ref"):
+            val = getattr(self.limits, key)
+            if isinstance(val, list) and len(val) != k:
+                raise ValueError(f"limits.{key} has {len(val)} entries, expected portfolio.assets = {k}")
+        return self
 
 
 def chol_factor(sigma: np.ndarray) -> np.ndarray:
@@ -249,6 +353,9 @@ class Params(NamedTuple):
         s0: (K,) initial mids. sd: (K,) sigma_a sqrt(dt). inv_sd: (K,) its inverse (0 if sd = 0).
         a_dt, ln_a_dt, k: (K,) A_a dt, its log, k_a. q_max: (K,) int64 bounds. inv_q_max: (K,).
         chol_dt: (K, K) sqrt(dt) L. pen: (K, K) the penalty matrix P. cov: (K, K) Sigma.
+        lim_on: limits configured. suppress: ``limits.on_breach: suppress``. lim_pos: (K,) L_a
+            (inf: none). lim_fac: L_f (inf: none). fac_b: (K,) b_1. vol_scale: ``limits.vol_scaling``.
+        ref_sd: (K,) sigma_ref_a sqrt(dt) (price per step). warn_at: the near-breach fraction.
     """
 
     n_steps: int
@@ -279,6 +386,14 @@ class Params(NamedTuple):
     pen: np.ndarray
     cov: np.ndarray
     sig2: np.ndarray
+    lim_on: bool
+    suppress: bool
+    lim_pos: np.ndarray
+    lim_fac: float
+    fac_b: np.ndarray
+    vol_scale: bool
+    ref_sd: np.ndarray
+    warn_at: float
 
 
 def penalty_matrix(config: PortfolioEnvConfig) -> np.ndarray:
@@ -308,7 +423,22 @@ def pack(config: PortfolioEnvConfig, raw_depths: bool = False) -> Params:
                   a_dt, np.log(a_dt), pf.per_asset("k"), q_max, 1.0 / q_max.astype(np.float64),
                   np.ascontiguousarray(chol_factor(sig) * math.sqrt(dt)),
                   np.ascontiguousarray(penalty_matrix(config)), np.ascontiguousarray(sig),
-                  np.ascontiguousarray(np.diag(sig)))
+                  np.ascontiguousarray(np.diag(sig)), *pack_limits(config))
+
+
+def pack_limits(config: PortfolioEnvConfig) -> tuple:
+    """The limit fields of :class:`Params` (``lim_on`` ... ``warn_at``)."""
+    pf, lim = config.portfolio, config.limits
+    k = pf.assets
+    sig = pf.sigma_matrix()
+    lim_pos = np.full(k, np.inf)
+    if lim.position is not None:
+        lim_pos[:] = lim.position
+    ref = np.sqrt(np.diag(sig)) if lim.vol_ref is None else np.broadcast_to(np.asarray(lim.vol_ref, float), (k,))
+    return (lim.enabled, lim.enabled and lim.on_breach == "suppress", lim_pos,
+            math.inf if lim.factor is None else float(lim.factor), factor_loadings(pf)[0],
+            bool(lim.vol_scaling), np.ascontiguousarray(ref * math.sqrt(float(config.market.dt))),
+            float(lim.warn_at))
 
 
 class State(NamedTuple):
@@ -373,6 +503,79 @@ def _reset_row(tr, st, p, i):
     tr.wealth0[i] = 0.0
 
 
+@njit(cache=True, inline="always")
+def _limits_in_force(tr, st, p, i, aux):
+    """Row ``i``'s limits for this step, from the state before it: per asset ``L_a s_a`` written
+    to its ``limit_a`` aux column, ``s_a = min(1, sigma_ref_a / sigma_hat_a)`` with ``sigma_hat_a
+    sqrt(dt) = sqrt(vol_var_a)`` (1 without ``vol_scaling``); the factor limit ``L_f min_{a: b_a !=
+    0} s_a``. Returns (factor limit, factor exposure b_1^T q before the step's fills)."""
+    kk = p.k_assets
+    base = i * kk
+    s_min = 1.0
+    e = 0.0
+    for a in range(kk):
+        sc = 1.0
+        if p.vol_scale:
+            sh = np.sqrt(tr.vol_var[base + a])
+            if sh > p.ref_sd[a]:
+                sc = p.ref_sd[a] / sh
+            if p.fac_b[a] != 0.0 and sc < s_min:
+                s_min = sc
+        aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_LIMIT] = p.lim_pos[a] * sc
+        e += p.fac_b[a] * st.inventory[base + a]
+    lf = p.lim_fac * s_min
+    aux[i, AUX_LIMIT_FACTOR] = lf
+    return lf, e
+
+
+@njit(cache=True, inline="always")
+def _adds_risk_beyond(x, x_new, limit):
+    """A trade taking a limited quantity from ``x`` to ``x_new`` is refused: ``|x_new| > limit``
+    and ``|x_new| > |x|`` (a trade back towards 0 is always allowed)."""
+    return abs(x_new) > limit and abs(x_new) > abs(x)
+
+
+@njit(cache=True, inline="always")
+def _alerts(st, p, i, aux, ep_stats, lf):
+    """Row ``i``'s alerts after the step: a limit is breached when ``|value| > limit`` and
+    near-breached (warn) when ``warn_at limit <= |value| <= limit``; per-asset and factor flags,
+    the counts and their episode sums."""
+    kk = p.k_assets
+    base = i * kk
+    n_b = 0
+    n_w = 0
+    e = 0.0
+    for a in range(kk):
+        c = AUX_ASSET0 + a * N_PER_ASSET_AUX
+        q = st.inventory[base + a]
+        e += p.fac_b[a] * q
+        aq = abs(q)
+        lim = aux[i, c + PA_LIMIT]
+        br = aq > lim
+        wn = (not br) and aq >= p.warn_at * lim
+        aux[i, c + PA_INVENTORY] = q
+        aux[i, c + PA_BREACH] = 1.0 if br else 0.0
+        aux[i, c + PA_WARN] = 1.0 if wn else 0.0
+        n_b += br
+        n_w += wn
+    ae = abs(e)
+    br = ae > lf
+    wn = (not br) and ae >= p.warn_at * lf
+    aux[i, AUX_FACTOR] = e
+    aux[i, AUX_BREACH_FACTOR] = 1.0 if br else 0.0
+    aux[i, AUX_WARN_FACTOR] = 1.0 if wn else 0.0
+    n_b += br
+    n_w += wn
+    aux[i, AUX_ALERTS_BREACH] = n_b
+    aux[i, AUX_ALERTS_WARN] = n_w
+    if n_b > 0:
+        ep_stats[i, ST_ALERTS_BREACH] += n_b
+    if n_w > 0:
+        ep_stats[i, ST_ALERTS_WARN] += n_w
+    if ae > ep_stats[i, ST_MAX_FACTOR]:
+        ep_stats[i, ST_MAX_FACTOR] = ae
+
+
 @entry
 def step(tr, st, p, actions, out, work, lo, hi):
     """Step rows ``lo:hi`` (module docstring) and autoreset finished ones.
@@ -400,6 +603,7 @@ def step(tr, st, p, actions, out, work, lo, hi):
         fa_tot = 0
         spread_sum = 0.0
         n_two = 0
+        lf, e = _limits_in_force(tr, st, p, i, aux)
         for a in range(kk):
             s = st.mid[base + a]
             q = st.inventory[base + a]
@@ -427,6 +631,16 @@ def step(tr, st, p, actions, out, work, lo, hi):
             fb, fa, quote_b, quote_a, r0, r1 = exponential_fills(
                 q, d_b, d_a, p.q_max[a], False, p.a_dt[a], p.a_dt[a], p.ln_a_dt[a], p.ln_a_dt[a],
                 p.k[a], p.k[a], r0, r1)
+            if p.suppress:  # the side that would add risk beyond a limit does not quote (same draws)
+                lim = aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_LIMIT]
+                b_a = p.fac_b[a]
+                if _adds_risk_beyond(q, q + 1, lim) or _adds_risk_beyond(e, e + b_a, lf):
+                    quote_b = False
+                    fb = np.int64(0)
+                if _adds_risk_beyond(q, q - 1, lim) or _adds_risk_beyond(e, e - b_a, lf):
+                    quote_a = False
+                    fa = np.int64(0)
+                e += b_a * (fb - fa)
             cash += fa * (s + d_a) - fb * (s - d_b) - p.maker_fee * (fb + fa)
             st.inventory[base + a] = q + fb - fa
             fb_tot += fb
@@ -481,6 +695,7 @@ def step(tr, st, p, actions, out, work, lo, hi):
         record(out, tr.ep_stats, i, o, pr, last, False)
         aux[i, AUX_VARIANCE] = var
         aux[i, AUX_NOISE] = noise
+        _alerts(st, p, i, aux, tr.ep_stats, lf)
         tr.step[i] = k_step
         out.done[i] = last
         if last:
@@ -520,6 +735,7 @@ class PortfolioScenario(Scenario):
     reset_kernel = staticmethod(reset)
     parallel_kernel = None
     sized_step_kernel = None
+    stats = STAT_COLUMNS
     default_baselines = ("as", "glft", "begv", "optimal")
     dp_exact = True
     audit = False
@@ -551,6 +767,9 @@ class PortfolioScenario(Scenario):
         for key, value, wrong, must in bad:
             if wrong:
                 raise ConfigError(f"{key}: {ENV_ID} supports only {must} (got {value!r})")
+        if config.limits.on_breach == "flatten":
+            raise ConfigError(f"limits.on_breach: 'flatten' (market orders back inside the limit) is not "
+                              f"implemented yet on {ENV_ID}; use 'suppress' or 'alert' (got 'flatten')")
         # the market section gives the time grid only: a per-asset key set there would be ignored
         default = type(m)()
         for key in ("s0", "sigma", "A", "k", "A_bid", "A_ask", "k_bid", "k_ask", "max_inventory"):
