@@ -1,0 +1,331 @@
+"""Risk limits and alerts of mmgym/PortfolioMarketMaking-v0 (issue 11): the kernel against a slow
+scalar reference (suppression exactly when the rule says, the vol-shrunk limits, the alert flags and
+counts), the invariant |q_a| <= L_a under suppress, alert counts against a hand count over the
+recorded aux, alerts.jsonl and the per-fill audit reconciled with the env, and the one-line refusals."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import mmgym  # noqa: F401
+from mmgym.config import ConfigError, load_env_config
+from mmgym.envs.market import BatchMarket
+
+from .reference_intensity import RefRng
+
+ID = "mmgym/PortfolioMarketMaking-v0"
+
+
+def _cfg(**sections):
+    return load_env_config({"id": ID, **sections})
+
+
+# ------------------------------------------------------------------ slow reference ---
+class RefLimits:
+    """One env of the portfolio market with risk limits, in scalar Python: the step of
+    mmgym/scenarios/portfolio.py (raw depths) written again, with the limit rules of
+    ``LimitsConfig`` spelled out as the docs state them:
+
+    - limits in force this step, from the state before it: ``s_a = min(1, sigma_ref_a / sigma_hat_a)``,
+      ``sigma_hat_a = sqrt(vol_var_a / dt)`` (the EWMA the observation reports), ``L_a s_a``;
+      ``L_f min(1, min over assets with b_a != 0 of s_a)``;
+    - suppress: a side is not quoted when its fill would make a limited quantity (q_a, or
+      e = b_1^T q counted fill by fill) larger than its limit in absolute value *and* larger than
+      before;
+    - alerts after the step: breach ``|x| > L``, warn ``warn_at L <= |x| <= L``.
+    """
+
+    def __init__(self, cfg, rng: RefRng):
+        from mmgym.scenarios.portfolio import factor_loadings
+
+        pf, lim = cfg.portfolio, cfg.limits
+        self.k = pf.assets
+        self.a = pf.per_asset("A").tolist()
+        self.kk = pf.per_asset("k").tolist()
+        self.qmax = pf.per_asset("max_inventory").tolist()
+        self.s0 = pf.per_asset("s0").tolist()
+        sig = pf.sigma_matrix()
+        self.chol = np.linalg.cholesky(sig) * math.sqrt(cfg.market.dt)
+        self.sig = sig
+        self.dt = cfg.market.dt
+        self.decay = 1.0 - 0.5 ** (1.0 / cfg.observation.vol_halflife)
+        self.n = cfg.market.n_steps
+        self.phi = cfg.reward.inventory_penalty
+        self.alpha = cfg.reward.terminal_penalty
+        self.b = factor_loadings(pf)[0].tolist()
+        pos = lim.position
+        self.lpos = [math.inf] * self.k if pos is None else (pos if isinstance(pos, list) else [pos] * self.k)
+        self.lfac = math.inf if lim.factor is None else lim.factor
+        ref = lim.vol_ref
+        self.ref = (np.sqrt(np.diag(sig)).tolist() if ref is None else ref if isinstance(ref, list) else [ref] * self.k)
+        self.scaling = lim.vol_scaling
+        self.suppress = lim.enabled and lim.on_breach == "suppress"
+        self.warn_at = lim.warn_at
+        self.rng = rng
+        self.reset()
+
+    def reset(self):
+        self.mid = list(self.s0)
+        self.q = [0] * self.k
+        self.cash = 0.0
+        self.t = 0
+        self.var = [self.sig[a, a] * self.dt for a in range(self.k)]
+        self.ep = {"alerts_breach": 0, "alerts_warn": 0, "max_abs_factor_exposure": 0.0}
+
+    def limits(self):
+        scale = []
+        for a in range(self.k):
+            s_hat = math.sqrt(self.var[a] / self.dt)
+            scale.append(min(1.0, self.ref[a] / s_hat) if self.scaling and s_hat > 0 else 1.0)
+        lpos = [self.lpos[a] * scale[a] for a in range(self.k)]
+        fscale = min([1.0] + [scale[a] for a in range(self.k) if self.b[a] != 0.0])
+        return lpos, self.lfac * fscale
+
+    def step(self, depths):
+        """Raw depths (K bids, K asks). Returns (reward, done, record) with the step's quote flags,
+        limits and alert flags."""
+        k = self.k
+        lpos, lfac = self.limits()
+        w0 = self.cash + sum(self.q[a] * self.mid[a] for a in range(k))
+        e = 0.0
+        for a in range(k):
+            e += self.b[a] * self.q[a]
+        quoted = []
+        for a in range(k):
+            db, da = depths[a], depths[k + a]
+            eb, ea = self.rng.exponential(), self.rng.exponential()
+            q = self.q[a]
+            qb = q + 1 <= self.qmax[a]
+            qa = q - 1 >= -self.qmax[a]
+
+            def adds(x, x_new, limit):
+                return abs(x_new) > limit and abs(x_new) > abs(x)
+
+            if self.suppress:
+                qb = qb and not adds(q, q + 1, lpos[a]) and not adds(e, e + self.b[a], lfac)
+                qa = qa and not adds(q, q - 1, lpos[a]) and not adds(e, e - self.b[a], lfac)
+            ln_c = math.log(self.a[a] * self.dt)
+            fb = int(qb and eb > self.kk[a] * db - ln_c)
+            fa = int(qa and ea > self.kk[a] * da - ln_c)
+            self.cash += fa * (self.mid[a] + da) - fb * (self.mid[a] - db)
+            self.q[a] += fb - fa
+            if self.suppress:
+                e += self.b[a] * (fb - fa)
+            quoted.append((qb, qa))
+        z = [self.rng.normal() for _ in range(k)]
+        for a in range(k):
+            ds = sum(self.chol[a, j] * z[j] for j in range(k))
+            self.mid[a] += ds
+            self.var[a] += self.decay * (ds * ds - self.var[a])
+        w1 = self.cash + sum(self.q[a] * self.mid[a] for a in range(k))
+        risk = sum(self.q[a] * self.sig[a, j] * self.q[j] for a in range(k) for j in range(k))
+        self.t += 1
+        done = self.t >= self.n
+        r = w1 - w0 - self.phi * risk * self.dt - (self.alpha * risk if done else 0.0)
+        # alerts after the step
+        e_end = sum(self.b[a] * self.q[a] for a in range(k))
+        breach = [abs(self.q[a]) > lpos[a] for a in range(k)] + [abs(e_end) > lfac]
+        vals = [abs(x) for x in self.q] + [abs(e_end)]
+        lims = lpos + [lfac]
+        warn = [not br and v >= self.warn_at * lim for br, v, lim in zip(breach, vals, lims)]
+        self.ep["alerts_breach"] += sum(breach)
+        self.ep["alerts_warn"] += sum(warn)
+        self.ep["max_abs_factor_exposure"] = max(self.ep["max_abs_factor_exposure"], abs(e_end))
+        rec = {"quoted": quoted, "lpos": lpos, "lfac": lfac, "breach": breach, "warn": warn,
+               "q": list(self.q), "e": e_end, "ep": dict(self.ep)}
+        if done:
+            self.reset()
+        return r, done, rec
+
+
+CASES = [
+    # (K, limits, vol_halflife): position only; factor only on a factor model; both, vol-scaled
+    # with a reference below sigma (so that they shrink often); alert-only (no suppression)
+    (2, {"position": 2}, 20.0),
+    (3, {"factor": 1.7}, 20.0),
+    (3, {"position": [2, 3, 1.5], "factor": 2.2, "vol_scaling": True, "vol_ref": 1.3, "warn_at": 0.7}, 3.0),
+    (2, {"position": 2.5, "factor": 2.0, "on_breach": "alert", "vol_scaling": True}, 2.0),
+]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_kernel_matches_reference_with_limits(case):
+    """4 configs x 4 envs x 70 steps (20-step episodes, autoresets included): which sides quote
+    (aux depth NaN = not quoted), inventories, rewards, the limits in force (vol-shrunk), the
+    per-limit breach / warn flags, the alert counts and the episode statistics match the reference."""
+    k, limits, halflife = CASES[case]
+    rng = np.random.default_rng(500 + case)
+    pf = {"assets": k, "A": 140.0, "k": 1.5, "max_inventory": 4, "s0": 100.0}
+    if case == 1 or case == 2:
+        pf.update(loadings=rng.uniform(0.3, 1.2, (k, 1)).round(2).tolist(), factor_vols=[1.8],
+                  idio_vols=rng.uniform(0.5, 1.0, k).round(2).tolist())
+    cfg = _cfg(market={"horizon": 0.1, "dt": 0.005}, observation={"vol_halflife": halflife},
+               reward={"inventory_penalty": 0.02, "terminal_penalty": 0.01}, portfolio=pf, limits=limits)
+    n = 4
+    market = BatchMarket(cfg, n, raw_depths=True)
+    market.seed_rows([case * 10 + i for i in range(n)])
+    refs = [RefLimits(cfg, RefRng(int(market.rng[i, 0]), int(market.rng[i, 1]))) for i in range(n)]
+    market.reset()
+    col = {name: j for j, name in enumerate(market.aux_names)}
+    stat = {name: j for j, name in enumerate(market.stat_names)}
+    n_suppressed = n_breach = n_warn = 0
+    for _ in range(70):
+        depths = rng.uniform(-0.3, 0.8, size=(n, 2 * k))  # aggressive: fills often, limits bind
+        b = market.step(depths)
+        for i, ref in enumerate(refs):
+            r, done, rec = ref.step(depths[i].tolist())
+            assert b.reward[i] == pytest.approx(r, rel=1e-10, abs=1e-9)
+            assert bool(b.done[i]) == done
+            if not done:
+                np.testing.assert_array_equal(market.inventory[i], rec["q"])
+            for a in range(k):
+                qb, qa = rec["quoted"][a]
+                assert (not math.isnan(b.aux[i, col[f"depth_bid_{a}"]])) == qb
+                assert (not math.isnan(b.aux[i, col[f"depth_ask_{a}"]])) == qa
+                n_suppressed += (not qb) + (not qa)
+                assert b.aux[i, col[f"limit_{a}"]] == pytest.approx(rec["lpos"][a], rel=1e-12)
+                assert b.aux[i, col[f"inventory_{a}"]] == rec["q"][a]
+                assert b.aux[i, col[f"breach_{a}"]] == rec["breach"][a]
+                assert b.aux[i, col[f"warn_{a}"]] == rec["warn"][a]
+            assert b.aux[i, col["limit_factor"]] == pytest.approx(rec["lfac"], rel=1e-12)
+            assert b.aux[i, col["factor_exposure"]] == pytest.approx(rec["e"], abs=1e-12)
+            assert b.aux[i, col["breach_factor"]] == rec["breach"][k]
+            assert b.aux[i, col["warn_factor"]] == rec["warn"][k]
+            assert b.aux[i, col["alerts_breach"]] == sum(rec["breach"])
+            assert b.aux[i, col["alerts_warn"]] == sum(rec["warn"])
+            n_breach += sum(rec["breach"])
+            n_warn += sum(rec["warn"])
+            if done:
+                for name, value in rec["ep"].items():
+                    assert b.final_stats[i, stat[name]] == pytest.approx(value, abs=1e-12), name
+    assert n_warn > 0  # the cases exercise the rules
+    if cfg.limits.on_breach == "suppress":
+        assert n_suppressed > 0
+    if case in (2, 3):  # vol-shrunk limits (and alert-only) do breach
+        assert n_breach > 0
+
+
+def test_suppress_never_exceeds_static_limits():
+    """on_breach: suppress without vol scaling: over 500 envs x 200 aggressive steps, |q_a| <= L_a and
+    |b_1^T q| <= L_f after every step, and no breach is ever flagged; the same run with 'alert' does
+    go beyond (the limits bind)."""
+    lim = {"position": [2, 3], "factor": 3.5}
+    pf = {"assets": 2, "max_inventory": 6}
+    out = {}
+    for mode in ("suppress", "alert"):
+        cfg = _cfg(market={"horizon": 1.0}, portfolio=pf, limits={**lim, "on_breach": mode})
+        m = BatchMarket(cfg, 500, raw_depths=True)
+        m.seed_rows(list(range(500)))
+        m.reset()
+        col = {name: j for j, name in enumerate(m.aux_names)}
+        rng = np.random.default_rng(3)
+        worst_q = np.zeros(2)
+        worst_e = 0.0
+        breaches = 0
+        for _ in range(200):
+            b = m.step(rng.uniform(-0.5, 0.5, (500, 4)))
+            q = b.aux[:, [col["inventory_0"], col["inventory_1"]]]
+            worst_q = np.maximum(worst_q, np.abs(q).max(axis=0))
+            worst_e = max(worst_e, float(np.abs(b.aux[:, col["factor_exposure"]]).max()))
+            breaches += int(b.aux[:, col["alerts_breach"]].sum())
+        out[mode] = (worst_q, worst_e, breaches)
+    worst_q, worst_e, breaches = out["suppress"]
+    assert np.all(worst_q <= [2, 3]) and worst_e <= 3.5 + 1e-12 and breaches == 0
+    worst_q, worst_e, breaches = out["alert"]
+    assert (np.any(worst_q > [2, 3]) or worst_e > 3.5) and breaches > 0
+
+
+def test_vol_shrunk_limit_by_hand():
+    """The limit in force on a step is L_a min(1, sigma_ref_a / sigma_hat_a) with sigma_hat_a =
+    sqrt(vol_var_a / dt) read from the state before the step (hand formula on the track), and the
+    factor limit L_f times the smallest of those factors (every loading non-zero here)."""
+    cfg = _cfg(market={"horizon": 1.0}, observation={"vol_halflife": 2.0},
+               limits={"position": [3.0, 5.0], "factor": 4.0, "vol_scaling": True, "vol_ref": [1.5, 2.5]})
+    m = BatchMarket(cfg, 50, raw_depths=True)
+    m.seed_rows(list(range(50)))
+    m.reset()
+    col = {name: j for j, name in enumerate(m.aux_names)}
+    dt = cfg.market.dt
+    shrunk = 0
+    for _ in range(40):
+        s_hat = np.sqrt(m.track.vol_var.copy() / dt)  # (N, K) before the step
+        b = m.step(np.full((50, 4), 0.3))
+        scale = np.minimum(1.0, np.array([1.5, 2.5]) / s_hat)
+        np.testing.assert_allclose(b.aux[:, col["limit_0"]], 3.0 * scale[:, 0], rtol=1e-12)
+        np.testing.assert_allclose(b.aux[:, col["limit_1"]], 5.0 * scale[:, 1], rtol=1e-12)
+        np.testing.assert_allclose(b.aux[:, col["limit_factor"]], 4.0 * scale.min(axis=1), rtol=1e-12)
+        shrunk += int((scale < 1).sum())
+    assert shrunk > 0
+
+
+def test_alert_counts_match_a_hand_count():
+    """Episode statistics alerts_breach / alerts_warn equal the hand count over the recorded aux
+    (per-asset |inventory_a| against limit_a, |factor_exposure| against limit_factor) of each
+    finished episode."""
+    cfg = _cfg(market={"horizon": 0.2}, observation={"vol_halflife": 3.0},
+               limits={"position": 2.0, "factor": 2.5, "vol_scaling": True, "warn_at": 0.75, "on_breach": "alert"})
+    m = BatchMarket(cfg, 20, raw_depths=True)
+    m.seed_rows(list(range(20)))
+    m.reset()
+    col = {name: j for j, name in enumerate(m.aux_names)}
+    stat = {name: j for j, name in enumerate(m.stat_names)}
+    hand_b = np.zeros(20)
+    hand_w = np.zeros(20)
+    rng = np.random.default_rng(1)
+    for _ in range(m.n_steps):
+        b = m.step(rng.uniform(-0.2, 0.6, (20, 4)))
+        for x, lim in (("inventory_0", "limit_0"), ("inventory_1", "limit_1"), ("factor_exposure", "limit_factor")):
+            v, L = np.abs(b.aux[:, col[x]]), b.aux[:, col[lim]]
+            hand_b += v > L
+            hand_w += (v <= L) & (v >= 0.75 * L)
+    assert b.done.all()
+    np.testing.assert_array_equal(b.final_stats[:, stat["alerts_breach"]], hand_b)
+    np.testing.assert_array_equal(b.final_stats[:, stat["alerts_warn"]], hand_w)
+    assert hand_b.sum() > 0 and hand_w.sum() > 0
+
+
+def test_factor_loadings_from_covariance_are_the_top_eigenvector():
+    from mmgym.scenarios.portfolio import factor_loadings
+
+    cfg = _cfg(portfolio={"assets": 3, "covariance": [[4.0, 1.0, 0.5], [1.0, 2.0, 0.3], [0.5, 0.3, 1.0]]})
+    b, where = factor_loadings(cfg.portfolio)
+    lam, v = np.linalg.eigh(cfg.portfolio.sigma_matrix())
+    assert where == "top eigenvector of Sigma"
+    np.testing.assert_allclose(np.abs(b), np.abs(v[:, -1]), rtol=1e-12)
+    assert b.sum() > 0 and np.linalg.norm(b) == pytest.approx(1.0)
+    cfg = _cfg(portfolio={"assets": 2, "loadings": [[0.5, 1.0], [2.0, 0.0]]})
+    np.testing.assert_array_equal(factor_loadings(cfg.portfolio)[0], [0.5, 2.0])
+
+
+# ------------------------------------------------------------------ config ---
+@pytest.mark.parametrize("limits, message", [
+    ({"position": [1.0, 2.0, 3.0]}, "limits.position has 3 entries, expected portfolio.assets = 2"),
+    ({"position": -1}, "limits: position = -1 must be > 0"),
+    ({"position": [1.0, 0.0]}, "limits: position[1] = 0 must be > 0"),
+    ({"factor": 0.0}, "limits: factor = 0 must be > 0"),
+    ({"position": 2, "warn_at": 1.5}, "warn_at = 1.5 must be in (0, 1]"),
+    ({"position": 2, "vol_ref": 1.0}, "vol_ref is set but vol_scaling is false"),
+    ({"vol_scaling": True}, "vol_scaling needs a limit"),
+    ({"position": 2, "on_breach": "panic"}, "limits.on_breach"),
+    ({"position": 2, "bogus": 1}, "limits.bogus: unknown key"),
+])
+def test_bad_limits_config_is_one_line(limits, message):
+    with pytest.raises(ConfigError) as exc:
+        _cfg(limits=limits)
+    assert message in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
+
+
+def test_flatten_and_dp_are_refused_in_one_line():
+    from mmgym.baselines import make_baseline
+
+    with pytest.raises(ConfigError) as exc:
+        BatchMarket(_cfg(limits={"position": 2, "on_breach": "flatten"}), 1)
+    assert str(exc.value).startswith("limits.on_breach: 'flatten'") and "\n" not in str(exc.value)
+    with pytest.raises(ConfigError, match="does not model risk limits"):
+        make_baseline("optimal", _cfg(limits={"position": 2}))
+    # alert-only limits leave the dynamics unchanged: the DP stays available
+    make_baseline("optimal", _cfg(market={"horizon": 0.05}, limits={"position": 2, "on_breach": "alert"}))
