@@ -329,3 +329,112 @@ def test_flatten_and_dp_are_refused_in_one_line():
         make_baseline("optimal", _cfg(limits={"position": 2}))
     # alert-only limits leave the dynamics unchanged: the DP stays available
     make_baseline("optimal", _cfg(market={"horizon": 0.05}, limits={"position": 2, "on_breach": "alert"}))
+
+
+# ------------------------------------------------------------------ alerts and audit records ---
+def _direct_run(cfg, policy, episodes):
+    """The episodes ``run_policy`` runs (seeds 0..episodes-1, one chunk), stepped here by hand:
+    per step the cash and inventories before it, the aux after it, the done flags and final stats."""
+    m = BatchMarket(cfg, episodes, raw_depths=True)
+    m.seed_rows(list(range(episodes)))
+    m.reset()
+    act = np.zeros((episodes, m.action_dim))
+    steps = []
+    for _ in range(m.n_steps):
+        policy.act(m, out=act)
+        cash0, inv0 = m.field("cash").copy(), m.inventory.copy()
+        b = m.step(act)
+        steps.append((cash0, inv0, b.aux.copy(), b.done.copy(), m.field("cash").copy()))
+    return m, steps, b.final_stats.copy()
+
+
+def test_alerts_and_audit_reconcile_with_the_env():
+    """run_policy on a limited portfolio (per-asset AS, alert-only so that breaches happen): every
+    alert record is a flagged limit of the env's aux at its (episode, step) with the same value and
+    limit, their count per episode is the episode statistic; the audit's fills per (episode, step,
+    asset, side) are the aux fill columns, their signed sum per (episode, asset) is the final
+    inventory, and the cash after a step's last fill is the env's cash after the step."""
+    from mmgym.baselines import make_baseline
+    from mmgym.evaluation import audit_columns, run_policy
+
+    cfg = _cfg(market={"horizon": 0.25}, reward={"inventory_penalty": 0.01, "maker_fee": 0.01},
+               portfolio={"assets": 2, "A": [140.0, 100.0], "max_inventory": 6},
+               limits={"position": [2, 3], "factor": 3.0, "vol_scaling": True, "warn_at": 0.6, "on_breach": "alert"})
+    pol = make_baseline("as", cfg)
+    eps = 12
+    batch = run_policy(cfg, pol, eps, seed=0, audit=True, cache=False)
+    m, steps, final = _direct_run(cfg, pol, eps)
+    col = {name: j for j, name in enumerate(m.aux_names)}
+    stat = {name: j for j, name in enumerate(m.stat_names)}
+    # alerts
+    assert batch.alerts, "the config should raise alerts"
+    per_ep = np.zeros(eps)
+    for rec in batch.alerts:
+        aux = steps[rec["step"]][2][rec["episode"]]
+        sfx = "factor" if rec["asset"] == "factor" else str(rec["asset"])
+        assert aux[col[f"{rec['alert']}_{sfx}"]] == 1.0
+        value = aux[col["factor_exposure"]] if sfx == "factor" else aux[col[f"inventory_{sfx}"]]
+        assert rec["value"] == value and rec["limit"] == aux[col[f"limit_{sfx}"]]
+        assert rec["limit_name"] == ("factor" if sfx == "factor" else "position")
+        per_ep[rec["episode"]] += rec["alert"] == "breach"
+    n_flags = sum(int(s[2][:, col["alerts_breach"]].sum() + s[2][:, col["alerts_warn"]].sum()) for s in steps)
+    assert len(batch.alerts) == n_flags
+    np.testing.assert_array_equal(per_ep, final[:, stat["alerts_breach"]])
+    np.testing.assert_array_equal(batch.alerts_breach, final[:, stat["alerts_breach"]])
+    # audit
+    cols = audit_columns(cfg)
+    rows = [dict(zip(cols, r)) for r in batch.audit]
+    assert rows
+    signed = np.zeros((eps, 2))
+    count = {}
+    last_cash = {}
+    for r in rows:
+        signed[r["episode"], r["asset"]] += r["qty"] if r["side"] == "bid" else -r["qty"]
+        key = (r["episode"], r["step"], r["asset"], r["side"])
+        count[key] = count.get(key, 0) + r["qty"]
+        last_cash[(r["episode"], r["step"])] = r["cash_after"]
+        aux = steps[r["step"]][2][r["episode"]]
+        assert r["mid"] == aux[col[f"quote_mid_{r['asset']}"]]
+        assert r["inventory_after"] == signed[r["episode"], r["asset"]]  # every episode starts flat
+    for t, (_, _, aux, done, cash_after) in enumerate(steps):
+        for e in range(eps):
+            for a in range(2):
+                for side in ("bid", "ask"):
+                    assert count.get((e, t, a, side), 0) == aux[e, col[f"fill_{side}_{a}"]]
+            if (e, t) in last_cash and not done[e]:
+                assert last_cash[(e, t)] == pytest.approx(cash_after[e], abs=1e-9)
+    last = steps[-1][2]
+    np.testing.assert_array_equal(signed, last[:, [col["inventory_0"], col["inventory_1"]]])
+
+
+def test_evaluate_cli_writes_alerts_and_portfolio_audit(tmp_path):
+    """evaluate.py on configs/portfolio2.yaml with limits: alerts.jsonl holds, per agent, as many
+    breach lines as episodes x results.json's alerts_breach_mean; audit.csv has the portfolio's
+    columns and each agent's fills match its mean fills."""
+    import pandas as pd
+
+    from agents.cli_evaluate import main
+
+    out = tmp_path / "res"
+    eps = 20
+    rc = main(["configs/portfolio2.yaml", "--agents", "as", "begv", "--episodes", str(eps), "--out", str(out),
+               "--audit", "--no-plots", "--set", "market.horizon=0.25", "limits.position=2",
+               "limits.factor=2.5", "limits.vol_scaling=true", "limits.warn_at=0.8"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())["agents"]
+    lines = [json.loads(x) for x in (out / "alerts.jsonl").read_text().splitlines()]
+    for name in ("as", "begv"):
+        mine = [x for x in lines if x["agent"] == name]
+        assert sum(x["alert"] == "breach" for x in mine) == pytest.approx(eps * res[name]["alerts_breach_mean"])
+        assert sum(x["alert"] == "warn" for x in mine) == pytest.approx(eps * res[name]["alerts_warn_mean"])
+        assert set(mine[0]) == {"agent", "episode", "step", "asset", "limit_name", "alert", "value", "limit"}
+    audit = pd.read_csv(out / "audit.csv")
+    assert list(audit.columns) == ["agent", "episode", "step", "asset", "side", "price", "qty", "mid",
+                                   "inventory_after", "cash_after"]
+    for name in ("as", "begv"):
+        assert audit[audit.agent == name].qty.sum() == pytest.approx(eps * res[name]["fills_mean"])
+    # without limits: no alerts.jsonl
+    out2 = tmp_path / "res2"
+    assert main(["configs/portfolio2.yaml", "--agents", "as", "--episodes", "5", "--out", str(out2),
+                 "--no-plots", "--set", "market.horizon=0.1"]) == 0
+    assert not (out2 / "alerts.jsonl").exists()

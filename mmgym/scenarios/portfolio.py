@@ -738,7 +738,6 @@ class PortfolioScenario(Scenario):
     stats = STAT_COLUMNS
     default_baselines = ("as", "glft", "begv", "optimal")
     dp_exact = True
-    audit = False
 
     def assets(self, config):
         return int(config.portfolio.assets)
@@ -778,10 +777,64 @@ class PortfolioScenario(Scenario):
                 raise ConfigError(f"market.{key}: ignored by {ENV_ID} (per-asset parameters live in "
                                   f"portfolio.{where}; got {getattr(m, key)!r})")
 
+    audit = True
+    audit_columns = ("agent", "episode", "step", "asset", "side", "price", "qty", "mid", "inventory_after",
+                     "cash_after")
+
+    def audit_step(self, config, records, start, t, aux, col, cash0, inv0):
+        """Per fill, in the kernel's order (asset 0..K-1, bid then ask): price = quote_mid_a -+
+        depth_a, one lot, the asset's mid the quotes were computed from, its inventory and the
+        (shared) cash after the fill, maker fee included."""
+        k = self.assets(config)
+        maker = config.reward.maker_fee
+        cols = [(col[f"fill_bid_{a}"], col[f"fill_ask_{a}"], col[f"quote_mid_{a}"], col[f"depth_bid_{a}"],
+                 col[f"depth_ask_{a}"]) for a in range(k)]
+        any_fill = np.zeros(aux.shape[0], dtype=bool)
+        for fb, fa, *_ in cols:
+            any_fill |= (aux[:, fb] > 0) | (aux[:, fa] > 0)
+        for i in np.flatnonzero(any_fill):
+            cash = float(cash0[i])
+            for a, (fb, fa, cm, cdb, cda) in enumerate(cols):
+                q = int(inv0[i, a])
+                mid = float(aux[i, cm])
+                if aux[i, fb] > 0:
+                    px = mid - float(aux[i, cdb])
+                    cash -= px + maker
+                    q += 1
+                    records.append(("", start + i, t, a, "bid", px, 1, mid, q, cash))
+                if aux[i, fa] > 0:
+                    px = mid + float(aux[i, cda])
+                    cash += px - maker
+                    q -= 1
+                    records.append(("", start + i, t, a, "ask", px, 1, mid, q, cash))
+
+    def has_alerts(self, config):
+        return config.limits.enabled
+
+    def alert_step(self, config, records, start, t, aux, col):
+        """One dict per flagged limit: per asset ``value`` = q_a after the step against
+        ``limit_a``, the factor's ``value`` = b_1^T q against ``limit_factor``."""
+        k = self.assets(config)
+        flagged = np.flatnonzero((aux[:, col["alerts_breach"]] > 0) | (aux[:, col["alerts_warn"]] > 0))
+        for i in flagged:
+            for a in range(k + 1):
+                sfx = str(a) if a < k else "factor"
+                kind = ("breach" if aux[i, col[f"breach_{sfx}"]] > 0 else
+                        "warn" if aux[i, col[f"warn_{sfx}"]] > 0 else None)
+                if kind is None:
+                    continue
+                value = aux[i, col[f"inventory_{a}"]] if a < k else aux[i, col["factor_exposure"]]
+                records.append({"episode": int(start + i), "step": int(t), "asset": a if a < k else "factor",
+                                "limit_name": "position" if a < k else "factor", "alert": kind,
+                                "value": float(value), "limit": float(aux[i, col[f"limit_{sfx}"]])})
+
     def unused_aux(self, config, raw_depths=False):
         unused = {"bid_px", "ask_px", "depth_bid", "depth_ask", "gamma", "skew", "hedge_lots", "quote_mid"}
         if raw_depths or config.action.mode != "as_hybrid":
             unused |= {f"{n}_{a}" for a in range(self.assets(config)) for n in ("gamma", "skew")}
+        if not config.limits.enabled:  # no limits: no alerts (the columns stay 0, the limits inf)
+            unused |= {"limit_factor", "breach_factor", "warn_factor", "alerts_breach", "alerts_warn"}
+            unused |= {f"{n}_{a}" for a in range(self.assets(config)) for n in ("limit", "breach", "warn")}
         return frozenset(unused)
 
     def model_note(self, config):
