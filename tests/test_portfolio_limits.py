@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 
 import numpy as np
 import pytest
@@ -438,3 +439,47 @@ def test_evaluate_cli_writes_alerts_and_portfolio_audit(tmp_path):
     assert main(["configs/portfolio2.yaml", "--agents", "as", "--episodes", "5", "--out", str(out2),
                  "--no-plots", "--set", "market.horizon=0.1"]) == 0
     assert not (out2 / "alerts.jsonl").exists()
+
+
+def test_training_callback_logs_risk_scalars():
+    """MarketStatsCallback on a limited portfolio logs ``risk/`` scalars: the alert counts per
+    finished episode (episode statistics) and each limit's breach rate over the env-steps (a hand
+    count over the aux); an env without limits logs none."""
+    from agents.callbacks import MarketStatsCallback
+    from agents.vec_env import MMVecEnv
+
+    class Log:
+        def __init__(self):
+            self.values = {}
+
+        def record(self, key, value, exclude=None):
+            self.values[key] = value
+
+    def run(limits):
+        cfg = _cfg(market={"horizon": 0.1}, observation={"vol_halflife": 3.0}, limits=limits)
+        env = MMVecEnv(cfg, num_envs=8, seed=0)
+        cb = MarketStatsCallback(env)
+        log = Log()
+        cb.model = types.SimpleNamespace(logger=log, num_timesteps=0)  # an off-policy stand-in: records as episodes finish
+        env.reset()
+        rng = np.random.default_rng(0)
+        col = {name: j for j, name in enumerate(env.market.aux_names)}
+        breach = {"0": 0.0, "1": 0.0, "factor": 0.0}
+        for _ in range(env.market.n_steps):
+            _, _, done, infos = env.step(rng.uniform(-1.0, -0.5, (8, 4)).astype(np.float32))
+            for label in breach if limits else ():
+                breach[label] += env.market.buffers.aux[:, col[f"breach_{label}"]].sum()
+            cb.locals = {"infos": infos}
+            cb.on_step()
+        assert done.all()
+        eps = [info["mm_episode"] for info in infos]
+        return log.values, eps, breach, 8 * env.market.n_steps
+
+    values, eps, breach, n = run({"position": 1, "factor": 1.0, "vol_scaling": True, "on_breach": "alert"})
+    assert values["risk/alerts_breach_per_episode"] == pytest.approx(np.mean([e["alerts_breach"] for e in eps]))
+    assert values["risk/alerts_warn_per_episode"] == pytest.approx(np.mean([e["alerts_warn"] for e in eps]))
+    assert values["risk/alerts_breach_per_episode"] > 0
+    for label, count in breach.items():
+        assert values[f"risk/breach_rate/{label}"] == pytest.approx(count / n)
+    values, *_ = run({})
+    assert not any(k.startswith("risk/") for k in values) and "mm/pnl" in values
