@@ -65,6 +65,9 @@ class RefLimits:
         self.ref = (np.sqrt(np.diag(sig)).tolist() if ref is None else ref if isinstance(ref, list) else [ref] * self.k)
         self.scaling = lim.vol_scaling
         self.suppress = lim.enabled and lim.on_breach == "suppress"
+        self.flatten = lim.enabled and lim.on_breach == "flatten"
+        im = cfg.impact
+        self.h, self.eta, self.nu = im.half_spread, im.eta, im.nu
         self.warn_at = lim.warn_at
         self.rng = rng
         self.reset()
@@ -95,6 +98,32 @@ class RefLimits:
         e = 0.0
         for a in range(k):
             e += self.b[a] * self.q[a]
+        hedge = [0] * k
+        impact = 0.0
+        if self.flatten:
+            # each asset back to sign(q) floor(L_a) ...
+            for a in range(k):
+                if abs(self.q[a]) > lpos[a]:
+                    hedge[a] = int(math.copysign(math.floor(lpos[a]), self.q[a])) - self.q[a]
+                    e += self.b[a] * hedge[a]
+            # ... then lot by lot towards 0 in the asset that lowers |e| most, while |e| > L_f
+            while abs(e) > lfac:
+                cands = [a for a in range(k) if math.copysign(1.0, e) * self.b[a] * (self.q[a] + hedge[a]) > 0
+                         and abs(self.b[a]) < 2 * abs(e)]
+                if not cands:
+                    break
+                best = max(cands, key=lambda a: (abs(self.b[a]), -a))
+                step = -1 if self.q[best] + hedge[best] > 0 else 1
+                hedge[best] += step
+                e += self.b[best] * step
+            for a in range(k):  # Almgren & Chriss: executed at s +- (h + eta |v|), then the mid moves nu v
+                v = hedge[a]
+                if v:
+                    cost = abs(v) * (self.h + self.eta * abs(v))
+                    self.cash -= v * self.mid[a] + cost
+                    self.q[a] += v
+                    self.mid[a] += self.nu * v
+                    impact += cost
         quoted = []
         for a in range(k):
             db, da = depths[a], depths[k + a]
@@ -137,7 +166,7 @@ class RefLimits:
         self.ep["alerts_warn"] += sum(warn)
         self.ep["max_abs_factor_exposure"] = max(self.ep["max_abs_factor_exposure"], abs(e_end))
         rec = {"quoted": quoted, "lpos": lpos, "lfac": lfac, "breach": breach, "warn": warn,
-               "q": list(self.q), "e": e_end, "ep": dict(self.ep)}
+               "q": list(self.q), "e": e_end, "ep": dict(self.ep), "hedge": hedge, "impact": impact}
         if done:
             self.reset()
         return r, done, rec
@@ -150,6 +179,9 @@ CASES = [
     (3, {"factor": 1.7}, 20.0),
     (3, {"position": [2, 3, 1.5], "factor": 2.2, "vol_scaling": True, "vol_ref": 1.3, "warn_at": 0.7}, 3.0),
     (2, {"position": 2.5, "factor": 2.0, "on_breach": "alert", "vol_scaling": True}, 2.0),
+    # flatten: vol-scaled position and factor limits on a factor model, with impact
+    (3, {"position": [2, 3, 1.5], "factor": 2.2, "vol_scaling": True, "vol_ref": 1.3, "on_breach": "flatten"}, 3.0),
+    (2, {"factor": 1.2, "on_breach": "flatten"}, 20.0),
 ]
 
 
@@ -161,11 +193,13 @@ def test_kernel_matches_reference_with_limits(case):
     k, limits, halflife = CASES[case]
     rng = np.random.default_rng(500 + case)
     pf = {"assets": k, "A": 140.0, "k": 1.5, "max_inventory": 4, "s0": 100.0}
-    if case == 1 or case == 2:
+    if case in (1, 2, 4):
         pf.update(loadings=rng.uniform(0.3, 1.2, (k, 1)).round(2).tolist(), factor_vols=[1.8],
                   idio_vols=rng.uniform(0.5, 1.0, k).round(2).tolist())
+    flatten = limits.get("on_breach") == "flatten"
     cfg = _cfg(market={"horizon": 0.1, "dt": 0.005}, observation={"vol_halflife": halflife},
-               reward={"inventory_penalty": 0.02, "terminal_penalty": 0.01}, portfolio=pf, limits=limits)
+               reward={"inventory_penalty": 0.02, "terminal_penalty": 0.01}, portfolio=pf, limits=limits,
+               impact={"half_spread": 0.05, "eta": 0.1, "nu": 0.02} if flatten else {})
     n = 4
     market = BatchMarket(cfg, n, raw_depths=True)
     market.seed_rows([case * 10 + i for i in range(n)])
@@ -173,7 +207,7 @@ def test_kernel_matches_reference_with_limits(case):
     market.reset()
     col = {name: j for j, name in enumerate(market.aux_names)}
     stat = {name: j for j, name in enumerate(market.stat_names)}
-    n_suppressed = n_breach = n_warn = 0
+    n_suppressed = n_breach = n_warn = n_hedged = 0
     for _ in range(70):
         depths = rng.uniform(-0.3, 0.8, size=(n, 2 * k))  # aggressive: fills often, limits bind
         b = market.step(depths)
@@ -192,6 +226,11 @@ def test_kernel_matches_reference_with_limits(case):
                 assert b.aux[i, col[f"inventory_{a}"]] == rec["q"][a]
                 assert b.aux[i, col[f"breach_{a}"]] == rec["breach"][a]
                 assert b.aux[i, col[f"warn_{a}"]] == rec["warn"][a]
+            if flatten:
+                for a in range(k):
+                    assert b.aux[i, col[f"hedge_{a}"]] == rec["hedge"][a]
+                n_hedged += sum(v != 0 for v in rec["hedge"])
+                assert -b.terms[i, market.term_names.index("impact")] == pytest.approx(rec["impact"], abs=1e-12)
             assert b.aux[i, col["limit_factor"]] == pytest.approx(rec["lfac"], rel=1e-12)
             assert b.aux[i, col["factor_exposure"]] == pytest.approx(rec["e"], abs=1e-12)
             assert b.aux[i, col["breach_factor"]] == rec["breach"][k]
@@ -203,21 +242,24 @@ def test_kernel_matches_reference_with_limits(case):
             if done:
                 for name, value in rec["ep"].items():
                     assert b.final_stats[i, stat[name]] == pytest.approx(value, abs=1e-12), name
-    assert n_warn > 0  # the cases exercise the rules
+    assert n_warn > 0 or flatten  # the cases exercise the rules
     if cfg.limits.on_breach == "suppress":
         assert n_suppressed > 0
-    if case in (2, 3):  # vol-shrunk limits (and alert-only) do breach
+    if case in (2, 3, 4, 5):  # vol-shrunk limits, alert-only and flatten (fills after it) do breach
         assert n_breach > 0
+    if flatten:
+        assert n_hedged > 0
 
 
 def test_suppress_never_exceeds_static_limits():
     """on_breach: suppress without vol scaling: over 500 envs x 200 aggressive steps, |q_a| <= L_a and
     |b_1^T q| <= L_f after every step, and no breach is ever flagged; the same run with 'alert' does
-    go beyond (the limits bind)."""
+    go beyond (the limits bind); with 'flatten' the inventories after its market orders (before the
+    step's fills) are inside the limits on every step."""
     lim = {"position": [2, 3], "factor": 3.5}
     pf = {"assets": 2, "max_inventory": 6}
     out = {}
-    for mode in ("suppress", "alert"):
+    for mode in ("suppress", "alert", "flatten"):
         cfg = _cfg(market={"horizon": 1.0}, portfolio=pf, limits={**lim, "on_breach": mode})
         m = BatchMarket(cfg, 500, raw_depths=True)
         m.seed_rows(list(range(500)))
@@ -230,14 +272,19 @@ def test_suppress_never_exceeds_static_limits():
         for _ in range(200):
             b = m.step(rng.uniform(-0.5, 0.5, (500, 4)))
             q = b.aux[:, [col["inventory_0"], col["inventory_1"]]]
+            if mode == "flatten":  # back out the step's fills: the inventory right after the orders
+                q = q - b.aux[:, [col["fill_bid_0"], col["fill_bid_1"]]] + b.aux[:, [col["fill_ask_0"], col["fill_ask_1"]]]
+                e = q @ m.params.fac_b
+                assert np.all(np.abs(q) <= [2, 3]) and np.all(np.abs(e) <= 3.5 + 1e-12)
             worst_q = np.maximum(worst_q, np.abs(q).max(axis=0))
             worst_e = max(worst_e, float(np.abs(b.aux[:, col["factor_exposure"]]).max()))
             breaches += int(b.aux[:, col["alerts_breach"]].sum())
         out[mode] = (worst_q, worst_e, breaches)
     worst_q, worst_e, breaches = out["suppress"]
     assert np.all(worst_q <= [2, 3]) and worst_e <= 3.5 + 1e-12 and breaches == 0
-    worst_q, worst_e, breaches = out["alert"]
-    assert (np.any(worst_q > [2, 3]) or worst_e > 3.5) and breaches > 0
+    for mode in ("alert", "flatten"):
+        worst_q, worst_e, breaches = out[mode]
+        assert (np.any(worst_q > [2, 3]) or worst_e > 3.5) and breaches > 0
 
 
 def test_vol_shrunk_limit_by_hand():
@@ -320,14 +367,17 @@ def test_bad_limits_config_is_one_line(limits, message):
     assert message in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
 
 
-def test_flatten_and_dp_are_refused_in_one_line():
+def test_unused_impact_and_dp_are_refused_in_one_line():
+    """The impact section prices flatten's orders only (set without it: refused); the K = 2 DP
+    refuses suppress and flatten, and keeps alert-only limits."""
     from mmgym.baselines import make_baseline
 
     with pytest.raises(ConfigError) as exc:
-        BatchMarket(_cfg(limits={"position": 2, "on_breach": "flatten"}), 1)
-    assert str(exc.value).startswith("limits.on_breach: 'flatten'") and "\n" not in str(exc.value)
-    with pytest.raises(ConfigError, match="does not model risk limits"):
-        make_baseline("optimal", _cfg(limits={"position": 2}))
+        BatchMarket(_cfg(limits={"position": 2}, impact={"eta": 0.1}), 1)
+    assert str(exc.value).startswith("impact.eta: ") and "flatten" in str(exc.value) and "\n" not in str(exc.value)
+    for mode in ("suppress", "flatten"):
+        with pytest.raises(ConfigError, match="does not model risk limits"):
+            make_baseline("optimal", _cfg(limits={"position": 2, "on_breach": mode}))
     # alert-only limits leave the dynamics unchanged: the DP stays available
     make_baseline("optimal", _cfg(market={"horizon": 0.05}, limits={"position": 2, "on_breach": "alert"}))
 
@@ -349,8 +399,10 @@ def _direct_run(cfg, policy, episodes):
     return m, steps, b.final_stats.copy()
 
 
-def test_alerts_and_audit_reconcile_with_the_env():
-    """run_policy on a limited portfolio (per-asset AS, alert-only so that breaches happen): every
+@pytest.mark.parametrize("mode", ["alert", "flatten"])
+def test_alerts_and_audit_reconcile_with_the_env(mode):
+    """run_policy on a limited portfolio (per-asset AS; alert-only so that breaches happen, or
+    flatten, whose market orders are audited too): every
     alert record is a flagged limit of the env's aux at its (episode, step) with the same value and
     limit, their count per episode is the episode statistic; the audit's fills per (episode, step,
     asset, side) are the aux fill columns, their signed sum per (episode, asset) is the final
@@ -360,7 +412,8 @@ def test_alerts_and_audit_reconcile_with_the_env():
 
     cfg = _cfg(market={"horizon": 0.25}, reward={"inventory_penalty": 0.01, "maker_fee": 0.01},
                portfolio={"assets": 2, "A": [140.0, 100.0], "max_inventory": 6},
-               limits={"position": [2, 3], "factor": 3.0, "vol_scaling": True, "warn_at": 0.6, "on_breach": "alert"})
+               limits={"position": [2, 3], "factor": 3.0, "vol_scaling": True, "warn_at": 0.6, "on_breach": mode},
+               impact={"half_spread": 0.1, "eta": 0.05, "nu": 0.01} if mode == "flatten" else {})
     pol = make_baseline("as", cfg)
     eps = 12
     batch = run_policy(cfg, pol, eps, seed=0, audit=True, cache=False)
@@ -389,23 +442,34 @@ def test_alerts_and_audit_reconcile_with_the_env():
     signed = np.zeros((eps, 2))
     count = {}
     last_cash = {}
+    n_orders = 0
     for r in rows:
-        signed[r["episode"], r["asset"]] += r["qty"] if r["side"] == "bid" else -r["qty"]
+        signed[r["episode"], r["asset"]] += r["qty"] if r["side"] in ("bid", "market_buy") else -r["qty"]
         key = (r["episode"], r["step"], r["asset"], r["side"])
         count[key] = count.get(key, 0) + r["qty"]
         last_cash[(r["episode"], r["step"])] = r["cash_after"]
         aux = steps[r["step"]][2][r["episode"]]
-        assert r["mid"] == aux[col[f"quote_mid_{r['asset']}"]]
+        if r["side"].startswith("market"):  # the pre-trade mid: the quotes' mid before permanent impact
+            v = aux[col[f"hedge_{r['asset']}"]]
+            assert r["mid"] == pytest.approx(aux[col[f"quote_mid_{r['asset']}"]] - 0.01 * v, abs=1e-12)
+            assert r["price"] == pytest.approx(r["mid"] + np.sign(v) * (0.1 + 0.05 * abs(v)), abs=1e-12)
+        else:
+            assert r["mid"] == aux[col[f"quote_mid_{r['asset']}"]]
         assert r["inventory_after"] == signed[r["episode"], r["asset"]]  # every episode starts flat
     for t, (_, _, aux, done, cash_after) in enumerate(steps):
         for e in range(eps):
             for a in range(2):
                 for side in ("bid", "ask"):
                     assert count.get((e, t, a, side), 0) == aux[e, col[f"fill_{side}_{a}"]]
+                if mode == "flatten":
+                    v = count.get((e, t, a, "market_buy"), 0) - count.get((e, t, a, "market_sell"), 0)
+                    assert v == aux[e, col[f"hedge_{a}"]]
+                    n_orders += v != 0
             if (e, t) in last_cash and not done[e]:
                 assert last_cash[(e, t)] == pytest.approx(cash_after[e], abs=1e-9)
     last = steps[-1][2]
     np.testing.assert_array_equal(signed, last[:, [col["inventory_0"], col["inventory_1"]]])
+    assert (n_orders > 0) == (mode == "flatten")
 
 
 def test_evaluate_cli_writes_alerts_and_portfolio_audit(tmp_path):

@@ -409,12 +409,12 @@ def evaluate_portfolio_tables(config, d_b: np.ndarray, d_a: np.ndarray) -> float
 
 
 def _check_no_suppression(config, what: str) -> None:
-    """The K = 2 recursion has no risk limits: refuse ``limits.on_breach: suppress`` (``alert``
-    leaves the dynamics unchanged, so the values stay exact)."""
+    """The K = 2 recursion has no risk limits: refuse ``limits.on_breach: suppress`` or ``flatten``
+    (``alert`` leaves the dynamics unchanged, so the values stay exact)."""
     lim = getattr(config, "limits", None)
-    if lim is not None and lim.enabled and lim.on_breach == "suppress":
-        raise ConfigError(f"{what}: the K = 2 DP does not model risk limits (limits.on_breach = 'suppress'; "
-                          "'alert' keeps it exact)")
+    if lim is not None and lim.enabled and lim.on_breach != "alert":
+        raise ConfigError(f"{what}: the K = 2 DP does not model risk limits (limits.on_breach = "
+                          f"{lim.on_breach!r}; 'alert' keeps it exact)")
 
 
 def _check_k2(config):

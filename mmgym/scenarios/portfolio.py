@@ -54,7 +54,7 @@ from ..schema import ActionConfig, EnvConfig, Section
 from ..sim.columns import Columns
 from ..sim.jit import entry
 from ..sim.ledger import AUX, AUX_NOISE, OBS, STATS, Outcome, RewardConsts, finish, record
-from ..sim.processes import exponential_fills
+from ..sim.processes import almgren_chriss_hedge, exponential_fills
 from ..sim.quotes import MODE_AS_HYBRID, MODE_DEPTHS, MODE_NAMES, MODE_OFFSETS, as_depths, first_bad_row
 from ..sim.rng import zig_normal
 from .base import Scenario
@@ -75,6 +75,7 @@ PER_ASSET_AUX = (
     ("limit", "asset a's position limit in force this step, L_a min(1, sigma_ref_a / sigma_hat_a) (inf without limits.position)"),
     ("breach", "1 if |inventory of asset a| > its limit after the step"),
     ("warn", "1 if warn_at x limit <= |inventory of asset a| <= limit after the step (a near-breach)"),
+    ("hedge", "limits.on_breach flatten: market order in asset a at the start of the step (signed lots)"),
 )
 N_PER_ASSET_AUX = len(PER_ASSET_AUX)
 AUX_BASE = AUX.extend([
@@ -100,6 +101,7 @@ PA_INVENTORY = _PA_NAMES.index("inventory")
 PA_LIMIT = _PA_NAMES.index("limit")
 PA_BREACH = _PA_NAMES.index("breach")
 PA_WARN = _PA_NAMES.index("warn")
+PA_HEDGE = _PA_NAMES.index("hedge")
 
 #: episode statistics after the ledger's
 STAT_COLUMNS = STATS.extend([
@@ -256,7 +258,7 @@ class LimitsConfig(Section):
     warn_at: float = 0.9
     """Near-breach fraction (0 < warn_at <= 1): an alert 'warn' when warn_at L_eff <= |value| <= L_eff."""
     on_breach: Literal["suppress", "flatten", "alert"] = "suppress"
-    """'suppress': a side whose fill would take a limited quantity beyond its limit and further from 0 does not quote (the kernel enforces it, as the inventory bound); 'alert': count alerts only; 'flatten' (market orders back inside the limit) is not implemented yet and refused."""
+    """'suppress': a side whose fill would take a limited quantity beyond its limit and further from 0 does not quote (the kernel enforces it, as the inventory bound); 'flatten': at the start of each step, market orders back inside the limits in force, paying the impact section's Almgren-Chriss costs (reward term impact); quotes are not suppressed; 'alert': count alerts only."""
 
     @model_validator(mode="after")
     def _check(self) -> LimitsConfig:
@@ -356,6 +358,8 @@ class Params(NamedTuple):
         lim_on: limits configured. suppress: ``limits.on_breach: suppress``. lim_pos: (K,) L_a
             (inf: none). lim_fac: L_f (inf: none). fac_b: (K,) b_1. vol_scale: ``limits.vol_scaling``.
         ref_sd: (K,) sigma_ref_a sqrt(dt) (price per step). warn_at: the near-breach fraction.
+        flatten: ``limits.on_breach: flatten``. half_spread, eta, nu: its market orders' costs
+            (``impact`` section, every asset).
     """
 
     n_steps: int
@@ -394,6 +398,10 @@ class Params(NamedTuple):
     vol_scale: bool
     ref_sd: np.ndarray
     warn_at: float
+    flatten: bool
+    half_spread: float
+    eta: float
+    nu: float
 
 
 def penalty_matrix(config: PortfolioEnvConfig) -> np.ndarray:
@@ -438,7 +446,8 @@ def pack_limits(config: PortfolioEnvConfig) -> tuple:
     return (lim.enabled, lim.enabled and lim.on_breach == "suppress", lim_pos,
             math.inf if lim.factor is None else float(lim.factor), factor_loadings(pf)[0],
             bool(lim.vol_scaling), np.ascontiguousarray(ref * math.sqrt(float(config.market.dt))),
-            float(lim.warn_at))
+            float(lim.warn_at), lim.enabled and lim.on_breach == "flatten", float(config.impact.half_spread),
+            float(config.impact.eta), float(config.impact.nu))
 
 
 class State(NamedTuple):
@@ -529,6 +538,65 @@ def _limits_in_force(tr, st, p, i, aux):
 
 
 @njit(cache=True, inline="always")
+def _flatten(st, p, i, aux, lf, e, cash):
+    """``limits.on_breach: flatten``, at the start of row ``i``'s step (before quoting): market
+    orders back inside the limits in force, each asset's lots in one order at Almgren & Chriss
+    (2000) linear costs (:func:`mmgym.sim.processes.almgren_chriss_hedge`: executed at ``s +-
+    (half_spread + eta |v|)``, then the mid moves by ``nu v``).
+
+    1. Asset a with ``|q_a| > L_a`` trades to ``sign(q_a) floor(L_a)``.
+    2. While ``|e| > L_f`` (``e = b_1^T q`` after 1.): one more lot towards 0 in the asset that
+       lowers ``|e|`` by the most, among those whose lot lowers it (``sign(e) b_a q_a > 0`` and
+       ``|b_a| < 2 |e|``; ties: the lowest index); none: stop (the breach stays and is alerted).
+       No trade increases any ``|q_a|``.
+
+    The order per asset goes to its ``hedge_a`` aux column. Returns (e, cash, impact cost, lots)."""
+    kk = p.k_assets
+    base = i * kk
+    for a in range(kk):
+        c = AUX_ASSET0 + a * N_PER_ASSET_AUX
+        q = st.inventory[base + a]
+        lim = aux[i, c + PA_LIMIT]
+        v = 0
+        if abs(q) > lim:
+            tgt = np.int64(np.floor(lim))
+            v = tgt - q if q > 0 else -tgt - q
+            e += p.fac_b[a] * v
+        aux[i, c + PA_HEDGE] = v
+    while abs(e) > lf:
+        sgn = 1.0 if e > 0.0 else -1.0
+        best = -1
+        best_b = 0.0
+        for a in range(kk):
+            c = AUX_ASSET0 + a * N_PER_ASSET_AUX
+            qn = st.inventory[base + a] + aux[i, c + PA_HEDGE]
+            b_a = p.fac_b[a]
+            ab = abs(b_a)
+            if sgn * b_a * qn > 0.0 and ab < 2.0 * abs(e) and ab > best_b:
+                best = a
+                best_b = ab
+        if best < 0:
+            break
+        c = AUX_ASSET0 + best * N_PER_ASSET_AUX
+        qn = st.inventory[base + best] + aux[i, c + PA_HEDGE]
+        step = -1 if qn > 0 else 1
+        aux[i, c + PA_HEDGE] += step
+        e += p.fac_b[best] * step
+    impact = 0.0
+    lots = 0
+    for a in range(kk):
+        v = np.int64(aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_HEDGE])
+        if v != 0:
+            s, q, cash, v, cost, taker = almgren_chriss_hedge(
+                st.mid[base + a], st.inventory[base + a], cash, v, p.q_max[a], p.half_spread, p.eta, p.nu, 0.0)
+            st.mid[base + a] = s
+            st.inventory[base + a] = q
+            impact += cost
+            lots += abs(v)
+    return e, cash, impact, lots
+
+
+@njit(cache=True, inline="always")
 def _adds_risk_beyond(x, x_new, limit):
     """A trade taking a limited quantity from ``x`` to ``x_new`` is refused: ``|x_new| > limit``
     and ``|x_new| > |x|`` (a trade back towards 0 is always allowed)."""
@@ -599,15 +667,20 @@ def step(tr, st, p, actions, out, work, lo, hi):
         r1 = tr.rng[i, 1]
         cash = st.cash[i]
         w_before = cash
+        for a in range(kk):
+            w_before += st.inventory[base + a] * st.mid[base + a]
         fb_tot = 0
         fa_tot = 0
         spread_sum = 0.0
         n_two = 0
         lf, e = _limits_in_force(tr, st, p, i, aux)
+        impact = 0.0
+        lots = 0
+        if p.flatten:
+            e, cash, impact, lots = _flatten(st, p, i, aux, lf, e, cash)
         for a in range(kk):
             s = st.mid[base + a]
             q = st.inventory[base + a]
-            w_before += q * s
             x_b = actions[i, a]
             x_a = actions[i, kk + a]
             gamma = np.nan
@@ -688,9 +761,9 @@ def step(tr, st, p, actions, out, work, lo, hi):
         k_step = tr.step[i] + 1
         last = k_step >= n_steps
         two = n_two > 0
-        o = Outcome(w_after - w_before, 0.0, p.maker_fee * (fb_tot + fa_tot), np.sqrt(max(risk, 0.0)),
+        o = Outcome(w_after - w_before, impact, p.maker_fee * (fb_tot + fa_tot), np.sqrt(max(risk, 0.0)),
                     0.0, w_after - tr.wealth0[i], np.nan, np.nan, two, two, np.nan, np.nan, np.nan,
-                    np.nan, 0, fb_tot, fa_tot, np.nan, spread_sum / n_two if two else 0.0, p.dt,
+                    np.nan, lots, fb_tot, fa_tot, np.nan, spread_sum / n_two if two else 0.0, p.dt,
                     np.nan)
         record(out, tr.ep_stats, i, o, pr, last, False)
         aux[i, AUX_VARIANCE] = var
@@ -766,9 +839,12 @@ class PortfolioScenario(Scenario):
         for key, value, wrong, must in bad:
             if wrong:
                 raise ConfigError(f"{key}: {ENV_ID} supports only {must} (got {value!r})")
-        if config.limits.on_breach == "flatten":
-            raise ConfigError(f"limits.on_breach: 'flatten' (market orders back inside the limit) is not "
-                              f"implemented yet on {ENV_ID}; use 'suppress' or 'alert' (got 'flatten')")
+        flatten = config.limits.enabled and config.limits.on_breach == "flatten"
+        if not flatten:  # the impact section prices flatten's market orders only
+            for key in ("half_spread", "eta", "nu"):
+                if getattr(config.impact, key) != 0.0:
+                    raise ConfigError(f"impact.{key}: {ENV_ID} uses it only with limits.on_breach: flatten "
+                                      f"(got {getattr(config.impact, key)!r})")
         # the market section gives the time grid only: a per-asset key set there would be ignored
         default = type(m)()
         for key in ("s0", "sigma", "A", "k", "A_bid", "A_ask", "k_bid", "k_ask", "max_inventory"):
@@ -782,20 +858,33 @@ class PortfolioScenario(Scenario):
                      "cash_after")
 
     def audit_step(self, config, records, start, t, aux, col, cash0, inv0):
-        """Per fill, in the kernel's order (asset 0..K-1, bid then ask): price = quote_mid_a -+
-        depth_a, one lot, the asset's mid the quotes were computed from, its inventory and the
-        (shared) cash after the fill, maker fee included."""
+        """Per trade, in the kernel's order: ``limits.on_breach: flatten``'s market orders (asset
+        0..K-1; price ``s -+ (half_spread + eta |v|)`` against the pre-trade mid ``s = quote_mid_a -
+        nu v``, which is the row's ``mid``), then the passive fills (asset 0..K-1, bid then ask;
+        price = quote_mid_a -+ depth_a, one lot, ``mid`` the asset's mid the quotes were computed
+        from); each with the asset's inventory and the (shared) cash after it, fees included."""
         k = self.assets(config)
         maker = config.reward.maker_fee
+        im = config.impact
         cols = [(col[f"fill_bid_{a}"], col[f"fill_ask_{a}"], col[f"quote_mid_{a}"], col[f"depth_bid_{a}"],
-                 col[f"depth_ask_{a}"]) for a in range(k)]
+                 col[f"depth_ask_{a}"], col[f"hedge_{a}"]) for a in range(k)]
         any_fill = np.zeros(aux.shape[0], dtype=bool)
-        for fb, fa, *_ in cols:
-            any_fill |= (aux[:, fb] > 0) | (aux[:, fa] > 0)
+        for fb, fa, _, _, _, ch in cols:
+            any_fill |= (aux[:, fb] > 0) | (aux[:, fa] > 0) | (aux[:, ch] != 0)
         for i in np.flatnonzero(any_fill):
             cash = float(cash0[i])
-            for a, (fb, fa, cm, cdb, cda) in enumerate(cols):
-                q = int(inv0[i, a])
+            qs = [int(inv0[i, a]) for a in range(k)]
+            for a, (_, _, cm, _, _, ch) in enumerate(cols):
+                v = int(aux[i, ch])
+                if v != 0:
+                    s_pre = float(aux[i, cm]) - im.nu * v
+                    px = s_pre + math.copysign(im.half_spread + im.eta * abs(v), v)
+                    cash -= v * px
+                    qs[a] += v
+                    records.append(("", start + i, t, a, "market_buy" if v > 0 else "market_sell", px, abs(v),
+                                    s_pre, qs[a], cash))
+            for a, (fb, fa, cm, cdb, cda, _) in enumerate(cols):
+                q = qs[a]
                 mid = float(aux[i, cm])
                 if aux[i, fb] > 0:
                     px = mid - float(aux[i, cdb])
@@ -835,6 +924,8 @@ class PortfolioScenario(Scenario):
         if not config.limits.enabled:  # no limits: no alerts (the columns stay 0, the limits inf)
             unused |= {"limit_factor", "breach_factor", "warn_factor", "alerts_breach", "alerts_warn"}
             unused |= {f"{n}_{a}" for a in range(self.assets(config)) for n in ("limit", "breach", "warn")}
+        if not (config.limits.enabled and config.limits.on_breach == "flatten"):
+            unused |= {f"hedge_{a}" for a in range(self.assets(config))}
         return frozenset(unused)
 
     def model_note(self, config):
