@@ -13,19 +13,33 @@ exponential intensities per asset and side.
 
 One step of length ``dt``, for each env:
 
+0. **Limits** (``limits:``, none by default; :class:`LimitsConfig`): the limits in force this step
+   are computed from the state before it, ``L_a s_a`` per asset and ``L_f min_{a: b_a != 0} s_a``
+   for the exposure ``e = b_1^T q`` to the first factor, with ``s_a = min(1, sigma_ref_a /
+   sigma_hat_a)`` under ``vol_scaling`` (``sigma_hat_a`` the EWMA realised volatility of the
+   observation) and 1 otherwise. ``on_breach: flatten``: market orders back inside them now
+   (:func:`_flatten`, Almgren & Chriss 2000 costs, reward term ``impact``).
 1. **Quotes** per asset from the action (raw depths; ``action.mode: offsets``; or ``as_hybrid``, a
    risk aversion and a skew per asset quoted by AS 2008 eqs. (29)-(30) with ``Sigma_aa`` and ``k_a``).
 2. **Fills**, asset by asset (a = 0..K-1): each side fills one lot with ``p = min(1, A_a e^{-k_a
    delta} dt)``, independently of every other side and asset (two exponential variates per asset,
    bid then ask, :func:`mmgym.sim.processes.exponential_fills`); a side whose fill would take
-   ``|q_a|`` above ``Q_a`` does not quote. Cash and inventory change at the quoted prices (maker fee
+   ``|q_a|`` above ``Q_a`` does not quote; with ``on_breach: suppress`` neither does a side whose
+   fill would take ``|q_a|`` or ``|e|`` (counted fill by fill, in asset order) above its limit in
+   force and further from 0 (the variates are drawn all the same). Cash and inventory change at the quoted prices (maker fee
    per lot).
 3. **Mids**: K standard normals (ziggurat, after all fill variates), ``dS = L_dt z`` with
    ``L_dt = sqrt(dt) L``.
-4. **Reward** (one number per env) by the ledger (:func:`mmgym.sim.ledger.record`)::
+4. **Alerts** (after the fills and the mids): each limit in force is *breached* when ``|value| >
+   limit`` and *near-breached* (``warn``) when ``warn_at limit <= |value| <= limit`` (values: q'_a,
+   e' = b_1^T q'); flags per limit, counts per step and per episode (aux, statistics).
+5. **Reward** (one number per env) by the ledger (:func:`mmgym.sim.ledger.record`)::
 
        r = sum_a [d cash_a + q'_a dS_a] - phi q'^T P q' dt - [last step] alpha q'^T P q'
 
+   (with ``on_breach: flatten`` the wealth change includes the market orders: their cost against
+   the pre-trade mid, ``|v|(half_spread + eta |v|)`` per asset, is the term ``impact``, and the
+   permanent impact ``nu v`` revalues the position like any mid move)
    with ``q'`` the post-fill inventories, ``P = Sigma`` (``portfolio.penalty: portfolio``, the factor-
    aware penalty of issue 11, BEGV 2021 eq. (2) with ``gamma/2 = phi``) or ``P = diag(Sigma)``
    (``penalty: per_asset``, the naive sum ``sum_a phi q_a^2 sigma_a^2 dt``); ``phi`` =
@@ -980,7 +994,8 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
       columns 2K + a add an extra half-spread per asset. ``info["gamma_a"]``, ``info["skew_a"]``.
 
     The baselines use raw depths (``BatchMarket(..., raw_depths=True)``: K bid depths, K ask depths).
-    The hedge and quote sizes are refused (one line).
+    The hedge action and quote sizes are refused (one line); ``limits.on_breach: flatten`` trades
+    market orders by rule, not by action.
 
     ## Observation Space
 
@@ -1015,6 +1030,23 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
     The episode statistics are the ledger's; its inventory statistics (``abs_inventory_sum``,
     ``max_abs_inventory``, ``final_inventory``) are of the risk-equivalent inventory
     ``sqrt(q'^T P q')`` (price per sqrt(time unit)), the quantity the penalty squares.
+
+    ## Risk limits and alerts
+
+    ``limits:`` (:class:`LimitsConfig`; none by default). Limits in force on a step (from the
+    state before it): position ``L_a s_a`` on ``|q_a|`` and factor ``L_f min_{a: b_a != 0} s_a`` on
+    ``|e|``, ``e = b_1^T q`` (``b_1`` the first column of ``portfolio.loadings``, or the unit top
+    eigenvector of Sigma when Sigma is given directly), ``s_a = min(1, sigma_ref_a / sigma_hat_a)``
+    with ``limits.vol_scaling`` (``sigma_hat_a = sqrt(EWMA of dS_a^2 / dt)``, observation column
+    "realised volatility" times sigma_a; ``sigma_ref_a`` = ``limits.vol_ref``, default sigma_a), else
+    1. ``on_breach``: ``suppress`` (a side whose fill would take ``|q_a|`` or ``|e|`` beyond its
+    limit and further from 0 does not quote), ``flatten`` (market orders back inside the limits at
+    the start of the step, reward term ``impact``, ``info["hedge_a"]``; quotes not suppressed) or
+    ``alert`` (nothing enforced). After the step, ``info`` has per limit ``limit_a`` /
+    ``limit_factor``, ``breach_a`` / ``breach_factor`` (``|value| > limit``), ``warn_a`` /
+    ``warn_factor`` (``warn_at limit <= |value| <= limit``), ``inventory_a``, ``factor_exposure``,
+    and the counts ``alerts_breach``, ``alerts_warn``; the episode statistics sum them
+    (``alerts_breach``, ``alerts_warn``) and keep ``max_abs_factor_exposure``.
 
     ## Starting State
 
