@@ -67,7 +67,10 @@ class RefLimits:
         self.suppress = lim.enabled and lim.on_breach == "suppress"
         self.flatten = lim.enabled and lim.on_breach == "flatten"
         im = cfg.impact
-        self.h, self.eta, self.nu = im.half_spread, im.eta, im.nu
+        self.h, self.eta = im.half_spread, im.eta
+        g = pf.cross_impact if pf.cross_impact is not None else (np.eye(self.k) * im.nu).tolist()
+        self.g = [list(map(float, row)) for row in g]
+        self.hedge = cfg.action.hedge
         self.warn_at = lim.warn_at
         self.rng = rng
         self.reset()
@@ -90,8 +93,8 @@ class RefLimits:
         return lpos, self.lfac * fscale
 
     def step(self, depths):
-        """Raw depths (K bids, K asks). Returns (reward, done, record) with the step's quote flags,
-        limits and alert flags."""
+        """Raw actions (K bid depths, K ask depths[, K market-order lots]). Returns (reward, done,
+        record) with the step's quote flags, orders, limits and alert flags."""
         k = self.k
         lpos, lfac = self.limits()
         w0 = self.cash + sum(self.q[a] * self.mid[a] for a in range(k))
@@ -100,12 +103,20 @@ class RefLimits:
             e += self.b[a] * self.q[a]
         hedge = [0] * k
         impact = 0.0
+        if self.hedge:  # the agent's orders: rint(lots), clipped to the inventory bound
+            for a in range(k):
+                v = int(np.rint(depths[2 * k + a]))
+                v = max(-self.qmax[a] - self.q[a], min(self.qmax[a] - self.q[a], v))
+                hedge[a] = v
+                e += self.b[a] * v
         if self.flatten:
             # each asset back to sign(q) floor(L_a) ...
             for a in range(k):
-                if abs(self.q[a]) > lpos[a]:
-                    hedge[a] = int(math.copysign(math.floor(lpos[a]), self.q[a])) - self.q[a]
-                    e += self.b[a] * hedge[a]
+                q = self.q[a] + hedge[a]
+                if abs(q) > lpos[a]:
+                    v = int(math.copysign(math.floor(lpos[a]), q)) - q
+                    hedge[a] += v
+                    e += self.b[a] * v
             # ... then lot by lot towards 0 in the asset that lowers |e| most, while |e| > L_f
             while abs(e) > lfac:
                 cands = [a for a in range(k) if math.copysign(1.0, e) * self.b[a] * (self.q[a] + hedge[a]) > 0
@@ -116,14 +127,18 @@ class RefLimits:
                 step = -1 if self.q[best] + hedge[best] > 0 else 1
                 hedge[best] += step
                 e += self.b[best] * step
-            for a in range(k):  # Almgren & Chriss: executed at s +- (h + eta |v|), then the mid moves nu v
-                v = hedge[a]
-                if v:
-                    cost = abs(v) * (self.h + self.eta * abs(v))
-                    self.cash -= v * self.mid[a] + cost
-                    self.q[a] += v
-                    self.mid[a] += self.nu * v
-                    impact += cost
+        # Almgren & Chriss: each order at s_a +- (h + eta |v_a|), then every mid moves by (G v)_a
+        for a in range(k):
+            v = hedge[a]
+            if v:
+                cost = abs(v) * (self.h + self.eta * abs(v))
+                self.cash -= v * self.mid[a] + cost
+                self.q[a] += v
+                impact += cost
+        if any(hedge):
+            moves = [sum(self.g[a][j] * hedge[j] for j in range(k)) for a in range(k)]
+            for a in range(k):
+                self.mid[a] += moves[a]
         quoted = []
         for a in range(k):
             db, da = depths[a], depths[k + a]
@@ -182,6 +197,9 @@ CASES = [
     # flatten: vol-scaled position and factor limits on a factor model, with impact
     (3, {"position": [2, 3, 1.5], "factor": 2.2, "vol_scaling": True, "vol_ref": 1.3, "on_breach": "flatten"}, 3.0),
     (2, {"factor": 1.2, "on_breach": "flatten"}, 20.0),
+    # the agent's market orders with a cross-impact matrix: alone, and under flatten limits
+    (3, {}, 20.0),
+    (3, {"position": 2, "factor": 2.0, "on_breach": "flatten", "vol_scaling": True}, 3.0),
 ]
 
 
@@ -197,9 +215,15 @@ def test_kernel_matches_reference_with_limits(case):
         pf.update(loadings=rng.uniform(0.3, 1.2, (k, 1)).round(2).tolist(), factor_vols=[1.8],
                   idio_vols=rng.uniform(0.5, 1.0, k).round(2).tolist())
     flatten = limits.get("on_breach") == "flatten"
+    hedge = case >= 6
+    if hedge:
+        pf["cross_impact"] = [[0.03, 0.01, 0.0], [0.01, 0.02, -0.005], [0.02, 0.0, 0.04]]
+    impact = {"half_spread": 0.05, "eta": 0.1} if (flatten or hedge) else {}
+    if flatten and not hedge:
+        impact["nu"] = 0.02
     cfg = _cfg(market={"horizon": 0.1, "dt": 0.005}, observation={"vol_halflife": halflife},
                reward={"inventory_penalty": 0.02, "terminal_penalty": 0.01}, portfolio=pf, limits=limits,
-               impact={"half_spread": 0.05, "eta": 0.1, "nu": 0.02} if flatten else {})
+               impact=impact, action={"hedge": hedge})
     n = 4
     market = BatchMarket(cfg, n, raw_depths=True)
     market.seed_rows([case * 10 + i for i in range(n)])
@@ -210,6 +234,8 @@ def test_kernel_matches_reference_with_limits(case):
     n_suppressed = n_breach = n_warn = n_hedged = 0
     for _ in range(70):
         depths = rng.uniform(-0.3, 0.8, size=(n, 2 * k))  # aggressive: fills often, limits bind
+        if hedge:  # market orders of rint(x) lots, mostly 0
+            depths = np.concatenate([depths, rng.uniform(-2.6, 2.6, (n, k)) * (rng.uniform(size=(n, k)) < 0.3)], axis=1)
         b = market.step(depths)
         for i, ref in enumerate(refs):
             r, done, rec = ref.step(depths[i].tolist())
@@ -217,6 +243,7 @@ def test_kernel_matches_reference_with_limits(case):
             assert bool(b.done[i]) == done
             if not done:
                 np.testing.assert_array_equal(market.inventory[i], rec["q"])
+                np.testing.assert_allclose(market.mid[i], ref.mid, rtol=1e-13)
             for a in range(k):
                 qb, qa = rec["quoted"][a]
                 assert (not math.isnan(b.aux[i, col[f"depth_bid_{a}"]])) == qb
@@ -226,7 +253,7 @@ def test_kernel_matches_reference_with_limits(case):
                 assert b.aux[i, col[f"inventory_{a}"]] == rec["q"][a]
                 assert b.aux[i, col[f"breach_{a}"]] == rec["breach"][a]
                 assert b.aux[i, col[f"warn_{a}"]] == rec["warn"][a]
-            if flatten:
+            if flatten or hedge:
                 for a in range(k):
                     assert b.aux[i, col[f"hedge_{a}"]] == rec["hedge"][a]
                 n_hedged += sum(v != 0 for v in rec["hedge"])
@@ -242,12 +269,12 @@ def test_kernel_matches_reference_with_limits(case):
             if done:
                 for name, value in rec["ep"].items():
                     assert b.final_stats[i, stat[name]] == pytest.approx(value, abs=1e-12), name
-    assert n_warn > 0 or flatten  # the cases exercise the rules
+    assert n_warn > 0 or flatten or not cfg.limits.enabled  # the cases exercise the rules
     if cfg.limits.on_breach == "suppress":
         assert n_suppressed > 0
     if case in (2, 3, 4, 5):  # vol-shrunk limits, alert-only and flatten (fills after it) do breach
         assert n_breach > 0
-    if flatten:
+    if flatten or hedge:
         assert n_hedged > 0
 
 
@@ -399,10 +426,11 @@ def _direct_run(cfg, policy, episodes):
     return m, steps, b.final_stats.copy()
 
 
-@pytest.mark.parametrize("mode", ["alert", "flatten"])
+@pytest.mark.parametrize("mode", ["alert", "flatten", "hedge"])
 def test_alerts_and_audit_reconcile_with_the_env(mode):
     """run_policy on a limited portfolio (per-asset AS; alert-only so that breaches happen, or
-    flatten, whose market orders are audited too): every
+    flatten, or AS plus random market orders under a cross-impact matrix, whose orders are audited
+    too: price and pre-trade mid by hand): every
     alert record is a flagged limit of the env's aux at its (episode, step) with the same value and
     limit, their count per episode is the episode statistic; the audit's fills per (episode, step,
     asset, side) are the aux fill columns, their signed sum per (episode, asset) is the final
@@ -410,11 +438,25 @@ def test_alerts_and_audit_reconcile_with_the_env(mode):
     from mmgym.baselines import make_baseline
     from mmgym.evaluation import audit_columns, run_policy
 
+    g = np.array([[0.01, 0.0], [0.0, 0.01]]) if mode != "hedge" else np.array([[0.02, 0.01], [0.005, 0.03]])
     cfg = _cfg(market={"horizon": 0.25}, reward={"inventory_penalty": 0.01, "maker_fee": 0.01},
-               portfolio={"assets": 2, "A": [140.0, 100.0], "max_inventory": 6},
-               limits={"position": [2, 3], "factor": 3.0, "vol_scaling": True, "warn_at": 0.6, "on_breach": mode},
-               impact={"half_spread": 0.1, "eta": 0.05, "nu": 0.01} if mode == "flatten" else {})
+               portfolio={"assets": 2, "A": [140.0, 100.0], "max_inventory": 6,
+                          **({"cross_impact": g.tolist()} if mode == "hedge" else {})},
+               limits={"position": [2, 3], "factor": 3.0, "vol_scaling": True, "warn_at": 0.6,
+                       "on_breach": "alert" if mode == "hedge" else mode},
+               impact={"half_spread": 0.1, "eta": 0.05, **({"nu": 0.01} if mode == "flatten" else {})}
+               if mode != "alert" else {}, action={"hedge": mode == "hedge"})
     pol = make_baseline("as", cfg)
+    if mode == "hedge":
+        class Hedging(type(pol)):  # AS quotes plus random orders of -2..2 lots (fixed per step)
+            def act(self, market, out=None):
+                out = super().act(market, out)
+                r = np.random.default_rng(int(market.step_count[0]))
+                n = market.num_envs
+                out[:, market.action_layout.hedge] = r.integers(-2, 3, (n, 2)) * (r.uniform(size=(n, 2)) < 0.2)
+                return out
+
+        pol.__class__ = Hedging
     eps = 12
     batch = run_policy(cfg, pol, eps, seed=0, audit=True, cache=False)
     m, steps, final = _direct_run(cfg, pol, eps)
@@ -450,8 +492,9 @@ def test_alerts_and_audit_reconcile_with_the_env(mode):
         last_cash[(r["episode"], r["step"])] = r["cash_after"]
         aux = steps[r["step"]][2][r["episode"]]
         if r["side"].startswith("market"):  # the pre-trade mid: the quotes' mid before permanent impact
-            v = aux[col[f"hedge_{r['asset']}"]]
-            assert r["mid"] == pytest.approx(aux[col[f"quote_mid_{r['asset']}"]] - 0.01 * v, abs=1e-12)
+            vs = aux[[col["hedge_0"], col["hedge_1"]]]
+            v = vs[r["asset"]]
+            assert r["mid"] == pytest.approx(aux[col[f"quote_mid_{r['asset']}"]] - (g @ vs)[r["asset"]], abs=1e-12)
             assert r["price"] == pytest.approx(r["mid"] + np.sign(v) * (0.1 + 0.05 * abs(v)), abs=1e-12)
         else:
             assert r["mid"] == aux[col[f"quote_mid_{r['asset']}"]]
@@ -461,7 +504,7 @@ def test_alerts_and_audit_reconcile_with_the_env(mode):
             for a in range(2):
                 for side in ("bid", "ask"):
                     assert count.get((e, t, a, side), 0) == aux[e, col[f"fill_{side}_{a}"]]
-                if mode == "flatten":
+                if mode != "alert":
                     v = count.get((e, t, a, "market_buy"), 0) - count.get((e, t, a, "market_sell"), 0)
                     assert v == aux[e, col[f"hedge_{a}"]]
                     n_orders += v != 0
@@ -469,7 +512,7 @@ def test_alerts_and_audit_reconcile_with_the_env(mode):
                 assert last_cash[(e, t)] == pytest.approx(cash_after[e], abs=1e-9)
     last = steps[-1][2]
     np.testing.assert_array_equal(signed, last[:, [col["inventory_0"], col["inventory_1"]]])
-    assert (n_orders > 0) == (mode == "flatten")
+    assert (n_orders > 0) == (mode != "alert")
 
 
 def test_evaluate_cli_writes_alerts_and_portfolio_audit(tmp_path):
@@ -547,3 +590,30 @@ def test_training_callback_logs_risk_scalars():
         assert values[f"risk/breach_rate/{label}"] == pytest.approx(count / n)
     values, *_ = run({})
     assert not any(k.startswith("risk/") for k in values) and "mm/pnl" in values
+
+
+def test_gym_make_with_limits_and_orders_passes_the_checkers():
+    """gym.make with limits (flatten) and the hedge action (3K columns, cross-impact) passes
+    Gymnasium's and SB3's checkers; info carries the alerts and the orders; make_vec runs."""
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    kw = dict(market={"horizon": 0.1}, action={"hedge": True, "hedge_max_lots": 2},
+              portfolio={"assets": 2, "cross_impact": [[0.02, 0.01], [0.01, 0.02]]},
+              impact={"half_spread": 0.05, "eta": 0.05},
+              limits={"position": 2, "factor": 2.0, "on_breach": "flatten", "vol_scaling": True})
+    env = gym.make(ID, **kw)
+    assert env.action_space.shape == (6,)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(gym.make(ID, **kw).unwrapped, warn=True)
+    venv = gym.make_vec(ID, num_envs=3, vectorization_mode="vector_entry_point", **kw)
+    venv.reset(seed=0)
+    for _ in range(5):
+        _, _, _, _, info = venv.step(venv.action_space.sample())
+    for key in ("alerts_breach", "alerts_warn", "breach_factor", "limit_0", "hedge_1", "factor_exposure"):
+        assert key in info, key
+    no_limits = gym.make(ID, market={"horizon": 0.1})
+    no_limits.reset(seed=0)
+    info = no_limits.step(no_limits.action_space.sample())[4]
+    assert "alerts_breach" not in info and "hedge_0" not in info and "inventory_0" in info

@@ -113,6 +113,19 @@ class PortfolioPolicy(DepthPolicy):
         super().__init__(config)
         self.k_assets = int(config.portfolio.assets)
 
+    def act(self, market, out=None):
+        """Raw-depth actions: the depths at the current inventories; with ``action.hedge`` no market
+        order (zeros in the K order columns; these baselines only quote)."""
+        if out is None:
+            out = np.empty((market.num_envs, market.action_dim))
+        layout = market.action_layout
+        if layout.hedge is not None:
+            out[:, layout.hedge] = 0.0
+        d_b, d_a = self.depths(market.step_count, market.inventory)
+        out[:, layout.bid] = d_b
+        out[:, layout.ask] = d_a
+        return out
+
     def tables(self):
         raise ConfigError(f"{self.name}: single-asset (t, q) tables do not exist on {self.config.id}")
 

@@ -176,6 +176,8 @@ class PortfolioConfig(Section):
     """Factor volatilities (uncorrelated factors): Sigma_f = diag(factor_vols^2); default all 1."""
     idio_vols: FloatList = 0.0
     """Idiosyncratic volatilities sigma_eps (>= 0)."""
+    cross_impact: list[list[float]] | None = None
+    """Permanent cross-impact G (K x K, price per lot): a market order v (lots per asset; action.hedge or limits.on_breach flatten) moves every mid by G v after it executes; None: impact.nu on the diagonal. Exclusive with impact.nu."""
     penalty: Literal["portfolio", "per_asset"] = "portfolio"
     """Running and terminal penalty matrix P: 'portfolio' P = Sigma (phi q^T Sigma q dt), 'per_asset' P = diag(Sigma) (the naive sum of phi q_a^2 sigma_a^2 dt)."""
 
@@ -196,6 +198,8 @@ class PortfolioConfig(Section):
             raise ValueError("give either covariance or loadings (a factor model), not both")
         if self.factor_covariance is not None and self.factor_vols is not None:
             raise ValueError("give either factor_covariance or factor_vols, not both")
+        if self.cross_impact is not None:
+            _check_matrix("cross_impact", self.cross_impact, k, k, psd=False)
         if self.covariance is not None:
             _check_matrix("covariance", self.covariance, k, k, psd=True)
         if self.loadings is not None:
@@ -372,8 +376,10 @@ class Params(NamedTuple):
         lim_on: limits configured. suppress: ``limits.on_breach: suppress``. lim_pos: (K,) L_a
             (inf: none). lim_fac: L_f (inf: none). fac_b: (K,) b_1. vol_scale: ``limits.vol_scaling``.
         ref_sd: (K,) sigma_ref_a sqrt(dt) (price per step). warn_at: the near-breach fraction.
-        flatten: ``limits.on_breach: flatten``. half_spread, eta, nu: its market orders' costs
-            (``impact`` section, every asset).
+        flatten: ``limits.on_breach: flatten``. half_spread, eta: market orders' temporary costs
+            (``impact`` section, every asset). hedge: ``action.hedge`` (K market-order columns from
+            ``hedge_col``, ``hedge_max`` lots at |a| = 1). trades: hedge or flatten. perm: (K, K)
+            the permanent cross-impact matrix G (:func:`permanent_impact`); perm_on: G != 0.
     """
 
     n_steps: int
@@ -415,7 +421,12 @@ class Params(NamedTuple):
     flatten: bool
     half_spread: float
     eta: float
-    nu: float
+    hedge: bool
+    hedge_col: int
+    hedge_max: float
+    trades: bool
+    perm_on: bool
+    perm: np.ndarray
 
 
 def penalty_matrix(config: PortfolioEnvConfig) -> np.ndarray:
@@ -445,13 +456,17 @@ def pack(config: PortfolioEnvConfig, raw_depths: bool = False) -> Params:
                   a_dt, np.log(a_dt), pf.per_asset("k"), q_max, 1.0 / q_max.astype(np.float64),
                   np.ascontiguousarray(chol_factor(sig) * math.sqrt(dt)),
                   np.ascontiguousarray(penalty_matrix(config)), np.ascontiguousarray(sig),
-                  np.ascontiguousarray(np.diag(sig)), *pack_limits(config))
+                  np.ascontiguousarray(np.diag(sig)), *pack_limits(config, raw_depths))
 
 
-def pack_limits(config: PortfolioEnvConfig) -> tuple:
-    """The limit fields of :class:`Params` (``lim_on`` ... ``warn_at``)."""
+def pack_limits(config: PortfolioEnvConfig, raw_depths: bool = False) -> tuple:
+    """The limit and market-order fields of :class:`Params` (``lim_on`` ... ``perm``)."""
     pf, lim = config.portfolio, config.limits
     k = pf.assets
+    flatten = lim.enabled and lim.on_breach == "flatten"
+    hedge = bool(config.action.hedge)
+    spread = bool(config.action.spread) and not raw_depths
+    g = permanent_impact(config)
     sig = pf.sigma_matrix()
     lim_pos = np.full(k, np.inf)
     if lim.position is not None:
@@ -460,8 +475,18 @@ def pack_limits(config: PortfolioEnvConfig) -> tuple:
     return (lim.enabled, lim.enabled and lim.on_breach == "suppress", lim_pos,
             math.inf if lim.factor is None else float(lim.factor), factor_loadings(pf)[0],
             bool(lim.vol_scaling), np.ascontiguousarray(ref * math.sqrt(float(config.market.dt))),
-            float(lim.warn_at), lim.enabled and lim.on_breach == "flatten", float(config.impact.half_spread),
-            float(config.impact.eta), float(config.impact.nu))
+            float(lim.warn_at), flatten, float(config.impact.half_spread), float(config.impact.eta),
+            hedge, 2 * k + (k if spread else 0), float(config.action.hedge_max_lots), hedge or flatten,
+            bool(np.any(g != 0.0)), g)
+
+
+def permanent_impact(config: PortfolioEnvConfig) -> np.ndarray:
+    """G (K x K): ``portfolio.cross_impact``, else ``impact.nu I``: a market order v (K lots)
+    moves the mids by ``G v`` after it executes."""
+    pf = config.portfolio
+    if pf.cross_impact is not None:
+        return np.ascontiguousarray(pf.cross_impact, dtype=np.float64)
+    return np.eye(pf.assets) * float(config.impact.nu)
 
 
 class State(NamedTuple):
@@ -552,11 +577,34 @@ def _limits_in_force(tr, st, p, i, aux):
 
 
 @njit(cache=True, inline="always")
-def _flatten(st, p, i, aux, lf, e, cash):
-    """``limits.on_breach: flatten``, at the start of row ``i``'s step (before quoting): market
-    orders back inside the limits in force, each asset's lots in one order at Almgren & Chriss
-    (2000) linear costs (:func:`mmgym.sim.processes.almgren_chriss_hedge`: executed at ``s +-
-    (half_spread + eta |v|)``, then the mid moves by ``nu v``).
+def _agent_orders(st, p, i, aux, actions, e):
+    """``action.hedge``: row ``i``'s market order per asset, ``rint(a hedge_max_lots)`` lots
+    (``rint(a)`` with raw depths; positive buys), clipped so that ``|q_a + v_a| <= Q_a``, written to
+    the ``hedge_a`` aux column (0 without the hedge action). Returns ``e`` after the orders."""
+    kk = p.k_assets
+    base = i * kk
+    for a in range(kk):
+        v = np.int64(0)
+        if p.hedge:
+            x = actions[i, p.hedge_col + a]
+            if p.mode != MODE_DEPTHS:
+                x = min(1.0, max(-1.0, x)) * p.hedge_max
+            v = np.int64(np.rint(x))
+            q = st.inventory[base + a]
+            if q + v > p.q_max[a]:
+                v = p.q_max[a] - q
+            elif q + v < -p.q_max[a]:
+                v = -p.q_max[a] - q
+            e += p.fac_b[a] * v
+        aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_HEDGE] = v
+    return e
+
+
+@njit(cache=True, inline="always")
+def _flatten(st, p, i, aux, lf, e):
+    """``limits.on_breach: flatten``, at the start of row ``i``'s step (before quoting), after the
+    agent's own orders (``q`` below is the inventory after them): market orders back inside the
+    limits in force, added to each asset's ``hedge_a`` order (:func:`_execute` trades them).
 
     1. Asset a with ``|q_a| > L_a`` trades to ``sign(q_a) floor(L_a)``.
     2. While ``|e| > L_f`` (``e = b_1^T q`` after 1.): one more lot towards 0 in the asset that
@@ -564,19 +612,18 @@ def _flatten(st, p, i, aux, lf, e, cash):
        ``|b_a| < 2 |e|``; ties: the lowest index); none: stop (the breach stays and is alerted).
        No trade increases any ``|q_a|``.
 
-    The order per asset goes to its ``hedge_a`` aux column. Returns (e, cash, impact cost, lots)."""
+    Returns ``e`` after the orders."""
     kk = p.k_assets
     base = i * kk
     for a in range(kk):
         c = AUX_ASSET0 + a * N_PER_ASSET_AUX
-        q = st.inventory[base + a]
+        q = st.inventory[base + a] + np.int64(aux[i, c + PA_HEDGE])
         lim = aux[i, c + PA_LIMIT]
-        v = 0
         if abs(q) > lim:
             tgt = np.int64(np.floor(lim))
             v = tgt - q if q > 0 else -tgt - q
+            aux[i, c + PA_HEDGE] += v
             e += p.fac_b[a] * v
-        aux[i, c + PA_HEDGE] = v
     while abs(e) > lf:
         sgn = 1.0 if e > 0.0 else -1.0
         best = -1
@@ -596,18 +643,35 @@ def _flatten(st, p, i, aux, lf, e, cash):
         step = -1 if qn > 0 else 1
         aux[i, c + PA_HEDGE] += step
         e += p.fac_b[best] * step
+    return e
+
+
+@njit(cache=True, inline="always")
+def _execute(st, p, i, aux, cash):
+    """Trade row ``i``'s ``hedge_a`` orders: each asset's order at its pre-trade mid with linear
+    temporary costs (Almgren & Chriss 2000; :func:`mmgym.sim.processes.almgren_chriss_hedge`:
+    executed at ``s_a +- (half_spread + eta |v_a|)``), then every mid moves by the permanent
+    (cross-)impact ``dS = G v`` (``portfolio.cross_impact``, default ``impact.nu I``).
+    Returns (cash, temporary impact cost, lots traded)."""
+    kk = p.k_assets
+    base = i * kk
     impact = 0.0
     lots = 0
     for a in range(kk):
         v = np.int64(aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_HEDGE])
         if v != 0:
             s, q, cash, v, cost, taker = almgren_chriss_hedge(
-                st.mid[base + a], st.inventory[base + a], cash, v, p.q_max[a], p.half_spread, p.eta, p.nu, 0.0)
-            st.mid[base + a] = s
+                st.mid[base + a], st.inventory[base + a], cash, v, p.q_max[a], p.half_spread, p.eta, 0.0, 0.0)
             st.inventory[base + a] = q
             impact += cost
             lots += abs(v)
-    return e, cash, impact, lots
+    if lots > 0 and p.perm_on:
+        for a in range(kk):
+            ds = 0.0
+            for b in range(kk):
+                ds += p.perm[a, b] * aux[i, AUX_ASSET0 + b * N_PER_ASSET_AUX + PA_HEDGE]
+            st.mid[base + a] += ds
+    return cash, impact, lots
 
 
 @njit(cache=True, inline="always")
@@ -690,8 +754,11 @@ def step(tr, st, p, actions, out, work, lo, hi):
         lf, e = _limits_in_force(tr, st, p, i, aux)
         impact = 0.0
         lots = 0
-        if p.flatten:
-            e, cash, impact, lots = _flatten(st, p, i, aux, lf, e, cash)
+        if p.trades:  # market orders: the agent's (action.hedge), then flatten's, in one per asset
+            e = _agent_orders(st, p, i, aux, actions, e)
+            if p.flatten:
+                e = _flatten(st, p, i, aux, lf, e)
+            cash, impact, lots = _execute(st, p, i, aux, cash)
         for a in range(kk):
             s = st.mid[base + a]
             q = st.inventory[base + a]
@@ -839,8 +906,7 @@ class PortfolioScenario(Scenario):
         from ..config import ConfigError
 
         m, a, r = config.market, config.action, config.reward
-        bad = [("action.hedge", a.hedge, a.hedge, "false (no hedge instruments yet)"),
-               ("action.quote_size", a.quote_size, a.quote_size != 0, "0"),
+        bad = [("action.quote_size", a.quote_size, a.quote_size != 0, "0"),
                ("market.fill_rule", m.fill_rule, m.fill_rule != "linear", "'linear'"),
                ("market.tick_size", m.tick_size, m.tick_size != 0.0, "0"),
                ("market.adverse_jump", m.adverse_jump, m.adverse_jump != 0.0, "0"),
@@ -854,11 +920,17 @@ class PortfolioScenario(Scenario):
             if wrong:
                 raise ConfigError(f"{key}: {ENV_ID} supports only {must} (got {value!r})")
         flatten = config.limits.enabled and config.limits.on_breach == "flatten"
-        if not flatten:  # the impact section prices flatten's market orders only
+        if not (flatten or a.hedge):  # the impact section prices market orders only
             for key in ("half_spread", "eta", "nu"):
                 if getattr(config.impact, key) != 0.0:
-                    raise ConfigError(f"impact.{key}: {ENV_ID} uses it only with limits.on_breach: flatten "
-                                      f"(got {getattr(config.impact, key)!r})")
+                    raise ConfigError(f"impact.{key}: {ENV_ID} uses it only with market orders (action.hedge "
+                                      f"or limits.on_breach: flatten; got {getattr(config.impact, key)!r})")
+            if config.portfolio.cross_impact is not None:
+                raise ConfigError(f"portfolio.cross_impact: {ENV_ID} uses it only with market orders "
+                                  "(action.hedge or limits.on_breach: flatten)")
+        if config.portfolio.cross_impact is not None and config.impact.nu != 0.0:
+            raise ConfigError(f"impact.nu: give either impact.nu (G = nu I) or portfolio.cross_impact, not both "
+                              f"(got nu = {config.impact.nu!r})")
         # the market section gives the time grid only: a per-asset key set there would be ignored
         default = type(m)()
         for key in ("s0", "sigma", "A", "k", "A_bid", "A_ask", "k_bid", "k_ask", "max_inventory"):
@@ -872,14 +944,15 @@ class PortfolioScenario(Scenario):
                      "cash_after")
 
     def audit_step(self, config, records, start, t, aux, col, cash0, inv0):
-        """Per trade, in the kernel's order: ``limits.on_breach: flatten``'s market orders (asset
-        0..K-1; price ``s -+ (half_spread + eta |v|)`` against the pre-trade mid ``s = quote_mid_a -
-        nu v``, which is the row's ``mid``), then the passive fills (asset 0..K-1, bid then ask;
+        """Per trade, in the kernel's order: the market orders (``action.hedge`` and ``limits.on_breach:
+        flatten``, one per asset, asset 0..K-1; price ``s -+ (half_spread + eta |v|)`` against the
+        pre-trade mid ``s = quote_mid_a - (G v)_a``, which is the row's ``mid``), then the passive fills (asset 0..K-1, bid then ask;
         price = quote_mid_a -+ depth_a, one lot, ``mid`` the asset's mid the quotes were computed
         from); each with the asset's inventory and the (shared) cash after it, fees included."""
         k = self.assets(config)
         maker = config.reward.maker_fee
         im = config.impact
+        g = permanent_impact(config)
         cols = [(col[f"fill_bid_{a}"], col[f"fill_ask_{a}"], col[f"quote_mid_{a}"], col[f"depth_bid_{a}"],
                  col[f"depth_ask_{a}"], col[f"hedge_{a}"]) for a in range(k)]
         any_fill = np.zeros(aux.shape[0], dtype=bool)
@@ -888,10 +961,12 @@ class PortfolioScenario(Scenario):
         for i in np.flatnonzero(any_fill):
             cash = float(cash0[i])
             qs = [int(inv0[i, a]) for a in range(k)]
+            vs = np.array([aux[i, c[5]] for c in cols])
+            ds = g @ vs  # the permanent impact of this step's orders, in every mid
             for a, (_, _, cm, _, _, ch) in enumerate(cols):
                 v = int(aux[i, ch])
                 if v != 0:
-                    s_pre = float(aux[i, cm]) - im.nu * v
+                    s_pre = float(aux[i, cm]) - float(ds[a])
                     px = s_pre + math.copysign(im.half_spread + im.eta * abs(v), v)
                     cash -= v * px
                     qs[a] += v
@@ -938,7 +1013,7 @@ class PortfolioScenario(Scenario):
         if not config.limits.enabled:  # no limits: no alerts (the columns stay 0, the limits inf)
             unused |= {"limit_factor", "breach_factor", "warn_factor", "alerts_breach", "alerts_warn"}
             unused |= {f"{n}_{a}" for a in range(self.assets(config)) for n in ("limit", "breach", "warn")}
-        if not (config.limits.enabled and config.limits.on_breach == "flatten"):
+        if not (config.action.hedge or (config.limits.enabled and config.limits.on_breach == "flatten")):
             unused |= {f"hedge_{a}" for a in range(self.assets(config))}
         return frozenset(unused)
 
