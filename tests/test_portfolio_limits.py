@@ -232,6 +232,7 @@ def test_kernel_matches_reference_with_limits(case):
     col = {name: j for j, name in enumerate(market.aux_names)}
     stat = {name: j for j, name in enumerate(market.stat_names)}
     n_suppressed = n_breach = n_warn = n_hedged = 0
+    lim_on = cfg.limits.enabled
     for _ in range(70):
         depths = rng.uniform(-0.3, 0.8, size=(n, 2 * k))  # aggressive: fills often, limits bind
         if hedge:  # market orders of rint(x) lots, mostly 0
@@ -249,19 +250,21 @@ def test_kernel_matches_reference_with_limits(case):
                 assert (not math.isnan(b.aux[i, col[f"depth_bid_{a}"]])) == qb
                 assert (not math.isnan(b.aux[i, col[f"depth_ask_{a}"]])) == qa
                 n_suppressed += (not qb) + (not qa)
-                assert b.aux[i, col[f"limit_{a}"]] == pytest.approx(rec["lpos"][a], rel=1e-12)
                 assert b.aux[i, col[f"inventory_{a}"]] == rec["q"][a]
-                assert b.aux[i, col[f"breach_{a}"]] == rec["breach"][a]
-                assert b.aux[i, col[f"warn_{a}"]] == rec["warn"][a]
+                if lim_on:  # without limits these columns are not written (nor in info)
+                    assert b.aux[i, col[f"limit_{a}"]] == pytest.approx(rec["lpos"][a], rel=1e-12)
+                    assert b.aux[i, col[f"breach_{a}"]] == rec["breach"][a]
+                    assert b.aux[i, col[f"warn_{a}"]] == rec["warn"][a]
             if flatten or hedge:
                 for a in range(k):
                     assert b.aux[i, col[f"hedge_{a}"]] == rec["hedge"][a]
                 n_hedged += sum(v != 0 for v in rec["hedge"])
                 assert -b.terms[i, market.term_names.index("impact")] == pytest.approx(rec["impact"], abs=1e-12)
-            assert b.aux[i, col["limit_factor"]] == pytest.approx(rec["lfac"], rel=1e-12)
             assert b.aux[i, col["factor_exposure"]] == pytest.approx(rec["e"], abs=1e-12)
-            assert b.aux[i, col["breach_factor"]] == rec["breach"][k]
-            assert b.aux[i, col["warn_factor"]] == rec["warn"][k]
+            if lim_on:
+                assert b.aux[i, col["limit_factor"]] == pytest.approx(rec["lfac"], rel=1e-12)
+                assert b.aux[i, col["breach_factor"]] == rec["breach"][k]
+                assert b.aux[i, col["warn_factor"]] == rec["warn"][k]
             assert b.aux[i, col["alerts_breach"]] == sum(rec["breach"])
             assert b.aux[i, col["alerts_warn"]] == sum(rec["warn"])
             n_breach += sum(rec["breach"])

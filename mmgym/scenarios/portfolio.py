@@ -86,7 +86,7 @@ PER_ASSET_AUX = (
     ("gamma", "as_hybrid: asset a's chosen risk aversion (NaN otherwise)"),
     ("skew", "as_hybrid: asset a's chosen skew (NaN otherwise)"),
     ("inventory", "asset a's inventory after the step (lots)"),
-    ("limit", "asset a's position limit in force this step, L_a min(1, sigma_ref_a / sigma_hat_a) (inf without limits.position)"),
+    ("limit", "asset a's position limit in force this step, L_a min(1, sigma_ref_a / sigma_hat_a) (inf without limits.position; not in info without limits)"),
     ("breach", "1 if |inventory of asset a| > its limit after the step"),
     ("warn", "1 if warn_at x limit <= |inventory of asset a| <= limit after the step (a near-breach)"),
     ("hedge", "limits.on_breach flatten: market order in asset a at the start of the step (signed lots)"),
@@ -95,7 +95,7 @@ N_PER_ASSET_AUX = len(PER_ASSET_AUX)
 AUX_BASE = AUX.extend([
     ("portfolio_variance", "q'^T Sigma q' after the step's fills (price^2 per time unit)"),
     ("factor_exposure", "b_1^T q' after the step: net exposure to the first factor (limits.factor's quantity)"),
-    ("limit_factor", "the factor limit in force this step, L_f min(1, min_a s_a) (inf without limits.factor)"),
+    ("limit_factor", "the factor limit in force this step, L_f min(1, min_a s_a) (inf without limits.factor; not in info without limits)"),
     ("breach_factor", "1 if |factor_exposure| > limit_factor after the step"),
     ("warn_factor", "1 if warn_at x limit_factor <= |factor_exposure| <= limit_factor after the step"),
     ("alerts_breach", "limits breached after the step (assets + factor)"),
@@ -682,6 +682,23 @@ def _adds_risk_beyond(x, x_new, limit):
 
 
 @njit(cache=True, inline="always")
+def _exposure(st, p, i, aux, ep_stats):
+    """Without limits: row ``i``'s inventories and factor exposure after the step (aux), and the
+    episode's largest |exposure|; no alerts."""
+    kk = p.k_assets
+    base = i * kk
+    e = 0.0
+    for a in range(kk):
+        q = st.inventory[base + a]
+        e += p.fac_b[a] * q
+        aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_INVENTORY] = q
+    aux[i, AUX_FACTOR] = e
+    ae = abs(e)
+    if ae > ep_stats[i, ST_MAX_FACTOR]:
+        ep_stats[i, ST_MAX_FACTOR] = ae
+
+
+@njit(cache=True, inline="always")
 def _alerts(st, p, i, aux, ep_stats, lf):
     """Row ``i``'s alerts after the step: a limit is breached when ``|value| > limit`` and
     near-breached (warn) when ``warn_at limit <= |value| <= limit``; per-asset and factor flags,
@@ -751,7 +768,10 @@ def step(tr, st, p, actions, out, work, lo, hi):
         fa_tot = 0
         spread_sum = 0.0
         n_two = 0
-        lf, e = _limits_in_force(tr, st, p, i, aux)
+        lf = np.inf
+        e = 0.0
+        if p.lim_on:
+            lf, e = _limits_in_force(tr, st, p, i, aux)
         impact = 0.0
         lots = 0
         if p.trades:  # market orders: the agent's (action.hedge), then flatten's, in one per asset
@@ -849,7 +869,10 @@ def step(tr, st, p, actions, out, work, lo, hi):
         record(out, tr.ep_stats, i, o, pr, last, False)
         aux[i, AUX_VARIANCE] = var
         aux[i, AUX_NOISE] = noise
-        _alerts(st, p, i, aux, tr.ep_stats, lf)
+        if p.lim_on:
+            _alerts(st, p, i, aux, tr.ep_stats, lf)
+        else:
+            _exposure(st, p, i, aux, tr.ep_stats)
         tr.step[i] = k_step
         out.done[i] = last
         if last:
