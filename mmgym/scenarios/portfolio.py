@@ -17,8 +17,10 @@ One step of length ``dt``, for each env:
    are computed from the state before it, ``L_a s_a`` per asset and ``L_f min_{a: b_a != 0} s_a``
    for the exposure ``e = b_1^T q`` to the first factor, with ``s_a = min(1, sigma_ref_a /
    sigma_hat_a)`` under ``vol_scaling`` (``sigma_hat_a`` the EWMA realised volatility of the
-   observation) and 1 otherwise. ``on_breach: flatten``: market orders back inside them now
-   (:func:`_flatten`, Almgren & Chriss 2000 costs, reward term ``impact``).
+   observation) and 1 otherwise. **Market orders**: the agent's (``action.hedge``,
+   :func:`_agent_orders`), then ``on_breach: flatten``'s back inside the limits (:func:`_flatten`),
+   one order per asset, traded at linear temporary costs (Almgren & Chriss 2000, reward term
+   ``impact``), then every mid moves by the permanent cross-impact ``G v`` (:func:`_execute`).
 1. **Quotes** per asset from the action (raw depths; ``action.mode: offsets``; or ``as_hybrid``, a
    risk aversion and a skew per asset quoted by AS 2008 eqs. (29)-(30) with ``Sigma_aa`` and ``k_a``).
 2. **Fills**, asset by asset (a = 0..K-1): each side fills one lot with ``p = min(1, A_a e^{-k_a
@@ -1091,9 +1093,15 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
       and the asset's own inventory (:func:`mmgym.sim.quotes.as_depths`); with ``action.spread``
       columns 2K + a add an extra half-spread per asset. ``info["gamma_a"]``, ``info["skew_a"]``.
 
-    The baselines use raw depths (``BatchMarket(..., raw_depths=True)``: K bid depths, K ask depths).
-    The hedge action and quote sizes are refused (one line); ``limits.on_breach: flatten`` trades
-    market orders by rule, not by action.
+    ``action.hedge: true`` adds K columns after those: a market order in asset a of
+    ``rint(a * hedge_max_lots)`` lots (positive buys), clipped to the inventory bound, traded at the
+    start of the step before quoting (Almgren & Chriss 2000 linear temporary costs from the
+    ``impact`` section; permanent impact ``dS = G v`` on every mid, ``portfolio.cross_impact`` or
+    ``impact.nu I``); ``info["hedge_a"]``.
+
+    The baselines use raw depths (``BatchMarket(..., raw_depths=True)``: K bid depths, K ask depths,
+    then K order lots with the hedge action; they send none). Quote sizes are refused (one line);
+    ``limits.on_breach: flatten`` adds its orders to the agent's (one order per asset and step).
 
     ## Observation Space
 
@@ -1120,7 +1128,9 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
     terms in ``info``: ``pnl`` (spread capture + revaluation, before fees), ``fees``
     (``-maker_fee`` per lot), ``inventory_penalty`` (``-phi q'^T P q' dt``,
     ``reward.inventory_penalty``), ``terminal_penalty`` (``-alpha q'^T P q'``,
-    ``reward.terminal_penalty``). ``P = Sigma`` (``portfolio.penalty: portfolio``) or
+    ``reward.terminal_penalty``), ``impact`` (market orders: ``-sum_a |v_a| (half_spread + eta
+    |v_a|)``, their cost against the pre-trade mids; the permanent impact is in ``pnl`` as a mid
+    move). ``P = Sigma`` (``portfolio.penalty: portfolio``) or
     ``diag(Sigma)`` (``per_asset``). ``info`` also carries ``portfolio_variance`` (``q'^T Sigma q'``),
     the totals ``fill_bid``/``fill_ask`` over assets, and per asset ``depth_bid_a``,
     ``depth_ask_a``, ``fill_bid_a``, ``fill_ask_a``, ``quote_mid_a``.
