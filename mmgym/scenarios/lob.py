@@ -150,7 +150,7 @@ class LOBEnvConfig(EnvConfig):
 
 #: ``gym.make(ENV_ID)`` without a config (the content of configs/lob.yaml): one-second steps over
 #: five minutes, a 0.01 tick at 100, and sigma, A, k (the as_hybrid rule's and the baselines') from
-#: ``python -m mmgym.calibrate --duration 3600 --seed 0`` on the default book (docs/LOB.md).
+#: ``python -m mmgym.calibrate --grid quantile --duration 3600 --seed 0`` on the default book (docs/LOB.md).
 LOB_DEFAULTS: dict[str, Any] = {
     "market": {"s0": 100.0, "tick_size": 0.01, "dt": 1.0, "horizon": 300.0, "max_inventory": 10,
                "sigma": 0.0251, "A": 3.06, "k": 60.3},
