@@ -82,7 +82,7 @@ class MarketStatsCallback(BaseCallback):
         self.episode_length = mm_env.market.n_steps
         self.last_record: dict[str, float] = {}
         market = mm_env.market
-        self.risk = market.scenario.has_alerts(mm_env.config)
+        self.risk = market.scenario.has_alerts(market.config)
         # risk limits: (label, aux column) of each limit's breach flag
         self._risk_cols = [(name.split("_", 1)[1], j) for j, name in enumerate(market.aux_names)
                            if self.risk and name.startswith("breach_")]

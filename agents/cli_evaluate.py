@@ -341,8 +341,7 @@ def write_alerts(result, out: Path) -> bool:
         return False
     with open(out / "alerts.jsonl", "w") as fh:
         for name, batch in result.batches.items():
-            for rec in batch.alerts or []:
-                fh.write(json.dumps({"agent": name, **rec}) + "\n")
+            fh.writelines(json.dumps({"agent": name, **rec}) + "\n" for rec in batch.alerts or [])
     return True
 
 

@@ -371,7 +371,7 @@ def test_factor_loadings_from_covariance_are_the_top_eigenvector():
 
     cfg = _cfg(portfolio={"assets": 3, "covariance": [[4.0, 1.0, 0.5], [1.0, 2.0, 0.3], [0.5, 0.3, 1.0]]})
     b, where = factor_loadings(cfg.portfolio)
-    lam, v = np.linalg.eigh(cfg.portfolio.sigma_matrix())
+    _, v = np.linalg.eigh(cfg.portfolio.sigma_matrix())
     assert where == "top eigenvector of Sigma"
     np.testing.assert_allclose(np.abs(b), np.abs(v[:, -1]), rtol=1e-12)
     assert b.sum() > 0 and np.linalg.norm(b) == pytest.approx(1.0)
@@ -602,10 +602,10 @@ def test_gym_make_with_limits_and_orders_passes_the_checkers():
     from gymnasium.utils.env_checker import check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    kw = dict(market={"horizon": 0.1}, action={"hedge": True, "hedge_max_lots": 2},
-              portfolio={"assets": 2, "cross_impact": [[0.02, 0.01], [0.01, 0.02]]},
-              impact={"half_spread": 0.05, "eta": 0.05},
-              limits={"position": 2, "factor": 2.0, "on_breach": "flatten", "vol_scaling": True})
+    kw = {"market": {"horizon": 0.1}, "action": {"hedge": True, "hedge_max_lots": 2},
+          "portfolio": {"assets": 2, "cross_impact": [[0.02, 0.01], [0.01, 0.02]]},
+          "impact": {"half_spread": 0.05, "eta": 0.05},
+          "limits": {"position": 2, "factor": 2.0, "on_breach": "flatten", "vol_scaling": True}}
     env = gym.make(ID, **kw)
     assert env.action_space.shape == (6,)
     check_env(env.unwrapped, skip_render_check=True)

@@ -208,8 +208,9 @@ def run_policy(
     stats_rows: list[np.ndarray] = []
     records: list[tuple] | None = [] if audit else None
     scenario = get_scenario(env_config.id)
+    sc_config = scenario.coerce(env_config)  # the scenario's own config class (its sections)
     own_audit = audit and scenario.audit_columns is not None
-    alerts: list[dict] | None = [] if scenario.has_alerts(env_config) else None
+    alerts: list[dict] | None = [] if scenario.has_alerts(sc_config) else None
     path: dict[str, np.ndarray] = {}
     market = make_market(env_config, chunk, raw_depths=is_depth)
     actions = np.zeros((chunk, market.action_dim))
@@ -244,11 +245,11 @@ def run_policy(
                 path["inventory"][t] = (buf.final_stats[0, stat["final_inventory"]] if buf.done[0]
                                         else market.inventory[0, 0])
             if own_audit:
-                scenario.audit_step(env_config, records, start, t, aux, col, cash0, inv0)
+                scenario.audit_step(sc_config, records, start, t, aux, col, cash0, inv0)
             elif audit:
                 _audit_step(records, start, t, aux, col, cash0, inv0, im, maker, taker)
             if alerts is not None:
-                scenario.alert_step(env_config, alerts, start, t, aux, col)
+                scenario.alert_step(sc_config, alerts, start, t, aux, col)
             obs = buf.obs
         if not buf.done.all():  # fixed horizon: every row finishes on the last step
             raise RuntimeError("episodes did not finish after n_steps steps")

@@ -662,7 +662,7 @@ def _execute(st, p, i, aux, cash):
     for a in range(kk):
         v = np.int64(aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_HEDGE])
         if v != 0:
-            s, q, cash, v, cost, taker = almgren_chriss_hedge(
+            _, q, cash, v, cost, _ = almgren_chriss_hedge(  # nu = 0: G moves the mids below
                 st.mid[base + a], st.inventory[base + a], cash, v, p.q_max[a], p.half_spread, p.eta, 0.0, 0.0)
             st.inventory[base + a] = q
             impact += cost
@@ -696,8 +696,7 @@ def _exposure(st, p, i, aux, ep_stats):
         aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_INVENTORY] = q
     aux[i, AUX_FACTOR] = e
     ae = abs(e)
-    if ae > ep_stats[i, ST_MAX_FACTOR]:
-        ep_stats[i, ST_MAX_FACTOR] = ae
+    ep_stats[i, ST_MAX_FACTOR] = max(ep_stats[i, ST_MAX_FACTOR], ae)
 
 
 @njit(cache=True, inline="always")
@@ -737,8 +736,7 @@ def _alerts(st, p, i, aux, ep_stats, lf):
         ep_stats[i, ST_ALERTS_BREACH] += n_b
     if n_w > 0:
         ep_stats[i, ST_ALERTS_WARN] += n_w
-    if ae > ep_stats[i, ST_MAX_FACTOR]:
-        ep_stats[i, ST_MAX_FACTOR] = ae
+    ep_stats[i, ST_MAX_FACTOR] = max(ep_stats[i, ST_MAX_FACTOR], ae)
 
 
 @entry
