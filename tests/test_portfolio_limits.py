@@ -398,16 +398,19 @@ def test_bad_limits_config_is_one_line(limits, message):
 
 
 def test_unused_impact_and_dp_are_refused_in_one_line():
-    """The impact section prices flatten's orders only (set without it: refused); the K = 2 DP
-    refuses suppress and flatten, and keeps alert-only limits."""
+    """The impact section prices market orders only (set without them: refused); the K = 2 DP
+    refuses flatten, a factor limit, vol scaling and limits below one lot, and keeps alert-only
+    limits."""
     from mmgym.baselines import make_baseline
 
     with pytest.raises(ConfigError) as exc:
         BatchMarket(_cfg(limits={"position": 2}, impact={"eta": 0.1}), 1)
     assert str(exc.value).startswith("impact.eta: ") and "flatten" in str(exc.value) and "\n" not in str(exc.value)
-    for mode in ("suppress", "flatten"):
-        with pytest.raises(ConfigError, match="does not model risk limits"):
-            make_baseline("optimal", _cfg(limits={"position": 2, "on_breach": mode}))
+    for limits in ({"position": 2, "on_breach": "flatten"}, {"factor": 2.0},
+                   {"position": 2, "vol_scaling": True}, {"position": 0.5}):
+        with pytest.raises(ConfigError, match="models only static per-asset position limits") as exc:
+            make_baseline("optimal", _cfg(limits=limits))
+        assert "\n" not in str(exc.value)
     # alert-only limits leave the dynamics unchanged: the DP stays available
     make_baseline("optimal", _cfg(market={"horizon": 0.05}, limits={"position": 2, "on_breach": "alert"}))
 
@@ -620,3 +623,27 @@ def test_gym_make_with_limits_and_orders_passes_the_checkers():
     no_limits.reset(seed=0)
     info = no_limits.step(no_limits.action_space.sample())[4]
     assert "alerts_breach" not in info and "hedge_0" not in info and "inventory_0" in info
+
+
+def test_dp_with_static_position_limits_is_exact():
+    """K = 2, static position limits under suppress: ``optimal`` solves the market with the bounds
+    min(Q_a, floor(L_a)); its V0 and the exact values of per-asset AS and begv on the limited env
+    match their Monte Carlo within 4 SE (3000 episodes of 40 steps), and the limited optimum is
+    below the unlimited one and above both baselines' exact values."""
+    from mmgym.baselines import make_baseline
+    from mmgym.evaluation import run_policy
+
+    base = {"market": {"horizon": 0.2}, "reward": {"inventory_penalty": 0.05, "terminal_penalty": 0.01},
+            "portfolio": {"assets": 2, "max_inventory": 5}}
+    cfg = _cfg(**base, limits={"position": [2.5, 1.7]})
+    opt = make_baseline("optimal", cfg)
+    assert list(opt.q_max) == [2, 1]
+    free = make_baseline("optimal", _cfg(**base))
+    assert opt.v0 < free.v0
+    for name in ("optimal", "as", "begv"):
+        pol = opt if name == "optimal" else make_baseline(name, cfg)
+        exact = pol.exact_objective()
+        batch = run_policy(cfg, pol, 3000, seed=0, cache=False)
+        se = batch.objective.std(ddof=1) / math.sqrt(batch.objective.size)
+        assert abs(batch.objective.mean() - exact) < 4 * se, (name, batch.objective.mean(), exact, se)
+        assert exact <= opt.v0 + 1e-9
