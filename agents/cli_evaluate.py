@@ -430,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
         tuning = getattr(pol, "tuning", None)
         if tuning is not None:
             print(f"tuned: {tuning.summary()}")
+    alert_rows = [(name, m) for name, m in result.metrics.items() if "alerts_breach_mean" in m]
+    if alert_rows:  # risk limits: mean alerts per episode (details in alerts.jsonl)
+        print("alerts per episode (breach / warn): " + ", ".join(
+            f"{name} {m['alerts_breach_mean']:.2f} / {m['alerts_warn_mean']:.2f}" for name, m in alert_rows))
     if model_only:  # the limit order book: the baselines' model is not the env
         print(f"note: {result.metadata['baseline_model']}; 'exact E[obj]' does not apply "
               "(results.json: objective_model)")

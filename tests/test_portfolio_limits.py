@@ -521,7 +521,7 @@ def test_alerts_and_audit_reconcile_with_the_env(mode):
     assert (n_orders > 0) == (mode != "alert")
 
 
-def test_evaluate_cli_writes_alerts_and_portfolio_audit(tmp_path):
+def test_evaluate_cli_writes_alerts_and_portfolio_audit(tmp_path, capsys):
     """evaluate.py on configs/portfolio2.yaml with limits: alerts.jsonl holds, per agent, as many
     breach lines as episodes x results.json's alerts_breach_mean; audit.csv has the portfolio's
     columns and each agent's fills match its mean fills."""
@@ -536,6 +536,9 @@ def test_evaluate_cli_writes_alerts_and_portfolio_audit(tmp_path):
                "limits.factor=2.5", "limits.vol_scaling=true", "limits.warn_at=0.8"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())["agents"]
+    printed = capsys.readouterr().out
+    assert (f"alerts per episode (breach / warn): as {res['as']['alerts_breach_mean']:.2f} / "
+            f"{res['as']['alerts_warn_mean']:.2f}") in printed
     lines = [json.loads(x) for x in (out / "alerts.jsonl").read_text().splitlines()]
     for name in ("as", "begv"):
         mine = [x for x in lines if x["agent"] == name]
