@@ -9,6 +9,11 @@ TensorBoard namespaces written here (SB3's own ``rollout/``, ``train/``, ``time/
   scenario with a hidden driver (regimes, events: ``Scenario.driver``), ``mm/glass_box/<quantity>/<bin>``
   for ``gamma``, ``skew_per_lot`` and ``half_spread`` per driver bin over the steps since the last record
   (:mod:`mmgym.evaluation.glass_box`), and the optimal policy's as ``.../<bin>/optimal`` when given.
+* ``risk/`` (an env with risk limits, ``Scenario.has_alerts``: the portfolio's ``limits:``):
+  ``alerts_breach_per_episode`` and ``alerts_warn_per_episode`` (mean alert counts of the episodes
+  finished since the last record), ``max_abs_factor_exposure`` (their mean), and
+  ``breach_rate/<asset index | factor>``: the fraction of env-steps since the last record that
+  ended with that limit breached.
 * ``reward/``: one key per reward term (``MMVecEnv.last_terms``) plus ``total``, accumulated over the
   steps since the last record and scaled to one episode (sum per env-step times episode length),
   so the terms add up to the objective's scale.
@@ -76,6 +81,12 @@ class MarketStatsCallback(BaseCallback):
         self.hybrid = mm_env.config.action.mode == "as_hybrid"
         self.episode_length = mm_env.market.n_steps
         self.last_record: dict[str, float] = {}
+        market = mm_env.market
+        self.risk = market.scenario.has_alerts(market.config)
+        # risk limits: (label, aux column) of each limit's breach flag
+        self._risk_cols = [(name.split("_", 1)[1], j) for j, name in enumerate(market.aux_names)
+                           if self.risk and name.startswith("breach_")]
+        self._breach_sums = np.zeros(len(self._risk_cols))
 
     def _on_training_start(self) -> None:
         if self.glass is not None:  # the env was reset: the state before the first step
@@ -89,6 +100,10 @@ class MarketStatsCallback(BaseCallback):
         for j, name in enumerate(self.term_names):
             self._term_sums[j] += float(np.sum(terms[name]))
         self._env_steps += self.mm_env.num_envs
+        if self._risk_cols:
+            aux = self.mm_env.market.buffers.aux
+            for j, (_, c) in enumerate(self._risk_cols):
+                self._breach_sums[j] += float(aux[:, c].sum())
         for info in self.locals.get("infos", ()):
             ep = info.get("mm_episode")
             if ep is not None and "pnl" in ep:
@@ -126,6 +141,13 @@ class MarketStatsCallback(BaseCallback):
         if self.hybrid:
             stats["mm/gamma"] = float(np.mean(np.array([e["gamma_sum"] for e in eps]) / length))
             stats["mm/skew"] = float(np.mean(np.array([e["skew_sum"] for e in eps]) / length))
+        if self.risk:
+            for key in ("alerts_breach", "alerts_warn"):
+                stats[f"risk/{key}_per_episode"] = float(np.mean([e[key] for e in eps]))
+            stats["risk/max_abs_factor_exposure"] = float(np.mean([e["max_abs_factor_exposure"] for e in eps]))
+            if self._env_steps > 0:
+                for j, (label, _) in enumerate(self._risk_cols):
+                    stats[f"risk/breach_rate/{label}"] = float(self._breach_sums[j] / self._env_steps)
         if self._env_steps > 0:
             scale = self.episode_length / self._env_steps
             for j, name in enumerate(self.term_names):
@@ -143,6 +165,7 @@ class MarketStatsCallback(BaseCallback):
         self.last_record = stats
         self._episodes = []
         self._term_sums[:] = 0.0
+        self._breach_sums[:] = 0.0
         self._env_steps = 0
 
 

@@ -36,7 +36,10 @@ sigma, A, k are the config's ``market`` values, calibrated on that book
 the book, and ``exact E[obj]`` is blank (the model's value is ``objective_model`` in the JSON).
 ``exact E[obj]`` is also blank, with a one-line note, on an intensity-market config the DP does not
 solve exactly (a tick with a mid that leaves the tick grid: ``metadata.not_exact`` says why).
-``--audit`` is for the intensity market only.
+``--audit`` works on the intensity market and the portfolio (one row per fill with its asset and mid).
+On a portfolio config with ``limits:``, ``alerts.jsonl`` gets one line per risk-limit breach or
+near-breach (``limits.warn_at``) of every agent: agent, episode, step, asset (or "factor"), limit
+name, alert, value, limit.
 
 ``--glass-box`` (a scenario with a hidden driver: regimes, events) also writes ``glass_box.png`` and
 ``glass_box.csv``: every agent's half-spread, skew per lot, mean gamma and |q| per bin of the driver,
@@ -317,15 +320,29 @@ def write_outputs(result, out: Path, config_path: str, overrides: list[str],
     pd.DataFrame(csv_rows).to_csv(out / "results.csv", index=False)
 
 
-def write_audit(result, out: Path) -> None:
-    from mmgym.evaluation import AUDIT_COLUMNS
+def write_audit(result, out: Path, env_config=None) -> None:
+    """``audit.csv``: one row per fill of every agent (the scenario's columns: the portfolio adds
+    the asset and its mid)."""
+    from mmgym.evaluation import AUDIT_COLUMNS, audit_columns
 
     with open(out / "audit.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(AUDIT_COLUMNS)
+        w.writerow(AUDIT_COLUMNS if env_config is None else audit_columns(env_config))
         for name, batch in result.batches.items():
             for rec in batch.audit or []:
                 w.writerow((name, *rec[1:]))
+
+
+def write_alerts(result, out: Path) -> bool:
+    """``alerts.jsonl``: one JSON object per risk-limit alert of every agent's evaluated episodes
+    (``agent``, ``episode``, ``step``, ``asset`` (index or ``"factor"``), ``limit_name``, ``alert``
+    (``breach``/``warn``), ``value``, ``limit``); False (nothing written) when the env has no limits."""
+    if all(batch.alerts is None for batch in result.batches.values()):
+        return False
+    with open(out / "alerts.jsonl", "w") as fh:
+        for name, batch in result.batches.items():
+            fh.writelines(json.dumps({"agent": name, **rec}) + "\n" for rec in batch.alerts or [])
+    return True
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -413,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
         tuning = getattr(pol, "tuning", None)
         if tuning is not None:
             print(f"tuned: {tuning.summary()}")
+    alert_rows = [(name, m) for name, m in result.metrics.items() if "alerts_breach_mean" in m]
+    if alert_rows:  # risk limits: mean alerts per episode (details in alerts.jsonl)
+        print("alerts per episode (breach / warn): " + ", ".join(
+            f"{name} {m['alerts_breach_mean']:.2f} / {m['alerts_warn_mean']:.2f}" for name, m in alert_rows))
     if model_only:  # the limit order book: the baselines' model is not the env
         print(f"note: {result.metadata['baseline_model']}; 'exact E[obj]' does not apply "
               "(results.json: objective_model)")
@@ -423,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: no exact values for this config: {not_exact}")
     write_outputs(result, out, args.config, overrides, rows)
     if args.audit:
-        write_audit(result, out)
+        write_audit(result, out, cfg.env)
+    alerts = write_alerts(result, out)
     if not args.no_plots:
         write_plots(result, cfg.env, out)
     if args.video:
@@ -446,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
             write_glass_box(records, out, title=f"{args.config}: {episodes} episodes, seed {seed}")
             glass = True
     print(f"wrote {out}/results.json, results.csv" + ("" if args.no_plots else ", plots")
-          + (", audit.csv" if args.audit else "") + (", video_<agent>.gif" if args.video else "")
+          + (", audit.csv" if args.audit else "") + (", alerts.jsonl" if alerts else "")
+          + (", video_<agent>.gif" if args.video else "")
           + (", glass_box.png, glass_box.csv" if glass else ""))
     return 0
 

@@ -451,7 +451,7 @@ def test_bad_config_is_one_line(section, message):
 
 @pytest.mark.parametrize("section, key", [
     ({"action": {"quote_size": 2}}, "action.quote_size"),
-    ({"action": {"hedge": True}}, "action.hedge"),
+    ({"impact": {"eta": 0.1}}, "impact.eta"),
     ({"market": {"fill_rule": "poisson"}}, "market.fill_rule"),
     ({"market": {"sigma": 3.0}}, "market.sigma"),
     ({"market": {"max_inventory": 5}}, "market.max_inventory"),

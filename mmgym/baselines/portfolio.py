@@ -113,6 +113,19 @@ class PortfolioPolicy(DepthPolicy):
         super().__init__(config)
         self.k_assets = int(config.portfolio.assets)
 
+    def act(self, market, out=None):
+        """Raw-depth actions: the depths at the current inventories; with ``action.hedge`` no market
+        order (zeros in the K order columns; these baselines only quote)."""
+        if out is None:
+            out = np.empty((market.num_envs, market.action_dim))
+        layout = market.action_layout
+        if layout.hedge is not None:
+            out[:, layout.hedge] = 0.0
+        d_b, d_a = self.depths(market.step_count, market.inventory)
+        out[:, layout.bid] = d_b
+        out[:, layout.ask] = d_a
+        return out
+
     def tables(self):
         raise ConfigError(f"{self.name}: single-asset (t, q) tables do not exist on {self.config.id}")
 
@@ -120,7 +133,7 @@ class PortfolioPolicy(DepthPolicy):
         """K = 2: the depths over every (t, q1, q2), each ``(n_steps, 2Q1+1, 2Q2+1, 2)``."""
         if self.k_assets != 2:
             raise ConfigError(f"exact policy values: portfolio.assets must be 2 (got {self.k_assets})")
-        q_max = self.config.portfolio.per_asset("max_inventory")
+        q_max = dp_config(self.config, "exact policy values").portfolio.per_asset("max_inventory")
         q1, q2 = np.meshgrid(np.arange(-q_max[0], q_max[0] + 1), np.arange(-q_max[1], q_max[1] + 1),
                              indexing="ij")
         qs = np.stack([q1.ravel(), q2.ravel()], axis=1)
@@ -135,7 +148,7 @@ class PortfolioPolicy(DepthPolicy):
 
     def exact_objective(self) -> float:
         """K = 2: the policy's exact expected episode objective (:func:`evaluate_portfolio_tables`)."""
-        return evaluate_portfolio_tables(self.config, *self.depth_tables())
+        return evaluate_portfolio_tables(dp_config(self.config, "exact policy values"), *self.depth_tables())
 
 
 class PerAsset(PortfolioPolicy):
@@ -407,6 +420,32 @@ def evaluate_portfolio_tables(config, d_b: np.ndarray, d_a: np.ndarray) -> float
     return float(v[q_[0], q_[1]])
 
 
+def dp_config(config, what: str):
+    """The config the K = 2 recursion runs on for a portfolio config with risk limits.
+
+    No limits, or ``limits.on_breach: alert`` (nothing enforced): ``config`` itself. Static
+    per-asset position limits under ``suppress`` (no factor limit, no ``vol_scaling``): the same
+    market with bounds ``Q'_a = min(Q_a, floor(L_a))`` and no limits. Exact: for integer q,
+    suppress refuses a bid iff ``q + 1 > L_a`` iff ``q + 1 > floor(L_a)``, which is the inventory
+    bound's rule at ``Q'_a`` (and likewise asks), and from q = 0 the inventories never leave
+    ``|q_a| <= Q'_a``. Anything else (a factor limit, vol scaling, flatten): ConfigError."""
+    lim = getattr(config, "limits", None)
+    if lim is None or not lim.enabled or lim.on_breach == "alert":
+        return config
+    if lim.on_breach == "suppress" and lim.factor is None and not lim.vol_scaling:
+        k = int(config.portfolio.assets)
+        cap = np.floor(np.broadcast_to(np.asarray(lim.position, dtype=np.float64), (k,))).astype(np.int64)
+        if cap.min() >= 1:
+            q_new = np.minimum(config.portfolio.per_asset("max_inventory"), cap)
+            data = config.model_dump()
+            data["portfolio"]["max_inventory"] = [int(x) for x in q_new]
+            data["limits"] = {}
+            return type(config).model_validate(data)
+    raise ConfigError(f"{what}: the K = 2 DP models only static per-asset position limits under "
+                      f"'suppress' with floor(L_a) >= 1 (got limits.on_breach = {lim.on_breach!r}, "
+                      f"factor = {lim.factor!r}, vol_scaling = {lim.vol_scaling!r}); 'alert' keeps it exact")
+
+
 def _check_k2(config):
     if int(config.portfolio.assets) != 2:
         raise ConfigError(f"optimal: the exact DP is for portfolio.assets = 2 (got {config.portfolio.assets})")
@@ -422,8 +461,9 @@ class PortfolioOptimal(PortfolioPolicy):
     def __init__(self, config):
         super().__init__(config)
         _check_k2(config)
-        self.value, self.depth_table, self.probs = solve_portfolio_dp(config)
-        self.q_max = config.portfolio.per_asset("max_inventory")
+        dp = dp_config(config, "optimal")  # static position limits: tighter bounds (exact)
+        self.value, self.depth_table, self.probs = solve_portfolio_dp(dp)
+        self.q_max = dp.portfolio.per_asset("max_inventory")
         self.v0 = float(self.value[0, self.q_max[0], self.q_max[1]])
         self.exact = True
 

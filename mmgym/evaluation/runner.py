@@ -50,6 +50,7 @@ from .stats import across_seeds, paired_across_seeds, paired_difference, summari
 
 __all__ = [
     "AUDIT_COLUMNS",
+    "audit_columns",
     "aggregate_seeds",
     "EpisodeBatch",
     "EvaluationResult",
@@ -85,7 +86,11 @@ class EpisodeBatch:
         fills, impact_cost, fees, hedge_lots, inventory_penalty, terminal_penalty: episode sums.
         path: the first episode's path: ``mid``, ``bid``, ``ask``, ``fill_bid``, ``fill_ask``,
             ``inventory`` (post-step), each (n_steps,).
-        audit: per-fill records (tuples in ``AUDIT_COLUMNS`` order, agent left blank) or None.
+        audit: per-fill records (tuples in ``AUDIT_COLUMNS`` order, or the scenario's
+            ``audit_columns``, agent left blank) or None.
+        alerts: risk-limit alerts (dicts, :meth:`~mmgym.scenarios.base.Scenario.alert_step`) when
+            the env has limits (``Scenario.has_alerts``), else None.
+        alerts_breach, alerts_warn: per-episode alert counts (episode statistics) or None.
     """
 
     objective: np.ndarray
@@ -102,6 +107,16 @@ class EpisodeBatch:
     terminal_penalty: np.ndarray
     path: dict[str, np.ndarray] = field(default_factory=dict)
     audit: list[tuple] | None = None
+    alerts: list[dict] | None = None
+    alerts_breach: np.ndarray | None = None
+    alerts_warn: np.ndarray | None = None
+
+
+def audit_columns(env_config: EnvConfig) -> tuple[str, ...]:
+    """The columns of ``env_config``'s per-fill records: its scenario's, else :data:`AUDIT_COLUMNS`."""
+    from ..scenarios import get as get_scenario
+
+    return get_scenario(env_config.id).audit_columns or AUDIT_COLUMNS
 
 
 @dataclass
@@ -192,6 +207,10 @@ def run_policy(
     n_steps = env_config.market.n_steps
     stats_rows: list[np.ndarray] = []
     records: list[tuple] | None = [] if audit else None
+    scenario = get_scenario(env_config.id)
+    sc_config = scenario.coerce(env_config)  # the scenario's own config class (its sections)
+    own_audit = audit and scenario.audit_columns is not None
+    alerts: list[dict] | None = [] if scenario.has_alerts(sc_config) else None
     path: dict[str, np.ndarray] = {}
     market = make_market(env_config, chunk, raw_depths=is_depth)
     actions = np.zeros((chunk, market.action_dim))
@@ -212,7 +231,7 @@ def run_policy(
         for t in range(n_steps):
             if audit:
                 cash0 = market.field("cash").copy()
-                inv0 = market.inventory[:, 0].copy()
+                inv0 = market.inventory.copy() if own_audit else market.inventory[:, 0].copy()
             if is_depth:
                 policy.act(market, out=actions)
                 act = actions
@@ -225,8 +244,12 @@ def run_policy(
                     path[key_][t] = aux[0, col[name]]
                 path["inventory"][t] = (buf.final_stats[0, stat["final_inventory"]] if buf.done[0]
                                         else market.inventory[0, 0])
-            if audit:
+            if own_audit:
+                scenario.audit_step(sc_config, records, start, t, aux, col, cash0, inv0)
+            elif audit:
                 _audit_step(records, start, t, aux, col, cash0, inv0, im, maker, taker)
+            if alerts is not None:
+                scenario.alert_step(sc_config, alerts, start, t, aux, col)
             obs = buf.obs
         if not buf.done.all():  # fixed horizon: every row finishes on the last step
             raise RuntimeError("episodes did not finish after n_steps steps")
@@ -241,7 +264,9 @@ def run_policy(
         abs_inventory=st["abs_inventory_sum"] / length, max_abs_inventory=st["max_abs_inventory"],
         spread=spread, fills=st["fills"], impact_cost=st["impact_cost"], fees=st["fees"],
         hedge_lots=st["hedge_lots"], inventory_penalty=st["inventory_penalty"],
-        terminal_penalty=st["terminal_penalty"], path=path, audit=records,
+        terminal_penalty=st["terminal_penalty"], path=path, audit=records, alerts=alerts,
+        alerts_breach=st.get("alerts_breach") if alerts is not None else None,
+        alerts_warn=st.get("alerts_warn") if alerts is not None else None,
     )
     if key is not None:
         _cache_put(_RUN_CACHE, key, batch)
@@ -366,6 +391,9 @@ def run_evaluation(
     not_exact = inexact_reason(env_config) if exact_env else None
     for name, batch in batches.items():
         m = summarize(batch, bc.gamma)
+        if batch.alerts_breach is not None:  # risk limits: mean alerts per episode
+            m["alerts_breach_mean"] = float(batch.alerts_breach.mean())
+            m["alerts_warn_mean"] = float(batch.alerts_warn.mean())
         pol = policies[name]
         m["kind"] = "baseline" if isinstance(pol, DepthPolicy) else "policy"
         if isinstance(pol, DepthPolicy):

@@ -296,6 +296,28 @@ class Scenario:
             return spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float64)
         return spaces.Box(-1.0, 1.0, shape=(dim,), dtype=np.float32)
 
+    #: the columns of this scenario's per-fill records when they are not the runner's
+    #: (:data:`mmgym.evaluation.runner.AUDIT_COLUMNS`); then :meth:`audit_step` writes them
+    audit_columns: tuple[str, ...] | None = None
+
+    def audit_step(self, config: EnvConfig, records: list, start: int, t: int, aux: np.ndarray,
+                   col: Mapping[str, int], cash0: np.ndarray, inv0: np.ndarray) -> None:
+        """Append step ``t``'s per-fill records (tuples in :attr:`audit_columns` order, agent left
+        blank; episode ``start + row``) from the step's aux columns and the cash (N,) and
+        inventories (N, K) before it. Only called when :attr:`audit_columns` is set."""
+        raise NotImplementedError
+
+    def has_alerts(self, config: EnvConfig) -> bool:
+        """The config sets risk limits whose alerts :meth:`alert_step` reports (default: none)."""
+        return False
+
+    def alert_step(self, config: EnvConfig, records: list, start: int, t: int, aux: np.ndarray,
+                   col: Mapping[str, int]) -> None:
+        """Append step ``t``'s alerts (dicts: ``episode``, ``step``, ``asset`` (an index or
+        ``"factor"``), ``limit_name``, ``alert`` (``breach``/``warn``), ``value``, ``limit``) from the
+        step's aux columns. Only called when :meth:`has_alerts`."""
+        raise NotImplementedError
+
     def unused_aux(self, config: EnvConfig, raw_depths: bool = False) -> frozenset[str]:
         """Aux columns that carry nothing under this config (left out of ``info``)."""
         unused = set()

@@ -13,19 +13,35 @@ exponential intensities per asset and side.
 
 One step of length ``dt``, for each env:
 
+0. **Limits** (``limits:``, none by default; :class:`LimitsConfig`): the limits in force this step
+   are computed from the state before it, ``L_a s_a`` per asset and ``L_f min_{a: b_a != 0} s_a``
+   for the exposure ``e = b_1^T q`` to the first factor, with ``s_a = min(1, sigma_ref_a /
+   sigma_hat_a)`` under ``vol_scaling`` (``sigma_hat_a`` the EWMA realised volatility of the
+   observation) and 1 otherwise. **Market orders**: the agent's (``action.hedge``,
+   :func:`_agent_orders`), then ``on_breach: flatten``'s back inside the limits (:func:`_flatten`),
+   one order per asset, traded at linear temporary costs (Almgren & Chriss 2000, reward term
+   ``impact``), then every mid moves by the permanent cross-impact ``G v`` (:func:`_execute`).
 1. **Quotes** per asset from the action (raw depths; ``action.mode: offsets``; or ``as_hybrid``, a
    risk aversion and a skew per asset quoted by AS 2008 eqs. (29)-(30) with ``Sigma_aa`` and ``k_a``).
 2. **Fills**, asset by asset (a = 0..K-1): each side fills one lot with ``p = min(1, A_a e^{-k_a
    delta} dt)``, independently of every other side and asset (two exponential variates per asset,
    bid then ask, :func:`mmgym.sim.processes.exponential_fills`); a side whose fill would take
-   ``|q_a|`` above ``Q_a`` does not quote. Cash and inventory change at the quoted prices (maker fee
+   ``|q_a|`` above ``Q_a`` does not quote; with ``on_breach: suppress`` neither does a side whose
+   fill would take ``|q_a|`` or ``|e|`` (counted fill by fill, in asset order) above its limit in
+   force and further from 0 (the variates are drawn all the same). Cash and inventory change at the quoted prices (maker fee
    per lot).
 3. **Mids**: K standard normals (ziggurat, after all fill variates), ``dS = L_dt z`` with
    ``L_dt = sqrt(dt) L``.
-4. **Reward** (one number per env) by the ledger (:func:`mmgym.sim.ledger.record`)::
+4. **Alerts** (after the fills and the mids): each limit in force is *breached* when ``|value| >
+   limit`` and *near-breached* (``warn``) when ``warn_at limit <= |value| <= limit`` (values: q'_a,
+   e' = b_1^T q'); flags per limit, counts per step and per episode (aux, statistics).
+5. **Reward** (one number per env) by the ledger (:func:`mmgym.sim.ledger.record`)::
 
        r = sum_a [d cash_a + q'_a dS_a] - phi q'^T P q' dt - [last step] alpha q'^T P q'
 
+   (with ``on_breach: flatten`` the wealth change includes the market orders: their cost against
+   the pre-trade mid, ``|v|(half_spread + eta |v|)`` per asset, is the term ``impact``, and the
+   permanent impact ``nu v`` revalues the position like any mid move)
    with ``q'`` the post-fill inventories, ``P = Sigma`` (``portfolio.penalty: portfolio``, the factor-
    aware penalty of issue 11, BEGV 2021 eq. (2) with ``gamma/2 = phi``) or ``P = diag(Sigma)``
    (``penalty: per_asset``, the naive sum ``sum_a phi q_a^2 sigma_a^2 dt``); ``phi`` =
@@ -53,8 +69,8 @@ from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import ActionConfig, EnvConfig, Section
 from ..sim.columns import Columns
 from ..sim.jit import entry
-from ..sim.ledger import AUX, AUX_NOISE, OBS, Outcome, RewardConsts, finish, record
-from ..sim.processes import exponential_fills
+from ..sim.ledger import AUX, AUX_NOISE, OBS, STATS, Outcome, RewardConsts, finish, record
+from ..sim.processes import almgren_chriss_hedge, exponential_fills
 from ..sim.quotes import MODE_AS_HYBRID, MODE_DEPTHS, MODE_NAMES, MODE_OFFSETS, as_depths, first_bad_row
 from ..sim.rng import zig_normal
 from .base import Scenario
@@ -71,11 +87,47 @@ PER_ASSET_AUX = (
     ("quote_mid", "asset a's mid the quotes were computed from"),
     ("gamma", "as_hybrid: asset a's chosen risk aversion (NaN otherwise)"),
     ("skew", "as_hybrid: asset a's chosen skew (NaN otherwise)"),
+    ("inventory", "asset a's inventory after the step (lots)"),
+    ("limit", "asset a's position limit in force this step, L_a min(1, sigma_ref_a / sigma_hat_a) (inf without limits.position; not in info without limits)"),
+    ("breach", "1 if |inventory of asset a| > its limit after the step"),
+    ("warn", "1 if warn_at x limit <= |inventory of asset a| <= limit after the step (a near-breach)"),
+    ("hedge", "limits.on_breach flatten: market order in asset a at the start of the step (signed lots)"),
 )
 N_PER_ASSET_AUX = len(PER_ASSET_AUX)
-AUX_BASE = AUX.extend([("portfolio_variance", "q'^T Sigma q' after the step's fills (price^2 per time unit)")])
+AUX_BASE = AUX.extend([
+    ("portfolio_variance", "q'^T Sigma q' after the step's fills (price^2 per time unit)"),
+    ("factor_exposure", "b_1^T q' after the step: net exposure to the first factor (limits.factor's quantity)"),
+    ("limit_factor", "the factor limit in force this step, L_f min(1, min_a s_a) (inf without limits.factor; not in info without limits)"),
+    ("breach_factor", "1 if |factor_exposure| > limit_factor after the step"),
+    ("warn_factor", "1 if warn_at x limit_factor <= |factor_exposure| <= limit_factor after the step"),
+    ("alerts_breach", "limits breached after the step (assets + factor)"),
+    ("alerts_warn", "limits near-breached (warn_at) after the step (assets + factor)"),
+])
 AUX_VARIANCE = AUX_BASE["portfolio_variance"]
+AUX_FACTOR = AUX_BASE["factor_exposure"]
+AUX_LIMIT_FACTOR = AUX_BASE["limit_factor"]
+AUX_BREACH_FACTOR = AUX_BASE["breach_factor"]
+AUX_WARN_FACTOR = AUX_BASE["warn_factor"]
+AUX_ALERTS_BREACH = AUX_BASE["alerts_breach"]
+AUX_ALERTS_WARN = AUX_BASE["alerts_warn"]
 AUX_ASSET0 = len(AUX_BASE)
+#: offsets inside an asset's aux block
+_PA_NAMES = [n for n, _ in PER_ASSET_AUX]
+PA_INVENTORY = _PA_NAMES.index("inventory")
+PA_LIMIT = _PA_NAMES.index("limit")
+PA_BREACH = _PA_NAMES.index("breach")
+PA_WARN = _PA_NAMES.index("warn")
+PA_HEDGE = _PA_NAMES.index("hedge")
+
+#: episode statistics after the ledger's
+STAT_COLUMNS = STATS.extend([
+    ("alerts_breach", "limit breaches over the episode (sum over steps of the limits breached after the step)"),
+    ("alerts_warn", "near-breaches over the episode (sum over steps of the limits at >= warn_at x limit, not breached)"),
+    ("max_abs_factor_exposure", "largest |b_1^T q'| after a step"),
+])
+ST_ALERTS_BREACH = STAT_COLUMNS["alerts_breach"]
+ST_ALERTS_WARN = STAT_COLUMNS["alerts_warn"]
+ST_MAX_FACTOR = STAT_COLUMNS["max_abs_factor_exposure"]
 
 
 def aux_columns(k: int) -> Columns:
@@ -126,6 +178,8 @@ class PortfolioConfig(Section):
     """Factor volatilities (uncorrelated factors): Sigma_f = diag(factor_vols^2); default all 1."""
     idio_vols: FloatList = 0.0
     """Idiosyncratic volatilities sigma_eps (>= 0)."""
+    cross_impact: list[list[float]] | None = None
+    """Permanent cross-impact G (K x K, price per lot): a market order v (lots per asset; action.hedge or limits.on_breach flatten) moves every mid by G v after it executes; None: impact.nu on the diagonal. Exclusive with impact.nu."""
     penalty: Literal["portfolio", "per_asset"] = "portfolio"
     """Running and terminal penalty matrix P: 'portfolio' P = Sigma (phi q^T Sigma q dt), 'per_asset' P = diag(Sigma) (the naive sum of phi q_a^2 sigma_a^2 dt)."""
 
@@ -146,6 +200,8 @@ class PortfolioConfig(Section):
             raise ValueError("give either covariance or loadings (a factor model), not both")
         if self.factor_covariance is not None and self.factor_vols is not None:
             raise ValueError("give either factor_covariance or factor_vols, not both")
+        if self.cross_impact is not None:
+            _check_matrix("cross_impact", self.cross_impact, k, k, psd=False)
         if self.covariance is not None:
             _check_matrix("covariance", self.covariance, k, k, psd=True)
         if self.loadings is not None:
@@ -205,6 +261,65 @@ def _check_matrix(name: str, m: list[list[float]], rows: int, cols: int | None, 
             raise ValueError(f"{name} is not positive semi-definite (smallest eigenvalue {lam:.4g})")
 
 
+class LimitsConfig(Section):
+    """Risk limits of ``mmgym/PortfolioMarketMaking-v0`` (issue 11): per-asset position limits, a
+    limit on the net exposure to the first factor, both optionally shrunk when realised volatility
+    rises; breaches and near-breaches are counted as alerts (:class:`PortfolioMarketMakingEnv`,
+    "Risk limits"). No key set: no limits (the alert columns stay 0)."""
+
+    position: FloatList | None = None
+    """Position limits L_a (> 0, lots; one number or a list of K): |q_a| <= L_a."""
+    factor: float | None = None
+    """Factor limit L_f (> 0): |b_1^T q| <= L_f, b_1 the first column of portfolio.loadings (or, with a covariance given directly or the default one, the unit top eigenvector of Sigma, signed so that its entries sum to >= 0)."""
+    vol_scaling: bool = False
+    """Shrink the limits when realised volatility rises: L_eff = L min(1, sigma_ref_a / sigma_hat_a), sigma_hat_a the EWMA realised volatility the observation reports (observation.vol_halflife); the factor limit shrinks by the smallest asset factor among assets with a non-zero loading."""
+    vol_ref: FloatList | None = None
+    """sigma_ref_a (> 0, price per sqrt(time unit); one number or a list of K); default sqrt(Sigma_aa), the configured volatility."""
+    warn_at: float = 0.9
+    """Near-breach fraction (0 < warn_at <= 1): an alert 'warn' when warn_at L_eff <= |value| <= L_eff."""
+    on_breach: Literal["suppress", "flatten", "alert"] = "suppress"
+    """'suppress': a side whose fill would take a limited quantity beyond its limit and further from 0 does not quote (the kernel enforces it, as the inventory bound); 'flatten': at the start of each step, market orders back inside the limits in force, paying the impact section's Almgren-Chriss costs (reward term impact); quotes are not suppressed; 'alert': count alerts only."""
+
+    @model_validator(mode="after")
+    def _check(self) -> LimitsConfig:
+        for key in ("position", "vol_ref"):
+            val = getattr(self, key)
+            if val is None:
+                continue
+            for a, x in enumerate(val if isinstance(val, list) else [val]):
+                if not x > 0.0:
+                    where = f"{key}[{a}]" if isinstance(val, list) else key
+                    raise ValueError(f"{where} = {x:g} must be > 0")
+        if self.factor is not None and not self.factor > 0.0:
+            raise ValueError(f"factor = {self.factor:g} must be > 0")
+        if not 0.0 < self.warn_at <= 1.0:
+            raise ValueError(f"warn_at = {self.warn_at:g} must be in (0, 1]")
+        if self.vol_ref is not None and not self.vol_scaling:
+            raise ValueError("vol_ref is set but vol_scaling is false (it would be ignored)")
+        if self.vol_scaling and not self.enabled:
+            raise ValueError("vol_scaling needs a limit (position or factor)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """A position or factor limit is set."""
+        return self.position is not None or self.factor is not None
+
+
+def factor_loadings(pf: PortfolioConfig) -> tuple[np.ndarray, str]:
+    """b_1 (K,) and where it came from: the first column of ``loadings``, or the unit top
+    eigenvector of Sigma (covariance given directly, or the default) signed so that its entries
+    sum to >= 0 (ties: the first non-zero entry positive)."""
+    if pf.loadings is not None:
+        return np.asarray(pf.loadings, dtype=np.float64)[:, 0].copy(), "loadings[:, 0]"
+    lam, v = np.linalg.eigh(pf.sigma_matrix())
+    b = v[:, int(np.argmax(lam))].copy()
+    tot = float(b.sum())
+    if tot < -1e-12 or (abs(tot) <= 1e-12 and b[np.flatnonzero(b)[0]] < 0):
+        b = -b
+    return b, "top eigenvector of Sigma"
+
+
 class PortfolioActionConfig(ActionConfig):
     """The action section of the portfolio env: :class:`~mmgym.schema.ActionConfig` with ``mode``
     defaulting to ``offsets``."""
@@ -223,6 +338,17 @@ class PortfolioEnvConfig(EnvConfig):
     """Action mapping (``offsets`` per asset; raw depths for the baselines)."""
     portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
     """The K assets and their covariance."""
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    """Risk limits and alerts (none by default)."""
+
+    @model_validator(mode="after")
+    def _limits_per_asset(self) -> PortfolioEnvConfig:
+        k = self.portfolio.assets
+        for key in ("position", "vol_ref"):
+            val = getattr(self.limits, key)
+            if isinstance(val, list) and len(val) != k:
+                raise ValueError(f"limits.{key} has {len(val)} entries, expected portfolio.assets = {k}")
+        return self
 
 
 def chol_factor(sigma: np.ndarray) -> np.ndarray:
@@ -249,6 +375,13 @@ class Params(NamedTuple):
         s0: (K,) initial mids. sd: (K,) sigma_a sqrt(dt). inv_sd: (K,) its inverse (0 if sd = 0).
         a_dt, ln_a_dt, k: (K,) A_a dt, its log, k_a. q_max: (K,) int64 bounds. inv_q_max: (K,).
         chol_dt: (K, K) sqrt(dt) L. pen: (K, K) the penalty matrix P. cov: (K, K) Sigma.
+        lim_on: limits configured. suppress: ``limits.on_breach: suppress``. lim_pos: (K,) L_a
+            (inf: none). lim_fac: L_f (inf: none). fac_b: (K,) b_1. vol_scale: ``limits.vol_scaling``.
+        ref_sd: (K,) sigma_ref_a sqrt(dt) (price per step). warn_at: the near-breach fraction.
+        flatten: ``limits.on_breach: flatten``. half_spread, eta: market orders' temporary costs
+            (``impact`` section, every asset). hedge: ``action.hedge`` (K market-order columns from
+            ``hedge_col``, ``hedge_max`` lots at |a| = 1). trades: hedge or flatten. perm: (K, K)
+            the permanent cross-impact matrix G (:func:`permanent_impact`); perm_on: G != 0.
     """
 
     n_steps: int
@@ -279,6 +412,23 @@ class Params(NamedTuple):
     pen: np.ndarray
     cov: np.ndarray
     sig2: np.ndarray
+    lim_on: bool
+    suppress: bool
+    lim_pos: np.ndarray
+    lim_fac: float
+    fac_b: np.ndarray
+    vol_scale: bool
+    ref_sd: np.ndarray
+    warn_at: float
+    flatten: bool
+    half_spread: float
+    eta: float
+    hedge: bool
+    hedge_col: int
+    hedge_max: float
+    trades: bool
+    perm_on: bool
+    perm: np.ndarray
 
 
 def penalty_matrix(config: PortfolioEnvConfig) -> np.ndarray:
@@ -308,7 +458,37 @@ def pack(config: PortfolioEnvConfig, raw_depths: bool = False) -> Params:
                   a_dt, np.log(a_dt), pf.per_asset("k"), q_max, 1.0 / q_max.astype(np.float64),
                   np.ascontiguousarray(chol_factor(sig) * math.sqrt(dt)),
                   np.ascontiguousarray(penalty_matrix(config)), np.ascontiguousarray(sig),
-                  np.ascontiguousarray(np.diag(sig)))
+                  np.ascontiguousarray(np.diag(sig)), *pack_limits(config, raw_depths))
+
+
+def pack_limits(config: PortfolioEnvConfig, raw_depths: bool = False) -> tuple:
+    """The limit and market-order fields of :class:`Params` (``lim_on`` ... ``perm``)."""
+    pf, lim = config.portfolio, config.limits
+    k = pf.assets
+    flatten = lim.enabled and lim.on_breach == "flatten"
+    hedge = bool(config.action.hedge)
+    spread = bool(config.action.spread) and not raw_depths
+    g = permanent_impact(config)
+    sig = pf.sigma_matrix()
+    lim_pos = np.full(k, np.inf)
+    if lim.position is not None:
+        lim_pos[:] = lim.position
+    ref = np.sqrt(np.diag(sig)) if lim.vol_ref is None else np.broadcast_to(np.asarray(lim.vol_ref, float), (k,))
+    return (lim.enabled, lim.enabled and lim.on_breach == "suppress", lim_pos,
+            math.inf if lim.factor is None else float(lim.factor), factor_loadings(pf)[0],
+            bool(lim.vol_scaling), np.ascontiguousarray(ref * math.sqrt(float(config.market.dt))),
+            float(lim.warn_at), flatten, float(config.impact.half_spread), float(config.impact.eta),
+            hedge, 2 * k + (k if spread else 0), float(config.action.hedge_max_lots), hedge or flatten,
+            bool(np.any(g != 0.0)), g)
+
+
+def permanent_impact(config: PortfolioEnvConfig) -> np.ndarray:
+    """G (K x K): ``portfolio.cross_impact``, else ``impact.nu I``: a market order v (K lots)
+    moves the mids by ``G v`` after it executes."""
+    pf = config.portfolio
+    if pf.cross_impact is not None:
+        return np.ascontiguousarray(pf.cross_impact, dtype=np.float64)
+    return np.eye(pf.assets) * float(config.impact.nu)
 
 
 class State(NamedTuple):
@@ -373,6 +553,192 @@ def _reset_row(tr, st, p, i):
     tr.wealth0[i] = 0.0
 
 
+@njit(cache=True, inline="always")
+def _limits_in_force(tr, st, p, i, aux):
+    """Row ``i``'s limits for this step, from the state before it: per asset ``L_a s_a`` written
+    to its ``limit_a`` aux column, ``s_a = min(1, sigma_ref_a / sigma_hat_a)`` with ``sigma_hat_a
+    sqrt(dt) = sqrt(vol_var_a)`` (1 without ``vol_scaling``); the factor limit ``L_f min_{a: b_a !=
+    0} s_a``. Returns (factor limit, factor exposure b_1^T q before the step's fills)."""
+    kk = p.k_assets
+    base = i * kk
+    s_min = 1.0
+    e = 0.0
+    for a in range(kk):
+        sc = 1.0
+        if p.vol_scale:
+            sh = np.sqrt(tr.vol_var[base + a])
+            if sh > p.ref_sd[a]:
+                sc = p.ref_sd[a] / sh
+            if p.fac_b[a] != 0.0 and sc < s_min:
+                s_min = sc
+        aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_LIMIT] = p.lim_pos[a] * sc
+        e += p.fac_b[a] * st.inventory[base + a]
+    lf = p.lim_fac * s_min
+    aux[i, AUX_LIMIT_FACTOR] = lf
+    return lf, e
+
+
+@njit(cache=True, inline="always")
+def _agent_orders(st, p, i, aux, actions, e):
+    """``action.hedge``: row ``i``'s market order per asset, ``rint(a hedge_max_lots)`` lots
+    (``rint(a)`` with raw depths; positive buys), clipped so that ``|q_a + v_a| <= Q_a``, written to
+    the ``hedge_a`` aux column (0 without the hedge action). Returns ``e`` after the orders."""
+    kk = p.k_assets
+    base = i * kk
+    for a in range(kk):
+        v = np.int64(0)
+        if p.hedge:
+            x = actions[i, p.hedge_col + a]
+            if p.mode != MODE_DEPTHS:
+                x = min(1.0, max(-1.0, x)) * p.hedge_max
+            v = np.int64(np.rint(x))
+            q = st.inventory[base + a]
+            if q + v > p.q_max[a]:
+                v = p.q_max[a] - q
+            elif q + v < -p.q_max[a]:
+                v = -p.q_max[a] - q
+            e += p.fac_b[a] * v
+        aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_HEDGE] = v
+    return e
+
+
+@njit(cache=True, inline="always")
+def _flatten(st, p, i, aux, lf, e):
+    """``limits.on_breach: flatten``, at the start of row ``i``'s step (before quoting), after the
+    agent's own orders (``q`` below is the inventory after them): market orders back inside the
+    limits in force, added to each asset's ``hedge_a`` order (:func:`_execute` trades them).
+
+    1. Asset a with ``|q_a| > L_a`` trades to ``sign(q_a) floor(L_a)``.
+    2. While ``|e| > L_f`` (``e = b_1^T q`` after 1.): one more lot towards 0 in the asset that
+       lowers ``|e|`` by the most, among those whose lot lowers it (``sign(e) b_a q_a > 0`` and
+       ``|b_a| < 2 |e|``; ties: the lowest index); none: stop (the breach stays and is alerted).
+       No trade increases any ``|q_a|``.
+
+    Returns ``e`` after the orders."""
+    kk = p.k_assets
+    base = i * kk
+    for a in range(kk):
+        c = AUX_ASSET0 + a * N_PER_ASSET_AUX
+        q = st.inventory[base + a] + np.int64(aux[i, c + PA_HEDGE])
+        lim = aux[i, c + PA_LIMIT]
+        if abs(q) > lim:
+            tgt = np.int64(np.floor(lim))
+            v = tgt - q if q > 0 else -tgt - q
+            aux[i, c + PA_HEDGE] += v
+            e += p.fac_b[a] * v
+    while abs(e) > lf:
+        sgn = 1.0 if e > 0.0 else -1.0
+        best = -1
+        best_b = 0.0
+        for a in range(kk):
+            c = AUX_ASSET0 + a * N_PER_ASSET_AUX
+            qn = st.inventory[base + a] + aux[i, c + PA_HEDGE]
+            b_a = p.fac_b[a]
+            ab = abs(b_a)
+            if sgn * b_a * qn > 0.0 and ab < 2.0 * abs(e) and ab > best_b:
+                best = a
+                best_b = ab
+        if best < 0:
+            break
+        c = AUX_ASSET0 + best * N_PER_ASSET_AUX
+        qn = st.inventory[base + best] + aux[i, c + PA_HEDGE]
+        step = -1 if qn > 0 else 1
+        aux[i, c + PA_HEDGE] += step
+        e += p.fac_b[best] * step
+    return e
+
+
+@njit(cache=True, inline="always")
+def _execute(st, p, i, aux, cash):
+    """Trade row ``i``'s ``hedge_a`` orders: each asset's order at its pre-trade mid with linear
+    temporary costs (Almgren & Chriss 2000; :func:`mmgym.sim.processes.almgren_chriss_hedge`:
+    executed at ``s_a +- (half_spread + eta |v_a|)``), then every mid moves by the permanent
+    (cross-)impact ``dS = G v`` (``portfolio.cross_impact``, default ``impact.nu I``).
+    Returns (cash, temporary impact cost, lots traded)."""
+    kk = p.k_assets
+    base = i * kk
+    impact = 0.0
+    lots = 0
+    for a in range(kk):
+        v = np.int64(aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_HEDGE])
+        if v != 0:
+            _, q, cash, v, cost, _ = almgren_chriss_hedge(  # nu = 0: G moves the mids below
+                st.mid[base + a], st.inventory[base + a], cash, v, p.q_max[a], p.half_spread, p.eta, 0.0, 0.0)
+            st.inventory[base + a] = q
+            impact += cost
+            lots += abs(v)
+    if lots > 0 and p.perm_on:
+        for a in range(kk):
+            ds = 0.0
+            for b in range(kk):
+                ds += p.perm[a, b] * aux[i, AUX_ASSET0 + b * N_PER_ASSET_AUX + PA_HEDGE]
+            st.mid[base + a] += ds
+    return cash, impact, lots
+
+
+@njit(cache=True, inline="always")
+def _adds_risk_beyond(x, x_new, limit):
+    """A trade taking a limited quantity from ``x`` to ``x_new`` is refused: ``|x_new| > limit``
+    and ``|x_new| > |x|`` (a trade back towards 0 is always allowed)."""
+    return abs(x_new) > limit and abs(x_new) > abs(x)
+
+
+@njit(cache=True, inline="always")
+def _exposure(st, p, i, aux, ep_stats):
+    """Without limits: row ``i``'s inventories and factor exposure after the step (aux), and the
+    episode's largest |exposure|; no alerts."""
+    kk = p.k_assets
+    base = i * kk
+    e = 0.0
+    for a in range(kk):
+        q = st.inventory[base + a]
+        e += p.fac_b[a] * q
+        aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_INVENTORY] = q
+    aux[i, AUX_FACTOR] = e
+    ae = abs(e)
+    ep_stats[i, ST_MAX_FACTOR] = max(ep_stats[i, ST_MAX_FACTOR], ae)
+
+
+@njit(cache=True, inline="always")
+def _alerts(st, p, i, aux, ep_stats, lf):
+    """Row ``i``'s alerts after the step: a limit is breached when ``|value| > limit`` and
+    near-breached (warn) when ``warn_at limit <= |value| <= limit``; per-asset and factor flags,
+    the counts and their episode sums."""
+    kk = p.k_assets
+    base = i * kk
+    n_b = 0
+    n_w = 0
+    e = 0.0
+    for a in range(kk):
+        c = AUX_ASSET0 + a * N_PER_ASSET_AUX
+        q = st.inventory[base + a]
+        e += p.fac_b[a] * q
+        aq = abs(q)
+        lim = aux[i, c + PA_LIMIT]
+        br = aq > lim
+        wn = (not br) and aq >= p.warn_at * lim
+        aux[i, c + PA_INVENTORY] = q
+        aux[i, c + PA_BREACH] = 1.0 if br else 0.0
+        aux[i, c + PA_WARN] = 1.0 if wn else 0.0
+        n_b += br
+        n_w += wn
+    ae = abs(e)
+    br = ae > lf
+    wn = (not br) and ae >= p.warn_at * lf
+    aux[i, AUX_FACTOR] = e
+    aux[i, AUX_BREACH_FACTOR] = 1.0 if br else 0.0
+    aux[i, AUX_WARN_FACTOR] = 1.0 if wn else 0.0
+    n_b += br
+    n_w += wn
+    aux[i, AUX_ALERTS_BREACH] = n_b
+    aux[i, AUX_ALERTS_WARN] = n_w
+    if n_b > 0:
+        ep_stats[i, ST_ALERTS_BREACH] += n_b
+    if n_w > 0:
+        ep_stats[i, ST_ALERTS_WARN] += n_w
+    ep_stats[i, ST_MAX_FACTOR] = max(ep_stats[i, ST_MAX_FACTOR], ae)
+
+
 @entry
 def step(tr, st, p, actions, out, work, lo, hi):
     """Step rows ``lo:hi`` (module docstring) and autoreset finished ones.
@@ -396,14 +762,26 @@ def step(tr, st, p, actions, out, work, lo, hi):
         r1 = tr.rng[i, 1]
         cash = st.cash[i]
         w_before = cash
+        for a in range(kk):
+            w_before += st.inventory[base + a] * st.mid[base + a]
         fb_tot = 0
         fa_tot = 0
         spread_sum = 0.0
         n_two = 0
+        lf = np.inf
+        e = 0.0
+        if p.lim_on:
+            lf, e = _limits_in_force(tr, st, p, i, aux)
+        impact = 0.0
+        lots = 0
+        if p.trades:  # market orders: the agent's (action.hedge), then flatten's, in one per asset
+            e = _agent_orders(st, p, i, aux, actions, e)
+            if p.flatten:
+                e = _flatten(st, p, i, aux, lf, e)
+            cash, impact, lots = _execute(st, p, i, aux, cash)
         for a in range(kk):
             s = st.mid[base + a]
             q = st.inventory[base + a]
-            w_before += q * s
             x_b = actions[i, a]
             x_a = actions[i, kk + a]
             gamma = np.nan
@@ -427,6 +805,16 @@ def step(tr, st, p, actions, out, work, lo, hi):
             fb, fa, quote_b, quote_a, r0, r1 = exponential_fills(
                 q, d_b, d_a, p.q_max[a], False, p.a_dt[a], p.a_dt[a], p.ln_a_dt[a], p.ln_a_dt[a],
                 p.k[a], p.k[a], r0, r1)
+            if p.suppress:  # the side that would add risk beyond a limit does not quote (same draws)
+                lim = aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_LIMIT]
+                b_a = p.fac_b[a]
+                if _adds_risk_beyond(q, q + 1, lim) or _adds_risk_beyond(e, e + b_a, lf):
+                    quote_b = False
+                    fb = np.int64(0)
+                if _adds_risk_beyond(q, q - 1, lim) or _adds_risk_beyond(e, e - b_a, lf):
+                    quote_a = False
+                    fa = np.int64(0)
+                e += b_a * (fb - fa)
             cash += fa * (s + d_a) - fb * (s - d_b) - p.maker_fee * (fb + fa)
             st.inventory[base + a] = q + fb - fa
             fb_tot += fb
@@ -474,13 +862,17 @@ def step(tr, st, p, actions, out, work, lo, hi):
         k_step = tr.step[i] + 1
         last = k_step >= n_steps
         two = n_two > 0
-        o = Outcome(w_after - w_before, 0.0, p.maker_fee * (fb_tot + fa_tot), np.sqrt(max(risk, 0.0)),
+        o = Outcome(w_after - w_before, impact, p.maker_fee * (fb_tot + fa_tot), np.sqrt(max(risk, 0.0)),
                     0.0, w_after - tr.wealth0[i], np.nan, np.nan, two, two, np.nan, np.nan, np.nan,
-                    np.nan, 0, fb_tot, fa_tot, np.nan, spread_sum / n_two if two else 0.0, p.dt,
+                    np.nan, lots, fb_tot, fa_tot, np.nan, spread_sum / n_two if two else 0.0, p.dt,
                     np.nan)
         record(out, tr.ep_stats, i, o, pr, last, False)
         aux[i, AUX_VARIANCE] = var
         aux[i, AUX_NOISE] = noise
+        if p.lim_on:
+            _alerts(st, p, i, aux, tr.ep_stats, lf)
+        else:
+            _exposure(st, p, i, aux, tr.ep_stats)
         tr.step[i] = k_step
         out.done[i] = last
         if last:
@@ -520,9 +912,9 @@ class PortfolioScenario(Scenario):
     reset_kernel = staticmethod(reset)
     parallel_kernel = None
     sized_step_kernel = None
+    stats = STAT_COLUMNS
     default_baselines = ("as", "glft", "begv", "optimal")
     dp_exact = True
-    audit = False
 
     def assets(self, config):
         return int(config.portfolio.assets)
@@ -537,8 +929,7 @@ class PortfolioScenario(Scenario):
         from ..config import ConfigError
 
         m, a, r = config.market, config.action, config.reward
-        bad = [("action.hedge", a.hedge, a.hedge, "false (no hedge instruments yet)"),
-               ("action.quote_size", a.quote_size, a.quote_size != 0, "0"),
+        bad = [("action.quote_size", a.quote_size, a.quote_size != 0, "0"),
                ("market.fill_rule", m.fill_rule, m.fill_rule != "linear", "'linear'"),
                ("market.tick_size", m.tick_size, m.tick_size != 0.0, "0"),
                ("market.adverse_jump", m.adverse_jump, m.adverse_jump != 0.0, "0"),
@@ -551,6 +942,18 @@ class PortfolioScenario(Scenario):
         for key, value, wrong, must in bad:
             if wrong:
                 raise ConfigError(f"{key}: {ENV_ID} supports only {must} (got {value!r})")
+        flatten = config.limits.enabled and config.limits.on_breach == "flatten"
+        if not (flatten or a.hedge):  # the impact section prices market orders only
+            for key in ("half_spread", "eta", "nu"):
+                if getattr(config.impact, key) != 0.0:
+                    raise ConfigError(f"impact.{key}: {ENV_ID} uses it only with market orders (action.hedge "
+                                      f"or limits.on_breach: flatten; got {getattr(config.impact, key)!r})")
+            if config.portfolio.cross_impact is not None:
+                raise ConfigError(f"portfolio.cross_impact: {ENV_ID} uses it only with market orders "
+                                  "(action.hedge or limits.on_breach: flatten)")
+        if config.portfolio.cross_impact is not None and config.impact.nu != 0.0:
+            raise ConfigError(f"impact.nu: give either impact.nu (G = nu I) or portfolio.cross_impact, not both "
+                              f"(got nu = {config.impact.nu!r})")
         # the market section gives the time grid only: a per-asset key set there would be ignored
         default = type(m)()
         for key in ("s0", "sigma", "A", "k", "A_bid", "A_ask", "k_bid", "k_ask", "max_inventory"):
@@ -559,10 +962,82 @@ class PortfolioScenario(Scenario):
                 raise ConfigError(f"market.{key}: ignored by {ENV_ID} (per-asset parameters live in "
                                   f"portfolio.{where}; got {getattr(m, key)!r})")
 
+    audit = True
+    audit_columns = ("agent", "episode", "step", "asset", "side", "price", "qty", "mid", "inventory_after",
+                     "cash_after")
+
+    def audit_step(self, config, records, start, t, aux, col, cash0, inv0):
+        """Per trade, in the kernel's order: the market orders (``action.hedge`` and ``limits.on_breach:
+        flatten``, one per asset, asset 0..K-1; price ``s -+ (half_spread + eta |v|)`` against the
+        pre-trade mid ``s = quote_mid_a - (G v)_a``, which is the row's ``mid``), then the passive fills (asset 0..K-1, bid then ask;
+        price = quote_mid_a -+ depth_a, one lot, ``mid`` the asset's mid the quotes were computed
+        from); each with the asset's inventory and the (shared) cash after it, fees included."""
+        k = self.assets(config)
+        maker = config.reward.maker_fee
+        im = config.impact
+        g = permanent_impact(config)
+        cols = [(col[f"fill_bid_{a}"], col[f"fill_ask_{a}"], col[f"quote_mid_{a}"], col[f"depth_bid_{a}"],
+                 col[f"depth_ask_{a}"], col[f"hedge_{a}"]) for a in range(k)]
+        any_fill = np.zeros(aux.shape[0], dtype=bool)
+        for fb, fa, _, _, _, ch in cols:
+            any_fill |= (aux[:, fb] > 0) | (aux[:, fa] > 0) | (aux[:, ch] != 0)
+        for i in np.flatnonzero(any_fill):
+            cash = float(cash0[i])
+            qs = [int(inv0[i, a]) for a in range(k)]
+            vs = np.array([aux[i, c[5]] for c in cols])
+            ds = g @ vs  # the permanent impact of this step's orders, in every mid
+            for a, (_, _, cm, _, _, ch) in enumerate(cols):
+                v = int(aux[i, ch])
+                if v != 0:
+                    s_pre = float(aux[i, cm]) - float(ds[a])
+                    px = s_pre + math.copysign(im.half_spread + im.eta * abs(v), v)
+                    cash -= v * px
+                    qs[a] += v
+                    records.append(("", start + i, t, a, "market_buy" if v > 0 else "market_sell", px, abs(v),
+                                    s_pre, qs[a], cash))
+            for a, (fb, fa, cm, cdb, cda, _) in enumerate(cols):
+                q = qs[a]
+                mid = float(aux[i, cm])
+                if aux[i, fb] > 0:
+                    px = mid - float(aux[i, cdb])
+                    cash -= px + maker
+                    q += 1
+                    records.append(("", start + i, t, a, "bid", px, 1, mid, q, cash))
+                if aux[i, fa] > 0:
+                    px = mid + float(aux[i, cda])
+                    cash += px - maker
+                    q -= 1
+                    records.append(("", start + i, t, a, "ask", px, 1, mid, q, cash))
+
+    def has_alerts(self, config):
+        return config.limits.enabled
+
+    def alert_step(self, config, records, start, t, aux, col):
+        """One dict per flagged limit: per asset ``value`` = q_a after the step against
+        ``limit_a``, the factor's ``value`` = b_1^T q against ``limit_factor``."""
+        k = self.assets(config)
+        flagged = np.flatnonzero((aux[:, col["alerts_breach"]] > 0) | (aux[:, col["alerts_warn"]] > 0))
+        for i in flagged:
+            for a in range(k + 1):
+                sfx = str(a) if a < k else "factor"
+                kind = ("breach" if aux[i, col[f"breach_{sfx}"]] > 0 else
+                        "warn" if aux[i, col[f"warn_{sfx}"]] > 0 else None)
+                if kind is None:
+                    continue
+                value = aux[i, col[f"inventory_{a}"]] if a < k else aux[i, col["factor_exposure"]]
+                records.append({"episode": int(start + i), "step": int(t), "asset": a if a < k else "factor",
+                                "limit_name": "position" if a < k else "factor", "alert": kind,
+                                "value": float(value), "limit": float(aux[i, col[f"limit_{sfx}"]])})
+
     def unused_aux(self, config, raw_depths=False):
         unused = {"bid_px", "ask_px", "depth_bid", "depth_ask", "gamma", "skew", "hedge_lots", "quote_mid"}
         if raw_depths or config.action.mode != "as_hybrid":
             unused |= {f"{n}_{a}" for a in range(self.assets(config)) for n in ("gamma", "skew")}
+        if not config.limits.enabled:  # no limits: no alerts (the columns stay 0, the limits inf)
+            unused |= {"limit_factor", "breach_factor", "warn_factor", "alerts_breach", "alerts_warn"}
+            unused |= {f"{n}_{a}" for a in range(self.assets(config)) for n in ("limit", "breach", "warn")}
+        if not (config.action.hedge or (config.limits.enabled and config.limits.on_breach == "flatten")):
+            unused |= {f"hedge_{a}" for a in range(self.assets(config))}
         return frozenset(unused)
 
     def model_note(self, config):
@@ -616,8 +1091,15 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
       and the asset's own inventory (:func:`mmgym.sim.quotes.as_depths`); with ``action.spread``
       columns 2K + a add an extra half-spread per asset. ``info["gamma_a"]``, ``info["skew_a"]``.
 
-    The baselines use raw depths (``BatchMarket(..., raw_depths=True)``: K bid depths, K ask depths).
-    The hedge and quote sizes are refused (one line).
+    ``action.hedge: true`` adds K columns after those: a market order in asset a of
+    ``rint(a * hedge_max_lots)`` lots (positive buys), clipped to the inventory bound, traded at the
+    start of the step before quoting (Almgren & Chriss 2000 linear temporary costs from the
+    ``impact`` section; permanent impact ``dS = G v`` on every mid, ``portfolio.cross_impact`` or
+    ``impact.nu I``); ``info["hedge_a"]``.
+
+    The baselines use raw depths (``BatchMarket(..., raw_depths=True)``: K bid depths, K ask depths,
+    then K order lots with the hedge action; they send none). Quote sizes are refused (one line);
+    ``limits.on_breach: flatten`` adds its orders to the agent's (one order per asset and step).
 
     ## Observation Space
 
@@ -644,7 +1126,9 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
     terms in ``info``: ``pnl`` (spread capture + revaluation, before fees), ``fees``
     (``-maker_fee`` per lot), ``inventory_penalty`` (``-phi q'^T P q' dt``,
     ``reward.inventory_penalty``), ``terminal_penalty`` (``-alpha q'^T P q'``,
-    ``reward.terminal_penalty``). ``P = Sigma`` (``portfolio.penalty: portfolio``) or
+    ``reward.terminal_penalty``), ``impact`` (market orders: ``-sum_a |v_a| (half_spread + eta
+    |v_a|)``, their cost against the pre-trade mids; the permanent impact is in ``pnl`` as a mid
+    move). ``P = Sigma`` (``portfolio.penalty: portfolio``) or
     ``diag(Sigma)`` (``per_asset``). ``info`` also carries ``portfolio_variance`` (``q'^T Sigma q'``),
     the totals ``fill_bid``/``fill_ask`` over assets, and per asset ``depth_bid_a``,
     ``depth_ask_a``, ``fill_bid_a``, ``fill_ask_a``, ``quote_mid_a``.
@@ -652,6 +1136,23 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
     The episode statistics are the ledger's; its inventory statistics (``abs_inventory_sum``,
     ``max_abs_inventory``, ``final_inventory``) are of the risk-equivalent inventory
     ``sqrt(q'^T P q')`` (price per sqrt(time unit)), the quantity the penalty squares.
+
+    ## Risk limits and alerts
+
+    ``limits:`` (:class:`LimitsConfig`; none by default). Limits in force on a step (from the
+    state before it): position ``L_a s_a`` on ``|q_a|`` and factor ``L_f min_{a: b_a != 0} s_a`` on
+    ``|e|``, ``e = b_1^T q`` (``b_1`` the first column of ``portfolio.loadings``, or the unit top
+    eigenvector of Sigma when Sigma is given directly), ``s_a = min(1, sigma_ref_a / sigma_hat_a)``
+    with ``limits.vol_scaling`` (``sigma_hat_a = sqrt(EWMA of dS_a^2 / dt)``, observation column
+    "realised volatility" times sigma_a; ``sigma_ref_a`` = ``limits.vol_ref``, default sigma_a), else
+    1. ``on_breach``: ``suppress`` (a side whose fill would take ``|q_a|`` or ``|e|`` beyond its
+    limit and further from 0 does not quote), ``flatten`` (market orders back inside the limits at
+    the start of the step, reward term ``impact``, ``info["hedge_a"]``; quotes not suppressed) or
+    ``alert`` (nothing enforced). After the step, ``info`` has per limit ``limit_a`` /
+    ``limit_factor``, ``breach_a`` / ``breach_factor`` (``|value| > limit``), ``warn_a`` /
+    ``warn_factor`` (``warn_at limit <= |value| <= limit``), ``inventory_a``, ``factor_exposure``,
+    and the counts ``alerts_breach``, ``alerts_warn``; the episode statistics sum them
+    (``alerts_breach``, ``alerts_warn``) and keep ``max_abs_factor_exposure``.
 
     ## Starting State
 
