@@ -147,3 +147,19 @@ def test_not_in_the_books_info():
     env2.reset(seed=0)
     _, _, _, _, info2 = env2.step(env2.action_space.sample())
     assert "revaluation_noise" in info2
+
+
+def test_portfolio_noise_is_the_inventory_weighted_mid_moves():
+    """Portfolio (no market orders): every mid move is noise, so the column is sum_a q'_a dS_a."""
+    cfg = load_env_config("configs/portfolio2.yaml")
+    n = 16
+    mk = BatchMarket(cfg, n)
+    mk.seed_rows(list(range(n)))
+    mk.reset()
+    col = list(mk.aux_names).index("revaluation_noise")
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        mid0 = mk.state.mid.copy()
+        b = mk.step(rng.uniform(-1, 1, (n, mk.action_dim)))
+        want = (mk.state.inventory * (mk.state.mid - mid0)).sum(axis=1)
+        np.testing.assert_allclose(b.aux[:, col], want, rtol=1e-9, atol=1e-9)
