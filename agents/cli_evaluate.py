@@ -9,13 +9,14 @@ Usage::
 
 Every agent runs the same ``--episodes`` scenarios (common random numbers: episode e uses seed
 ``seed + e``). Prints one table row per agent with paired differences against the reference
-(``optimal`` when present, else the first agent) and writes ``results.json``, ``results.csv``,
+(``optimal`` where it is the env's exact optimum; ``as_tuned`` on the book and the OU mid, where
+``optimal`` is only the intensity model's optimum; else the first agent) and writes ``results.json``, ``results.csv``,
 plots (PNG) and, with ``--audit``, ``audit.csv`` into ``--out``.
 
 Baseline names: as, symmetric, fixed, glft, cjp, optimal, boundary, as_tuned, glft_tuned (see
 mmgym/baselines). The tuned ones search their parameters on this config first (exact DP policy
 evaluation where it exists, else simulation on the seeds ``baselines.tuning.seed`` ..., by default
-from 2**40 on); one line per tuned agent after the table says what was chosen, and an evaluation
+from 2**40 on, in a stream family of their own, ``TUNING_STREAMS``); one line per tuned agent after the table says what was chosen, and an evaluation
 whose seeds overlap the tuning seeds is refused.
 ``NAME=path.zip`` loads a stable-baselines3 model (PPO/SAC/... detected from the zip) and runs it
 deterministically on the normalised-action env; a ``vecnormalize.pkl`` beside the zip is applied.
@@ -33,7 +34,9 @@ On ``configs/lob.yaml`` (the limit order book) the baselines quote with the inte
 sigma, A, k are the config's ``market`` values, calibrated on that book
 (``python -m mmgym.calibrate configs/lob.yaml``); their depths are mapped onto ticks by the env
 (bid floored, ask ceiled). ``optimal`` is then the exact optimum of that intensity model, not of
-the book, and ``exact E[obj]`` is blank (the model's value is ``objective_model`` in the JSON).
+the book, nor a bound on it, and ``exact E[obj]`` is blank (the model's value is
+``objective_model`` in the JSON); the paired differences are against ``as_tuned`` when it is among
+the agents (``--reference optimal`` is refused there).
 ``exact E[obj]`` is also blank, with a one-line note, on an intensity-market config the DP does not
 solve exactly (a tick with a mid that leaves the tick grid: ``metadata.not_exact`` says why).
 ``--audit`` works on the intensity market and the portfolio (one row per fill with its asset and mid).
@@ -84,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="scenario seed (default: eval.seed)")
     p.add_argument("--num-envs", type=int, default=None, help="episodes stepped at once (default: eval.num_envs)")
     p.add_argument("--out", default=None, help="output directory (default: results/<config stem>)")
-    p.add_argument("--reference", default=None, help="agent for paired differences (default: optimal, else the first)")
+    p.add_argument("--reference", default=None, help="agent for paired differences (default: optimal where it is the env's exact optimum; "
+                        "as_tuned on the book and the OU mid; else the first agent)")
     p.add_argument("--audit", action="store_true", help="write audit.csv with one row per fill")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--video", action="store_true",
@@ -354,9 +358,11 @@ def _file_safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _reference(requested: str | None, agents: dict[str, Any]) -> str | None:
-    """The reference of the paired differences: ``requested``, else ``optimal`` when present, else
-    the first agent; never an agent over seeds or one of its seeds (ConfigError)."""
+def _reference(requested: str | None, agents: dict[str, Any], env_config: Any = None) -> str | None:
+    """The reference of the paired differences: ``requested``, else
+    :func:`mmgym.evaluation.default_reference` (``optimal`` where it is the env's exact optimum,
+    ``as_tuned`` on the book and the OU mid, else the first agent); never an agent over seeds or
+    one of its seeds (ConfigError)."""
     members = {m: name for name, ms in seed_groups.items() for m in ms}
     if requested is not None:
         if requested in seed_groups:
@@ -371,14 +377,16 @@ def _reference(requested: str | None, agents: dict[str, Any]) -> str | None:
                               f"({', '.join([a for a in agents if a not in members] + list(seed_groups))})")
         return requested
     if not seed_groups:
-        return None  # run_evaluation's default: optimal, else the first agent
-    if "optimal" in agents:
-        return "optimal"
+        return None  # run_evaluation's default (mmgym.evaluation.default_reference)
     singles = [a for a in agents if a not in members]
     if not singles:
         raise ConfigError("--agents: an agent over training seeds needs a reference outside its seeds: "
                           "add a baseline (e.g. optimal) or a single model")
-    return singles[0]
+    if env_config is None:
+        return "optimal" if "optimal" in singles else singles[0]
+    from mmgym.evaluation import default_reference
+
+    return default_reference(env_config, singles)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) if args.out else Path("results") / Path(args.config).stem
         check_out_dir(out)
         agents = parse_agents(args.agents, cfg.env)
-        reference = _reference(args.reference, agents)
+        reference = _reference(args.reference, agents, cfg.env)
         from rich.console import Console
 
         from mmgym.evaluation import run_evaluation, write_plots

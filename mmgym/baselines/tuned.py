@@ -27,9 +27,15 @@ objective), a candidate's depth tables over (t, q) are scored by exact policy ev
 :func:`~mmgym.baselines.evaluate_tables` V_0(q0): deterministic, no sampling noise. Elsewhere (the
 order book, the OU mid, a tick with a mid off the tick grid, a CARA objective) it is the mean
 summed reward of ``baselines.tuning.episodes`` simulated episodes on common random numbers, seeds
-``baselines.tuning.seed + e`` (the *tuning set*, by default from 2**40 on), the same for every
-candidate, so the comparison between candidates is paired and the score is a deterministic
-function of the parameters. Its standard error is std/sqrt(n). The simulated optimum is the best
+``baselines.tuning.seed + e`` (by default from 2**40 on) in the stream family
+:data:`~mmgym.envs.market.TUNING_STREAMS` (the *tuning set*), the same for every candidate, so
+the comparison between candidates is paired and the score is a deterministic function of the
+parameters. **Seed families** (:meth:`~mmgym.envs.market.BatchMarket.seed_rows`' spawn key):
+evaluation runs episode e on seed ``eval.seed + e`` with the empty key, training on
+:data:`~mmgym.envs.market.TRAINING_STREAMS`, tuning on ``TUNING_STREAMS``; NumPy hashes the key
+into the stream's entropy, so a tuning episode is never an evaluation episode whatever the seed
+numbers (:func:`check_evaluation_seeds` still refuses overlapping seed numbers: a second guard,
+and the rule a reader can check by eye). Its standard error is std/sqrt(n). The simulated optimum is the best
 of many candidates on one sample, so its tuning-set mean is optimistic (a maximum of noisy
 estimates): the unbiased figure is the evaluation on other seeds, which is why an evaluation may
 not overlap the tuning set (:func:`check_evaluation_seeds`).
@@ -59,6 +65,7 @@ import numpy as np
 from scipy import optimize
 
 from ..config import BaselinesConfig, ConfigError, EnvConfig, TuningConfig
+from ..envs.market import TUNING_STREAMS
 from .analytic import GLFT, AvellanedaStoikov
 from .base import DepthPolicy, MarketParams
 from .optimal import evaluate_tables, inexact_reason, policy_value
@@ -231,6 +238,7 @@ class TuningResult:
         if self.method == "simulation":
             out["episodes"] = self.episodes
             out["seeds"] = [self.seed, self.seed + self.episodes - 1]
+            out["spawn_key"] = list(TUNING_STREAMS)  # the tuning streams, not evaluation's
             if self.not_exact is not None:
                 out["not_exact"] = self.not_exact
         return out
@@ -311,7 +319,7 @@ def _scorer(config: EnvConfig, tc: TuningConfig, method: str) -> Callable[[Depth
     def simulated(policy: DepthPolicy) -> tuple[float, float | None]:
         from ..evaluation import runner  # looked up per call: tests watch run_policy's arguments
 
-        batch = runner.run_policy(config, policy, tc.episodes, tc.seed, cache=False)
+        batch = runner.run_policy(config, policy, tc.episodes, tc.seed, cache=False, spawn_key=TUNING_STREAMS)
         mean, _, se = mean_se(batch.objective)
         return mean, se
 

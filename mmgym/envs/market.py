@@ -22,10 +22,13 @@ from ..sim.ledger import TRACK_PER_ASSET, Outputs, flat_assets, new_track
 from ..sim.rng import rng_state_from_generator
 from ..sim.skeleton import new_work
 
-__all__ = ["BatchMarket", "StepBuffers", "Kernel", "TRAINING_STREAMS"]
+__all__ = ["BatchMarket", "StepBuffers", "Kernel", "TRAINING_STREAMS", "TUNING_STREAMS"]
 
 #: The spawn key of training streams (:meth:`BatchMarket.seed_rows`): disjoint from evaluation's.
 TRAINING_STREAMS = (0x6D6D7472,)  # "mmtr"
+#: The spawn key of the tuned baselines' simulation set (mmgym/baselines/tuned.py): disjoint from
+#: evaluation's (the empty key) and from training's.
+TUNING_STREAMS = (0x6D6D7475,)  # "mmtu"
 
 #: The outputs of one batched step (:class:`mmgym.sim.ledger.Outputs`).
 StepBuffers = Outputs
@@ -164,8 +167,9 @@ class BatchMarket:
         ``spawn_key`` names a separate family of streams: the row's generator is
         ``PCG64(SeedSequence(seed, spawn_key=spawn_key))``, which NumPy's design keeps distinct
         from every stream of another spawn key for every seed (the key is hashed into the
-        entropy pool). Training uses :data:`TRAINING_STREAMS`, evaluation the empty key, so a
-        training episode never replays an evaluation scenario whatever the two seeds are.
+        entropy pool). Training uses :data:`TRAINING_STREAMS`, the tuned baselines' search
+        :data:`TUNING_STREAMS`, evaluation the empty key, so neither a training episode nor a
+        tuning episode replays an evaluation scenario whatever the seeds are.
         """
         rows = range(self.num_envs) if rows is None else rows
         for row, seed in zip(rows, seeds, strict=True):

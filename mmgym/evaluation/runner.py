@@ -52,6 +52,7 @@ __all__ = [
     "AUDIT_COLUMNS",
     "audit_columns",
     "aggregate_seeds",
+    "default_reference",
     "EpisodeBatch",
     "EvaluationResult",
     "ObsPolicy",
@@ -171,6 +172,7 @@ def run_policy(
     num_envs: int | None = None,
     audit: bool = False,
     cache: bool = True,
+    spawn_key: tuple[int, ...] = (),
 ) -> EpisodeBatch:
     """Run ``episodes`` episodes of one policy on common random numbers (module docstring).
 
@@ -183,6 +185,9 @@ def run_policy(
         num_envs: rows stepped at once (default min(episodes, 1000)).
         audit: also return per-fill records.
         cache: reuse/remember the result of a DepthPolicy run (not for callables or audits).
+        spawn_key: the family of random streams (:meth:`~mmgym.envs.market.BatchMarket.seed_rows`):
+            ``()`` evaluation's; the tuned baselines' search uses
+            :data:`~mmgym.envs.market.TUNING_STREAMS`.
 
     Raises:
         ConfigError: ``audit`` on an env whose scenario cannot reconstruct per-fill records from
@@ -199,7 +204,7 @@ def run_policy(
         raise TypeError(f"policy must be a DepthPolicy or a callable, got {type(policy).__name__}")
     key = None
     if is_depth and cache and not audit:
-        key = _key(env_config.model_dump(), policy.describe(), type(policy).__name__, episodes, seed)
+        key = _key(env_config.model_dump(), policy.describe(), type(policy).__name__, episodes, seed, list(spawn_key))
         if key in _RUN_CACHE:
             _RUN_CACHE.move_to_end(key)
             return _RUN_CACHE[key]
@@ -223,7 +228,7 @@ def run_policy(
         if rows != market.num_envs:
             market = make_market(env_config, rows, raw_depths=is_depth)
             actions = np.zeros((rows, market.action_dim))
-        market.seed_rows([seed + start + i for i in range(rows)])
+        market.seed_rows([seed + start + i for i in range(rows)], spawn_key=tuple(spawn_key))
         obs = market.reset()
         first = start == 0
         if first:
@@ -322,6 +327,38 @@ def _resolve(name: str, policy: Any, env_config: EnvConfig, bc: BaselinesConfig)
     raise ConfigError(f"agent {name!r}: expected a baseline name, a DepthPolicy or a callable, got {type(policy).__name__}")
 
 
+def default_reference(env_config: EnvConfig, names: Sequence[str], requested: str | None = None) -> str:
+    """The agent the paired differences are taken against.
+
+    ``requested`` if given; else on an env whose scenario is the baselines' intensity model
+    (``Scenario.dp_exact``) ``optimal`` when present; else ``as_tuned`` when present (on the book
+    and the OU mid ``optimal`` is only the optimum of the intensity model with the config's sigma,
+    A, k, not a bound, and the best-tuned static AS found on the env itself is the reference every
+    claim must beat); else the first agent that is not ``optimal``, else the first agent.
+
+    Raises:
+        ConfigError: ``requested`` is not an agent, or is ``optimal`` on an env where it is only
+            the intensity model's optimum (one line).
+    """
+    from ..scenarios import get as get_scenario
+
+    names = list(names)
+    exact_env = get_scenario(env_config.id).dp_exact
+    if requested is not None:
+        if requested not in names:
+            raise ConfigError(f"--reference {requested!r} is not one of the agents ({', '.join(names)})")
+        if requested == "optimal" and not exact_env:
+            raise ConfigError(f"--reference optimal: on {env_config.id} optimal is the optimum of the "
+                              "calibrated intensity model, not of this env, nor a bound on it (use as_tuned)")
+        return requested
+    if exact_env and "optimal" in names:
+        return "optimal"
+    if not exact_env and "as_tuned" in names:
+        return "as_tuned"
+    others = [n for n in names if n != "optimal"] if not exact_env else names
+    return (others or names)[0]
+
+
 def run_evaluation(
     env_config: EnvConfig,
     agents: Mapping[str, Policy],
@@ -341,8 +378,9 @@ def run_evaluation(
         episodes, seed: scenarios (episode e uses seed + e) shared by all agents.
         baselines_config: gamma etc. of the named baselines and of the certainty equivalent.
         num_envs: rows stepped at once (default min(episodes, 1000)).
-        reference: agent the paired differences are taken against (default ``optimal`` if
-            present, else the first agent).
+        reference: agent the paired differences are taken against (default
+            :func:`default_reference`: ``optimal`` where it is the env's exact optimum, else
+            ``as_tuned``, the best static AS found on the env itself, else the first agent).
         audit: record per-fill trades.
         progress: optional callback with the name of the agent about to run.
 
@@ -373,10 +411,7 @@ def run_evaluation(
     bc = baselines_config if baselines_config is not None else BaselinesConfig()
     check_evaluation_seeds(seed, episodes, bc.tuning)  # the tuned baselines' seeds stay unseen
     names = list(agents)
-    if reference is None:
-        reference = "optimal" if "optimal" in agents else names[0]
-    if reference not in agents:
-        raise ConfigError(f"--reference {reference!r} is not one of the agents ({', '.join(names)})")
+    reference = default_reference(env_config, names, reference)
     policies = {name: _resolve(name, pol, env_config, bc) for name, pol in agents.items()}
     batches: dict[str, EpisodeBatch] = {}
     for name, pol in policies.items():
