@@ -117,3 +117,15 @@ def test_audit_is_intensity_only():
 
     with pytest.raises(ConfigError, match="--audit"):
         run_policy(cfg, make_baseline("as", cfg), 2, audit=True)
+
+
+def test_cli_reference_with_an_agent_over_seeds_on_the_book(monkeypatch):
+    """evaluate.py's choice when an agent over training seeds is present (the CLI picks the
+    reference itself): as_tuned on the book, optimal on the intensity market."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    import agents.cli_evaluate as cli  # this checkout's (mmgym.agents may resolve elsewhere)
+
+    monkeypatch.setattr(cli, "seed_groups", {"ppo": ["ppo/seed0", "ppo/seed1"]})
+    names = {n: n for n in ("ppo/seed0", "ppo/seed1", "as", "as_tuned", "optimal")}
+    assert cli._reference(None, names, load_config(LOB_YAML).env) == "as_tuned"
+    assert cli._reference(None, names, load_config(ROOT / "configs" / "cjp.yaml").env) == "optimal"
