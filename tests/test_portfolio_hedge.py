@@ -163,6 +163,20 @@ def test_portfolio8_in_gym_make_and_the_sb3_vecenv():
     assert np.sqrt(np.diag(sig)) == pytest.approx([1.755, 1.861, 1.972, 2.089] * 2, abs=1e-3)
 
 
+def test_hedgers_claim_no_exact_value_at_k2():
+    """At K = 2 the exact recursion has no market orders: a hedger reports no exact value (it would
+    be begv's), while begv keeps its own in the same evaluate run."""
+    from mmgym.config import BaselinesConfig
+    from mmgym.evaluation import evaluate_agents
+
+    cfg = _k2(market={"horizon": 0.05})
+    assert make_baseline("begv_threshold", cfg).exact_objective() is None
+    metrics = evaluate_agents(cfg, {"begv_threshold": "begv_threshold", "begv": "begv"}, episodes=50, seed=0,
+                              baselines_config=BaselinesConfig(gamma=0.1))
+    assert metrics["begv_threshold"]["objective_exact"] is None
+    assert metrics["begv"]["objective_exact"] is not None
+
+
 # ------------------------------------------------------------------ refusals ---
 @pytest.mark.parametrize("name", HEDGERS)
 def test_hedgers_need_the_market_order_action(name):

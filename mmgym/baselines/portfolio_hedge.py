@@ -104,6 +104,11 @@ class HedgedBEGV(BEGV):
         out[:, layout.hedge] = self.orders(market.step_count, market.inventory)
         return out
 
+    def exact_objective(self):
+        """None: the K = 2 exact recursion (:func:`~mmgym.baselines.portfolio.evaluate_portfolio_tables`)
+        has no market orders, so it would score the quotes without the hedges; no exact value."""
+        return None
+
     def _t(self, step, q):
         return np.clip(np.broadcast_to(np.asarray(step), q.shape[:-1]).astype(np.int64), 0, self.mp.n_steps)
 
