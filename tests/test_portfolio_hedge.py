@@ -177,6 +177,39 @@ def test_hedgers_claim_no_exact_value_at_k2():
     assert metrics["begv"]["objective_exact"] is not None
 
 
+def test_hedged_policy_drives_the_sb3_vecenv():
+    """begv_threshold through the SB3 VecEnv's normalised actions (offsets mode: a = (delta -
+    offset_min) / half_span - 1; orders a = v / hedge_max_lots): the env's info ``hedge_a`` is the
+    policy's order (|v| <= hedge_max_lots here), clipped to the bound (the aux the infos are made
+    from); |q_a| <= Q."""
+    from agents.vec_env import MMVecEnv
+
+    env_cfg, bc = _p8(horizon=0.1, inventory_penalty=1.0, terminal_penalty=0.01)
+    data = env_cfg.model_dump()
+    data["action"]["hedge_max_lots"] = 10
+    env_cfg = load_env_config(data)
+    pol = make_baseline("begv_threshold", env_cfg, bc)
+    n, k = 16, 8
+    venv = MMVecEnv(env_cfg, num_envs=n, seed=0)
+    venv.reset()
+    m = venv.market
+    col = {c: j for j, c in enumerate(m.aux_names)}
+    lo, half = env_cfg.action.offset_min, 0.5 * (env_cfg.action.offset_max - env_cfg.action.offset_min)
+    traded = 0.0
+    for _ in range(m.n_steps):
+        t, q = m.step_count.copy(), m.inventory.copy()
+        d_b, d_a = pol.depths(t, q)
+        v = pol.orders(t, q)
+        assert np.abs(v).max() <= 10
+        act = np.concatenate([(d_b - lo) / half - 1.0, (d_a - lo) / half - 1.0, v / 10.0], axis=1)
+        _, r, done, infos = venv.step(act.astype(np.float32))
+        got = m.buffers.aux[:, [col[f"hedge_{a}"] for a in range(k)]]
+        assert np.array_equal(got, np.clip(q + v, -10, 10) - q)
+        assert np.abs(m.inventory).max() <= 10 and np.isfinite(r).all()
+        traded += np.abs(got).sum()
+    assert done.all() and traded > 0
+
+
 # ------------------------------------------------------------------ refusals ---
 @pytest.mark.parametrize("name", HEDGERS)
 def test_hedgers_need_the_market_order_action(name):
