@@ -72,10 +72,11 @@ def test_threshold_lots_by_hand_and_by_brute_force():
     assert threshold_lots(np.array([0.0]), np.array([0.0]), np.array([0.02]), 0.0, 0.05, np.array([0.0])).tolist() == [0.0]
     # the policy on a fixed state: each asset's order maximises the one-step objective of trading it
     # alone, -(q+v)^T A (q+v) - |v| (h + eta |v|) + (q+v)^T G v, over integers (brute force)
-    cfg = _k2(portfolio={"cross_impact": [[0.01, 0.004], [0.004, 0.01]]})
+    cfg = _k2(portfolio={"cross_impact": [[0.01, 0.006], [0.002, 0.012]]})  # not symmetric
     p = make_baseline("begv_threshold", cfg)
     a, g = p.A[0], p.G
-    for q in ([10, -3], [7, 7], [-9, 2], [1, 0], [0, 0]):
+    sent = []
+    for q in ([10, -3], [7, 7], [-9, 2], [1, 0], [0, 0], [-10, -10], [4, -8]):
         q = np.array(q, dtype=float)
         got = p.orders(np.array([0]), q[None])[0]
         for j in range(2):
@@ -87,6 +88,8 @@ def test_threshold_lots_by_hand_and_by_brute_force():
                 return -x @ a @ x - abs(v) * (0.1 + 0.05 * abs(v)) + x @ g @ e
             best = max(range(-30, 31), key=obj)
             assert got[j] == best, (q, j, got, best)
+            sent.append(got[j])
+    assert sum(x != 0 for x in sent) >= 4  # the band is left on several of these states
 
 
 def test_eoq_size_and_band():

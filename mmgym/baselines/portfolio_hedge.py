@@ -45,7 +45,7 @@ below is derived for this env). With begv's value ``theta(q) = -q^T A(t) q`` (it
 solution, quoting only), asset ``a`` is traded alone, in the direction ``s = -sign((A q)_a)`` that
 lowers the risk; its ``n``-th lot changes ``theta`` by ``2|(Aq)_a| - (2n-1) A_aa``, costs
 ``h + eta (2n-1)`` (temporary) and gains ``s (G q)_a + (2n-1) G_aa`` (permanent, on the position
-after it). It is sent iff
+after it; ``(G^T q)_a`` in place of ``(G q)_a`` for a non-symmetric G). It is sent iff
 
 .. math::  \Delta_n = 2|(Aq)_a| + s\,(Gq)_a - h - (2n-1)(A_{aa} + \eta - G_{aa}) > 0,
 
@@ -90,7 +90,6 @@ class HedgedBEGV(BEGV):
     def __init__(self, config):
         super().__init__(config)
         self.h, self.eta, self.G = _impact(config)
-        self.G = 0.5 * (self.G + self.G.T)
         _, _, self.q_max, _, self.P = _params(config)
         self.phi = float(config.reward.inventory_penalty)
         self.alpha = float(config.reward.terminal_penalty)
@@ -167,7 +166,7 @@ class ThresholdHedge(HedgedBEGV):
         q = np.asarray(q, dtype=np.float64)
         a = self.A[self._t(step, q)]
         aq = np.einsum("...ij,...j->...i", a, q)
-        gq = q @ self.G.T
+        gq = q @ self.G  # (G^T q)_a: the order v e_a revalues the post-trade position by (q + v)^T G v e_a
         return threshold_lots(aq, gq, np.diagonal(a, axis1=-2, axis2=-1), self.h, self.eta, np.diag(self.G))
 
 
@@ -184,8 +183,6 @@ class EOQHedge(HedgedBEGV):
     def __init__(self, config):
         super().__init__(config)
         a_, k_, _, _, _ = _params(config)
-        if self.phi <= 0.0:
-            raise ConfigError("begv_eoq: needs reward.inventory_penalty > 0 (the holding cost H)")
         self.D = a_ * np.exp(-k_ * (1.0 / k_ + np.diag(self.A[0])))
         self.S = self.h + self.eta
         self.H = self.phi * np.diag(self.P)
