@@ -232,3 +232,20 @@ def test_bad_hedge_configs_are_one_line():
     with pytest.raises(ConfigError, match="quotes several assets") as exc:
         make_baseline("begv_eoq", load_env_config({"id": "mmgym/MarketMaking-v0"}))
     assert "\n" not in str(exc.value)
+
+
+def test_evaluate_cli_runs_the_hedgers(tmp_path):
+    """evaluate.py on portfolio8 (10 steps, 50 episodes): the three hedgers and begv, paired against
+    begv; begv pays no impact, the mean-variance hedge does; the EOQ bands in results.json."""
+    import json
+
+    import agents.cli_evaluate as cli
+
+    rc = cli.main([str(P8), "--agents", "begv", *HEDGERS, "--episodes", "50", "--seed", "0", "--reference",
+                   "begv", "--no-plots", "--out", str(tmp_path), "--set", "market.horizon=0.05"])
+    assert rc in (0, None)
+    res = json.loads((tmp_path / "results.json").read_text())
+    metrics = res["agents"]
+    assert set(HEDGERS) <= set(metrics)
+    assert metrics["begv"]["impact_cost_mean"] == 0.0 and metrics["begv_mv_hedge"]["impact_cost_mean"] > 0.0
+    assert metrics["begv_eoq"]["params"]["band"] == [10.0, 9.0, 9.0, 8.0] * 2
