@@ -18,6 +18,8 @@ boundary    AS inside |q| <= band, market orders to flat beyond it (needs ``acti
 as_tuned    AS with the best (gamma, extra half-spread c) for this config (:mod:`.tuned`)
 glft_tuned  GLFT with the best gamma for this config (:mod:`.tuned`)
 begv        Bergault, Evangelista, Guéant & Vieira (2021), multi-asset (:mod:`.portfolio`)
+begv_*      begv plus market-order hedges: ``begv_mv_hedge``, ``begv_threshold``, ``begv_eoq``
+            (:mod:`.portfolio_hedge`; multi-asset, ``action.hedge``)
 ==========  ================================================================================
 
 Example:
@@ -84,6 +86,9 @@ BASELINES: dict[str, Callable[[EnvConfig, BaselinesConfig], DepthPolicy]] = {
     "as_tuned": lambda env, bc: make_tuned("as_tuned", env, bc),
     "glft_tuned": lambda env, bc: make_tuned("glft_tuned", env, bc),
     "begv": lambda env, bc: _multi_asset_only("begv", env),
+    "begv_mv_hedge": lambda env, bc: _multi_asset_only("begv_mv_hedge", env),
+    "begv_threshold": lambda env, bc: _multi_asset_only("begv_threshold", env),
+    "begv_eoq": lambda env, bc: _multi_asset_only("begv_eoq", env),
 }
 
 

@@ -487,4 +487,14 @@ PORTFOLIO_BASELINES: dict[str, Any] = {
     "glft": lambda env, bc: PerAsset(env, "glft", bc.gamma),
     "begv": lambda env, bc: BEGV(env),
     "optimal": lambda env, bc: PortfolioOptimal(env),
+    # begv quotes plus market-order hedges per asset (mmgym/baselines/portfolio_hedge.py)
+    "begv_mv_hedge": lambda env, bc: _hedge("begv_mv_hedge", env),
+    "begv_threshold": lambda env, bc: _hedge("begv_threshold", env),
+    "begv_eoq": lambda env, bc: _hedge("begv_eoq", env),
 }
+
+
+def _hedge(name, env):
+    from .portfolio_hedge import HEDGE_BASELINES
+
+    return HEDGE_BASELINES[name](env)

@@ -1098,7 +1098,9 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
     ``impact.nu I``); ``info["hedge_a"]``.
 
     The baselines use raw depths (``BatchMarket(..., raw_depths=True)``: K bid depths, K ask depths,
-    then K order lots with the hedge action; they send none). Quote sizes are refused (one line);
+    then K order lots with the hedge action; ``as``, ``glft``, ``begv`` send none, the hedging rules
+    ``begv_mv_hedge``, ``begv_threshold``, ``begv_eoq`` of :mod:`mmgym.baselines.portfolio_hedge`
+    do). Quote sizes are refused (one line);
     ``limits.on_breach: flatten`` adds its orders to the agent's (one order per asset and step).
 
     ## Observation Space
