@@ -116,6 +116,14 @@ def event_steps(config) -> np.ndarray:
     return np.array(sorted(seen), dtype=np.int64)
 
 
+def window_steps(config) -> tuple[int, int]:
+    """``(W, H)``: the window's steps ``W = round(events.window / dt)`` and the span
+    ``H = max(2 W, 2)`` over which the ``event_ramp`` feature runs and the glass box bins the
+    steps to an event (one rule for both)."""
+    w = int(round(config.events.window / config.market.dt))
+    return w, max(2 * w, 2)
+
+
 # -------------------------------------------------------------------------- parameters ---
 OBS_COLUMNS = OBS.extend([
     ("time_to_event", "(steps to the next event step) / n_steps; 1 when none"),
@@ -147,8 +155,9 @@ def pack(config: EventEnvConfig, raw_depths: bool = False) -> np.ndarray:
     ev = p["events"][0]
     ev["n"] = steps.size
     ev["step"][:steps.size] = steps
-    ev["window"] = int(round(config.events.window / config.market.dt))
-    ev["inv_ramp"] = 1.0 / max(2 * int(ev["window"]), 2)
+    w, span = window_steps(config)
+    ev["window"] = w
+    ev["inv_ramp"] = 1.0 / span
     ev["xi"] = config.events.adverse_jump
     ev["jump_sd"] = config.events.jump_std
     if config.reward.risk_penalty == "variance":
@@ -329,8 +338,7 @@ class EventScenario(intensity.IntensityScenario):
         step; inf: no event left); one bin per step from ``H = max(2 W, 2)`` down to 0, and one
         bin ``far`` for more than H steps or no event left (:func:`steps_to_event`)."""
         steps = event_steps(config)
-        w = int(round(config.events.window / config.market.dt))
-        horizon = max(2 * w, 2)
+        w, horizon = window_steps(config)
         labels = ("far",) + tuple(str(k) for k in range(horizon, -1, -1))
 
         def bin_of(values):
