@@ -324,14 +324,14 @@ def write_outputs(result, out: Path, config_path: str, overrides: list[str],
     pd.DataFrame(csv_rows).to_csv(out / "results.csv", index=False)
 
 
-def write_audit(result, out: Path, env_config=None) -> None:
+def write_audit(result, out: Path, env_config) -> None:
     """``audit.csv``: one row per fill of every agent (the scenario's columns: the portfolio adds
     the asset and its mid)."""
-    from mmgym.evaluation import AUDIT_COLUMNS, audit_columns
+    from mmgym.evaluation import audit_columns
 
     with open(out / "audit.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(AUDIT_COLUMNS if env_config is None else audit_columns(env_config))
+        w.writerow(audit_columns(env_config))
         for name, batch in result.batches.items():
             for rec in batch.audit or []:
                 w.writerow((name, *rec[1:]))
@@ -358,7 +358,7 @@ def _file_safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _reference(requested: str | None, agents: dict[str, Any], env_config: Any = None) -> str | None:
+def _reference(requested: str | None, agents: dict[str, Any], env_config: Any) -> str | None:
     """The reference of the paired differences: ``requested``, else
     :func:`mmgym.evaluation.default_reference` (``optimal`` where it is the env's exact optimum,
     ``as_tuned`` on the book and the OU mid, else the first agent); never an agent over seeds or
@@ -382,8 +382,6 @@ def _reference(requested: str | None, agents: dict[str, Any], env_config: Any = 
     if not singles:
         raise ConfigError("--agents: an agent over training seeds needs a reference outside its seeds: "
                           "add a baseline (e.g. optimal) or a single model")
-    if env_config is None:
-        return "optimal" if "optimal" in singles else singles[0]
     from mmgym.evaluation import default_reference
 
     return default_reference(env_config, singles)
