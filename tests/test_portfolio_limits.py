@@ -171,6 +171,10 @@ class RefLimits:
         self.t += 1
         done = self.t >= self.n
         r = w1 - w0 - self.phi * risk * self.dt - (self.alpha * risk if done else 0.0)
+        if done:  # the final mark: minus the liquidation's permanent impact 1/2 q^T G q
+            liq = 0.5 * sum(self.q[a] * self.g[a][j] * self.q[j] for a in range(k) for j in range(k))
+            r -= liq
+            impact += liq
         # alerts after the step
         e_end = sum(self.b[a] * self.q[a] for a in range(k))
         breach = [abs(self.q[a]) > lpos[a] for a in range(k)] + [abs(e_end) > lfac]

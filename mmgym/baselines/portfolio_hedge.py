@@ -32,9 +32,11 @@ the one that prices it), the passive flow's mean reversion (no-flow value: this 
 manager's hedge, not a market maker's), and the permanent impact: with it the one-step QP is
 ``min (q+v)^T M (q+v) + eta v^T v - (q+v)^T G v``, ``v* = -(M + eta I - G)^{-1} (M - G/2) q``,
 whose ``+G/2 q`` term makes it *add* to the position when ``M`` is small (near the horizon): the
-mark-to-market gain of pushing the mids in its favour, which the env pays at the final mark (no
-liquidation). Measured on portfolio8 (1000 episodes): -39.9 against begv, impact 55.6, final
-risk-equivalent inventory 48.9 against begv's 14.7. So G is not in this rule.
+mark-to-market gain of pushing the mids in its favour. Before the env's final mark charged the
+liquidation's permanent impact ``1/2 q^T G q`` (:mod:`mmgym.scenarios.portfolio`, "The final mark")
+that gain was paid at the end; measured then on portfolio8 (1000 episodes): -39.9 against begv,
+impact 55.6, final risk-equivalent inventory 48.9 against begv's 14.7. The one-step QP still sees
+only the step's revaluation, not the final mark, so G stays out of this rule.
 
 **begv_threshold** (the no-trade band of Barzykin, Bergault & Guéant: a pure internalisation
 region, an inventory threshold below which the dealer does not hedge, "Algorithmic market making

@@ -42,6 +42,7 @@ One step of length ``dt``, for each env:
    (with ``on_breach: flatten`` the wealth change includes the market orders: their cost against
    the pre-trade mid, ``|v|(half_spread + eta |v|)`` per asset, is the term ``impact``, and the
    permanent impact ``nu v`` revalues the position like any mid move)
+   (on the last step with market orders, ``- 1/2 q'^T G q'`` more: the final mark below)
    with ``q'`` the post-fill inventories, ``P = Sigma`` (``portfolio.penalty: portfolio``, the factor-
    aware penalty of issue 11, BEGV 2021 eq. (2) with ``gamma/2 = phi``) or ``P = diag(Sigma)``
    (``penalty: per_asset``, the naive sum ``sum_a phi q_a^2 sigma_a^2 dt``); ``phi`` =
@@ -49,6 +50,22 @@ One step of length ``dt``, for each env:
    the "risk-equivalent inventory" ``q_eff = sqrt(q'^T P q')``, so its single-asset rule ``-phi q^2
    dt - alpha q^2`` is this penalty exactly; at K = 1 it is the intensity market's ``phi sigma^2
    q^2 dt``, i.e. this env's ``phi`` is the intensity market's divided by ``sigma^2``.
+
+**The final mark** (only with market orders and a non-zero G; without them nothing changes). The
+episode's last reward values the position at its *liquidation value under the env's own impact
+model*: the mids minus the permanent-impact cost of liquidating ``q'``, ``1/2 q'^T G q'`` (reward
+term ``impact``, added on the last step). Almgren & Chriss (2000, "Optimal execution of portfolio
+transactions", J. Risk 3(2), sec. 2) charge a linear permanent impact ``g`` the cost ``1/2 g X^2`` on
+every liquidation path of X shares; with cross-impact, the straight-line path of the vector ``q'``
+costs ``1/2 q'^T G q'`` (the quadratic form of G's symmetric part). Without it, the mark at the mids
+paid a policy for moving them itself: with ``q`` long, a last-step buy of ``v`` revalues the
+position by ``(q + v)^T G v`` and costs ``sum_a |v_a| (h + eta |v_a|)``; on configs/portfolio8.yaml
+(h = 0.1, eta = 0.05, ``1^T G 1 = 0.373``) q = 5 and v = 1 in every asset earn 2.238 for a cost of
+1.2. With the mark, the same buy nets ``1/2 q^T (G - G^T) v + 1/2 v^T G v - cost`` (-1.014 there):
+for a symmetric G with ``lambda_max(G) <= 2 eta`` never positive (``tests/test_portfolio_factor.py``
+runs the scripted exploit). A non-symmetric G admits round-trip arbitrage whatever the mark
+(Schneider & Lillo 2019, "Cross-impact and no-dynamic-arbitrage", Quantitative Finance 19(1):
+linear cross-impact must be symmetric); the env accepts it as configured.
 
 The kernel is one ``@entry`` function over the batch: rows in an outer loop, assets in inner loops
 over flat ``(N * K,)`` views of the per-asset arrays (:func:`mmgym.sim.ledger.flat_assets`); Python
@@ -677,6 +694,25 @@ def _execute(st, p, i, aux, cash):
 
 
 @njit(cache=True, inline="always")
+def _liquidation_cost(st, p, i):
+    """The permanent-impact cost of liquidating row ``i``'s position at the final mark,
+    ``1/2 q^T G q`` (Almgren & Chriss 2000 sec. 2: a linear permanent impact ``g`` costs ``1/2 g X^2``
+    on any liquidation path of X lots; here the straight-line path through the cross-impact G, whose
+    cost is the quadratic form of G's symmetric part). Module docstring, "The final mark"."""
+    kk = p.k_assets
+    base = i * kk
+    tot = 0.0
+    for a in range(kk):
+        qa = st.inventory[base + a]
+        if qa != 0:
+            gq = 0.0
+            for b in range(kk):
+                gq += p.perm[a, b] * st.inventory[base + b]
+            tot += qa * gq
+    return 0.5 * tot
+
+
+@njit(cache=True, inline="always")
 def _adds_risk_beyond(x, x_new, limit):
     """A trade taking a limited quantity from ``x`` to ``x_new`` is refused: ``|x_new| > limit``
     and ``|x_new| > |x|`` (a trade back towards 0 is always allowed)."""
@@ -861,6 +897,10 @@ def step(tr, st, p, actions, out, work, lo, hi):
         st.cash[i] = cash
         k_step = tr.step[i] + 1
         last = k_step >= n_steps
+        if last and p.perm_on:  # the final mark: the liquidation value under the permanent impact
+            liq = _liquidation_cost(st, p, i)
+            w_after -= liq
+            impact += liq
         two = n_two > 0
         o = Outcome(w_after - w_before, impact, p.maker_fee * (fb_tot + fa_tot), np.sqrt(max(risk, 0.0)),
                     0.0, w_after - tr.wealth0[i], np.nan, np.nan, two, two, np.nan, np.nan, np.nan,
@@ -1130,7 +1170,8 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
     ``reward.inventory_penalty``), ``terminal_penalty`` (``-alpha q'^T P q'``,
     ``reward.terminal_penalty``), ``impact`` (market orders: ``-sum_a |v_a| (half_spread + eta
     |v_a|)``, their cost against the pre-trade mids; the permanent impact is in ``pnl`` as a mid
-    move). ``P = Sigma`` (``portfolio.penalty: portfolio``) or
+    move; on the last step also ``-1/2 q'^T G q'``, the liquidation's permanent impact at the final
+    mark, Almgren & Chriss 2000 sec. 2, module docstring "The final mark"). ``P = Sigma`` (``portfolio.penalty: portfolio``) or
     ``diag(Sigma)`` (``per_asset``). ``info`` also carries ``portfolio_variance`` (``q'^T Sigma q'``),
     the totals ``fill_bid``/``fill_ask`` over assets, and per asset ``depth_bid_a``,
     ``depth_ask_a``, ``fill_bid_a``, ``fill_ask_a``, ``quote_mid_a``.
