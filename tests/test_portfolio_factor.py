@@ -98,3 +98,171 @@ def test_no_market_orders_no_final_mark_change():
         b = market.step(act)
         assert (b.terms[:, imp] == 0.0).all()
     assert b.done.all()
+
+
+# ------------------------------------------------------------------ the factor instrument ---
+def _p8_short(horizon=0.1, **reward):
+    cfg = load_config(str(P8))
+    data = cfg.env.model_dump()
+    data["market"]["horizon"] = horizon
+    data["reward"].update(reward)
+    return load_env_config(data), cfg.baselines
+
+
+def test_factor_instrument_defaults_are_the_documented_ones():
+    """portfolio8: w = b_1 / sum(b_1), g_e = G w, exposure to factor 1 per unit b_1^T w; the
+    observation gains one column (q_e / max_position) and the action one market-order column."""
+    from mmgym.scenarios.portfolio import SCENARIO, factor_instrument
+
+    env, _ = _p8_short()
+    fi = factor_instrument(env)
+    b1 = np.asarray(env.portfolio.loadings)[:, 0]
+    np.testing.assert_allclose(fi.w, b1 / b1.sum(), rtol=1e-15)
+    np.testing.assert_allclose(fi.g, np.asarray(env.portfolio.cross_impact) @ fi.w, rtol=1e-15)
+    assert (fi.half_spread, fi.eta, fi.max_position) == (0.03, 0.01, 40)
+    k = env.portfolio.assets
+    cols = SCENARIO.obs_columns(env)
+    assert len(cols) == 5 * k + 2 and cols.names[-1] == "factor_position"
+    lay = SCENARIO.action_layout(env)
+    assert lay.hedge == slice(2 * k, 3 * k + 1)
+
+
+def test_total_exposure_penalty_and_wealth_by_direct_formula():
+    """begv_factor_hedge on portfolio8 (20 steps, 64 envs, phi = 1 so that it trades): each step's
+    inventory_penalty term is -phi x'^T Sigma x' dt with x' = q' + q_e' w from the state (a direct
+    numpy formula), portfolio_variance is x'^T Sigma x', the factor exposure is b_1^T x', the
+    observation's last column is q_e' / max_position, and the instrument's position moves by the
+    executed orders only."""
+    from mmgym.baselines import make_baseline
+    from mmgym.scenarios.portfolio import factor_instrument
+
+    env, bc = _p8_short(inventory_penalty=1.0, terminal_penalty=0.01)
+    pol = make_baseline("begv_factor_hedge", env, bc)
+    fi = factor_instrument(env)
+    sig = env.portfolio.sigma_matrix()
+    b1 = np.asarray(env.portfolio.loadings)[:, 0]
+    n = 64
+    m = BatchMarket(env, n, raw_depths=True)
+    m.seed_rows(list(range(n)))
+    m.reset()
+    col = {c: j for j, c in enumerate(m.aux_names)}
+    term = {c: j for j, c in enumerate(m.term_names)}
+    act = np.zeros((n, m.action_dim))
+    traded = 0
+    for _ in range(m.n_steps):
+        qe0 = m.field("factor_position").copy()
+        t = m.step_count.copy()
+        x0 = m.inventory + qe0[:, None] * fi.w
+        pol.act(m, out=act)
+        want = np.clip(qe0 + np.rint(pol.target(t, x0)), -40, 40) - qe0
+        b = m.step(act)
+        ve = b.aux[:, col["hedge_factor"]]
+        np.testing.assert_array_equal(ve, want)
+        qe = b.aux[:, col["factor_position"]]
+        np.testing.assert_array_equal(qe, qe0 + ve)
+        q = b.aux[:, [col[f"inventory_{a}"] for a in range(8)]]
+        x = q + qe[:, None] * fi.w
+        var = np.einsum("ni,ij,nj->n", x, sig, x)
+        np.testing.assert_allclose(b.aux[:, col["portfolio_variance"]], var, rtol=1e-12)
+        np.testing.assert_allclose(b.terms[:, term["inventory_penalty"]], -1.0 * var * env.market.dt, rtol=1e-12)
+        np.testing.assert_allclose(b.aux[:, col["factor_exposure"]], x @ b1, rtol=1e-12, atol=1e-12)
+        if not b.done.any():
+            np.testing.assert_allclose(b.obs[:, -1], qe / 40, rtol=1e-6)
+        traded += np.abs(ve).sum()
+    assert b.done.all() and traded > 0
+
+
+def test_factor_hedge_is_the_restricted_qp():
+    """begv_factor_hedge's v_e* minimises (x + v w)^T M (x + v w) + eta_e v^2 (a dense grid over v),
+    and as eta_e -> 0 it trades to the minimum-variance hedge ratio y* - q_e, y* = -w^T Sigma q /
+    (w^T Sigma w) (Johnson 1960, Ederington 1979)."""
+    from mmgym.baselines import make_baseline
+
+    env, bc = _p8_short()
+    pol = make_baseline("begv_factor_hedge", env, bc)
+    rng = np.random.default_rng(3)
+    p = env.portfolio.sigma_matrix()
+    phi, alpha = env.reward.inventory_penalty, env.reward.terminal_penalty
+    grid = np.linspace(-60, 60, 240001)
+    for t in (0, 7, 19):
+        tau = (env.market.n_steps - t) * env.market.dt
+        mm = (phi * tau + alpha) * p
+        for _ in range(3):
+            x = rng.integers(-10, 11, 8).astype(float)
+            v = pol.target(np.array([t]), x[None])[0]
+            xs = x[None, :] + grid[:, None] * pol.w
+            obj = np.einsum("ni,ij,nj->n", xs, mm, xs) + pol.eta_e * grid ** 2
+            assert v == pytest.approx(grid[np.argmin(obj)], abs=1e-3)
+    data = env.model_dump()
+    data["portfolio"]["factor_instrument"]["eta"] = 1e-12
+    pol0 = make_baseline("begv_factor_hedge", load_env_config(data), bc)
+    q = rng.integers(-10, 11, 8).astype(float)
+    y = -pol.w @ p @ q / (pol.w @ p @ pol.w)
+    assert pol0.target(np.array([0]), q[None])[0] == pytest.approx(y, rel=1e-8)
+
+
+def test_factor_trades_in_the_audit_reconcile_with_the_env():
+    """run_policy with audit on portfolio8 (10 steps, 12 episodes, begv_factor_hedge, phi = 1): the
+    instrument's records (asset "factor") are the executed orders at factor_mid -+ (h_e + eta_e |v|),
+    their signed sum per episode is the final q_e, and the cash after each step's last record is the
+    env's cash after the step."""
+    from mmgym.baselines import make_baseline
+    from mmgym.evaluation import audit_columns, run_policy
+
+    from .test_portfolio_limits import _direct_run
+
+    env, bc = _p8_short(horizon=0.05, inventory_penalty=1.0, terminal_penalty=0.01)
+    pol = make_baseline("begv_factor_hedge", env, bc)
+    eps = 12
+    batch = run_policy(env, pol, eps, seed=0, audit=True, cache=False)
+    m, steps, _ = _direct_run(env, pol, eps)
+    col = {name: j for j, name in enumerate(m.aux_names)}
+    rows = [dict(zip(audit_columns(env), r)) for r in batch.audit]
+    fac = [r for r in rows if r["asset"] == "factor"]
+    assert fac
+    signed = np.zeros(eps)
+    last_cash = {}
+    for r in rows:
+        last_cash[(r["episode"], r["step"])] = r["cash_after"]
+    for r in fac:
+        aux = steps[r["step"]][2][r["episode"]]
+        v = aux[col["hedge_factor"]]
+        assert r["qty"] == abs(v) and r["side"] == ("market_buy" if v > 0 else "market_sell")
+        assert r["mid"] == aux[col["factor_mid"]]
+        assert r["price"] == pytest.approx(r["mid"] + np.sign(v) * (0.03 + 0.01 * abs(v)), abs=1e-12)
+        signed[r["episode"]] += v
+        assert r["inventory_after"] == signed[r["episode"]]
+    np.testing.assert_array_equal(signed, steps[-1][2][:, col["factor_position"]])
+    for (e, t), cash in last_cash.items():
+        if not steps[t][3][e]:
+            assert cash == pytest.approx(steps[t][4][e], abs=1e-9)
+
+
+def test_factor_instrument_in_make_vec_and_refusals():
+    """gym.make_vec with the instrument equals the batched market; a factor instrument without the
+    market-order action, and wrong-length weights, are refused in one line."""
+    import gymnasium as gym
+
+    from mmgym.config import ConfigError
+
+    env, _ = _p8_short(horizon=0.05)
+    kw = env.model_dump(exclude={"id"})
+    venv = gym.make_vec(ID, num_envs=3, vectorization_mode="vector_entry_point", **kw)
+    obs, _ = venv.reset(seed=0)
+    assert obs.shape == (3, 42)
+    for _ in range(env.market.n_steps):
+        obs, r, term, trunc, info = venv.step(venv.action_space.sample())
+    assert term.all() and np.isfinite(r).all() and "hedge_factor" in info
+    venv.close()
+    data = env.model_dump()
+    data["action"]["hedge"] = False
+    data["impact"] = {}
+    data["portfolio"]["cross_impact"] = None
+    with pytest.raises(ConfigError, match="factor_instrument: needs the market-order action") as exc:
+        BatchMarket(load_env_config(data), 1)
+    assert "\n" not in str(exc.value)
+    data = env.model_dump()
+    data["portfolio"]["factor_instrument"]["weights"] = [1.0, 2.0]
+    with pytest.raises(ConfigError, match="factor_instrument.weights has 2 entries, expected assets = 8") as exc:
+        load_env_config(data)
+    assert "\n" not in str(exc.value)

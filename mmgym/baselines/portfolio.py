@@ -491,6 +491,7 @@ PORTFOLIO_BASELINES: dict[str, Any] = {
     "begv_mv_hedge": lambda env, bc: _hedge("begv_mv_hedge", env),
     "begv_threshold": lambda env, bc: _hedge("begv_threshold", env),
     "begv_eoq": lambda env, bc: _hedge("begv_eoq", env),
+    "begv_factor_hedge": lambda env, bc: _hedge("begv_factor_hedge", env),
 }
 
 

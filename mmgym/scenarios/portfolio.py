@@ -119,6 +119,9 @@ AUX_BASE = AUX.extend([
     ("warn_factor", "1 if warn_at x limit_factor <= |factor_exposure| <= limit_factor after the step"),
     ("alerts_breach", "limits breached after the step (assets + factor)"),
     ("alerts_warn", "limits near-breached (warn_at) after the step (assets + factor)"),
+    ("hedge_factor", "portfolio.factor_instrument: market order in the factor instrument at the start of the step (signed units)"),
+    ("factor_mid", "portfolio.factor_instrument: its price w^T S before the step's market orders"),
+    ("factor_position", "portfolio.factor_instrument: its position q_e after the step (units)"),
 ])
 AUX_VARIANCE = AUX_BASE["portfolio_variance"]
 AUX_FACTOR = AUX_BASE["factor_exposure"]
@@ -127,6 +130,9 @@ AUX_BREACH_FACTOR = AUX_BASE["breach_factor"]
 AUX_WARN_FACTOR = AUX_BASE["warn_factor"]
 AUX_ALERTS_BREACH = AUX_BASE["alerts_breach"]
 AUX_ALERTS_WARN = AUX_BASE["alerts_warn"]
+AUX_HEDGE_FACTOR = AUX_BASE["hedge_factor"]
+AUX_FACTOR_MID = AUX_BASE["factor_mid"]
+AUX_FACTOR_POS = AUX_BASE["factor_position"]
 AUX_ASSET0 = len(AUX_BASE)
 #: offsets inside an asset's aux block
 _PA_NAMES = [n for n, _ in PER_ASSET_AUX]
@@ -159,16 +165,38 @@ PER_ASSET_OBS = ("inventory", "volatility", "fill_bid", "fill_ask", "mid_return"
 N_PER_ASSET_OBS = len(PER_ASSET_OBS)
 
 
-def obs_columns(k: int) -> Columns:
+def obs_columns(k: int, factor: bool = False) -> Columns:
     """The observation columns of K assets (table in :class:`PortfolioMarketMakingEnv`): the
     ledger's six features of asset 0 (so K = 1 is the intensity market's observation), then
-    :data:`PER_ASSET_OBS` of assets 1..K-1."""
-    return OBS.extend([(f"{n}_{a}", f"asset {a}: {OBS.descriptions[n]}")
-                       for a in range(1, k) for n in PER_ASSET_OBS])
+    :data:`PER_ASSET_OBS` of assets 1..K-1, then with a factor instrument its position."""
+    cols = [(f"{n}_{a}", f"asset {a}: {OBS.descriptions[n]}") for a in range(1, k) for n in PER_ASSET_OBS]
+    if factor:
+        cols.append(("factor_position", "the factor instrument's position q_e / max_position"))
+    return OBS.extend(cols)
 
 
 # ------------------------------------------------------------------------------ config ---
 FloatList = float | list[float]
+
+
+class FactorInstrumentConfig(Section):
+    """A factor instrument (issue 11): an ETF or index future on the first factor, a basket of the
+    asset mids, traded by market orders only (``action.hedge`` gains one column). Its price is
+    ``w^T S``; a trade of ``v_e`` units executes at ``w^T S +- (half_spread + eta |v_e|)`` (Almgren &
+    Chriss 2000 linear temporary cost, reward term ``impact``) and then moves the asset mids by
+    ``g_e v_e`` (permanent cross-impact). Its position ``q_e`` counts as ``q_e w`` in the assets
+    everywhere risk is measured (:class:`PortfolioMarketMakingEnv`, "Factor instrument")."""
+
+    weights: list[float] | None = None
+    """Basket weights w (K,): the instrument's price is w^T S. None: b_1 / sum(b_1), b_1 the first column of portfolio.loadings (or Sigma's top eigenvector, as limits.factor's b_1), normalised to sum 1 so that one unit has the notional of one lot of the average asset."""
+    half_spread: float | None = Field(None, ge=0.0)
+    """Temporary cost per unit traded (price units); None: impact.half_spread."""
+    eta: float | None = Field(None, ge=0.0)
+    """Temporary cost per unit squared; None: impact.eta."""
+    cross_impact: list[float] | None = None
+    """Permanent impact g_e (K,) of one unit on the asset mids. None: G w, the permanent impact of trading the basket w itself in the assets (G = portfolio.cross_impact or impact.nu I)."""
+    max_position: int = Field(20, ge=1)
+    """Bound on |q_e| (units); orders are clipped to it as the assets' orders to Q_a."""
 
 
 class PortfolioConfig(Section):
@@ -199,6 +227,8 @@ class PortfolioConfig(Section):
     """Permanent cross-impact G (K x K, price per lot): a market order v (lots per asset; action.hedge or limits.on_breach flatten) moves every mid by G v after it executes; None: impact.nu on the diagonal. Exclusive with impact.nu."""
     penalty: Literal["portfolio", "per_asset"] = "portfolio"
     """Running and terminal penalty matrix P: 'portfolio' P = Sigma (phi q^T Sigma q dt), 'per_asset' P = diag(Sigma) (the naive sum of phi q_a^2 sigma_a^2 dt)."""
+    factor_instrument: FactorInstrumentConfig | None = None
+    """A factor instrument (ETF / index future on the first factor; needs action.hedge). None: off."""
 
     @model_validator(mode="after")
     def _check(self) -> PortfolioConfig:
@@ -234,6 +264,12 @@ class PortfolioConfig(Section):
                         raise ValueError(f"factor_vols[{j}] = {x:g} must be >= 0")
         elif self.factor_covariance is not None or self.factor_vols is not None:
             raise ValueError("factor_covariance / factor_vols need loadings")
+        fi = self.factor_instrument
+        if fi is not None:
+            for key in ("weights", "cross_impact"):
+                val = getattr(fi, key)
+                if val is not None and len(val) != k:
+                    raise ValueError(f"factor_instrument.{key} has {len(val)} entries, expected assets = {k}")
         return self
 
     def per_asset(self, key: str) -> np.ndarray:
@@ -399,6 +435,10 @@ class Params(NamedTuple):
             (``impact`` section, every asset). hedge: ``action.hedge`` (K market-order columns from
             ``hedge_col``, ``hedge_max`` lots at |a| = 1). trades: hedge or flatten. perm: (K, K)
             the permanent cross-impact matrix G (:func:`permanent_impact`); perm_on: G != 0.
+        fi_on: ``portfolio.factor_instrument`` set (:func:`factor_instrument`; the other fi_ fields
+            are zeros without it). fi_w: (K,) its weights w. fi_g: (K,) its permanent impact g_e.
+            fi_h, fi_eta: its temporary costs. fi_qmax: bound on |q_e|. fi_gtw: (K,) G^T w.
+            fi_wg: w^T g_e. fac_bw: b_1^T w (its exposure to the first factor per unit).
     """
 
     n_steps: int
@@ -446,6 +486,15 @@ class Params(NamedTuple):
     trades: bool
     perm_on: bool
     perm: np.ndarray
+    fi_on: bool
+    fi_w: np.ndarray
+    fi_g: np.ndarray
+    fi_h: float
+    fi_eta: float
+    fi_qmax: int
+    fi_gtw: np.ndarray
+    fi_wg: float
+    fac_bw: float
 
 
 def penalty_matrix(config: PortfolioEnvConfig) -> np.ndarray:
@@ -479,13 +528,14 @@ def pack(config: PortfolioEnvConfig, raw_depths: bool = False) -> Params:
 
 
 def pack_limits(config: PortfolioEnvConfig, raw_depths: bool = False) -> tuple:
-    """The limit and market-order fields of :class:`Params` (``lim_on`` ... ``perm``)."""
+    """The limit and market-order fields of :class:`Params` (``lim_on`` ... ``fac_bw``)."""
     pf, lim = config.portfolio, config.limits
     k = pf.assets
     flatten = lim.enabled and lim.on_breach == "flatten"
     hedge = bool(config.action.hedge)
     spread = bool(config.action.spread) and not raw_depths
     g = permanent_impact(config)
+    fi = factor_instrument(config)
     sig = pf.sigma_matrix()
     lim_pos = np.full(k, np.inf)
     if lim.position is not None:
@@ -496,7 +546,57 @@ def pack_limits(config: PortfolioEnvConfig, raw_depths: bool = False) -> tuple:
             bool(lim.vol_scaling), np.ascontiguousarray(ref * math.sqrt(float(config.market.dt))),
             float(lim.warn_at), flatten, float(config.impact.half_spread), float(config.impact.eta),
             hedge, 2 * k + (k if spread else 0), float(config.action.hedge_max_lots), hedge or flatten,
-            bool(np.any(g != 0.0)), g)
+            bool(np.any(g != 0.0)) or fi is not None, g,
+            *pack_factor_instrument(config, fi, g))
+
+
+def pack_factor_instrument(config: PortfolioEnvConfig, fi: FactorInstrument | None, g: np.ndarray) -> tuple:
+    """The ``fi_*`` and ``fac_bw`` fields of :class:`Params` (zeros without the instrument)."""
+    k = config.portfolio.assets
+    if fi is None:
+        z = np.zeros(k)
+        return (False, z, z, 0.0, 0.0, 0, z, 0.0, 0.0)
+    b1 = factor_loadings(config.portfolio)[0]
+    return (True, fi.w, fi.g, fi.half_spread, fi.eta, fi.max_position, np.ascontiguousarray(g.T @ fi.w),
+            float(fi.w @ fi.g), float(b1 @ fi.w))
+
+
+class FactorInstrument(NamedTuple):
+    """The resolved ``portfolio.factor_instrument`` (defaults filled in; :class:`FactorInstrumentConfig`).
+
+    Attributes:
+        w: (K,) basket weights (price w^T S). g: (K,) permanent impact per unit on the asset mids.
+        half_spread, eta: temporary costs. max_position: bound on |q_e|.
+    """
+
+    w: np.ndarray
+    g: np.ndarray
+    half_spread: float
+    eta: float
+    max_position: int
+
+
+def factor_instrument(config: PortfolioEnvConfig) -> FactorInstrument | None:
+    """The config's factor instrument with its defaults resolved, or None: ``w = b_1 / sum(b_1)``
+    (:func:`factor_loadings`), ``g_e = G w``, the ``impact`` section's half-spread and eta."""
+    fi = config.portfolio.factor_instrument
+    if fi is None:
+        return None
+    if fi.weights is not None:
+        w = np.asarray(fi.weights, dtype=np.float64)
+    else:
+        b1, where = factor_loadings(config.portfolio)
+        if abs(float(b1.sum())) < 1e-12:
+            from ..config import ConfigError
+
+            raise ConfigError(f"portfolio.factor_instrument.weights: the default b_1 / sum(b_1) needs sum(b_1) != 0 "
+                              f"(b_1 = {where}, sum {float(b1.sum()):.3g}); give the weights")
+        w = b1 / float(b1.sum())
+    g = permanent_impact(config) @ w if fi.cross_impact is None else np.asarray(fi.cross_impact, dtype=np.float64)
+    im = config.impact
+    return FactorInstrument(np.ascontiguousarray(w), np.ascontiguousarray(g),
+                            float(im.half_spread if fi.half_spread is None else fi.half_spread),
+                            float(im.eta if fi.eta is None else fi.eta), int(fi.max_position))
 
 
 def permanent_impact(config: PortfolioEnvConfig) -> np.ndarray:
@@ -514,6 +614,8 @@ class State(NamedTuple):
     Attributes:
         mid: (N, K) float64 mids. cash: (N,) float64. inventory: (N, K) int64 lots.
         noise: (N, K) float64 scratch: the step's standard normals.
+        exposure: (N, K) float64 scratch: the total exposure ``x = q + q_e w`` (lots).
+        factor_position: (N,) int64 the factor instrument's position q_e (units; 0 without it).
         The kernels see the (N, K) fields flat, ``(N * K,)`` (row i asset a at ``i * K + a``).
     """
 
@@ -521,12 +623,15 @@ class State(NamedTuple):
     cash: np.ndarray
     inventory: np.ndarray
     noise: np.ndarray
+    exposure: np.ndarray
+    factor_position: np.ndarray
 
 
 def new_state(config: PortfolioEnvConfig, num_envs: int) -> State:
     k = config.portfolio.assets
     return State(np.tile(config.portfolio.per_asset("s0"), (num_envs, 1)), np.zeros(num_envs),
-                 np.zeros((num_envs, k), dtype=np.int64), np.zeros((num_envs, k)))
+                 np.zeros((num_envs, k), dtype=np.int64), np.zeros((num_envs, k)), np.zeros((num_envs, k)),
+                 np.zeros(num_envs, dtype=np.int64))
 
 
 # ----------------------------------------------------------------------------- kernels ---
@@ -551,6 +656,8 @@ def _write_obs(tr, st, p, i, step, out_obs):
         out_obs[i, cv + 1] = float(min(tr.last_fills[j, 0], 1))
         out_obs[i, cv + 2] = float(min(tr.last_fills[j, 1], 1))
         out_obs[i, cv + 3] = min(10.0, max(-10.0, tr.mid_ret[j] * p.inv_sd[a]))
+    if p.fi_on:  # after the K assets' blocks
+        out_obs[i, 1 + N_PER_ASSET_OBS * kk] = st.factor_position[i] / p.fi_qmax
 
 
 @njit(cache=True, inline="always")
@@ -567,6 +674,7 @@ def _reset_row(tr, st, p, i):
         tr.last_fills[base + a, 0] = 0
         tr.last_fills[base + a, 1] = 0
     st.cash[i] = 0.0
+    st.factor_position[i] = 0
     tr.wealth0[i] = 0.0
 
 
@@ -590,6 +698,8 @@ def _limits_in_force(tr, st, p, i, aux):
                 s_min = sc
         aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_LIMIT] = p.lim_pos[a] * sc
         e += p.fac_b[a] * st.inventory[base + a]
+    if p.fi_on:
+        e += p.fac_bw * st.factor_position[i]
     lf = p.lim_fac * s_min
     aux[i, AUX_LIMIT_FACTOR] = lf
     return lf, e
@@ -599,7 +709,9 @@ def _limits_in_force(tr, st, p, i, aux):
 def _agent_orders(st, p, i, aux, actions, e):
     """``action.hedge``: row ``i``'s market order per asset, ``rint(a hedge_max_lots)`` lots
     (``rint(a)`` with raw depths; positive buys), clipped so that ``|q_a + v_a| <= Q_a``, written to
-    the ``hedge_a`` aux column (0 without the hedge action). Returns ``e`` after the orders."""
+    the ``hedge_a`` aux column (0 without the hedge action); with a factor instrument its order
+    (column ``hedge_col + K``, clipped to ``|q_e + v_e| <= max_position``) to ``hedge_factor``.
+    Returns ``e`` after the orders (the instrument counts ``b_1^T w`` per unit)."""
     kk = p.k_assets
     base = i * kk
     for a in range(kk):
@@ -616,6 +728,18 @@ def _agent_orders(st, p, i, aux, actions, e):
                 v = -p.q_max[a] - q
             e += p.fac_b[a] * v
         aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_HEDGE] = v
+    if p.fi_on:  # the factor instrument's order: the column after the assets', clipped to max_position
+        x = actions[i, p.hedge_col + kk]
+        if p.mode != MODE_DEPTHS:
+            x = min(1.0, max(-1.0, x)) * p.hedge_max
+        v = np.int64(np.rint(x))
+        qe = st.factor_position[i]
+        if qe + v > p.fi_qmax:
+            v = p.fi_qmax - qe
+        elif qe + v < -p.fi_qmax:
+            v = -p.fi_qmax - qe
+        e += p.fac_bw * v
+        aux[i, AUX_HEDGE_FACTOR] = v
     return e
 
 
@@ -670,12 +794,28 @@ def _execute(st, p, i, aux, cash):
     """Trade row ``i``'s ``hedge_a`` orders: each asset's order at its pre-trade mid with linear
     temporary costs (Almgren & Chriss 2000; :func:`mmgym.sim.processes.almgren_chriss_hedge`:
     executed at ``s_a +- (half_spread + eta |v_a|)``), then every mid moves by the permanent
-    (cross-)impact ``dS = G v`` (``portfolio.cross_impact``, default ``impact.nu I``).
+    (cross-)impact ``dS = G v`` (``portfolio.cross_impact``, default ``impact.nu I``). With a factor
+    instrument, its order ``v_e`` (``hedge_factor``) trades at its pre-trade price ``w^T s`` the same
+    way (its own half-spread and eta) and the mids move by ``g_e v_e`` as well.
     Returns (cash, temporary impact cost, lots traded)."""
     kk = p.k_assets
     base = i * kk
     impact = 0.0
     lots = 0
+    ve = 0.0
+    if p.fi_on:
+        px = 0.0
+        for a in range(kk):
+            px += p.fi_w[a] * st.mid[base + a]
+        aux[i, AUX_FACTOR_MID] = px
+        v = np.int64(aux[i, AUX_HEDGE_FACTOR])
+        if v != 0:
+            _, qe, cash, v, cost, _ = almgren_chriss_hedge(
+                px, st.factor_position[i], cash, v, p.fi_qmax, p.fi_h, p.fi_eta, 0.0, 0.0)
+            st.factor_position[i] = qe
+            impact += cost
+            lots += abs(v)
+            ve = float(v)
     for a in range(kk):
         v = np.int64(aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_HEDGE])
         if v != 0:
@@ -689,6 +829,8 @@ def _execute(st, p, i, aux, cash):
             ds = 0.0
             for b in range(kk):
                 ds += p.perm[a, b] * aux[i, AUX_ASSET0 + b * N_PER_ASSET_AUX + PA_HEDGE]
+            if ve != 0.0:
+                ds += p.fi_g[a] * ve
             st.mid[base + a] += ds
     return cash, impact, lots
 
@@ -698,7 +840,10 @@ def _liquidation_cost(st, p, i):
     """The permanent-impact cost of liquidating row ``i``'s position at the final mark,
     ``1/2 q^T G q`` (Almgren & Chriss 2000 sec. 2: a linear permanent impact ``g`` costs ``1/2 g X^2``
     on any liquidation path of X lots; here the straight-line path through the cross-impact G, whose
-    cost is the quadratic form of G's symmetric part). Module docstring, "The final mark"."""
+    cost is the quadratic form of G's symmetric part). With a factor instrument the position is
+    ``y = (q, q_e)`` and the impact matrix of the K + 1 instruments' prices ``[[G, g_e], [w^T G,
+    w^T g_e]]``: ``1/2 [q^T G q + q_e (g_e + G^T w)^T q + q_e^2 w^T g_e]``. Module docstring, "The
+    final mark"."""
     kk = p.k_assets
     base = i * kk
     tot = 0.0
@@ -709,6 +854,12 @@ def _liquidation_cost(st, p, i):
             for b in range(kk):
                 gq += p.perm[a, b] * st.inventory[base + b]
             tot += qa * gq
+    if p.fi_on:
+        qe = float(st.factor_position[i])
+        cross = 0.0
+        for a in range(kk):
+            cross += (p.fi_g[a] + p.fi_gtw[a]) * st.inventory[base + a]
+        tot += qe * cross + qe * qe * p.fi_wg
     return 0.5 * tot
 
 
@@ -730,6 +881,9 @@ def _exposure(st, p, i, aux, ep_stats):
         q = st.inventory[base + a]
         e += p.fac_b[a] * q
         aux[i, AUX_ASSET0 + a * N_PER_ASSET_AUX + PA_INVENTORY] = q
+    if p.fi_on:
+        e += p.fac_bw * st.factor_position[i]
+        aux[i, AUX_FACTOR_POS] = st.factor_position[i]
     aux[i, AUX_FACTOR] = e
     ae = abs(e)
     ep_stats[i, ST_MAX_FACTOR] = max(ep_stats[i, ST_MAX_FACTOR], ae)
@@ -758,6 +912,9 @@ def _alerts(st, p, i, aux, ep_stats, lf):
         aux[i, c + PA_WARN] = 1.0 if wn else 0.0
         n_b += br
         n_w += wn
+    if p.fi_on:
+        e += p.fac_bw * st.factor_position[i]
+        aux[i, AUX_FACTOR_POS] = st.factor_position[i]
     ae = abs(e)
     br = ae > lf
     wn = (not br) and ae >= p.warn_at * lf
@@ -798,8 +955,13 @@ def step(tr, st, p, actions, out, work, lo, hi):
         r1 = tr.rng[i, 1]
         cash = st.cash[i]
         w_before = cash
-        for a in range(kk):
-            w_before += st.inventory[base + a] * st.mid[base + a]
+        if p.fi_on:  # wealth counts the instrument at w^T S: sum_a (q_a + q_e w_a) S_a
+            fe = float(st.factor_position[i])
+            for a in range(kk):
+                w_before += (st.inventory[base + a] + fe * p.fi_w[a]) * st.mid[base + a]
+        else:
+            for a in range(kk):
+                w_before += st.inventory[base + a] * st.mid[base + a]
         fb_tot = 0
         fa_tot = 0
         spread_sum = 0.0
@@ -874,24 +1036,28 @@ def step(tr, st, p, actions, out, work, lo, hi):
             st.noise[base + a] = z
         tr.rng[i, 0] = r0
         tr.rng[i, 1] = r1
+        # the total exposure x' = q' + q_e w (x' = q' without a factor instrument)
+        fe = float(st.factor_position[i])
+        for a in range(kk):
+            st.exposure[base + a] = st.inventory[base + a] + fe * p.fi_w[a]
         w_after = cash
         risk = 0.0
         var = 0.0
-        noise = 0.0  # sum_a q'_a dS_a: the mids are driftless, every move is noise
+        noise = 0.0  # sum_a x'_a dS_a: the mids are driftless, every move is noise
         for a in range(kk):
             ds = 0.0
             for b in range(kk):
                 ds += p.chol_dt[a, b] * st.noise[base + b]
             s_new = st.mid[base + a] + ds
             st.mid[base + a] = s_new
-            qa = st.inventory[base + a]
+            qa = st.exposure[base + a]
             w_after += qa * s_new
             noise += qa * ds
             tr.mid_ret[base + a] = ds
             v = tr.vol_var[base + a]
             tr.vol_var[base + a] = v + decay * (ds * ds - v)
             for b in range(kk):
-                qb = st.inventory[base + b]
+                qb = st.exposure[base + b]
                 risk += qa * p.pen[a, b] * qb
                 var += qa * p.cov[a, b] * qb
         st.cash[i] = cash
@@ -946,8 +1112,8 @@ class PortfolioScenario(Scenario):
     aux = aux_columns(1)
     obs = obs_columns(K_MAX)  # the widest; a config's is its prefix (:meth:`obs_columns`)
     num_assets = 1  # the class default; a config's K: :meth:`assets`
-    state_fields = ("mid", "cash", "inventory", "step", "vol_var", "mid_ret", "wealth0")
-    per_asset_fields = ("mid", "inventory", "noise")
+    state_fields = ("mid", "cash", "inventory", "factor_position", "step", "vol_var", "mid_ret", "wealth0")
+    per_asset_fields = ("mid", "inventory", "noise", "exposure")
     step_kernel = staticmethod(step)
     reset_kernel = staticmethod(reset)
     parallel_kernel = None
@@ -963,7 +1129,21 @@ class PortfolioScenario(Scenario):
         return aux_columns(self.assets(config))
 
     def obs_columns(self, config):
-        return obs_columns(self.assets(config))
+        return obs_columns(self.assets(config), config.portfolio.factor_instrument is not None)
+
+    def action_layout(self, config, raw_depths=False):
+        """The base layout; with a factor instrument the market-order slice has K + 1 columns (the
+        last one the instrument's)."""
+        lay = super().action_layout(config, raw_depths)
+        if config.portfolio.factor_instrument is not None and lay.hedge is not None:
+            lay = lay._replace(hedge=slice(lay.hedge.start, lay.hedge.stop + 1))
+        return lay
+
+    def action_space(self, config, raw_depths=False):
+        box = super().action_space(config, raw_depths)
+        if config.portfolio.factor_instrument is None:
+            return box
+        return spaces.Box(box.low.flat[0], box.high.flat[0], shape=(box.shape[0] + 1,), dtype=box.dtype)
 
     def check(self, config):
         from ..config import ConfigError
@@ -991,6 +1171,9 @@ class PortfolioScenario(Scenario):
             if config.portfolio.cross_impact is not None:
                 raise ConfigError(f"portfolio.cross_impact: {ENV_ID} uses it only with market orders "
                                   "(action.hedge or limits.on_breach: flatten)")
+        if config.portfolio.factor_instrument is not None and not a.hedge:
+            raise ConfigError("portfolio.factor_instrument: needs the market-order action (action.hedge: true; "
+                              "the instrument is traded by market orders only)")
         if config.portfolio.cross_impact is not None and config.impact.nu != 0.0:
             raise ConfigError(f"impact.nu: give either impact.nu (G = nu I) or portfolio.cross_impact, not both "
                               f"(got nu = {config.impact.nu!r})")
@@ -1007,25 +1190,39 @@ class PortfolioScenario(Scenario):
                      "cash_after")
 
     def audit_step(self, config, records, start, t, aux, col, cash0, inv0):
-        """Per trade, in the kernel's order: the market orders (``action.hedge`` and ``limits.on_breach:
+        """Per trade, in the kernel's order: the factor instrument's market order (``asset`` =
+        ``"factor"``, price ``factor_mid -+ (its half_spread + eta |v_e|)``, ``mid`` = ``factor_mid``,
+        inventory after = q_e), the market orders (``action.hedge`` and ``limits.on_breach:
         flatten``, one per asset, asset 0..K-1; price ``s -+ (half_spread + eta |v|)`` against the
-        pre-trade mid ``s = quote_mid_a - (G v)_a``, which is the row's ``mid``), then the passive fills (asset 0..K-1, bid then ask;
+        pre-trade mid ``s = quote_mid_a - (G v)_a - (g_e v_e)_a``, which is the row's ``mid``), then the passive fills (asset 0..K-1, bid then ask;
         price = quote_mid_a -+ depth_a, one lot, ``mid`` the asset's mid the quotes were computed
         from); each with the asset's inventory and the (shared) cash after it, fees included."""
         k = self.assets(config)
         maker = config.reward.maker_fee
         im = config.impact
         g = permanent_impact(config)
+        fi = factor_instrument(config)
         cols = [(col[f"fill_bid_{a}"], col[f"fill_ask_{a}"], col[f"quote_mid_{a}"], col[f"depth_bid_{a}"],
                  col[f"depth_ask_{a}"], col[f"hedge_{a}"]) for a in range(k)]
         any_fill = np.zeros(aux.shape[0], dtype=bool)
         for fb, fa, _, _, _, ch in cols:
             any_fill |= (aux[:, fb] > 0) | (aux[:, fa] > 0) | (aux[:, ch] != 0)
+        if fi is not None:
+            any_fill |= aux[:, col["hedge_factor"]] != 0
         for i in np.flatnonzero(any_fill):
             cash = float(cash0[i])
             qs = [int(inv0[i, a]) for a in range(k)]
             vs = np.array([aux[i, c[5]] for c in cols])
             ds = g @ vs  # the permanent impact of this step's orders, in every mid
+            if fi is not None:
+                ve = int(aux[i, col["hedge_factor"]])
+                ds = ds + fi.g * ve
+                if ve != 0:
+                    fmid = float(aux[i, col["factor_mid"]])
+                    px = fmid + math.copysign(fi.half_spread + fi.eta * abs(ve), ve)
+                    cash -= ve * px
+                    records.append(("", start + i, t, "factor", "market_buy" if ve > 0 else "market_sell", px,
+                                    abs(ve), fmid, int(aux[i, col["factor_position"]]), cash))
             for a, (_, _, cm, _, _, ch) in enumerate(cols):
                 v = int(aux[i, ch])
                 if v != 0:
@@ -1078,6 +1275,8 @@ class PortfolioScenario(Scenario):
             unused |= {f"{n}_{a}" for a in range(self.assets(config)) for n in ("limit", "breach", "warn")}
         if not (config.action.hedge or (config.limits.enabled and config.limits.on_breach == "flatten")):
             unused |= {f"hedge_{a}" for a in range(self.assets(config))}
+        if config.portfolio.factor_instrument is None:
+            unused |= {"hedge_factor", "factor_mid", "factor_position"}
         return frozenset(unused)
 
     def model_note(self, config):
@@ -1097,8 +1296,9 @@ class PortfolioScenario(Scenario):
     def observation_space(self, config):
         k = self.assets(config)
         block_lo, block_hi = [-1.0, 0.0, 0.0, 0.0, -10.0], [1.0, 10.0, 1.0, 1.0, 10.0]
-        low = np.array([-1.0, 0.0, 0.0, 0.0, 0.0, -10.0] + block_lo * (k - 1), dtype=np.float32)
-        high = np.array([1.0, 1.0, 10.0, 1.0, 1.0, 10.0] + block_hi * (k - 1), dtype=np.float32)
+        extra = 1 if config.portfolio.factor_instrument is not None else 0
+        low = np.array([-1.0, 0.0, 0.0, 0.0, 0.0, -10.0] + block_lo * (k - 1) + [-1.0] * extra, dtype=np.float32)
+        high = np.array([1.0, 1.0, 10.0, 1.0, 1.0, 10.0] + block_hi * (k - 1) + [1.0] * extra, dtype=np.float32)
         return spaces.Box(low, high, dtype=np.float32)
 
 
