@@ -72,6 +72,7 @@ import numpy as np
 from numba import njit
 
 from ..config import ConfigError, EnvConfig
+from ..scenarios.portfolio import begv_mode
 from .analytic import GLFT, AvellanedaStoikov
 from .base import DepthPolicy
 
@@ -188,7 +189,7 @@ def begv_A(tau: np.ndarray | float, d_plus: np.ndarray, p: np.ndarray, gamma: fl
     mu, v = np.linalg.eigh(0.5 * (m + m.T))
     lam = math.sqrt(gamma) * np.sqrt(np.clip(mu, 0.0, None))  # eigenvalues of Ahat (same V)
     th = np.tanh(lam * tau[..., None])
-    mm = (alpha * lam**2 / gamma + 0.5 * lam * th) / (1.0 + 2.0 * alpha * lam / gamma * th)
+    mm = begv_mode(np.ascontiguousarray(np.broadcast_to(lam, th.shape)), th, float(gamma), float(alpha))
     a_hat = np.einsum("ij,...j,kj->...ik", v, mm, v)
     return a_hat / (s[:, None] * s[None, :])
 

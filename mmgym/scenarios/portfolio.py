@@ -21,8 +21,14 @@ One step of length ``dt``, for each env:
    :func:`_agent_orders`), then ``on_breach: flatten``'s back inside the limits (:func:`_flatten`),
    one order per asset, traded at linear temporary costs (Almgren & Chriss 2000, reward term
    ``impact``), then every mid moves by the permanent cross-impact ``G v`` (:func:`_execute`).
+   With ``portfolio.factor_instrument`` (an ETF / index future on the first factor, price ``w^T S``)
+   the agent's order ``v_e`` in it trades first, at ``w^T S +- (h_e + eta_e |v_e|)``, and adds
+   ``g_e v_e`` to the mids' permanent move; its position ``q_e`` counts as the exposure ``q_e w``
+   (:class:`PortfolioMarketMakingEnv`, "Factor instrument").
 1. **Quotes** per asset from the action (raw depths; ``action.mode: offsets``; or ``as_hybrid``, a
-   risk aversion and a skew per asset quoted by AS 2008 eqs. (29)-(30) with ``Sigma_aa`` and ``k_a``).
+   risk aversion and a skew per asset quoted by AS 2008 eqs. (29)-(30) with ``Sigma_aa`` and ``k_a``;
+   or ``portfolio_hybrid``, a risk multiplier per factor and a skew per asset quoted by begv's rule,
+   :func:`_hybrid_terms`).
 2. **Fills**, asset by asset (a = 0..K-1): each side fills one lot with ``p = min(1, A_a e^{-k_a
    delta} dt)``, independently of every other side and asset (two exponential variates per asset,
    bid then ask, :func:`mmgym.sim.processes.exponential_fills`); a side whose fill would take
@@ -37,7 +43,9 @@ One step of length ``dt``, for each env:
    e' = b_1^T q'); flags per limit, counts per step and per episode (aux, statistics).
 5. **Reward** (one number per env) by the ledger (:func:`mmgym.sim.ledger.record`)::
 
-       r = sum_a [d cash_a + q'_a dS_a] - phi q'^T P q' dt - [last step] alpha q'^T P q'
+       r = sum_a [d cash_a + x'_a dS_a] - phi x'^T P x' dt - [last step] alpha x'^T P x'
+
+   with ``x' = q' + q_e w`` the total exposure (``x' = q'`` without a factor instrument)
 
    (with ``on_breach: flatten`` the wealth change includes the market orders: their cost against
    the pre-trade mid, ``|v|(half_spread + eta |v|)`` per asset, is the term ``impact``, and the
@@ -54,7 +62,10 @@ One step of length ``dt``, for each env:
 **The final mark** (only with market orders and a non-zero G; without them nothing changes). The
 episode's last reward values the position at its *liquidation value under the env's own impact
 model*: the mids minus the permanent-impact cost of liquidating ``q'``, ``1/2 q'^T G q'`` (reward
-term ``impact``, added on the last step). Almgren & Chriss (2000, "Optimal execution of portfolio
+term ``impact``, added on the last step; with the factor instrument the position is ``y = (q', q_e)``
+and the cost ``1/2 y^T G_J y`` with ``G_J = [[G, g_e], [w^T G, w^T g_e]]``, the impact of the K + 1
+instruments' trades on their prices; ``= 1/2 x'^T G x'`` for the default ``g_e = G w`` and a
+symmetric G). Almgren & Chriss (2000, "Optimal execution of portfolio
 transactions", J. Risk 3(2), sec. 2) charge a linear permanent impact ``g`` the cost ``1/2 g X^2`` on
 every liquidation path of X shares; with cross-impact, the straight-line path of the vector ``q'``
 costs ``1/2 q'^T G q'`` (the quadratic form of G's symmetric part). Without it, the mark at the mids
@@ -85,7 +96,7 @@ from pydantic import Field, model_validator
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import ActionConfig, EnvConfig, Section
 from ..sim.columns import Columns
-from ..sim.jit import entry
+from ..sim.jit import entry, kernel
 from ..sim.ledger import AUX, AUX_NOISE, OBS, STATS, Outcome, RewardConsts, finish, record
 from ..sim.processes import almgren_chriss_hedge, exponential_fills
 from ..sim.quotes import MODE_AS_HYBRID, MODE_DEPTHS, MODE_NAMES, MODE_OFFSETS, as_depths, first_bad_row
@@ -94,6 +105,9 @@ from .base import Scenario
 
 ENV_ID = "mmgym/PortfolioMarketMaking-v0"
 K_MAX = 64
+#: this scenario's action modes: the shared ones (:mod:`mmgym.sim.quotes`) and its own glass box
+MODE_PORTFOLIO_HYBRID = len(MODE_NAMES)
+_MODES = (*MODE_NAMES, "portfolio_hybrid")
 
 #: aux columns after the ledger's, per asset (``<name>_<a>``)
 PER_ASSET_AUX = (
@@ -103,7 +117,7 @@ PER_ASSET_AUX = (
     ("fill_ask", "lots of asset a sold passively this step"),
     ("quote_mid", "asset a's mid the quotes were computed from"),
     ("gamma", "as_hybrid: asset a's chosen risk aversion (NaN otherwise)"),
-    ("skew", "as_hybrid: asset a's chosen skew (NaN otherwise)"),
+    ("skew", "as_hybrid and portfolio_hybrid: asset a's chosen skew (NaN otherwise)"),
     ("inventory", "asset a's inventory after the step (lots)"),
     ("limit", "asset a's position limit in force this step, L_a min(1, sigma_ref_a / sigma_hat_a) (inf without limits.position; not in info without limits)"),
     ("breach", "1 if |inventory of asset a| > its limit after the step"),
@@ -153,11 +167,14 @@ ST_ALERTS_WARN = STAT_COLUMNS["alerts_warn"]
 ST_MAX_FACTOR = STAT_COLUMNS["max_abs_factor_exposure"]
 
 
-def aux_columns(k: int) -> Columns:
+def aux_columns(k: int, multipliers: tuple[str, ...] | list[str] = ()) -> Columns:
     """The aux columns of K assets: the ledger's (totals over assets: ``fill_bid``, ``fill_ask``),
-    ``portfolio_variance``, then :data:`PER_ASSET_AUX` for asset 0, 1, ..."""
+    ``portfolio_variance``, then :data:`PER_ASSET_AUX` for asset 0, 1, ..., then with
+    ``action.mode: portfolio_hybrid`` one ``risk_mult_<name>`` per multiplier (:func:`risk_components`)."""
     return AUX_BASE.extend([(f"{n}_{a}", d.replace("asset a", f"asset {a}"))
-                            for a in range(k) for n, d in PER_ASSET_AUX])
+                            for a in range(k) for n, d in PER_ASSET_AUX]
+                           + [(f"risk_mult_{n}", f"portfolio_hybrid: the chosen multiplier of the begv penalty's part {n}")
+                              for n in multipliers])
 
 
 #: per-asset observation features after asset 0's block (asset 0's are the ledger's six, in order)
@@ -373,12 +390,55 @@ def factor_loadings(pf: PortfolioConfig) -> tuple[np.ndarray, str]:
     return b, "top eigenvector of Sigma"
 
 
+def risk_components(pf: PortfolioConfig) -> tuple[np.ndarray, list[str]]:
+    """The parts of Sigma the ``portfolio_hybrid`` multipliers scale, and their names.
+
+    With loadings B (K x F) and Sigma_f: ``T_fg = B_f Sigma_f[f, g] B_g^T`` (F x F matrices K x K,
+    index ``f F + g``) and the residual ``R = diag(sigma_eps^2)``; with a covariance given directly
+    (or the default) one factor, the top eigenvector b_1 of Sigma with its eigenvalue lambda_1
+    (``T_00 = lambda_1 b_1 b_1^T``, principal component analysis), and ``R = Sigma - T_00``. So
+    ``sum T + R = Sigma``, and the multipliers ``m_0..m_{F-1}, m_idio`` give
+
+        Sigma_m = sum_{f,g} sqrt(m_f m_g) T_fg + m_idio R = B S Sigma_f S B^T + m_idio R,
+
+    ``S = diag(sqrt(m_f))``: the covariance of the factor model with factor f's volatility scaled by
+    sqrt(m_f) (for uncorrelated factors ``B diag(m_f Sigma_f) B^T``, the issue's "penalty along each
+    factor"). Returns ``(comps, names)``: comps ``(F F + 1, K, K)``, the last one R; names of the
+    F + 1 multipliers (``factor_0``, ..., ``idio``)."""
+    sig = pf.sigma_matrix()
+    if pf.loadings is not None:
+        b = np.asarray(pf.loadings, dtype=np.float64)
+        f = b.shape[1]
+        if pf.factor_covariance is not None:
+            sf = np.asarray(pf.factor_covariance, dtype=np.float64)
+        else:
+            fv = np.ones(f) if pf.factor_vols is None else np.asarray(pf.factor_vols, float)
+            sf = np.diag(fv * fv)
+        eps = pf.per_asset("idio_vols")
+        resid = np.diag(eps * eps)
+    else:
+        lam, v = np.linalg.eigh(sig)
+        j = int(np.argmax(lam))
+        b = v[:, j:j + 1]
+        f = 1
+        sf = np.array([[lam[j]]])
+        resid = sig - lam[j] * (b @ b.T)
+    comps = np.empty((f * f + 1,) + sig.shape)
+    for i in range(f):
+        for j in range(f):
+            comps[i * f + j] = sf[i, j] * np.outer(b[:, i], b[:, j])
+    comps[-1] = resid
+    return np.ascontiguousarray(comps), [f"factor_{i}" for i in range(f)] + ["idio"]
+
+
 class PortfolioActionConfig(ActionConfig):
     """The action section of the portfolio env: :class:`~mmgym.schema.ActionConfig` with ``mode``
-    defaulting to ``offsets``."""
+    defaulting to ``offsets``, and the ``portfolio_hybrid`` glass box."""
 
-    mode: Literal["as_hybrid", "offsets"] = "offsets"
-    """'offsets' (per asset and side) or 'as_hybrid' (a risk aversion and a skew per asset)."""
+    mode: Literal["as_hybrid", "offsets", "portfolio_hybrid"] = "offsets"
+    """'offsets' (per asset and side), 'as_hybrid' (a risk aversion and a skew per asset) or 'portfolio_hybrid' (a risk multiplier per factor and for the idiosyncratic part, and a skew per asset; quotes by the begv rule)."""
+    risk_multiplier_max: float = Field(10.0, gt=1.0)
+    """portfolio_hybrid: a multiplier column a in [-1, 1] scales its part of the begv penalty by m = risk_multiplier_max^a (1 at a = 0)."""
 
 
 class PortfolioEnvConfig(EnvConfig):
@@ -439,6 +499,10 @@ class Params(NamedTuple):
             are zeros without it). fi_w: (K,) its weights w. fi_g: (K,) its permanent impact g_e.
             fi_h, fi_eta: its temporary costs. fi_qmax: bound on |q_e|. fi_gtw: (K,) G^T w.
             fi_wg: w^T g_e. fac_bw: b_1^T w (its exposure to the first factor per unit).
+        ph_n: ``portfolio_hybrid``'s number of multipliers F + 1 (0 otherwise). ph_comp: (F F + 1,
+            K, K) the parts of Sigma (:func:`risk_components`). ph_lmax: ln(risk_multiplier_max).
+            ph_sq: (K,) sqrt of D_+'s diagonal (2 k_a A_a / e). ph_gamma: begv's gamma (2 phi).
+            ph_inv_k: (K,) 1/k_a. ph_aux0: the first ``risk_mult_*`` aux column.
     """
 
     n_steps: int
@@ -495,6 +559,13 @@ class Params(NamedTuple):
     fi_gtw: np.ndarray
     fi_wg: float
     fac_bw: float
+    ph_n: int
+    ph_comp: np.ndarray
+    ph_lmax: float
+    ph_sq: np.ndarray
+    ph_gamma: float
+    ph_inv_k: np.ndarray
+    ph_aux0: int
 
 
 def penalty_matrix(config: PortfolioEnvConfig) -> np.ndarray:
@@ -515,7 +586,7 @@ def pack(config: PortfolioEnvConfig, raw_depths: bool = False) -> Params:
     a = config.action
     return Params(int(m.n_steps), dt, int(pf.assets), float(config.reward.inventory_penalty),
                   float(config.reward.terminal_penalty), float(config.reward.maker_fee),
-                  MODE_DEPTHS if raw_depths else MODE_NAMES.index(a.mode), float(a.offset_min),
+                  MODE_DEPTHS if raw_depths else _MODES.index(a.mode), float(a.offset_min),
                   0.5 * float(a.offset_max - a.offset_min),
                   math.log(a.gamma_min), math.log(a.gamma_max) - math.log(a.gamma_min), float(a.skew_max),
                   bool(a.spread) and not raw_depths, float(a.spread_min), 0.5 * float(a.spread_max - a.spread_min),
@@ -524,7 +595,21 @@ def pack(config: PortfolioEnvConfig, raw_depths: bool = False) -> Params:
                   a_dt, np.log(a_dt), pf.per_asset("k"), q_max, 1.0 / q_max.astype(np.float64),
                   np.ascontiguousarray(chol_factor(sig) * math.sqrt(dt)),
                   np.ascontiguousarray(penalty_matrix(config)), np.ascontiguousarray(sig),
-                  np.ascontiguousarray(np.diag(sig)), *pack_limits(config, raw_depths))
+                  np.ascontiguousarray(np.diag(sig)), *pack_limits(config, raw_depths),
+                  *pack_hybrid(config, raw_depths))
+
+
+def pack_hybrid(config: PortfolioEnvConfig, raw_depths: bool = False) -> tuple:
+    """The ``ph_*`` fields of :class:`Params` (``ph_n = 0`` unless ``action.mode: portfolio_hybrid``
+    with normalised actions)."""
+    pf = config.portfolio
+    k = pf.assets
+    kk = pf.per_asset("k")
+    d_plus = 2.0 * kk * pf.per_asset("A") / math.e
+    on = _n_multipliers(config, raw_depths) > 0
+    comps, names = risk_components(pf) if on else (np.zeros((1, k, k)), [])
+    return (len(names), comps, math.log(config.action.risk_multiplier_max), np.sqrt(d_plus),
+            2.0 * float(config.reward.inventory_penalty), 1.0 / kk, len(aux_columns(k)))
 
 
 def pack_limits(config: PortfolioEnvConfig, raw_depths: bool = False) -> tuple:
@@ -545,9 +630,26 @@ def pack_limits(config: PortfolioEnvConfig, raw_depths: bool = False) -> tuple:
             math.inf if lim.factor is None else float(lim.factor), factor_loadings(pf)[0],
             bool(lim.vol_scaling), np.ascontiguousarray(ref * math.sqrt(float(config.market.dt))),
             float(lim.warn_at), flatten, float(config.impact.half_spread), float(config.impact.eta),
-            hedge, 2 * k + (k if spread else 0), float(config.action.hedge_max_lots), hedge or flatten,
+            hedge, _hedge_col(config, raw_depths), float(config.action.hedge_max_lots), hedge or flatten,
             bool(np.any(g != 0.0)) or fi is not None, g,
             *pack_factor_instrument(config, fi, g))
+
+
+def _n_multipliers(config: PortfolioEnvConfig, raw_depths: bool = False) -> int:
+    """F + 1 with normalised ``portfolio_hybrid`` actions (:func:`risk_components`), else 0."""
+    if config.action.mode != "portfolio_hybrid" or raw_depths:
+        return 0
+    return len(risk_components(config.portfolio)[1])
+
+
+def _hedge_col(config: PortfolioEnvConfig, raw_depths: bool = False) -> int:
+    """The first market-order column: after 2K depth columns (+ K spreads), or after
+    ``portfolio_hybrid``'s F + 1 multipliers and K skews."""
+    k = config.portfolio.assets
+    nm = _n_multipliers(config, raw_depths)
+    if nm:
+        return nm + k
+    return 2 * k + (k if bool(config.action.spread) and not raw_depths else 0)
 
 
 def pack_factor_instrument(config: PortfolioEnvConfig, fi: FactorInstrument | None, g: np.ndarray) -> tuple:
@@ -616,6 +718,11 @@ class State(NamedTuple):
         noise: (N, K) float64 scratch: the step's standard normals.
         exposure: (N, K) float64 scratch: the total exposure ``x = q + q_e w`` (lots).
         factor_position: (N,) int64 the factor instrument's position q_e (units; 0 without it).
+        ph_m: (N, F + 1) float64 ``portfolio_hybrid``: the multipliers the cached decomposition is
+            for (NaN: none yet). ph_v: (N, K K) its eigenvectors (row-major). ph_lam: (N, K) the
+            eigenvalues of Ahat. ph_scr: (N, 4K) scratch: per mode and per asset the begv terms.
+            ph_mat: (N, K K) scratch: the matrix being diagonalised.
+            Without portfolio_hybrid these have zero columns.
         The kernels see the (N, K) fields flat, ``(N * K,)`` (row i asset a at ``i * K + a``).
     """
 
@@ -625,13 +732,21 @@ class State(NamedTuple):
     noise: np.ndarray
     exposure: np.ndarray
     factor_position: np.ndarray
+    ph_m: np.ndarray
+    ph_v: np.ndarray
+    ph_lam: np.ndarray
+    ph_scr: np.ndarray
+    ph_mat: np.ndarray
 
 
 def new_state(config: PortfolioEnvConfig, num_envs: int) -> State:
     k = config.portfolio.assets
+    nm = len(risk_components(config.portfolio)[1]) if config.action.mode == "portfolio_hybrid" else 0
     return State(np.tile(config.portfolio.per_asset("s0"), (num_envs, 1)), np.zeros(num_envs),
                  np.zeros((num_envs, k), dtype=np.int64), np.zeros((num_envs, k)), np.zeros((num_envs, k)),
-                 np.zeros(num_envs, dtype=np.int64))
+                 np.zeros(num_envs, dtype=np.int64), np.full((num_envs, nm), np.nan),
+                 np.zeros((num_envs, k * k if nm else 0)), np.zeros((num_envs, k if nm else 0)),
+                 np.zeros((num_envs, 4 * k if nm else 0)), np.zeros((num_envs, k * k if nm else 0)))
 
 
 # ----------------------------------------------------------------------------- kernels ---
@@ -835,6 +950,130 @@ def _execute(st, p, i, aux, cash):
     return cash, impact, lots
 
 
+@njit(cache=True)
+def begv_mode(lam, th, gamma, alpha):
+    """One eigenmode of begv's Riccati solution (:func:`mmgym.baselines.portfolio.begv_A`, where it
+    is derived): ``m = (alpha lam^2 / gamma + lam th / 2) / (1 + 2 alpha lam th / gamma)`` with
+    ``th = tanh(lam tau)``; scalars or arrays (elementwise)."""
+    return (alpha * lam**2 / gamma + 0.5 * lam * th) / (1.0 + 2.0 * alpha * lam / gamma * th)
+
+
+@kernel
+def _jacobi_eigh(mat, vec, n):
+    """Eigendecomposition of a symmetric n x n matrix in place, without allocating (the kernels
+    run without numba's allocator): the cyclic Jacobi method (Golub & Van Loan, "Matrix
+    Computations", 4th ed., sec. 8.5.2-8.5.3, Algorithm 8.5.3). ``mat`` (n n,) row-major is
+    overwritten by the rotated matrix, diagonal to rounding (``mat[j n + j]`` = eigenvalue j, in no
+    particular order); ``vec`` (n n,) row-major gets the eigenvectors as columns (``vec[a n + j]``).
+    Sweeps until the off-diagonal mass is below 1e-30 of the total (at most 50 sweeps)."""
+    for a in range(n):
+        for b in range(n):
+            vec[a * n + b] = 1.0 if a == b else 0.0
+    for _ in range(50):
+        off = 0.0
+        tot = 0.0
+        for a in range(n):
+            for b in range(n):
+                x = mat[a * n + b] * mat[a * n + b]
+                tot += x
+                if a != b:
+                    off += x
+        if off <= 1e-30 * tot:
+            break
+        for pp in range(n - 1):
+            for qq in range(pp + 1, n):
+                apq = mat[pp * n + qq]
+                if apq == 0.0:
+                    continue
+                theta = (mat[qq * n + qq] - mat[pp * n + pp]) / (2.0 * apq)
+                t = 1.0 / (abs(theta) + np.sqrt(theta * theta + 1.0))
+                if theta < 0.0:
+                    t = -t
+                c = 1.0 / np.sqrt(t * t + 1.0)
+                sn = t * c
+                for k in range(n):  # A <- A J (columns p, q)
+                    akp = mat[k * n + pp]
+                    akq = mat[k * n + qq]
+                    mat[k * n + pp] = c * akp - sn * akq
+                    mat[k * n + qq] = sn * akp + c * akq
+                for k in range(n):  # A <- J^T A (rows p, q)
+                    apk = mat[pp * n + k]
+                    aqk = mat[qq * n + k]
+                    mat[pp * n + k] = c * apk - sn * aqk
+                    mat[qq * n + k] = sn * apk + c * aqk
+                mat[pp * n + qq] = 0.0
+                mat[qq * n + pp] = 0.0
+                for k in range(n):  # V <- V J
+                    vkp = vec[k * n + pp]
+                    vkq = vec[k * n + qq]
+                    vec[k * n + pp] = c * vkp - sn * vkq
+                    vec[k * n + qq] = sn * vkp + c * vkq
+
+
+_jacobi_eigh.python_impl = _jacobi_eigh.py_func  # the same rule from Python (tests)
+
+
+@njit(cache=True, inline="always")
+def _hybrid_terms(st, p, i, actions, tau, aux):
+    """``action.mode: portfolio_hybrid``, row ``i`` at time to go ``tau``: the multipliers ``m_j =
+    risk_multiplier_max^{a_j}`` of columns 0..F (aux ``risk_mult_*``), begv's A(t) for the penalty
+    ``Sigma_m`` (:func:`risk_components`) and the total exposure x = q + q_e w: writes ``2 (A x)_a``
+    to ``ph_scr[i, 2K + a]`` and ``A_aa`` to ``ph_scr[i, 3K + a]``.
+
+    A is :func:`mmgym.baselines.portfolio.begv_A` evaluated here: ``A = D^{-1/2} V diag(m(lam,
+    tau)) V^T D^{-1/2}`` with ``V diag(mu) V^T = D^{1/2} Sigma_m D^{1/2}``, ``lam = sqrt(gamma mu)``
+    (:func:`begv_mode`). The eigendecomposition is cached per row and
+    recomputed only when a multiplier changes. Eigendecomposition: :func:`_jacobi_eigh` (numba's
+    LAPACK ``eigh`` allocates, which the kernels may not)."""
+    kk = p.k_assets
+    n = p.ph_n
+    nf = n - 1
+    base = i * kk
+    same = True
+    for j in range(n):
+        m = np.exp(min(1.0, max(-1.0, actions[i, j])) * p.ph_lmax)
+        aux[i, p.ph_aux0 + j] = m
+        if m != st.ph_m[i, j]:
+            same = False
+            st.ph_m[i, j] = m
+    if not same:
+        mat = st.ph_mat[i]
+        for a in range(kk):
+            for b in range(kk):
+                v = st.ph_m[i, nf] * p.ph_comp[nf * nf, a, b]
+                for f in range(nf):
+                    for g in range(nf):
+                        v += np.sqrt(st.ph_m[i, f] * st.ph_m[i, g]) * p.ph_comp[f * nf + g, a, b]
+                mat[a * kk + b] = p.ph_sq[a] * v * p.ph_sq[b]
+        for a in range(kk):  # symmetric to rounding: as begv_A, the symmetrised matrix
+            for b in range(a + 1, kk):
+                sym = 0.5 * (mat[a * kk + b] + mat[b * kk + a])
+                mat[a * kk + b] = sym
+                mat[b * kk + a] = sym
+        _jacobi_eigh(mat, st.ph_v[i], kk)
+        sg = np.sqrt(p.ph_gamma)
+        for j in range(kk):
+            st.ph_lam[i, j] = sg * np.sqrt(max(mat[j * kk + j], 0.0))
+    fe = float(st.factor_position[i])
+    for j in range(kk):
+        lam = st.ph_lam[i, j]
+        mm = begv_mode(lam, np.tanh(lam * tau), p.ph_gamma, p.alpha)
+        y = 0.0
+        for b in range(kk):
+            y += st.ph_v[i, b * kk + j] * (st.inventory[base + b] + fe * p.fi_w[b]) / p.ph_sq[b]
+        st.ph_scr[i, j] = mm * y
+        st.ph_scr[i, kk + j] = mm
+    for a in range(kk):
+        ax = 0.0
+        aa = 0.0
+        for j in range(kk):
+            v = st.ph_v[i, a * kk + j]
+            ax += v * st.ph_scr[i, j]
+            aa += v * v * st.ph_scr[i, kk + j]
+        st.ph_scr[i, 2 * kk + a] = 2.0 * ax / p.ph_sq[a]
+        st.ph_scr[i, 3 * kk + a] = aa / (p.ph_sq[a] * p.ph_sq[a])
+
+
 @njit(cache=True, inline="always")
 def _liquidation_cost(st, p, i):
     """The permanent-impact cost of liquidating row ``i``'s position at the final mark,
@@ -947,6 +1186,7 @@ def step(tr, st, p, actions, out, work, lo, hi):
     pr = RewardConsts(p.phi, p.alpha, 0.0, False, 0.0)
     offsets = p.mode == MODE_OFFSETS
     hybrid = p.mode == MODE_AS_HYBRID
+    ph = p.mode == MODE_PORTFOLIO_HYBRID
     decay = p.vol_decay
     aux = out.aux
     for i in range(lo, hi):
@@ -977,11 +1217,17 @@ def step(tr, st, p, actions, out, work, lo, hi):
             if p.flatten:
                 e = _flatten(st, p, i, aux, lf, e)
             cash, impact, lots = _execute(st, p, i, aux, cash)
+        g_o = np.nan
+        sk_o = np.nan
+        if ph:  # begv's quote terms for the chosen multipliers (after the market orders)
+            _hybrid_terms(st, p, i, actions, (n_steps - tr.step[i]) * p.dt, aux)
+            g_o = st.ph_m[i, 0]
+            sk_o = 0.0
         for a in range(kk):
             s = st.mid[base + a]
             q = st.inventory[base + a]
-            x_b = actions[i, a]
-            x_a = actions[i, kk + a]
+            x_b = actions[i, a] if not ph else 0.0
+            x_a = actions[i, kk + a] if not ph else 0.0
             gamma = np.nan
             skew = np.nan
             if offsets:
@@ -997,6 +1243,13 @@ def step(tr, st, p, actions, out, work, lo, hi):
                     extra = p.spread_min + (min(1.0, max(-1.0, actions[i, 2 * kk + a])) + 1.0) * p.spread_half_span
                     d_b += extra
                     d_a += extra
+            elif ph:  # begv's rule (BEGV 2021; baselines/portfolio.py) plus the chosen skew
+                skew = min(1.0, max(-1.0, actions[i, p.ph_n + a])) * p.skew_max
+                sk_o += skew / kk
+                half = p.ph_inv_k[a] + st.ph_scr[i, 3 * kk + a]
+                two_ax = st.ph_scr[i, 2 * kk + a]
+                d_b = half + two_ax - skew
+                d_a = half - two_ax + skew
             else:
                 d_b = x_b
                 d_a = x_a
@@ -1069,10 +1322,10 @@ def step(tr, st, p, actions, out, work, lo, hi):
             impact += liq
         two = n_two > 0
         o = Outcome(w_after - w_before, impact, p.maker_fee * (fb_tot + fa_tot), np.sqrt(max(risk, 0.0)),
-                    0.0, w_after - tr.wealth0[i], np.nan, np.nan, two, two, np.nan, np.nan, np.nan,
-                    np.nan, lots, fb_tot, fa_tot, np.nan, spread_sum / n_two if two else 0.0, p.dt,
+                    0.0, w_after - tr.wealth0[i], np.nan, np.nan, two, two, np.nan, np.nan, g_o,
+                    sk_o, lots, fb_tot, fa_tot, np.nan, spread_sum / n_two if two else 0.0, p.dt,
                     np.nan)
-        record(out, tr.ep_stats, i, o, pr, last, False)
+        record(out, tr.ep_stats, i, o, pr, last, ph)
         aux[i, AUX_VARIANCE] = var
         aux[i, AUX_NOISE] = noise
         if p.lim_on:
@@ -1126,24 +1379,35 @@ class PortfolioScenario(Scenario):
         return int(config.portfolio.assets)
 
     def aux_columns(self, config):
-        return aux_columns(self.assets(config))
+        mult = risk_components(config.portfolio)[1] if config.action.mode == "portfolio_hybrid" else ()
+        return aux_columns(self.assets(config), mult)
 
     def obs_columns(self, config):
         return obs_columns(self.assets(config), config.portfolio.factor_instrument is not None)
 
     def action_layout(self, config, raw_depths=False):
         """The base layout; with a factor instrument the market-order slice has K + 1 columns (the
-        last one the instrument's)."""
+        last one the instrument's); with normalised ``portfolio_hybrid`` actions ``bid`` is the F + 1
+        multipliers and ``ask`` the K skews."""
         lay = super().action_layout(config, raw_depths)
+        k = self.assets(config)
+        nm = _n_multipliers(config, raw_depths)
+        if nm:
+            h = nm + k
+            lay = lay._replace(bid=slice(0, nm), ask=slice(nm, h),
+                               hedge=slice(h, h + k) if lay.hedge is not None else None)
         if config.portfolio.factor_instrument is not None and lay.hedge is not None:
             lay = lay._replace(hedge=slice(lay.hedge.start, lay.hedge.stop + 1))
         return lay
 
     def action_space(self, config, raw_depths=False):
         box = super().action_space(config, raw_depths)
-        if config.portfolio.factor_instrument is None:
+        k = self.assets(config)
+        nm = _n_multipliers(config, raw_depths)
+        dim = box.shape[0] + (nm - k if nm else 0) + (config.portfolio.factor_instrument is not None)
+        if dim == box.shape[0]:
             return box
-        return spaces.Box(box.low.flat[0], box.high.flat[0], shape=(box.shape[0] + 1,), dtype=box.dtype)
+        return spaces.Box(box.low.flat[0], box.high.flat[0], shape=(dim,), dtype=box.dtype)
 
     def check(self, config):
         from ..config import ConfigError
@@ -1171,6 +1435,12 @@ class PortfolioScenario(Scenario):
             if config.portfolio.cross_impact is not None:
                 raise ConfigError(f"portfolio.cross_impact: {ENV_ID} uses it only with market orders "
                                   "(action.hedge or limits.on_breach: flatten)")
+        if a.mode == "portfolio_hybrid" and config.portfolio.penalty != "portfolio":
+            raise ConfigError(f"action.mode: portfolio_hybrid scales the begv penalty Sigma; it needs "
+                              f"portfolio.penalty: portfolio (got {config.portfolio.penalty!r})")
+        if a.mode == "portfolio_hybrid" and not r.inventory_penalty > 0.0:
+            raise ConfigError(f"action.mode: portfolio_hybrid quotes by begv, which needs reward.inventory_penalty > 0 "
+                              f"(got {r.inventory_penalty!r})")
         if config.portfolio.factor_instrument is not None and not a.hedge:
             raise ConfigError("portfolio.factor_instrument: needs the market-order action (action.hedge: true; "
                               "the instrument is traded by market orders only)")
@@ -1268,8 +1538,13 @@ class PortfolioScenario(Scenario):
 
     def unused_aux(self, config, raw_depths=False):
         unused = {"bid_px", "ask_px", "depth_bid", "depth_ask", "gamma", "skew", "hedge_lots", "quote_mid"}
+        k = self.assets(config)
         if raw_depths or config.action.mode != "as_hybrid":
-            unused |= {f"{n}_{a}" for a in range(self.assets(config)) for n in ("gamma", "skew")}
+            unused |= {f"gamma_{a}" for a in range(k)}
+        if raw_depths or config.action.mode == "offsets":
+            unused |= {f"skew_{a}" for a in range(k)}
+        if raw_depths and config.action.mode == "portfolio_hybrid":
+            unused |= {f"risk_mult_{n}" for n in risk_components(config.portfolio)[1]}
         if not config.limits.enabled:  # no limits: no alerts (the columns stay 0, the limits inf)
             unused |= {"limit_factor", "breach_factor", "warn_factor", "alerts_breach", "alerts_warn"}
             unused |= {f"{n}_{a}" for a in range(self.assets(config)) for n in ("limit", "breach", "warn")}
@@ -1331,11 +1606,27 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
       and the asset's own inventory (:func:`mmgym.sim.quotes.as_depths`); with ``action.spread``
       columns 2K + a add an extra half-spread per asset. ``info["gamma_a"]``, ``info["skew_a"]``.
 
+    - ``action.mode: portfolio_hybrid`` (the glass box, per factor; ``Box(-1, 1, (F + 1 + K,))``):
+      columns 0..F-1 a risk multiplier per factor and column F one for the idiosyncratic part,
+      ``m_j = risk_multiplier_max^{a_j}`` (1 at a = 0), then K skews ``a * skew_max``. The quotes
+      are begv's (Bergault, Evangelista, Guéant & Vieira 2021; :mod:`mmgym.baselines.portfolio`)
+      for the penalty ``Sigma_m = B S Sigma_f S B^T + m_idio R``, ``S = diag(sqrt(m_f))``
+      (:func:`risk_components`: a factor's multiplier scales its variance; with a covariance given
+      directly F = 1, the top principal component, and R the rest), evaluated at the total exposure
+      ``x = q + q_e w``, plus the skew on the reservation price: ``delta^b_a = 1/k_a + A_aa + 2 (A
+      x)_a - skew_a``, ``delta^a_a = 1/k_a + A_aa - 2 (A x)_a + skew_a``. At multipliers 1 and skews 0
+      they are ``begv``'s. A(t) is solved in the kernel (an in-place Jacobi eigendecomposition per
+      row, cached while the row's multipliers do not change). ``info["risk_mult_<factor_f|idio>"]``,
+      ``info["skew_a"]``; the ledger's ``gamma`` / ``skew`` statistics are the first factor's
+      multiplier and the mean skew.
+
     ``action.hedge: true`` adds K columns after those: a market order in asset a of
     ``rint(a * hedge_max_lots)`` lots (positive buys), clipped to the inventory bound, traded at the
     start of the step before quoting (Almgren & Chriss 2000 linear temporary costs from the
     ``impact`` section; permanent impact ``dS = G v`` on every mid, ``portfolio.cross_impact`` or
-    ``impact.nu I``); ``info["hedge_a"]``.
+    ``impact.nu I``); ``info["hedge_a"]``. With ``portfolio.factor_instrument`` one more column
+    (the last of the market-order block): ``rint(a * hedge_max_lots)`` units of the factor
+    instrument, clipped to ``|q_e| <= max_position``; ``info["hedge_factor"]``.
 
     The baselines use raw depths (``BatchMarket(..., raw_depths=True)``: K bid depths, K ask depths,
     then K order lots with the hedge action; ``as``, ``glft``, ``begv`` send none, the hedging rules
@@ -1345,7 +1636,7 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
 
     ## Observation Space
 
-    ``Box(float32, (5K + 1,))``: asset 0's block is the intensity market's six features (K = 1 is
+    ``Box(float32, (5K + 1,))`` (``(5K + 2,)`` with the factor instrument): asset 0's block is the intensity market's six features (K = 1 is
     that env's observation), then five per further asset (``j = 6 + 5 (a - 1)``):
 
     | Num          | Observation                 | Normalisation                                   | Range     |
@@ -1360,11 +1651,30 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
     | j+2, j+3     | last bid / ask fill, asset a| 0 or 1                                          | {0, 1}    |
     | j+4          | last mid change, asset a    | as column 5                                     | [-10, 10] |
 
+    | 5K+1         | factor instrument position  | q_e / max_position (only with ``portfolio.factor_instrument``) | [-1, 1] |
+
     sigma_a = sqrt(Sigma_aa); the EWMA's half-life is ``observation.vol_halflife`` steps.
+
+    ## Factor instrument
+
+    ``portfolio.factor_instrument`` (:class:`FactorInstrumentConfig`; off by default; needs
+    ``action.hedge``): an ETF or index future on the first factor whose price is the basket ``w^T S``
+    (``w`` = ``weights``, default ``b_1 / sum(b_1)``, b_1 as for ``limits.factor``). A trade of
+    ``v_e`` units executes at the pre-trade ``w^T S +- (h_e + eta_e |v_e|)`` (reward term
+    ``impact``; ``half_spread``, ``eta``, default the ``impact`` section's) and then moves the asset
+    mids by ``g_e v_e`` (``cross_impact``, default ``G w``: trading the basket moves the mids as
+    trading its constituents would). The position ``q_e`` is part of the state
+    (``get_attr("factor_position")``): wealth is ``cash + sum_a (q_a + q_e w_a) S_a``, the running
+    and terminal penalties, ``portfolio_variance`` and the risk-equivalent inventory use the total
+    exposure ``x = q + q_e w``, the factor exposure (limits, alerts) is ``b_1^T x``
+    (``limits.on_breach: flatten`` trades the assets only), the audit records its trades as asset
+    ``"factor"``, and the final mark charges its liquidation (module docstring, "The final mark").
+    ``info``: ``hedge_factor``, ``factor_mid`` (its pre-trade price), ``factor_position``.
 
     ## Rewards
 
-    One number per env: ``r = sum_a (d cash_a + q'_a dS_a) - phi q'^T P q' dt - [last] alpha q'^T P q'``;
+    One number per env: ``r = sum_a (d cash_a + x'_a dS_a) - phi x'^T P x' dt - [last] alpha x'^T P x'``
+    (``x' = q' + q_e w``, ``= q'`` without the factor instrument);
     terms in ``info``: ``pnl`` (spread capture + revaluation, before fees), ``fees``
     (``-maker_fee`` per lot), ``inventory_penalty`` (``-phi q'^T P q' dt``,
     ``reward.inventory_penalty``), ``terminal_penalty`` (``-alpha q'^T P q'``,
