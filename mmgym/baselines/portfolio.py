@@ -430,6 +430,8 @@ def dp_config(config, what: str):
     suppress refuses a bid iff ``q + 1 > L_a`` iff ``q + 1 > floor(L_a)``, which is the inventory
     bound's rule at ``Q'_a`` (and likewise asks), and from q = 0 the inventories never leave
     ``|q_a| <= Q'_a``. Anything else (a factor limit, vol scaling, flatten): ConfigError."""
+    if config.portfolio.correlation_regimes is not None:
+        raise ConfigError(f"{what}: the K = 2 DP has one covariance; portfolio.correlation_regimes is set")
     lim = getattr(config, "limits", None)
     if lim is None or not lim.enabled or lim.on_breach == "alert":
         return config

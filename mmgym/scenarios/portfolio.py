@@ -102,6 +102,7 @@ from ..sim.processes import almgren_chriss_hedge, exponential_fills
 from ..sim.quotes import MODE_AS_HYBRID, MODE_DEPTHS, MODE_NAMES, MODE_OFFSETS, as_depths, first_bad_row
 from ..sim.rng import zig_normal
 from .base import Scenario
+from .regimes import next_regime
 
 ENV_ID = "mmgym/PortfolioMarketMaking-v0"
 K_MAX = 64
@@ -182,14 +183,26 @@ PER_ASSET_OBS = ("inventory", "volatility", "fill_bid", "fill_ask", "mid_return"
 N_PER_ASSET_OBS = len(PER_ASSET_OBS)
 
 
-def obs_columns(k: int, factor: bool = False) -> Columns:
+def obs_columns(k: int, factor: bool = False, regimes: int = -1) -> Columns:
     """The observation columns of K assets (table in :class:`PortfolioMarketMakingEnv`): the
     ledger's six features of asset 0 (so K = 1 is the intensity market's observation), then
-    :data:`PER_ASSET_OBS` of assets 1..K-1, then with a factor instrument its position."""
+    :data:`PER_ASSET_OBS` of assets 1..K-1, then with a factor instrument its position, then with
+    correlation regimes the rolling correlation and (``regimes`` = R > 0: observed) the one-hot."""
     cols = [(f"{n}_{a}", f"asset {a}: {OBS.descriptions[n]}") for a in range(1, k) for n in PER_ASSET_OBS]
     if factor:
         cols.append(("factor_position", "the factor instrument's position q_e / max_position"))
+    if regimes >= 0:
+        cols.append(("corr_01", "EWMA correlation of assets 0 and 1's mid changes"))
+        cols += [(f"regime_{r}", f"1 if the correlation regime is {r}, else 0") for r in range(regimes)]
     return OBS.extend(cols)
+
+
+def _obs_args(config) -> tuple[int, bool, int]:
+    """(K, factor instrument, regimes: -1 none, 0 hidden, R observed) of :func:`obs_columns`."""
+    pf = config.portfolio
+    cr = pf.correlation_regimes
+    return (int(pf.assets), pf.factor_instrument is not None,
+            -1 if cr is None else (cr.n_regimes if cr.observed else 0))
 
 
 # ------------------------------------------------------------------------------ config ---
@@ -214,6 +227,44 @@ class FactorInstrumentConfig(Section):
     """Permanent impact g_e (K,) of one unit on the asset mids. None: G w, the permanent impact of trading the basket w itself in the assets (G = portfolio.cross_impact or impact.nu I)."""
     max_position: int = Field(20, ge=1)
     """Bound on |q_e| (units); orders are clipped to it as the assets' orders to Q_a."""
+
+
+class CorrelationRegimesConfig(Section):
+    """Correlation regimes of ``mmgym/PortfolioMarketMaking-v0`` (issue 11): the covariance of the
+    mid moves switches between per-regime matrices (e.g. calm and stressed) by the Markov chain of
+    :mod:`mmgym.scenarios.regimes` (its generator, ``P = expm(Q dt)`` and transition rule, reused);
+    the observation gains a rolling correlation estimate (:class:`PortfolioMarketMakingEnv`,
+    "Correlation regimes")."""
+
+    covariances: list[list[list[float]]] | None = None
+    """Per-regime Sigma_r (R matrices K x K, symmetric PSD), used as given; exclusive with factor_vols."""
+    factor_vols: list[list[float]] | None = None
+    """Per-regime factor volatilities (R lists of F): Sigma_r = B diag(factor_vols_r^2) B^T + diag(idio_vols^2) with portfolio.loadings B (uncorrelated factors)."""
+    rates: list[list[float]] = Field(default_factory=lambda: [[0.0, 0.5], [2.0, 0.0]])
+    """R x R transition rates per time unit: rates[r][r'] (r' != r, >= 0) the rate of leaving r for r'; the diagonal is ignored."""
+    initial: int = Field(0, ge=0)
+    """Regime at the start of every episode."""
+    observed: bool = False
+    """True: the regime's one-hot is in the observation too (after the correlation feature)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> CorrelationRegimesConfig:
+        from .regimes import R_MAX, check_rates
+
+        if (self.covariances is None) == (self.factor_vols is None):
+            raise ValueError("give either covariances or factor_vols (one entry per regime)")
+        n = len(self.covariances if self.covariances is not None else self.factor_vols)
+        if not 1 <= n <= R_MAX:
+            raise ValueError(f"{n} regimes given; 1 to {R_MAX} are supported")
+        check_rates(self.rates, n)
+        if self.initial >= n:
+            raise ValueError(f"initial = {self.initial} is not a regime (0..{n - 1})")
+        return self
+
+    @property
+    def n_regimes(self) -> int:
+        """R."""
+        return len(self.covariances if self.covariances is not None else self.factor_vols)
 
 
 class PortfolioConfig(Section):
@@ -246,6 +297,8 @@ class PortfolioConfig(Section):
     """Running and terminal penalty matrix P: 'portfolio' P = Sigma (phi q^T Sigma q dt), 'per_asset' P = diag(Sigma) (the naive sum of phi q_a^2 sigma_a^2 dt)."""
     factor_instrument: FactorInstrumentConfig | None = None
     """A factor instrument (ETF / index future on the first factor; needs action.hedge). None: off."""
+    correlation_regimes: CorrelationRegimesConfig | None = None
+    """Markov correlation regimes (per-regime covariance; K >= 2). None: one covariance."""
 
     @model_validator(mode="after")
     def _check(self) -> PortfolioConfig:
@@ -281,6 +334,21 @@ class PortfolioConfig(Section):
                         raise ValueError(f"factor_vols[{j}] = {x:g} must be >= 0")
         elif self.factor_covariance is not None or self.factor_vols is not None:
             raise ValueError("factor_covariance / factor_vols need loadings")
+        cr = self.correlation_regimes
+        if cr is not None:
+            if k < 2:
+                raise ValueError("correlation_regimes needs assets >= 2 (the feature is a correlation)")
+            if cr.covariances is not None:
+                for r, m in enumerate(cr.covariances):
+                    _check_matrix(f"correlation_regimes.covariances[{r}]", m, k, k, psd=True)
+            else:
+                if self.loadings is None or self.factor_covariance is not None:
+                    raise ValueError("correlation_regimes.factor_vols needs loadings with factor_vols "
+                                     "(uncorrelated factors), not factor_covariance")
+                f = len(self.loadings[0])
+                for r, fv in enumerate(cr.factor_vols):
+                    if len(fv) != f or min(fv) < 0.0:
+                        raise ValueError(f"correlation_regimes.factor_vols[{r}] must have F = {f} entries >= 0 (got {fv})")
         fi = self.factor_instrument
         if fi is not None:
             for key in ("weights", "cross_impact"):
@@ -294,6 +362,18 @@ class PortfolioConfig(Section):
         val = getattr(self, key)
         return np.asarray(val if isinstance(val, list) else [val] * self.assets,
                           dtype=np.int64 if key == "max_inventory" else np.float64)
+
+    def regime_sigmas(self) -> np.ndarray:
+        """(R, K, K): each correlation regime's Sigma_r (``correlation_regimes``); (1, K, K) holding
+        :meth:`sigma_matrix` without regimes."""
+        cr = self.correlation_regimes
+        if cr is None:
+            return self.sigma_matrix()[None]
+        if cr.covariances is not None:
+            return np.asarray(cr.covariances, dtype=np.float64)
+        b = np.asarray(self.loadings, dtype=np.float64)
+        eps = self.per_asset("idio_vols")
+        return np.stack([b @ np.diag(np.asarray(fv, float) ** 2) @ b.T + np.diag(eps * eps) for fv in cr.factor_vols])
 
     def sigma_matrix(self) -> np.ndarray:
         """Sigma (K x K): the covariance given, or B Sigma_f B^T + diag(idio_vols^2) (+ the idio
@@ -499,6 +579,11 @@ class Params(NamedTuple):
             are zeros without it). fi_w: (K,) its weights w. fi_g: (K,) its permanent impact g_e.
             fi_h, fi_eta: its temporary costs. fi_qmax: bound on |q_e|. fi_gtw: (K,) G^T w.
             fi_wg: w^T g_e. fac_bw: b_1^T w (its exposure to the first factor per unit).
+        rg_n: correlation regimes R (0: none). rg_chol, rg_pen, rg_cov: (max(R, 1), K, K) per regime
+            sqrt(dt) L_r, P_r and Sigma_r (without regimes: the nominal ones). rg_cum: (R, R) the
+            cumulative transition rows (:func:`mmgym.scenarios.regimes.cumulative_rows`).
+            rg_initial: the regime at reset. rg_observed: its one-hot is observed. rg_obs: the
+            correlation feature's observation column. rg_c0: Sigma_01 dt, the EWMA covariance at reset.
         ph_n: ``portfolio_hybrid``'s number of multipliers F + 1 (0 otherwise). ph_comp: (F F + 1,
             K, K) the parts of Sigma (:func:`risk_components`). ph_lmax: ln(risk_multiplier_max).
             ph_sq: (K,) sqrt of D_+'s diagonal (2 k_a A_a / e). ph_gamma: begv's gamma (2 phi).
@@ -559,6 +644,15 @@ class Params(NamedTuple):
     fi_gtw: np.ndarray
     fi_wg: float
     fac_bw: float
+    rg_n: int
+    rg_chol: np.ndarray
+    rg_pen: np.ndarray
+    rg_cov: np.ndarray
+    rg_cum: np.ndarray
+    rg_initial: int
+    rg_observed: bool
+    rg_obs: int
+    rg_c0: float
     ph_n: int
     ph_comp: np.ndarray
     ph_lmax: float
@@ -596,7 +690,26 @@ def pack(config: PortfolioEnvConfig, raw_depths: bool = False) -> Params:
                   np.ascontiguousarray(chol_factor(sig) * math.sqrt(dt)),
                   np.ascontiguousarray(penalty_matrix(config)), np.ascontiguousarray(sig),
                   np.ascontiguousarray(np.diag(sig)), *pack_limits(config, raw_depths),
-                  *pack_hybrid(config, raw_depths))
+                  *pack_regimes(config), *pack_hybrid(config, raw_depths))
+
+
+def pack_regimes(config: PortfolioEnvConfig) -> tuple:
+    """The ``rg_*`` fields of :class:`Params`."""
+    from .regimes import cumulative_rows, transition_matrix
+
+    pf = config.portfolio
+    cr = pf.correlation_regimes
+    dt = float(config.market.dt)
+    sigs = pf.regime_sigmas()
+    pens = sigs if pf.penalty == "portfolio" else np.stack([np.diag(np.diag(s)) for s in sigs])
+    chol = np.stack([chol_factor(s) * math.sqrt(dt) for s in sigs])
+    k = pf.assets
+    cum = np.ones((1, 1)) if cr is None else cumulative_rows(transition_matrix(cr.rates, dt))
+    rg_obs = 1 + N_PER_ASSET_OBS * k + (pf.factor_instrument is not None)
+    c0 = float(pf.sigma_matrix()[0, 1]) * dt if k > 1 else 0.0
+    return (0 if cr is None else cr.n_regimes, np.ascontiguousarray(chol), np.ascontiguousarray(pens),
+            np.ascontiguousarray(sigs), np.ascontiguousarray(cum), 0 if cr is None else int(cr.initial),
+            cr is not None and cr.observed, rg_obs, c0)
 
 
 def pack_hybrid(config: PortfolioEnvConfig, raw_depths: bool = False) -> tuple:
@@ -723,6 +836,8 @@ class State(NamedTuple):
             eigenvalues of Ahat. ph_scr: (N, 4K) scratch: per mode and per asset the begv terms.
             ph_mat: (N, K K) scratch: the matrix being diagonalised.
             Without portfolio_hybrid these have zero columns.
+        regime: (N,) int64 the correlation regime (0 without regimes). corr_cov: (N,) float64 the
+            EWMA of dS_0 dS_1 (the correlation feature's covariance; price^2 per step).
         The kernels see the (N, K) fields flat, ``(N * K,)`` (row i asset a at ``i * K + a``).
     """
 
@@ -732,6 +847,8 @@ class State(NamedTuple):
     noise: np.ndarray
     exposure: np.ndarray
     factor_position: np.ndarray
+    regime: np.ndarray
+    corr_cov: np.ndarray
     ph_m: np.ndarray
     ph_v: np.ndarray
     ph_lam: np.ndarray
@@ -744,7 +861,8 @@ def new_state(config: PortfolioEnvConfig, num_envs: int) -> State:
     nm = len(risk_components(config.portfolio)[1]) if config.action.mode == "portfolio_hybrid" else 0
     return State(np.tile(config.portfolio.per_asset("s0"), (num_envs, 1)), np.zeros(num_envs),
                  np.zeros((num_envs, k), dtype=np.int64), np.zeros((num_envs, k)), np.zeros((num_envs, k)),
-                 np.zeros(num_envs, dtype=np.int64), np.full((num_envs, nm), np.nan),
+                 np.zeros(num_envs, dtype=np.int64), np.zeros(num_envs, dtype=np.int64), np.zeros(num_envs),
+                 np.full((num_envs, nm), np.nan),
                  np.zeros((num_envs, k * k if nm else 0)), np.zeros((num_envs, k if nm else 0)),
                  np.zeros((num_envs, 4 * k if nm else 0)), np.zeros((num_envs, k * k if nm else 0)))
 
@@ -773,6 +891,12 @@ def _write_obs(tr, st, p, i, step, out_obs):
         out_obs[i, cv + 3] = min(10.0, max(-10.0, tr.mid_ret[j] * p.inv_sd[a]))
     if p.fi_on:  # after the K assets' blocks
         out_obs[i, 1 + N_PER_ASSET_OBS * kk] = st.factor_position[i] / p.fi_qmax
+    if p.rg_n > 0:  # the rolling correlation of assets 0 and 1, then the regime's one-hot
+        den = np.sqrt(tr.vol_var[base] * tr.vol_var[base + 1])
+        out_obs[i, p.rg_obs] = min(1.0, max(-1.0, st.corr_cov[i] / den)) if den > 0.0 else 0.0
+        if p.rg_observed:
+            for r in range(p.rg_n):
+                out_obs[i, p.rg_obs + 1 + r] = 1.0 if r == st.regime[i] else 0.0
 
 
 @njit(cache=True, inline="always")
@@ -790,6 +914,8 @@ def _reset_row(tr, st, p, i):
         tr.last_fills[base + a, 1] = 0
     st.cash[i] = 0.0
     st.factor_position[i] = 0
+    st.regime[i] = p.rg_initial
+    st.corr_cov[i] = p.rg_c0
     tr.wealth0[i] = 0.0
 
 
@@ -1287,6 +1413,16 @@ def step(tr, st, p, actions, out, work, lo, hi):
         for a in range(kk):
             z, r0, r1 = zig_normal(r0, r1)
             st.noise[base + a] = z
+        chol = p.chol_dt
+        pen = p.pen
+        cov = p.cov
+        if p.rg_n > 0:  # this step's regime moves the mids; then one uniform: the next regime
+            r_now = st.regime[i]
+            chol = p.rg_chol[r_now]
+            pen = p.rg_pen[r_now]
+            cov = p.rg_cov[r_now]
+            r_next, r0, r1 = next_regime(r0, r1, p.rg_cum, r_now)
+            st.regime[i] = r_next
         tr.rng[i, 0] = r0
         tr.rng[i, 1] = r1
         # the total exposure x' = q' + q_e w (x' = q' without a factor instrument)
@@ -1300,7 +1436,7 @@ def step(tr, st, p, actions, out, work, lo, hi):
         for a in range(kk):
             ds = 0.0
             for b in range(kk):
-                ds += p.chol_dt[a, b] * st.noise[base + b]
+                ds += chol[a, b] * st.noise[base + b]
             s_new = st.mid[base + a] + ds
             st.mid[base + a] = s_new
             qa = st.exposure[base + a]
@@ -1311,8 +1447,11 @@ def step(tr, st, p, actions, out, work, lo, hi):
             tr.vol_var[base + a] = v + decay * (ds * ds - v)
             for b in range(kk):
                 qb = st.exposure[base + b]
-                risk += qa * p.pen[a, b] * qb
-                var += qa * p.cov[a, b] * qb
+                risk += qa * pen[a, b] * qb
+                var += qa * cov[a, b] * qb
+        if p.rg_n > 0:
+            c01 = st.corr_cov[i]
+            st.corr_cov[i] = c01 + decay * (tr.mid_ret[base] * tr.mid_ret[base + 1] - c01)
         st.cash[i] = cash
         k_step = tr.step[i] + 1
         last = k_step >= n_steps
@@ -1365,7 +1504,8 @@ class PortfolioScenario(Scenario):
     aux = aux_columns(1)
     obs = obs_columns(K_MAX)  # the widest; a config's is its prefix (:meth:`obs_columns`)
     num_assets = 1  # the class default; a config's K: :meth:`assets`
-    state_fields = ("mid", "cash", "inventory", "factor_position", "step", "vol_var", "mid_ret", "wealth0")
+    state_fields = ("mid", "cash", "inventory", "factor_position", "regime", "corr_cov", "step", "vol_var",
+                    "mid_ret", "wealth0")
     per_asset_fields = ("mid", "inventory", "noise", "exposure")
     step_kernel = staticmethod(step)
     reset_kernel = staticmethod(reset)
@@ -1383,7 +1523,7 @@ class PortfolioScenario(Scenario):
         return aux_columns(self.assets(config), mult)
 
     def obs_columns(self, config):
-        return obs_columns(self.assets(config), config.portfolio.factor_instrument is not None)
+        return obs_columns(*_obs_args(config))
 
     def action_layout(self, config, raw_depths=False):
         """The base layout; with a factor instrument the market-order slice has K + 1 columns (the
@@ -1571,9 +1711,11 @@ class PortfolioScenario(Scenario):
     def observation_space(self, config):
         k = self.assets(config)
         block_lo, block_hi = [-1.0, 0.0, 0.0, 0.0, -10.0], [1.0, 10.0, 1.0, 1.0, 10.0]
-        extra = 1 if config.portfolio.factor_instrument is not None else 0
-        low = np.array([-1.0, 0.0, 0.0, 0.0, 0.0, -10.0] + block_lo * (k - 1) + [-1.0] * extra, dtype=np.float32)
-        high = np.array([1.0, 1.0, 10.0, 1.0, 1.0, 10.0] + block_hi * (k - 1) + [1.0] * extra, dtype=np.float32)
+        _, fac, reg = _obs_args(config)
+        lo_x = [-1.0] * fac + ([-1.0] + [0.0] * reg if reg >= 0 else [])
+        hi_x = [1.0] * fac + ([1.0] + [1.0] * reg if reg >= 0 else [])
+        low = np.array([-1.0, 0.0, 0.0, 0.0, 0.0, -10.0] + block_lo * (k - 1) + lo_x, dtype=np.float32)
+        high = np.array([1.0, 1.0, 10.0, 1.0, 1.0, 10.0] + block_hi * (k - 1) + hi_x, dtype=np.float32)
         return spaces.Box(low, high, dtype=np.float32)
 
 
