@@ -1794,6 +1794,10 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
     | j+4          | last mid change, asset a    | as column 5                                     | [-10, 10] |
 
     | 5K+1         | factor instrument position  | q_e / max_position (only with ``portfolio.factor_instrument``) | [-1, 1] |
+    | c            | rolling correlation         | EWMA corr of dS_0, dS_1 (only with ``portfolio.correlation_regimes``) | [-1, 1] |
+    | c+1 .. c+R   | correlation regime one-hot  | (only with ``correlation_regimes.observed``)    | {0, 1}    |
+
+    ``c`` is 5K+1, or 5K+2 with the factor instrument.
 
     sigma_a = sqrt(Sigma_aa); the EWMA's half-life is ``observation.vol_halflife`` steps.
 
@@ -1813,10 +1817,27 @@ class PortfolioMarketMakingEnv(ScenarioEnv):
     ``"factor"``, and the final mark charges its liquidation (module docstring, "The final mark").
     ``info``: ``hedge_factor``, ``factor_mid`` (its pre-trade price), ``factor_position``.
 
+    ## Correlation regimes
+
+    ``portfolio.correlation_regimes`` (:class:`CorrelationRegimesConfig`; off by default; K >= 2):
+    R covariance matrices Sigma_r (``covariances``, or ``factor_vols`` per regime with the config's
+    loadings and idiosyncratic vols) and transition rates; the regime follows the continuous-time
+    Markov chain of :mod:`mmgym.scenarios.regimes` (Hamilton 1989's regime switching; one step's
+    transition ``P = expm(Q dt)``, :func:`mmgym.scenarios.regimes.transition_matrix`, and its rule
+    :func:`mmgym.scenarios.regimes.next_regime`: one uniform per step, drawn after the mid normals).
+    Regime r_t moves step t's mids (``dS = sqrt(dt) L_r z``) and sets its penalty matrix (P_r =
+    Sigma_r, or diag(Sigma_r) with ``penalty: per_asset``); the quote rules, the baselines and the
+    observation's normalisation use the nominal Sigma. The observation gains the EWMA correlation
+    of assets 0 and 1's mid changes, ``c / sqrt(v_0 v_1)`` with ``c <- c + d (dS_0 dS_1 - c)`` and
+    the volatility features' EWMA variances v_a (the same weight d, ``observation.vol_halflife``;
+    c restarts at the nominal Sigma_01 dt), and with ``observed: true`` the regime's one-hot.
+    ``get_attr("regime")``.
+
     ## Rewards
 
     One number per env: ``r = sum_a (d cash_a + x'_a dS_a) - phi x'^T P x' dt - [last] alpha x'^T P x'``
-    (``x' = q' + q_e w``, ``= q'`` without the factor instrument);
+    (``x' = q' + q_e w``, ``= q'`` without the factor instrument; with correlation regimes
+    ``P = P_r`` of the step's regime);
     terms in ``info``: ``pnl`` (spread capture + revaluation, before fees), ``fees``
     (``-maker_fee`` per lot), ``inventory_penalty`` (``-phi q'^T P q' dt``,
     ``reward.inventory_penalty``), ``terminal_penalty`` (``-alpha q'^T P q'``,
