@@ -143,32 +143,40 @@ def test_risk_components_sum_to_sigma():
         assert names[-1] == "idio" and len(comps) == (len(names) - 1) ** 2 + 1
 
 
-def test_portfolio_hybrid_in_gym_make_make_vec_and_sb3():
-    """portfolio8 with portfolio_hybrid: 3 multipliers + 8 skews + 9 market orders = 20 columns;
-    Gymnasium's and SB3's checkers, make_vec, the SB3 VecEnv; info carries the choices; a
-    per_asset penalty is refused in one line."""
+def check_in_gym_and_sb3(env_cfg):
+    """Gymnasium's and SB3's checkers on ``gym.make``, one step of ``gym.make_vec`` and an episode
+    of the SB3 VecEnv (finite rewards, all done). Returns (the env, the vector env's first obs and
+    info)."""
     import gymnasium as gym
     from gymnasium.utils.env_checker import check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
     from agents.vec_env import MMVecEnv
 
-    env_cfg = _hybrid(horizon=0.05)
     kw = env_cfg.model_dump(exclude={"id"})
     env = gym.make(ID, **kw)
-    assert env.action_space.shape == (20,)
     check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(env.unwrapped)
     venv = gym.make_vec(ID, num_envs=2, vectorization_mode="vector_entry_point", **kw)
     venv.reset(seed=0)
-    _, _, _, _, info = venv.step(venv.action_space.sample())
-    assert {"risk_mult_factor_0", "risk_mult_idio", "skew_7"} <= set(info)
+    obs, _, _, _, info = venv.step(venv.action_space.sample())
     venv.close()
     sb = MMVecEnv(env_cfg, num_envs=3, seed=0)
     sb.reset()
     for _ in range(env_cfg.market.n_steps):
         _, r, done, _ = sb.step(np.tile(sb.action_space.sample(), (3, 1)))
     assert done.all() and np.isfinite(r).all()
+    return env, obs, info
+
+
+def test_portfolio_hybrid_in_gym_make_make_vec_and_sb3():
+    """portfolio8 with portfolio_hybrid: 3 multipliers + 8 skews + 9 market orders = 20 columns;
+    Gymnasium's and SB3's checkers, make_vec, the SB3 VecEnv; info carries the choices; a
+    per_asset penalty is refused in one line."""
+    env_cfg = _hybrid(horizon=0.05)
+    env, _, info = check_in_gym_and_sb3(env_cfg)
+    assert env.action_space.shape == (20,)
+    assert {"risk_mult_factor_0", "risk_mult_idio", "skew_7"} <= set(info)
     data = env_cfg.model_dump()
     data["portfolio"]["penalty"] = "per_asset"
     with pytest.raises(ConfigError, match="portfolio_hybrid scales the begv penalty") as exc:

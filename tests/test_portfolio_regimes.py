@@ -132,32 +132,17 @@ def test_regimes_in_gym_make_make_vec_sb3_and_refusals():
     """Gymnasium's and SB3's checkers, make_vec and the SB3 VecEnv with factor-vol regimes on
     portfolio8 (and its factor instrument); the K = 2 DP, K = 1 and inconsistent regimes are
     refused in one line."""
-    import gymnasium as gym
-    from gymnasium.utils.env_checker import check_env
-    from stable_baselines3.common.env_checker import check_env as sb3_check_env
-
-    from agents.vec_env import MMVecEnv
     from mmgym.baselines import make_baseline
+
+    from .test_portfolio_hybrid import check_in_gym_and_sb3
 
     data = load_config(str(ROOT / "configs" / "portfolio8.yaml")).env.model_dump()
     data["market"]["horizon"] = 0.05
     data["portfolio"]["correlation_regimes"] = {"factor_vols": [[1.5, 0.8], [3.0, 0.8]], "rates": RATES}
     env_cfg = load_env_config(data)
     np.testing.assert_allclose(env_cfg.portfolio.regime_sigmas()[0], env_cfg.portfolio.sigma_matrix())
-    kw = env_cfg.model_dump(exclude={"id"})
-    env = gym.make(ID, **kw)
-    assert env.observation_space.shape == (43,)
-    check_env(env.unwrapped, skip_render_check=True)
-    sb3_check_env(env.unwrapped)
-    venv = gym.make_vec(ID, num_envs=2, vectorization_mode="vector_entry_point", **kw)
-    obs, _ = venv.reset(seed=0)
-    assert obs.shape == (2, 43)
-    venv.close()
-    sb = MMVecEnv(env_cfg, num_envs=3, seed=0)
-    sb.reset()
-    for _ in range(env_cfg.market.n_steps):
-        _, r, done, _ = sb.step(np.tile(sb.action_space.sample(), (3, 1)))
-    assert done.all() and np.isfinite(r).all()
+    env, obs, _ = check_in_gym_and_sb3(env_cfg)
+    assert env.observation_space.shape == (43,) and obs.shape == (2, 43)
     with pytest.raises(ConfigError, match="correlation_regimes is set") as exc:
         make_baseline("optimal", _cfg(horizon=0.05))
     assert "\n" not in str(exc.value)

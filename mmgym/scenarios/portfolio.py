@@ -249,16 +249,14 @@ class CorrelationRegimesConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> CorrelationRegimesConfig:
-        from .regimes import R_MAX, check_rates
+        from .regimes import R_MAX, check_chain
 
         if (self.covariances is None) == (self.factor_vols is None):
             raise ValueError("give either covariances or factor_vols (one entry per regime)")
         n = len(self.covariances if self.covariances is not None else self.factor_vols)
         if not 1 <= n <= R_MAX:
             raise ValueError(f"{n} regimes given; 1 to {R_MAX} are supported")
-        check_rates(self.rates, n)
-        if self.initial >= n:
-            raise ValueError(f"initial = {self.initial} is not a regime (0..{n - 1})")
+        check_chain(self.rates, self.initial, n)
         return self
 
     @property

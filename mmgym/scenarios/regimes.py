@@ -92,9 +92,7 @@ class RegimesConfig(Section):
             for r, x in enumerate(getattr(self, key) or []):
                 if x < low or (strict and x == low):
                     raise ValueError(f"{key}[{r}] = {x:g} must be {'>' if strict else '>='} {low:g}")
-        check_rates(self.rates, n)
-        if self.initial >= n:
-            raise ValueError(f"initial = {self.initial} is not a regime (0..{n - 1})")
+        check_chain(self.rates, self.initial, n)
         return self
 
     @property
@@ -111,8 +109,9 @@ class RegimesConfig(Section):
         return transition_matrix(self.rates, dt)
 
 
-def check_rates(rates: list[list[float]], n: int) -> None:
-    """ValueError unless ``rates`` is R x R with non-negative off-diagonal entries."""
+def check_chain(rates: list[list[float]], initial: int, n: int) -> None:
+    """ValueError unless ``rates`` is R x R with non-negative off-diagonal entries and ``initial``
+    is one of the R regimes."""
     if len(rates) != n:
         raise ValueError(f"rates has {len(rates)} entries, expected R = {n}")
     for r, row in enumerate(rates):
@@ -121,6 +120,8 @@ def check_rates(rates: list[list[float]], n: int) -> None:
         for j, x in enumerate(row):
             if j != r and x < 0.0:
                 raise ValueError(f"rates[{r}][{j}] = {x:g} is negative (rates are >= 0)")
+    if initial >= n:
+        raise ValueError(f"initial = {initial} is not a regime (0..{n - 1})")
 
 
 def generator(rates: list[list[float]]) -> np.ndarray:
