@@ -110,6 +110,8 @@ class TuningConfig(Section):
     """Simulation: episodes per candidate (the same scenarios for every candidate)."""
     seed: int = Field(TUNING_SEED, ge=0)
     """Simulation: first seed of the tuning set (episode e uses seed + e); evaluations may not overlap it."""
+    disk_cache: bool = True
+    """Simulation: keep the result on disk (``$MMGYM_CACHE_DIR``, default ``~/.cache/mmgym``/tuning), keyed by the family, env config, this section and a hash of mmgym's source, so train.py's reference line and evaluate.py tune a book once; false: always search."""
 
     @model_validator(mode="after")
     def _check(self) -> TuningConfig:

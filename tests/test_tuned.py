@@ -198,3 +198,45 @@ def test_seed_overlap_and_bad_tuning_config_are_refused():
     with pytest.raises(ConfigError, match="c range"):
         tune("as_tuned", empty.env, empty.baselines)
     assert load_config("configs/cjp.yaml", ["train.eval_baselines=[as_tuned,glft_tuned]"]).train.eval_baselines
+
+
+def test_simulated_tuning_is_kept_on_disk_per_code_version(monkeypatch):
+    """A simulated search is written to the disk cache and read back (no candidate re-run, the
+    same answer) by a fresh process's first call (``clear_cache`` empties the in-process cache);
+    another code version, a corrupt file or ``disk_cache: false`` searches again."""
+    from mmgym.baselines import tuned as tuned_module
+
+    clear_cache()
+    cfg = load_config("configs/cjp.yaml", [
+        "env.id=mmgym/OUMarketMaking-v0", "ou.kappa=4", *SMALL, "baselines.tuning.episodes=32",
+        "baselines.tuning.gamma_points=3", "baselines.tuning.c_points=3"])
+    calls = []
+    real = runner_module.run_policy
+    monkeypatch.setattr(runner_module, "run_policy", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    first = tune("as_tuned", cfg.env, cfg.baselines)
+    n_first = len(calls)
+    assert n_first == first.evaluations > 0 and not first.cached
+    files = list(tuned_module.cache_dir().glob("*.json"))
+    assert len(files) == 1
+    clear_cache()
+    again = tune("as_tuned", cfg.env, cfg.baselines)
+    assert len(calls) == n_first and again.cached
+    assert (again.params, again.objective, again.evaluations) == (first.params, first.objective, first.evaluations)
+    # another code version: searched again (and stored beside the first)
+    clear_cache()
+    monkeypatch.setattr(tuned_module, "source_hash", lambda: "another version")
+    tune("as_tuned", cfg.env, cfg.baselines)
+    assert len(calls) == 2 * n_first and len(list(tuned_module.cache_dir().glob("*.json"))) == 2
+    # a corrupt entry is ignored and rewritten
+    clear_cache()
+    tuned_module._disk_path(json_key := tuned_module._key(
+        "as_tuned", cfg.env.model_dump(), cfg.baselines.tuning.model_dump(exclude={"disk_cache"}),
+        "simulation")).write_text("{not json")
+    assert not tune("as_tuned", cfg.env, cfg.baselines).cached and len(calls) == 3 * n_first
+    assert tuned_module._disk_load(json_key) is not None
+    # disk_cache false: always searched, nothing read
+    clear_cache()
+    off = load_config("configs/cjp.yaml", [
+        "env.id=mmgym/OUMarketMaking-v0", "ou.kappa=4", *SMALL, "baselines.tuning.episodes=32",
+        "baselines.tuning.gamma_points=3", "baselines.tuning.c_points=3", "baselines.tuning.disk_cache=false"])
+    assert not tune("as_tuned", off.env, off.baselines).cached and len(calls) == 4 * n_first

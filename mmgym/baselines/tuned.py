@@ -48,15 +48,23 @@ parameter; scipy's Nelder-Mead with bounds (Nelder & Mead 1965, Comput. J. 7(4))
 initial simplex one grid step wide. Exact scores are refined to 1e-6 of each range (Nelder-Mead
 restarted once from its result); simulated ones to 1e-3 and a tenth of a standard error, below
 which the tuning set resolves nothing. The answer is the best point evaluated. Results are cached in-process per (family, env config, ``baselines.tuning``, method),
-so periodic evaluations during training tune once.
+so periodic evaluations during training tune once. Simulated results (minutes on the order book) are
+also kept on disk (:func:`cache_dir`, ``baselines.tuning.disk_cache``), keyed by the same parts plus a
+hash of mmgym's source files (:func:`source_hash`): any code change, of the simulator or of the
+search, tunes afresh; an unreadable cache file is ignored and rewritten.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
+import os
+import tempfile
 import time
+from functools import lru_cache
+from pathlib import Path
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -71,7 +79,7 @@ from .base import DepthPolicy, MarketParams
 from .optimal import evaluate_tables, inexact_reason, policy_value
 
 __all__ = ["FAMILIES", "Family", "Param", "TunedAS", "TunedGLFT", "TuningResult", "check_evaluation_seeds",
-           "clear_cache", "exact_unavailable", "make_tuned", "tune", "tuning_method"]
+           "cache_dir", "clear_cache", "exact_unavailable", "make_tuned", "source_hash", "tune", "tuning_method"]
 
 _CACHE_SIZE = 32
 _CACHE: OrderedDict[str, TuningResult] = OrderedDict()
@@ -214,7 +222,7 @@ class TuningResult:
         episodes, seed: the tuning set (simulation; None when exact). evaluations: candidates scored.
         bounds: name -> [lo, hi] searched. at_bound: the config keys of the bounds the answer lies
             on (``baselines.tuning.gamma_min``, ...): the best value may lie beyond them.
-        seconds: wall time of the search.
+        seconds: wall time of the search. cached: read from the disk cache (:func:`cache_dir`).
     """
 
     family: str
@@ -229,6 +237,7 @@ class TuningResult:
     bounds: dict[str, list[float]]
     at_bound: list[str]
     seconds: float
+    cached: bool = False
 
     def describe(self) -> dict[str, Any]:
         """The search's record for results.json (without the wall time: it identifies nothing)."""
@@ -252,7 +261,8 @@ class TuningResult:
             how = (f"simulation on {self.episodes} episodes, seeds {self.seed}..{self.seed + self.episodes - 1}, "
                    f"objective {self.objective:.4f} ± {self.objective_se:.4f} on those seeds")
         edge = f"; on the search bound {', '.join(self.at_bound)}" if self.at_bound else ""
-        return f"{self.family}: {params} ({how}; {self.evaluations} candidates, {self.seconds:.1f} s{edge})"
+        took = f"{self.seconds:.1f} s" + (f", read from {cache_dir()}" if self.cached else "")
+        return f"{self.family}: {params} ({how}; {self.evaluations} candidates, {took}{edge})"
 
 
 # --------------------------------------------------------------------------------- method ---
@@ -368,6 +378,55 @@ def _key(*parts: Any) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
+def cache_dir() -> Path:
+    """Where simulated tuning results are kept: ``$MMGYM_CACHE_DIR/tuning``, else
+    ``$XDG_CACHE_HOME/mmgym/tuning``, else ``~/.cache/mmgym/tuning``."""
+    root = os.environ.get("MMGYM_CACHE_DIR")
+    if root is None:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmgym")
+    return Path(root) / "tuning"
+
+
+@lru_cache(maxsize=1)
+def source_hash() -> str:
+    """SHA-256 over the names and contents of mmgym's ``.py`` files (sorted): the code version a disk
+    cache entry was computed with."""
+    pkg = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(str(f.relative_to(pkg)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _disk_path(key: str) -> Path:
+    return cache_dir() / (hashlib.sha256((source_hash() + key).encode()).hexdigest()[:32] + ".json")
+
+
+def _disk_load(key: str) -> TuningResult | None:
+    try:
+        with open(_disk_path(key)) as fh:
+            rec = json.load(fh)
+        if rec.get("key") != key or rec.get("source") != source_hash():
+            return None
+        return TuningResult(**{**rec["result"], "cached": True})
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _disk_store(key: str, result: TuningResult) -> None:
+    """Write atomically (a temporary file renamed), so concurrent runs never read half a file."""
+    try:
+        d = cache_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"key": key, "source": source_hash(), "result": {**result.__dict__, "cached": False}}, fh)
+        os.replace(tmp, _disk_path(key))
+    except OSError:  # a read-only home: the result is still cached in-process
+        pass
+
+
 def tune(family: str, env_config: EnvConfig, baselines_config: BaselinesConfig | None = None) -> TuningResult:
     """The best parameters of ``family`` for ``env_config`` (module docstring); cached in-process
     per (family, env config, ``baselines.tuning``, method).
@@ -380,10 +439,14 @@ def tune(family: str, env_config: EnvConfig, baselines_config: BaselinesConfig |
     fam = FAMILIES[family]
     tc = (baselines_config if baselines_config is not None else BaselinesConfig()).tuning
     method, not_exact = tuning_method(env_config, tc)
-    key = _key(family, env_config.model_dump(), tc.model_dump(), method)
+    key = _key(family, env_config.model_dump(), tc.model_dump(exclude={"disk_cache"}), method)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
+    on_disk = method == "simulation" and tc.disk_cache
+    if on_disk and (cached := _disk_load(key)) is not None:
+        _CACHE[key] = cached
+        return cached
     t0 = time.perf_counter()
     space = fam.space(env_config, tc)
     scorer = _scorer(env_config, tc, method)
@@ -412,6 +475,8 @@ def tune(family: str, env_config: EnvConfig, baselines_config: BaselinesConfig |
                   for p, x in zip(space, u_best) if min(x, 1.0 - x) < _EDGE],
         seconds=time.perf_counter() - t0)
     _CACHE[key] = result
+    if on_disk:
+        _disk_store(key, result)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return result
