@@ -29,7 +29,9 @@ def _fp(cfg: BookConfig = CFG):
         mu_sell=cfg.market_rate if cfg.market_rate_sell is None else cfg.market_rate_sell,
         limit_size_mean=cfg.limit_size_mean, market_size_mean=cfg.market_size_mean,
         max_size=cfg.max_size, queue_model=cfg.queue_model, queue_power=cfg.queue_power,
-        margin=cfg.margin)
+        margin=cfg.margin, informed_fraction=cfg.informed.fraction,
+        informed_sigma_ticks=cfg.informed.sigma, informed_size_mean=cfg.informed.size_mean,
+        toxicity_halflife=cfg.toxicity_halflife)
 
 
 def _book(n: int = N, seed: int = 0) -> K.BookState:
@@ -235,30 +237,42 @@ def test_old_names_are_writable_views_of_the_state(name):
     assert getattr(b, field).sum() == view.sum()  # nothing else was written
 
 
-def test_state_has_thirteen_arrays():
+def test_state_has_fifteen_arrays():
     b = K.new_book_state(4, 32, 5)
-    assert len(K.BookState._fields) == 13
+    assert len(K.BookState._fields) == 15
     assert b.bg.shape == b.own.shape == (4, 2, 32) and b.orders.shape == (4, 5, K.N_ORD)
     assert b.best.shape == (4, 2) and b.error.shape == (4,) and b.rng.dtype == np.uint64
+    assert b.value.shape == (4,) and b.tox.shape == (4, K.N_TOX) and b.tox.dtype == np.float64
 
 
 # --------------------------------------------------------------------- flow parameters ---
 @pytest.mark.parametrize("cfg", [BookConfig(), BookConfig(queue_model="power", queue_power=1.5,
                                   limit_size_mean=2.5, market_size_mean=1.0, max_size=40,
-                                  market_rate_buy=1.25, recentre_margin=30)])
+                                  market_rate_buy=1.25, recentre_margin=30),
+                                 BookConfig(informed={"fraction": 0.3, "sigma": 0.5, "size_mean": 6.0},
+                                            toxicity_halflife=4.0),
+                                 BookConfig(informed={"fraction": 1.0, "sigma": 2.0})])
 def test_flow_params_record_holds_the_config_values(cfg):
     """The record BookConfig.flow_record() builds (what the env passes) holds the flow's values:
-    rates, log(1 - 1/mean) of the geometric sizes (0 for unit sizes), the cap, the queue model."""
+    rates, log(1 - 1/mean) of the geometric sizes (0 for unit sizes), the cap, the queue model,
+    the informed flow (its size law defaults to the market orders') and the toxicity EWMA's weight
+    1 - 2^(-1/half-life)."""
     fp = _fp(cfg)
     assert fp.dtype == K.FLOW_DTYPE and K.FLOW_DTYPE.names == (
         "mu_buy", "mu_sell", "logq_limit", "logq_market", "max_size", "queue_model", "queue_power",
-        "margin")
+        "margin", "informed_frac", "informed_sigma", "logq_informed", "tox_decay")
     assert cfg.flow_record().tobytes() == fp.tobytes()
     logq = lambda mean: np.log1p(-1.0 / mean) if mean > 1 else 0.0  # noqa: E731
     assert fp.mu_buy == (cfg.market_rate if cfg.market_rate_buy is None else cfg.market_rate_buy)
     assert fp.logq_limit == logq(cfg.limit_size_mean) and fp.logq_market == logq(cfg.market_size_mean)
     assert fp.max_size == cfg.max_size and fp.queue_power == cfg.queue_power
     assert fp.margin == cfg.margin and fp.queue_model == (cfg.queue_model == "power")
+    assert fp.informed_frac == cfg.informed.fraction and fp.informed_sigma == cfg.informed.sigma
+    size_mean = cfg.market_size_mean if cfg.informed.size_mean is None else cfg.informed.size_mean
+    assert fp.logq_informed == pytest.approx(logq(size_mean), rel=1e-15)
+    assert fp.tox_decay == pytest.approx(1.0 - 0.5 ** (1.0 / cfg.toxicity_halflife), rel=1e-14)
+    # the config's sigma is in price units: flow_record(tick) converts it to ticks
+    assert cfg.flow_record(0.01).informed_sigma == pytest.approx(cfg.informed.sigma / 0.01, rel=1e-15)
     with pytest.raises(ValueError, match="FLOW_DTYPE record"):
         K.as_flow_params(np.zeros(8))
 
@@ -268,7 +282,12 @@ def test_flow_params_record_holds_the_config_values(cfg):
                                      ({"max_size": 0}, "max_size"), ({"max_size": 2**21}, "max_size"),
                                      ({"max_size": 2.5}, "max_size"), ({"queue_model": "fifo"}, "queue_model"),
                                      ({"queue_model": 2}, "queue_model"), ({"margin": 0}, "margin"),
-                                     ({"queue_power": -1.0}, "queue_power")])
+                                     ({"queue_power": -1.0}, "queue_power"),
+                                     ({"informed_fraction": 1.5}, "informed_fraction"),
+                                     ({"informed_fraction": np.nan}, "informed_fraction"),
+                                     ({"informed_sigma_ticks": -0.1}, "informed_sigma_ticks"),
+                                     ({"informed_size_mean": 0.5}, "informed_size_mean"),
+                                     ({"toxicity_halflife": 0.0}, "toxicity_halflife")])
 def test_flow_params_refuses_out_of_range_values(kw, name):
     args = dict(mu_buy=1.0, mu_sell=1.0, limit_size_mean=1.0, market_size_mean=2.0, max_size=10,
                 queue_model="pessimistic", queue_power=2.0, margin=12)

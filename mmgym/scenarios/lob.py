@@ -28,7 +28,7 @@ from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, first_bad_ro
 from ..sim.skeleton import reset_rows, reset_track, step_rows
 from .base import Scenario
 
-__all__ = ["BookConfig", "LOBEnvConfig", "LOB_DEFAULTS", "default_lob_config", "SCENARIO",
+__all__ = ["BookConfig", "InformedFlow", "LOBEnvConfig", "LOB_DEFAULTS", "default_lob_config", "SCENARIO",
            "LOBMarketMakingEnv", "LOBMarketMakingVectorEnv"]
 
 ENV_ID = "mmgym/LOBMarketMaking-v0"
@@ -37,6 +37,20 @@ ENV_ID = "mmgym/LOBMarketMaking-v0"
 # ------------------------------------------------------------------------------ config ---
 #: theta(1..10) of Cont, Stoikov & Talreja (2010), Table 1 (cancellations per order per second).
 CST_THETA = (0.71, 0.81, 0.68, 0.56, 0.47, 0.37, 0.30, 0.29, 0.32, 0.30)
+
+
+class InformedFlow(Section):
+    """Informed market orders (:mod:`mmgym.sim.book`, "Informed market orders"; Glosten & Milgrom
+    1985, Kyle 1985): a latent efficient price moves as a Brownian motion and a fraction of the
+    background market orders trades toward it, so the mid follows it with a lag."""
+
+    fraction: float = Field(0.0, ge=0.0, le=1.0)
+    """Fraction of the background market orders that are informed (0: off; the total market rate
+    ``book.market_rate`` is split, not added to)."""
+    sigma: float = Field(0.0, ge=0.0)
+    """Volatility of the latent value, price units per sqrt(time unit)."""
+    size_mean: float | None = Field(None, ge=1.0)
+    """Mean of the informed orders' geometric size, lots (None: ``book.market_size_mean``)."""
 
 
 class BookConfig(Section):
@@ -96,6 +110,11 @@ class BookConfig(Section):
     """Observation delay: market features and the mid the quotes refer to are this many steps old."""
     imbalance_levels: int = Field(5, ge=1)
     """Depth imbalance feature: levels from each best summed."""
+    informed: InformedFlow = Field(default_factory=InformedFlow)
+    """Informed market orders (off by default)."""
+    toxicity_halflife: float = Field(10.0, gt=0.0)
+    """Half-life, in background market orders, of the signed market-order flow feature
+    (observation column ``mo_flow``)."""
 
     @model_validator(mode="after")
     def _check(self) -> BookConfig:
@@ -131,12 +150,17 @@ class BookConfig(Section):
         th += [th[-1]] * (self.flow_K - len(th))
         return np.asarray(th, dtype=np.float64)
 
-    def flow_record(self) -> np.ndarray:
-        """The engine's flow parameter record (:data:`mmgym.sim.book.FLOW_DTYPE`)."""
+    def flow_record(self, tick_size: float = 1.0) -> np.ndarray:
+        """The engine's flow parameter record (:data:`mmgym.sim.book.FLOW_DTYPE`); ``tick_size``
+        (``market.tick_size``) converts ``informed.sigma`` from price units to ticks."""
         mu_b = self.market_rate if self.market_rate_buy is None else self.market_rate_buy
         mu_s = self.market_rate if self.market_rate_sell is None else self.market_rate_sell
+        inf = self.informed
         return K.flow_params(mu_b, mu_s, self.limit_size_mean, self.market_size_mean, self.max_size,
-                             self.queue_model, self.queue_power, self.margin)
+                             self.queue_model, self.queue_power, self.margin,
+                             informed_fraction=inf.fraction, informed_sigma_ticks=inf.sigma / tick_size,
+                             informed_size_mean=inf.size_mean,
+                             toxicity_halflife=self.toxicity_halflife)
 
 
 class LOBEnvConfig(EnvConfig):
@@ -178,6 +202,9 @@ OBS_COLUMNS = OBS.extend([
     ("queue_bid", "our bid's lots ahead / its level's volume; -1 without a resting bid"),
     ("queue_ask", "our ask's lots ahead / its level's volume; -1 without a resting ask"),
     ("flow", "EWMA(buy - sell traded lots) / EWMA(buy + sell traded lots)"),
+    ("mo_flow", "signed background market-order lots / their total, EWMA over book.toxicity_halflife orders"),
+    ("mo_size", "last background market order's size / lots at the best it hit, capped at MO_SIZE_CAP"),
+    ("mo_levels", "levels the last background market order walked / MO_LEVELS_CAP, capped at 1"),
 ])
 AUX_COLUMNS = AUX.extend([
     ("spread_ticks", "best ask - best bid at the end of the step (ticks)"),
@@ -191,13 +218,22 @@ STAT_COLUMNS = STATS.extend([("events", "background events simulated"),
 #: The ring buffer of market features (the observation delay).
 FEATURES = Columns([("mid", "mid price"), ("vol", "realised vol / sigma"),
                     ("ret", "last mid change / (sigma sqrt(dt)), clipped"), ("spread", "ticks"),
-                    ("imbalance", "depth imbalance"), ("flow", "signed trade flow")])
+                    ("imbalance", "depth imbalance"), ("flow", "signed trade flow"),
+                    ("mo_flow", "signed market-order flow"), ("mo_size", "market order size / depth"),
+                    ("mo_levels", "levels walked / cap")])
+#: Caps of the toxicity features: size / depth at the best is clipped to this; levels walked are
+#: divided by this and clipped to 1 (a sweep of 5 or more levels reads 1).
+MO_SIZE_CAP = 10.0
+MO_LEVELS_CAP = 5.0
 
 O_SPREAD = OBS_COLUMNS["spread"]
 O_IMBALANCE = OBS_COLUMNS["imbalance"]
 O_QUEUE_BID = OBS_COLUMNS["queue_bid"]
 O_QUEUE_ASK = OBS_COLUMNS["queue_ask"]
 O_FLOW = OBS_COLUMNS["flow"]
+O_MO_FLOW = OBS_COLUMNS["mo_flow"]
+O_MO_SIZE = OBS_COLUMNS["mo_size"]
+O_MO_LEVELS = OBS_COLUMNS["mo_levels"]
 A_SPREAD_TICKS = AUX_COLUMNS["spread_ticks"]
 A_QUEUE_BID = AUX_COLUMNS["queue_bid"]
 A_QUEUE_ASK = AUX_COLUMNS["queue_ask"]
@@ -211,6 +247,9 @@ F_RET = FEATURES["ret"]
 F_SPREAD = FEATURES["spread"]
 F_IMB = FEATURES["imbalance"]
 F_FLOW = FEATURES["flow"]
+F_MO_FLOW = FEATURES["mo_flow"]
+F_MO_SIZE = FEATURES["mo_size"]
+F_MO_LEVELS = FEATURES["mo_levels"]
 N_FEATURES = len(FEATURES)
 ST_FEES = STATS["fees"]
 
@@ -247,7 +286,7 @@ def pack(config: LOBEnvConfig, raw_depths: bool = False) -> np.ndarray:
     bk["init_spread"] = bc.initial_spread_ticks
     bk["imb_levels"] = bc.imbalance_levels
     p["book"] = bk
-    p["flow"] = bc.flow_record()
+    p["flow"] = bc.flow_record(m.tick_size)
     return p
 
 
@@ -504,6 +543,11 @@ def snapshot(b, st, tr, c, i):
             va += b.bg[i, K.ASK, ba + k] + b.own[i, K.ASK, ba + k]
     hist[i, slot, F_IMB] = (vb - va) / (vb + va) if vb + va > 0 else 0.0
     hist[i, slot, F_FLOW] = st.flow_signed[i] / st.flow_abs[i] if st.flow_abs[i] > 0 else 0.0
+    tox = b.tox
+    a = tox[i, K.TOX_ABS]
+    hist[i, slot, F_MO_FLOW] = min(1.0, max(-1.0, tox[i, K.TOX_SIGNED] / a)) if a > 0.0 else 0.0
+    hist[i, slot, F_MO_SIZE] = min(MO_SIZE_CAP, tox[i, K.TOX_REL_SIZE])
+    hist[i, slot, F_MO_LEVELS] = min(1.0, tox[i, K.TOX_LEVELS] / MO_LEVELS_CAP)
 
 
 @kernel
@@ -543,6 +587,9 @@ def write_obs(row, st, p, c, i, out):
     out[i, O_QUEUE_BID] = queue_pos(b, i, K.BID)
     out[i, O_QUEUE_ASK] = queue_pos(b, i, K.ASK)
     out[i, O_FLOW] = hist[i, slot, F_FLOW]
+    out[i, O_MO_FLOW] = hist[i, slot, F_MO_FLOW]
+    out[i, O_MO_SIZE] = hist[i, slot, F_MO_SIZE]
+    out[i, O_MO_LEVELS] = hist[i, slot, F_MO_LEVELS]
 
 
 @kernel
@@ -555,6 +602,7 @@ def reset_row(tr, st, p, c, i):
     if c.warmup > 0.0:
         K.run_flow(b, i, c.warmup, _BIG, st.lam, st.theta, p.flow, st.tape)
     b.time[i] = 0.0
+    b.value[i] = 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK])  # the informed flow's value: the mid
     b.inventory[i] = c.q0
     b.cash_ticks[i] = 0
     st.flow_signed[i] = 0.0
@@ -650,9 +698,10 @@ class LOBScenario(Scenario):
         return config.book.n_levels
 
     def observation_space(self, config):
-        low = np.array([-1, 0, 0, 0, 0, -10, 0, -1, -1, -1, -1], dtype=np.float32)
+        low = np.array([-1, 0, 0, 0, 0, -10, 0, -1, -1, -1, -1, -1, 0, 0], dtype=np.float32)
         # realised volatility is capped at 10; the spread in ticks is at most the ladder's width
-        high = np.array([1, 1, 10, 1, 1, 10, self.ladder_levels(config), 1, 1, 1, 1], dtype=np.float32)
+        high = np.array([1, 1, 10, 1, 1, 10, self.ladder_levels(config), 1, 1, 1, 1, 1, MO_SIZE_CAP, 1],
+                        dtype=np.float32)
         return spaces.Box(low, high, dtype=np.float32)
 
     def field_array(self, market, name):
@@ -713,8 +762,12 @@ class LOBMarketMakingEnv(ScenarioEnv):
     at rate lambda(i), cancellations at rate theta(i) per resting lot, market orders at rate mu,
     geometric sizes (``book.*``). The agent keeps one bid and one ask of ``book.quote_lots`` lots
     in the book; they wait in FIFO queues behind earlier volume and fill only when market orders
-    reach them. Market orders walk the book, so impact is emergent. One step covers ``market.dt``
-    of book time, every event of which is simulated inside the kernel:
+    reach them. Market orders walk the book, so impact is emergent. With ``book.informed`` a
+    fraction of the market orders is informed (Glosten & Milgrom 1985, Kyle 1985): they trade
+    toward a latent efficient price (a Brownian motion, ``book.informed.sigma``) that the mid
+    follows with a lag through their impact, so a fill is more likely just before the mid moves
+    against the quote (adverse selection). One step covers ``market.dt`` of book time, every
+    event of which is simulated inside the kernel:
 
     0. quotes are computed from the action and the *observed* mid (``book.obs_delay_steps`` old),
        mapped to ticks: bid = floor((mid - delta_b) / tick), ask = ceil((mid + delta_a) / tick);
@@ -738,8 +791,12 @@ class LOBMarketMakingEnv(ScenarioEnv):
 
     ## Observation Space
 
-    ``Box(float32, (11,))``; the first six are the intensity env's, in the same order.
-    Market features (2, 5, 6, 7, 10) are ``book.obs_delay_steps`` steps old.
+    ``Box(float32, (14,))``; the first six are the intensity env's, in the same order.
+    Market features (2, 5, 6, 7, 10, 11, 12, 13) are ``book.obs_delay_steps`` steps old. The
+    toxicity features 11-13 (appended in v0's issue-10 revision) describe the background market
+    orders only (the engine's toxicity record, :mod:`mmgym.sim.book`): the signals that tell a
+    stream of small orders from one large order that swept several levels. They carry over from
+    the warm-up at reset (the market's recent history is real history).
 
     | Num | Observation                 | Normalisation                                         | Range      |
     |-----|-----------------------------|-------------------------------------------------------|------------|
@@ -754,6 +811,9 @@ class LOBMarketMakingEnv(ScenarioEnv):
     | 8   | our bid's queue position    | lots ahead / level volume; -1 without a resting bid   | [-1, 1]    |
     | 9   | our ask's queue position    | same for the ask                                      | [-1, 1]    |
     | 10  | signed trade flow           | EWMA(buy - sell lots) / EWMA(buy + sell lots), half-life ``observation.vol_halflife`` | [-1, 1] |
+    | 11  | market-order flow imbalance | EWMA(signed lots) / EWMA(lots) of the background market orders, weights per order, half-life ``book.toxicity_halflife`` orders | [-1, 1] |
+    | 12  | last market order's size    | its size / lots resting at the best it hit (before it traded), capped at ``MO_SIZE_CAP`` = 10 | [0, 10] |
+    | 13  | levels it walked            | (abs(deepest tick - best tick) + 1) / ``MO_LEVELS_CAP`` = 5, capped at 1 | [0.2, 1] (0 before any) |
 
     ## Rewards
 
@@ -783,7 +843,9 @@ class LOBMarketMakingEnv(ScenarioEnv):
 
     ## Version History
 
-    - v0: initial version.
+    - v0: initial version; then (issue 10) informed market orders (``book.informed``, off by
+      default: the default book is unchanged) and the toxicity observation columns 11-13
+      (appended: columns 0-10 unchanged).
     """
 
     scenario_id = ENV_ID

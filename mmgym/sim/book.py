@@ -55,8 +55,37 @@ Background flow (Cont, Stoikov & Talreja 2010, sec. 2)
     time with the total rate, its type drawn in proportion to the rates. Every event draws
     exactly four uniforms from the env's stream (time, type+level, size, queue), so the stream's
     position depends only on the number of events drawn (counting the one each :func:`run_flow`
-    call draws past ``t_stop`` and discards). An arrival sits at distance >= 1 from the opposite
-    best, so it is never marketable: the flow adds it without the matching step.
+    call draws past ``t_stop`` and discards); with informed flow on, each event then draws one
+    standard normal (ziggurat, :func:`mmgym.sim.rng.zig_normal`) for the latent value. An arrival
+    sits at distance >= 1 from the opposite best, so it is never marketable: the flow adds it
+    without the matching step.
+
+Informed market orders (Glosten & Milgrom 1985; Kyle 1985)
+    A latent efficient price ``value[i]`` (ticks) is a Brownian motion with volatility
+    ``fp.informed_sigma`` ticks per sqrt(time unit), advanced between events: each event (and the
+    discarded one past ``t_stop``) adds ``sigma sqrt(t_event - t_prev) z``. A fraction
+    ``fp.informed_frac`` of the market-order rate is informed: the type draw splits
+    ``mu_buy + mu_sell`` into ``(1 - f) mu_buy`` uninformed buys, ``(1 - f) mu_sell`` uninformed
+    sells and ``f (mu_buy + mu_sell)`` informed orders, so the total market rate (and the
+    uninformed book's calibration) is unchanged. An informed order buys when the value is above
+    the mid, sells when below (the queue uniform decides at equality), with the geometric size of
+    mean ``informed_size_mean`` (default: the market orders' law). Nothing else knows the value:
+    the mid follows it only through the informed orders' price impact, with a lag. This is the
+    informed trader of Glosten & Milgrom (1985) (a trader who knows the asset's value arrives with
+    some probability and trades on the side of it) and the insider of Kyle (1985) (who trades
+    toward the value, so the price follows it gradually). Simplifications, honestly: our informed
+    orders are not strategic (no Kyle-style sizing by the gap, no timing), know the value exactly
+    and act on its sign only, cannot be told apart from the uninformed ones by size unless
+    ``informed_size_mean`` says so, and nobody (the background liquidity providers included) learns
+    from the flow: limit orders and cancels stay CST's, placed around the mid, not the value, so
+    the "learning" of the market is only the mechanical impact of the informed orders.
+    ``informed_frac = 0`` (the default) draws nothing extra and leaves the flow bit for bit as above.
+
+Toxicity record
+    Each background market order that trades updates ``tox[i]`` (``TOX_*``): EWMAs (weight
+    ``fp.tox_decay`` per market order, half-life ``toxicity_halflife`` orders) of its signed and
+    absolute traded lots, its size relative to the lots resting at the best it hit, and the
+    levels it walked. Our own market orders and the ones that find an empty side leave it alone.
 
 Refused operations
     Prices are bounded by ``MAX_TICK`` and sizes by ``MAX_LOTS`` wherever they enter from outside
@@ -73,6 +102,9 @@ References:
     Operations Research 58(3), 549-563.
     D. T. Gillespie (1977), "Exact stochastic simulation of coupled chemical reactions",
     J. Phys. Chem. 81(25), 2340-2361.
+    L. R. Glosten, P. R. Milgrom (1985), "Bid, ask and transaction prices in a specialist market
+    with heterogeneously informed traders", J. Financial Economics 14(1), 71-100.
+    A. S. Kyle (1985), "Continuous auctions and insider trading", Econometrica 53(6), 1315-1335.
     hftbacktest (github.com/nkaz001/hftbacktest): ROI-vector market depth, ``PowerProbQueueFunc``.
 
 Compilation (cold compile time matters as much as speed)
@@ -101,7 +133,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .jit import entry, hot, kernel, opaque
-from .rng import to_unit, xoroshiro_next
+from .rng import to_unit, xoroshiro_next, zig_normal
 
 BID = 0
 ASK = 1
@@ -140,6 +172,15 @@ C_EVENTS = 13  # background events simulated
 C_MO_UNFILLED = 14  # market volume that found no liquidity in the window
 C_BG_OUTSIDE = 15  # background limit lots rejected outside the window
 N_CNT = 16
+
+# ----------------------------------------------------------------------- toxicity record ---
+# tox: (N, N_TOX) float64, what the background market orders looked like (run_flow writes it at
+# each one that trades; init_book clears it). The env's toxicity features are built from it.
+TOX_SIGNED = 0  # EWMA of signed lots traded per market order (+ buy, - sell), fp.tox_decay
+TOX_ABS = 1  # EWMA of lots traded per market order (same weights); SIGNED / ABS is in [-1, 1]
+TOX_REL_SIZE = 2  # last order's size / the lots resting at the best it hit (before it traded)
+TOX_LEVELS = 3  # last order's price levels walked: |deepest tick - best tick| + 1
+N_TOX = 4
 
 # ------------------------------------------------------------------------- order records ---
 # orders: (N, M, N_ORD) int64, one row per slot.
@@ -207,6 +248,10 @@ FLOW_DTYPE = np.dtype([
     ("queue_model", np.int64),  # QUEUE_PESSIMISTIC or QUEUE_POWER
     ("queue_power", np.float64),  # exponent n of QUEUE_POWER
     ("margin", np.int64),  # recentre when a best is within this many levels of an edge
+    ("informed_frac", np.float64),  # fraction of market orders that are informed (0: none)
+    ("informed_sigma", np.float64),  # the latent value's volatility, ticks per sqrt(time unit)
+    ("logq_informed", np.float64),  # ln(1 - 1/mean) of the informed orders' geometric size
+    ("tox_decay", np.float64),  # per-market-order weight of the toxicity EWMA: 1 - 2^(-1/half-life)
 ], align=True)
 
 
@@ -222,7 +267,9 @@ def _is_int(x) -> bool:
 
 
 def flow_params(mu_buy: float, mu_sell: float, limit_size_mean: float, market_size_mean: float,
-                max_size: int, queue_model: int | str, queue_power: float, margin: int) -> np.record:
+                max_size: int, queue_model: int | str, queue_power: float, margin: int,
+                informed_fraction: float = 0.0, informed_sigma_ticks: float = 0.0,
+                informed_size_mean: float | None = None, toxicity_halflife: float = 10.0) -> np.record:
     """The flow parameter record the kernels take (``FLOW_DTYPE``; numba reads ``fp.mu_buy``).
 
     Args:
@@ -232,6 +279,13 @@ def flow_params(mu_buy: float, mu_sell: float, limit_size_mean: float, market_si
         queue_model: ``QUEUE_PESSIMISTIC``/``QUEUE_POWER`` or "pessimistic"/"power".
         queue_power: exponent n of the power queue model (>= 0).
         margin: recentre when a best comes within this many levels of a window edge (>= 1).
+        informed_fraction: fraction of the market orders that are informed, in [0, 1] (module
+            docstring, "Informed market orders"; 0: today's flow, bit for bit).
+        informed_sigma_ticks: volatility of the latent value, ticks per sqrt(time unit) (>= 0).
+        informed_size_mean: mean of the informed orders' geometric size (>= 1 lots; None: the
+            same law as the other market orders, ``market_size_mean``).
+        toxicity_halflife: half-life of the signed-flow EWMA of :data:`TOX_SIGNED` /
+            :data:`TOX_ABS`, in background market orders (> 0).
 
     Returns:
         A ``FLOW_DTYPE`` ``numpy.record`` (fields read as ``fp.margin`` in Python and in numba,
@@ -257,20 +311,35 @@ def flow_params(mu_buy: float, mu_sell: float, limit_size_mean: float, market_si
         ("queue_model", queue_model, _is_int(queue_model) and queue_model in (0, 1), "0 or 1"),
         ("queue_power", queue_power, finite(queue_power) and queue_power >= 0.0, ">= 0"),
         ("margin", margin, _is_int(margin) and margin >= 1, "an integer >= 1"),
+        ("informed_fraction", informed_fraction,
+         finite(informed_fraction) and 0.0 <= informed_fraction <= 1.0, "in [0, 1]"),
+        ("informed_sigma_ticks", informed_sigma_ticks,
+         finite(informed_sigma_ticks) and informed_sigma_ticks >= 0.0, ">= 0"),
+        ("informed_size_mean", informed_size_mean,
+         informed_size_mean is None or (finite(informed_size_mean) and informed_size_mean >= 1.0),
+         "None or >= 1"),
+        ("toxicity_halflife", toxicity_halflife, finite(toxicity_halflife) and toxicity_halflife > 0.0,
+         "> 0"),
     )
     for name, value, ok, rule in checks:
         if not ok:
             raise ValueError(f"flow_params: {name} must be {rule}, got {value!r}")
-    return _flow_record(mu_buy, mu_sell, _logq(limit_size_mean), _logq(market_size_mean), max_size,
-                        queue_model, queue_power, margin)
+    logq_market = _logq(market_size_mean)
+    logq_informed = logq_market if informed_size_mean is None else _logq(informed_size_mean)
+    return _flow_record(mu_buy, mu_sell, _logq(limit_size_mean), logq_market, max_size,
+                        queue_model, queue_power, margin, informed_fraction, informed_sigma_ticks,
+                        logq_informed, -float(np.expm1(-np.log(2.0) / toxicity_halflife)))
 
 
-def _flow_record(mu_buy, mu_sell, logq_limit, logq_market, max_size, queue_model, queue_power, margin):
+def _flow_record(mu_buy, mu_sell, logq_limit, logq_market, max_size, queue_model, queue_power, margin,
+                 informed_frac=0.0, informed_sigma=0.0, logq_informed=0.0, tox_decay=0.5):
     rec = np.zeros((), dtype=FLOW_DTYPE)
     rec["mu_buy"], rec["mu_sell"] = mu_buy, mu_sell
     rec["logq_limit"], rec["logq_market"] = logq_limit, logq_market
     rec["max_size"], rec["queue_model"] = int(max_size), int(queue_model)
     rec["queue_power"], rec["margin"] = queue_power, int(margin)
+    rec["informed_frac"], rec["informed_sigma"] = informed_frac, informed_sigma
+    rec["logq_informed"], rec["tox_decay"] = logq_informed, tox_decay
     return rec.view(np.recarray)[()]  # a numpy.record: fields read as attributes in Python too
 
 
@@ -309,6 +378,9 @@ class BookState(NamedTuple):
         counters: (N, N_CNT) int64 (``C_*``).
         rng: (N, 2) uint64, per-env xoroshiro128+ streams (:mod:`mmgym.sim.rng`).
         error: (N,) int64, 0 or the ``ERR_*`` code of the first refused operation since reset.
+        value: (N,) float64, the latent efficient price of the informed flow, in ticks (module
+            docstring, "Informed market orders"; moves only while ``fp.informed_frac > 0``).
+        tox: (N, N_TOX) float64, the background market orders' toxicity record (``TOX_*``).
 
     The read-only properties ``bid_bg, ask_bg, bid_own, ask_own`` ((N, L)), ``best_bid,
     best_ask`` ((N,)) and ``ord_side, ord_px, ord_qty, ord_ahead, ord_seq`` ((N, M)) are numpy
@@ -329,6 +401,8 @@ class BookState(NamedTuple):
     counters: np.ndarray
     rng: np.ndarray
     error: np.ndarray
+    value: np.ndarray
+    tox: np.ndarray
 
     @property
     def bid_bg(self) -> np.ndarray:
@@ -396,6 +470,7 @@ def new_book_state(num_envs: int, n_levels: int, n_slots: int, rng: np.ndarray |
         orders=z(n, M, N_ORD), ord_time=np.zeros((n, M)), seq=z(n), cash_ticks=z(n),
         inventory=z(n), counters=z(n, N_CNT),
         rng=np.ones((n, 2), dtype=np.uint64) if rng is None else rng, error=z(n),
+        value=np.zeros(n), tox=np.zeros((n, N_TOX)),
     )
 
 
@@ -1044,7 +1119,8 @@ def init_book(b, i, centre_tick, lam, theta, s0_spread):
     Best bid ``centre - s0_spread // 2``, best ask ``best bid + s0_spread``; the level at distance
     ``d`` from the opposite best holds ``max(1, round(lam[d-1] / theta[d-1]))`` lots, the stationary
     mean of a level with arrivals lam and per-lot cancels theta (CST 2010, sec. 2). Clears our
-    orders, cash, inventory, counters, time and ``error``; the initial lots count as added. A
+    orders, cash, inventory, counters, time, ``error`` and the toxicity record; the latent value
+    starts at the mid; the initial lots count as added. A
     ``|centre_tick| > MAX_TICK`` or ``s0_spread < 1`` is refused: ``error[i] = ERR_INIT``,
     nothing else changes. Callable from Python too (through the engine's Python entry point).
 
@@ -1079,6 +1155,9 @@ def init_book(b, i, centre_tick, lam, theta, s0_spread):
     ba = bb + s0_spread
     b.best[i, BID] = bb
     b.best[i, ASK] = ba
+    b.value[i] = 0.5 * (bb + ba)
+    for j in range(N_TOX):
+        b.tox[i, j] = 0.0
     d = np.int64(1)
     while d <= K:
         th = theta[d - 1]
@@ -1117,6 +1196,16 @@ def _cancel_weight(b, i, side, ref, theta, K):
         w += theta[d - 1] * b.bg[i, side, ref + sgn * d]
         d = _opaque(d + 1)
     return w
+
+
+@_hot
+def _value_step(v2, sigma, dt, z):
+    """Twice the latent value after ``dt`` time units of Brownian motion with volatility ``sigma``
+    (ticks per sqrt(time unit)) and the standard normal draw ``z``: ``v2 + 2 sigma sqrt(dt) z``
+    (unchanged for ``dt`` not in (0, inf), e.g. an infinite or earlier ``t_stop``)."""
+    if dt > 0.0 and dt < np.inf:
+        return v2 + 2.0 * sigma * np.sqrt(dt) * z
+    return v2
 
 
 @_kernel
@@ -1158,12 +1247,22 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
     r_limit = 2.0 * lam_sum
     r_buy = r_limit + mu_b
     r_market = r_buy + mu_s
+    # informed flow: the market rate splits into (1 - f) mu_b, (1 - f) mu_s uninformed and the
+    # rest informed; with f = 0 these are r_buy and r_market exactly
+    f_inf = fp.informed_frac
+    informed = f_inf > 0.0
+    r_ubuy = r_limit + mu_b * (1.0 - f_inf)
+    r_umarket = r_ubuy + mu_s * (1.0 - f_inf)
+    sig_v = fp.informed_sigma
+    logq_inf = fp.logq_informed
+    tox_a = fp.tox_decay
     events = np.int64(0)
     if b.error[i] != 0:
         return events
     s0 = b.rng[i, 0]  # the stream, the clock and the event count live in locals while we run
     s1 = b.rng[i, 1]
     t = b.time[i]
+    v2 = 2.0 * b.value[i]  # twice the latent value (ticks), compared with mid2
     while events < max_events:
         lo = b.lower_tick[i]
         ba = b.best[i, ASK] - lo
@@ -1176,13 +1275,22 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
         u_e, s0, s1 = _uniform(s0, s1)
         u_s, s0, s1 = _uniform(s0, s1)
         u_q, s0, s1 = _uniform(s0, s1)
+        z = 0.0
+        if informed:  # the latent value's Brownian increment up to this event (or t_stop)
+            z, s0, s1 = zig_normal(s0, s1)
         if rate <= 0.0:
+            if informed:
+                v2 = _value_step(v2, sig_v, t_stop - t, z)
             t = t_stop
             break
         t_next = t - np.log(1.0 - u_t) / rate
         if t_next > t_stop:
+            if informed:
+                v2 = _value_step(v2, sig_v, t_stop - t, z)
             t = t_stop
             break
+        if informed:
+            v2 = _value_step(v2, sig_v, t_next - t, z)
         t = t_next
         x = u_e * rate
         if x < r_limit:
@@ -1198,14 +1306,31 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
             sgn = 1 - 2 * side  # BID: best ask - d; ASK: best bid + d
             _rest_bg(b, i, side, b.best[i, 1 - side] - sgn * d, size)
         elif x < r_market:
-            taker = BUY if x < r_buy else SELL
-            size = geometric_size(u_s, logq_m, max_size)
             mid2 = b.best[i, BID] + b.best[i, ASK]
+            if x < r_umarket:
+                taker = BUY if x < r_ubuy else SELL
+                size = geometric_size(u_s, logq_m, max_size)
+            else:  # informed: trade toward the latent value (a coin flip at the mid)
+                if v2 != mid2:
+                    taker = BUY if v2 > mid2 else SELL
+                else:
+                    taker = BUY if u_q < 0.5 else SELL
+                size = geometric_size(u_s, logq_inf, max_size)
+            rest = 1 - taker
+            best0 = b.best[i, rest]
+            depth0 = np.int64(0)
+            if best0 - lo >= 0 and best0 - lo < L:
+                depth0 = b.bg[i, rest, best0 - lo] + b.own[i, rest, best0 - lo]
             f, _, last = _take_walk(b, i, taker, size, NO_LIMIT_BUY if taker == BUY else NO_LIMIT_SELL,
                                     BG_TAKER)
             if b.error[i] != 0:
                 break
             b.counters[i, C_MO_UNFILLED] += size - f
+            if f > 0:  # the toxicity record (depth0 > 0: a trade starts at a non-empty best)
+                b.tox[i, TOX_SIGNED] += tox_a * ((f if taker == BUY else -f) - b.tox[i, TOX_SIGNED])
+                b.tox[i, TOX_ABS] += tox_a * (f - b.tox[i, TOX_ABS])
+                b.tox[i, TOX_REL_SIZE] = size / depth0
+                b.tox[i, TOX_LEVELS] = abs(last - best0) + 1
             n = tape.n[0]
             if f > 0 and n < rec_cap:
                 tape.t[n] = t_next
@@ -1241,6 +1366,8 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
     b.rng[i, 0] = s0
     b.rng[i, 1] = s1
     b.time[i] = t
+    if informed:
+        b.value[i] = 0.5 * v2
     b.counters[i, C_EVENTS] += events
     return events
 
