@@ -223,6 +223,26 @@ class RefBook:
         self._refresh()
         return r
 
+    def own_reduce(self, slot, new_qty):
+        """Our order keeps its place in the queue with ``new_qty`` lots (<= 0: cancelled; a size
+        at or above the current one: nothing happens)."""
+        if slot not in self.orders:
+            return
+        o = self.orders[slot]
+        queue = self.levels[o["side"]][o["px"]]
+        chunk = next(ch for ch in queue if ch[0] == slot)
+        if new_qty >= chunk[1]:
+            return
+        if new_qty <= 0:
+            self.own_cancel(slot)
+            return
+        self.c[K.C_OWN_CANCELLED] += chunk[1] - new_qty
+        chunk[1] = new_qty
+
+    def own_lots_of(self, slot):
+        o = self.orders[slot]
+        return sum(x for ow, x in self.levels[o["side"]][o["px"]] if ow == slot)
+
     def recentre(self, new_lower):
         self.lower = new_lower
         for side in (BID, ASK):
@@ -404,9 +424,52 @@ class RefFlow:
                 B.bg_cancel(side, chosen, size, u_q, int(fp.queue_model), float(fp.queue_power))
         self.events += 1
         B.c[K.C_EVENTS] += 1
-        # re-centre when a best comes within the margin of an edge
-        lo, L, m = B.lower, B.L, int(fp.margin)
+        self.maybe_recentre()
+        return True
+
+    def maybe_recentre(self) -> None:
+        """Re-centre the window on the mid when a best comes within the margin of an edge."""
+        B = self.book
+        lo, L, m = B.lower, B.L, int(self.fp.margin)
         bi, ai = B.best[BID] - lo, B.best[ASK] - lo
         if bi < m or ai < m or bi > L - 1 - m or ai > L - 1 - m:
             B.recentre((B.best[BID] + B.best[ASK]) // 2 - L // 2)
-        return True
+
+
+def ref_from_kernel(b, i: int, lam, theta, fp) -> RefFlow:
+    """A :class:`RefFlow` over a copy of kernel book ``i`` (no orders of ours resting): the ladder,
+    stale bests, counters, cash, inventory, clock, stream and latent value."""
+    assert (b.orders[i, :, K.ORD_QTY] == 0).all(), "ref_from_kernel copies books without our orders"
+    L = b.bg.shape[2]
+    ref = RefBook(L, b.orders.shape[1], int(b.lower_tick[i]))
+    for side in (BID, ASK):
+        for idx in np.flatnonzero(b.bg[i, side]):
+            ref.q(side, int(b.lower_tick[i] + idx)).append(["bg", int(b.bg[i, side, idx])])
+        ref.best[side] = int(b.best[i, side])
+    ref.c = [int(x) for x in b.counters[i]]
+    ref.cash, ref.inv, ref.seq = int(b.cash_ticks[i]), int(b.inventory[i]), int(b.seq[i])
+    return RefFlow(ref, b.rng[i, 0], b.rng[i, 1], b.time[i], b.value[i], lam, theta, fp)
+
+
+def assert_same(b, i: int, flow: RefFlow) -> None:
+    """Kernel book ``i`` equals the reference: ladder, bests, our orders and their queue positions,
+    cash, inventory, counters, stream, clock, latent value."""
+    ref = flow.book
+    assert b.lower_tick[i] == ref.lower
+    for side in (BID, ASK):
+        for idx in range(ref.L):
+            tick = ref.lower + idx
+            assert b.bg[i, side, idx] == ref.bg_lots(side, tick), (side, tick)
+            assert b.own[i, side, idx] == ref.own_lots(side, tick), (side, tick)
+        assert b.best[i, side] == ref.best[side]
+    live = {j for j in range(ref.M) if b.orders[i, j, K.ORD_QTY] > 0}
+    assert live == set(ref.orders)
+    for j in live:
+        assert b.orders[i, j, K.ORD_AHEAD] == ref.ahead(j)
+        assert b.orders[i, j, K.ORD_QTY] == ref.own_lots_of(j)
+        assert b.orders[i, j, K.ORD_PX] == ref.orders[j]["px"]
+    assert (b.cash_ticks[i], b.inventory[i]) == (ref.cash, ref.inv)
+    assert list(b.counters[i]) == ref.c
+    assert (b.rng[i, 0], b.rng[i, 1]) == (flow.s0, flow.s1)
+    assert b.time[i] == flow.t
+    assert b.value[i] == flow.value

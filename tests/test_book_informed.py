@@ -20,7 +20,7 @@ from mmgym.scenarios import lob
 from mmgym.scenarios.lob import BookConfig, default_lob_config
 from mmgym.sim import book as K
 from mmgym.sim.jit import entry
-from tests.book_reference import RefBook, RefFlow
+from tests.book_reference import RefBook, RefFlow, assert_same
 
 L, SLOTS = 40, 3
 LAM = np.array([1.6, 1.2, 1.0, 0.8])
@@ -63,26 +63,6 @@ def _own_orders(b, flow):
         ref.own_limit(side, tick, qty)
 
 
-def _same(b, flow):
-    ref = flow.book
-    assert b.lower_tick[0] == ref.lower
-    for side in (K.BID, K.ASK):
-        for idx in range(L):
-            tick = ref.lower + idx
-            assert b.bg[0, side, idx] == ref.bg_lots(side, tick), (side, tick)
-            assert b.own[0, side, idx] == ref.own_lots(side, tick), (side, tick)
-        assert b.best[0, side] == ref.best[side]
-    live = {j for j in range(SLOTS) if b.ord_qty[0, j] > 0}
-    assert live == set(ref.orders)
-    for j in live:
-        assert b.ord_ahead[0, j] == ref.ahead(j)
-    assert (b.cash_ticks[0], b.inventory[0]) == (ref.cash, ref.inv)
-    assert list(b.counters[0]) == ref.c
-    assert (b.rng[0, 0], b.rng[0, 1]) == (flow.s0, flow.s1)
-    assert b.time[0] == flow.t
-    assert b.value[0] == flow.value
-
-
 def _tox_from_log(log, a):
     """The toxicity record from the market-order log by direct sums: EWMAs with weight
     a (1 - a)^(n - 1 - k) on the k-th of the n orders that traded, the last one's size / depth and
@@ -116,14 +96,14 @@ def test_flow_matches_reference_event_by_event(frac, sigma, size_mean, model):
             _own_orders(b, flow)
         assert _flow(b, np.int64(0), np.inf, np.int64(1), LAM, THETA, fp, NO_TAPE) == 1
         assert flow.event()
-        _same(b, flow)
+        assert_same(b, 0, flow)
         np.testing.assert_allclose(b.tox[0], _tox_from_log(flow.log, fp.tox_decay), rtol=1e-9, atol=1e-12)
     for dt in (0.37, 2.0, 5.5):
         t_stop = b.time[0] + dt
         K.book_flow(b, np.array([t_stop]), LAM, THETA, fp)
         while flow.event(t_stop):
             pass
-        _same(b, flow)
+        assert_same(b, 0, flow)
     n_mo = len(flow.log)
     informed_seen = sum(e["informed"] for e in flow.log)
     assert n_mo > 100

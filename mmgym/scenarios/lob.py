@@ -24,7 +24,7 @@ from ..sim.columns import Columns
 from ..sim.jit import entry, kernel
 from ..sim.ledger import AUX, OBS, REWARD_DTYPE, STATS, Outcome, pack_reward
 from ..sim.processes import MARKET_DTYPE, OBS_DTYPE, pack_market, pack_obs
-from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, first_bad_row, pack_action
+from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, action_lots, first_bad_row, pack_action
 from ..sim.skeleton import reset_rows, reset_track, step_rows
 from .base import Scenario
 
@@ -212,6 +212,8 @@ AUX_COLUMNS = AUX.extend([
     ("queue_ask", "our ask's queue position at the end of the step (-1: none)"),
     ("events", "background events simulated this step"),
     ("taker_lots", "lots we traded as taker (hedge and marketable quotes)"),
+    ("size_bid", "lots our bid asked for after the inventory bound (0: not quoting); action.quote_size > 0"),
+    ("size_ask", "lots our ask asked for after the inventory bound (0: not quoting); action.quote_size > 0"),
 ])
 STAT_COLUMNS = STATS.extend([("events", "background events simulated"),
                              ("taker_lots", "lots traded as taker")])
@@ -239,6 +241,8 @@ A_QUEUE_BID = AUX_COLUMNS["queue_bid"]
 A_QUEUE_ASK = AUX_COLUMNS["queue_ask"]
 A_EVENTS = AUX_COLUMNS["events"]
 A_TAKER_LOTS = AUX_COLUMNS["taker_lots"]
+A_SIZE_BID = AUX_COLUMNS["size_bid"]
+A_SIZE_ASK = AUX_COLUMNS["size_ask"]
 S_EVENTS = STAT_COLUMNS["events"]
 S_TAKER_LOTS = STAT_COLUMNS["taker_lots"]
 F_MID = FEATURES["mid"]
@@ -413,6 +417,8 @@ class Extra(NamedTuple):
     buy_vol: int
     sell_vol: int
     taker_lots: int
+    size_bid: int
+    size_ask: int
 
 
 @kernel
@@ -476,13 +482,29 @@ def market_step(tr, st, p, c, qc, actions, work, i):
         impact_cost += cost
         taker_lots += f
         v_done = f if v > 0 else -f
+    # lots per side: book.quote_lots, or with action.quote_size the action's 0..m (as the
+    # intensity market maps them, mmgym.sim.quotes.action_lots)
+    sized = qc.max_lots > 0
+    lots_b = c.quote_lots
+    lots_a = c.quote_lots
+    if sized:
+        lots_b, lots_a = action_lots(actions, i, qc)
+    shown_b = np.int64(0)
+    shown_a = np.int64(0)
     for side in range(2):
         q = b.inventory[i]
-        z = min(c.quote_lots, q_max - q) if side == K.BID else min(c.quote_lots, q_max + q)
+        z = min(lots_b, q_max - q) if side == K.BID else min(lots_a, q_max + q)
+        if side == K.BID:
+            shown_b = z
+        else:
+            shown_a = z
         tk = bid_tick if side == K.BID else ask_tick
         j = own_slot(b, i, side)
+        if j >= 0 and sized and z > b.orders[i, j, K.ORD_QTY]:
+            K.own_cancel(b, i, np.int64(j))  # a larger size at the same price re-queues at the back
+            j = -1
         if j >= 0:
-            K.own_reduce(b, i, np.int64(j), z)  # same price: keeps its queue position
+            K.own_reduce(b, i, np.int64(j), z)  # same price, same or fewer lots: keeps its place
         elif z > 0:
             pre2 = b.best[i, K.BID] + b.best[i, K.ASK]
             _, f, notional = K.own_limit(b, i, side, tk, z, b.time[i])
@@ -512,7 +534,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
                 ask_tick * tick - s_obs, gamma, skew, v_done, fill_b, fill_a, s_obs,
                 (ask_tick - bid_tick) * tick, c.dt, np.nan)
     return o, Extra(cnt[i, K.C_EVENTS] - ev0, cnt[i, K.C_BUY_VOL] - bv0, cnt[i, K.C_SELL_VOL] - sv0,
-                    taker_lots)
+                    taker_lots, shown_b, shown_a)
 
 
 @kernel
@@ -561,6 +583,8 @@ def post_step(tr, st, p, c, i, o, x, out):
     aux[i, A_QUEUE_ASK] = queue_pos(b, i, K.ASK)
     aux[i, A_EVENTS] = x.events
     aux[i, A_TAKER_LOTS] = x.taker_lots
+    aux[i, A_SIZE_BID] = x.size_bid
+    aux[i, A_SIZE_ASK] = x.size_ask
     decay = c.decay
     st.flow_signed[i] += decay * ((x.buy_vol - x.sell_vol) - st.flow_signed[i])
     st.flow_abs[i] += decay * ((x.buy_vol + x.sell_vol) - st.flow_abs[i])
@@ -650,6 +674,7 @@ class LOBScenario(Scenario):
     state_fields = ("cash", "inventory", "step", "mid", "time")
     step_kernel = staticmethod(step)
     reset_kernel = staticmethod(reset)
+    sized_step_kernel = staticmethod(step)  # one kernel: the sizes are a branch on action.quote_size
     default_baselines = ("as", "symmetric", "glft", "optimal")
     dp_exact = False
     audit = False
@@ -657,7 +682,9 @@ class LOBScenario(Scenario):
     def unused_aux(self, config, raw_depths=False):
         """Every aux column but ``revaluation_noise`` is in the book's ``info`` (gamma and skew are
         NaN outside as_hybrid); the book's mid moves with its own flow, and is not split into a
-        predictable part and noise."""
+        predictable part and noise; the quoted sizes only with ``action.quote_size``."""
+        if config.action.quote_size == 0:
+            return frozenset({"revaluation_noise", "size_bid", "size_ask"})
         return frozenset({"revaluation_noise"})
 
     def check(self, config):
@@ -670,6 +697,9 @@ class LOBScenario(Scenario):
                               f"{config.reward.risk_penalty!r})")
         if m.tick_size <= 0.0:
             raise ConfigError("market.tick_size: the limit order book needs a positive tick (got 0)")
+        if config.action.quote_size > 0 and bc.quote_lots != 1:
+            raise ConfigError(f"book.quote_lots: with action.quote_size the action chooses the lots; "
+                              f"must be 1 (got {bc.quote_lots})")
         if bc.entry_latency >= m.dt:
             raise ConfigError(f"book.entry_latency: must be < market.dt = {m.dt} (got {bc.entry_latency})")
         if m.adverse_jump != 0.0:
@@ -775,19 +805,30 @@ class LOBMarketMakingEnv(ScenarioEnv):
     1. background flow for ``book.entry_latency`` time units, then ``book.entry_latency_events``
        more events (order-entry latency: technological adverse selection);
     2. our orders arrive: an order whose price changed is cancelled (its queue position is lost);
-       one at an unchanged price is kept and keeps its place (only reduced if the inventory bound
-       requires); the hedge market order (last action dimension) walks the book; new quotes join
-       the back of their queue, a marketable quote takes liquidity first;
+       the hedge market order walks the book; one at an unchanged price is kept and keeps its
+       place when its size stays or shrinks (reduced in place: the inventory bound, or a smaller
+       ``action.quote_size`` choice), but with ``action.quote_size`` a *larger* size at the same
+       price is cancelled and re-entered at the back of the queue (as on most exchanges, e.g.
+       CME's and Eurex's rules: a quantity increase loses time priority, a decrease keeps it;
+       without sizes a partly filled order is not topped up). New quotes join the back of their
+       queue, a marketable quote takes liquidity first; a side with 0 lots does not quote (its
+       resting order is cancelled);
     3. background flow to the end of the step;
-    4. reward (below). Quote sizes are clipped so |q| never exceeds ``market.max_inventory``.
+    4. reward (below). Quote sizes are clipped to the room the bound leaves (bid
+       ``min(lots, Q - q)``, ask ``min(lots, Q + q)``), so |q| never exceeds ``market.max_inventory``.
 
     ## Action Space
 
-    ``Box(-1, 1, (2,))`` (``(3,)`` with ``action.hedge``; ``action.quote_size`` is refused here), as in ``mmgym/MarketMaking-v0``:
-    ``as_hybrid`` (risk aversion and skew of the Avellaneda-Stoikov rule, with ``market.sigma`` and
-    ``market.k`` - e.g. from :mod:`mmgym.calibrate`), ``offsets`` (depths in price units between
-    ``action.offset_min`` and ``action.offset_max``) and the hedge market order of
-    round(a * hedge_max_lots) lots.
+    ``Box(-1, 1, (2,))`` (``(3,)`` with ``action.hedge``; two more with ``action.quote_size``), as
+    in ``mmgym/MarketMaking-v0``: ``as_hybrid`` (risk aversion and skew of the Avellaneda-Stoikov
+    rule, with ``market.sigma`` and ``market.k`` - e.g. from :mod:`mmgym.calibrate`), ``offsets``
+    (depths in price units between ``action.offset_min`` and ``action.offset_max``), the hedge
+    market order of round(a * hedge_max_lots) lots, and the quote sizes (last two dimensions, bid
+    then ask, with ``action.quote_size`` = m > 0): floor((a+1)/2 m + 1/2) lots in 0..m, mapped
+    exactly as the intensity market maps them (:func:`mmgym.sim.quotes.action_lots`); 0 = that side
+    does not quote. Without sizes each quote is ``book.quote_lots`` lots (which must stay 1 with
+    sizes). Multi-lot orders queue as one order and fill partially; ``info["size_bid"]``,
+    ``info["size_ask"]``: the lots asked for after the bound (with sizes only).
 
     ## Observation Space
 

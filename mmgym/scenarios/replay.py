@@ -787,7 +787,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
                 ask_tick * tick - s_obs, gamma, skew, v_done, fill_b, fill_a, s_obs,
                 (ask_tick - bid_tick) * tick, c.dt, np.nan)
     return o, lob.Extra(cnt[i, K.C_EVENTS] - ev0, cnt[i, K.C_BUY_VOL] - bv0, cnt[i, K.C_SELL_VOL] - sv0,
-                        taker_lots)
+                        taker_lots, np.int64(0), np.int64(0))  # no quote sizes here (unused aux)
 
 
 @kernel
@@ -893,6 +893,7 @@ class ReplayScenario(lob.LOBScenario):
     params_dtype = PARAMS_DTYPE
     step_kernel = staticmethod(step)
     reset_kernel = staticmethod(reset)
+    sized_step_kernel = None  # quote sizes are the simulated book's only (BatchMarket refuses them)
     default_baselines = ("as", "symmetric", "glft")
 
     def check(self, config):
