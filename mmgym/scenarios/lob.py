@@ -1,7 +1,9 @@
 """``mmgym/LOBMarketMaking-v0``: market making in the numba limit order book (:mod:`mmgym.sim.book`).
 
 Each env is a limit order book on a tick grid whose background flow follows Cont, Stoikov &
-Talreja (2010); the agent keeps one bid and one ask of ``book.quote_lots`` lots in FIFO queues.
+Talreja (2010), optionally with informed market orders (Glosten & Milgrom 1985, Kyle 1985); the
+agent keeps one bid and one ask of ``book.quote_lots`` lots (or the action's 0..m with
+``action.quote_size``) in FIFO queues.
 One step covers ``market.dt`` of book time, every event of which the kernel simulates (the rules
 are :class:`LOBMarketMakingEnv`'s manual). This module is the whole scenario: its config section
 (:class:`BookConfig`), parameter record, per-row state, columns, processes, kernels and
@@ -101,7 +103,8 @@ class BookConfig(Section):
     warmup: float = Field(30.0, ge=0.0)
     """Background flow simulated at each reset before the episode starts (time units)."""
     quote_lots: int = Field(1, ge=1)
-    """Size of each of our quotes (lots), clipped so |q| never exceeds market.max_inventory."""
+    """Size of each of our quotes (lots), clipped so |q| never exceeds market.max_inventory (must
+    be 1 with action.quote_size, where the action chooses the lots)."""
     entry_latency: float = Field(0.0, ge=0.0)
     """Order-entry latency: our orders of a step reach the book this long after its start (< dt)."""
     entry_latency_events: int = Field(0, ge=0)
