@@ -32,10 +32,11 @@ def events_per_second(sim_time: float, informed: dict | None = None) -> float:
     b = K.new_book_state(1, cfg.n_levels, cfg.max_orders)
     b.rng[0] = (12345, 678)
     lam, theta, fp = cfg.lam(), cfg.theta(), cfg.flow_record()
-    K.init_book(b, 0, 10_000, lam, theta, 1)
-    K.book_flow(b, np.array([10.0]), lam, theta, fp)
+    fs = K.new_flow_state(1)
+    K.init_book(b, 0, 10_000, lam, theta, 1, fs)
+    K.book_flow(b, np.array([10.0]), lam, theta, fp, fs)
     t = time.perf_counter()
-    n = K.book_flow(b, np.array([10.0 + sim_time]), lam, theta, fp)
+    n = K.book_flow(b, np.array([10.0 + sim_time]), lam, theta, fp, fs)
     return n / (time.perf_counter() - t)
 
 

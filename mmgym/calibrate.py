@@ -243,7 +243,7 @@ def record_book(config=None, duration: float = 3600.0, sample_dt: float = 1.0, s
     out_mid2 = np.zeros(n, dtype=np.int64)
     tape = BK.new_tape(cap)
     BK.book_record(st.book, 0, duration, sample_dt, st.lam, st.theta, fp, out_mid2,
-                   tape)
+                   tape, st.flow)
     m = int(tape.n[0])
     tick = cfg.market.tick_size
     return BookTape(

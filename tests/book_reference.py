@@ -436,9 +436,9 @@ class RefFlow:
             B.recentre((B.best[BID] + B.best[ASK]) // 2 - L // 2)
 
 
-def ref_from_kernel(b, i: int, lam, theta, fp) -> RefFlow:
-    """A :class:`RefFlow` over a copy of kernel book ``i`` (no orders of ours resting): the ladder,
-    stale bests, counters, cash, inventory, clock, stream and latent value."""
+def ref_from_kernel(b, fs, i: int, lam, theta, fp) -> RefFlow:
+    """A :class:`RefFlow` over a copy of kernel book ``i`` (no orders of ours resting) and its
+    flow state ``fs``: the ladder, stale bests, counters, cash, inventory, clock, stream, value."""
     assert (b.orders[i, :, K.ORD_QTY] == 0).all(), "ref_from_kernel copies books without our orders"
     L = b.bg.shape[2]
     ref = RefBook(L, b.orders.shape[1], int(b.lower_tick[i]))
@@ -448,10 +448,10 @@ def ref_from_kernel(b, i: int, lam, theta, fp) -> RefFlow:
         ref.best[side] = int(b.best[i, side])
     ref.c = [int(x) for x in b.counters[i]]
     ref.cash, ref.inv, ref.seq = int(b.cash_ticks[i]), int(b.inventory[i]), int(b.seq[i])
-    return RefFlow(ref, b.rng[i, 0], b.rng[i, 1], b.time[i], b.value[i], lam, theta, fp)
+    return RefFlow(ref, b.rng[i, 0], b.rng[i, 1], b.time[i], fs[i, K.FS_VALUE], lam, theta, fp)
 
 
-def assert_same(b, i: int, flow: RefFlow) -> None:
+def assert_same(b, fs, i: int, flow: RefFlow) -> None:
     """Kernel book ``i`` equals the reference: ladder, bests, our orders and their queue positions,
     cash, inventory, counters, stream, clock, latent value."""
     ref = flow.book
@@ -472,4 +472,4 @@ def assert_same(b, i: int, flow: RefFlow) -> None:
     assert list(b.counters[i]) == ref.c
     assert (b.rng[i, 0], b.rng[i, 1]) == (flow.s0, flow.s1)
     assert b.time[i] == flow.t
-    assert b.value[i] == flow.value
+    assert fs[i, K.FS_VALUE] == flow.value

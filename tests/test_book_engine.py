@@ -237,12 +237,22 @@ def test_old_names_are_writable_views_of_the_state(name):
     assert getattr(b, field).sum() == view.sum()  # nothing else was written
 
 
-def test_state_has_fifteen_arrays():
+def test_state_has_thirteen_arrays():
     b = K.new_book_state(4, 32, 5)
-    assert len(K.BookState._fields) == 15
+    assert len(K.BookState._fields) == 13
     assert b.bg.shape == b.own.shape == (4, 2, 32) and b.orders.shape == (4, 5, K.N_ORD)
     assert b.best.shape == (4, 2) and b.error.shape == (4,) and b.rng.dtype == np.uint64
-    assert b.value.shape == (4,) and b.tox.shape == (4, K.N_TOX) and b.tox.dtype == np.float64
+    fs = K.new_flow_state(4)  # the flow's own state lives beside the book (book.py, "flow state")
+    assert fs.shape == (4, K.N_FLOW_STATE) and fs.dtype == np.float64
+
+
+def test_informed_flow_without_a_flow_state_is_refused():
+    b = _book(2)
+    fp = _fp(BookConfig(informed={"fraction": 0.5, "sigma": 1.0}))
+    with pytest.raises(ValueError, match="needs the latent value"):
+        K.book_flow(b, np.full(2, 5.0), LAM, THETA, fp)
+    with pytest.raises(ValueError, match="flow state of 2 rows"):
+        K.book_flow(b, np.full(2, 5.0), LAM, THETA, fp, K.new_flow_state(3))
 
 
 # --------------------------------------------------------------------- flow parameters ---
@@ -323,12 +333,12 @@ def test_numba_only_kernels_refuse_python_calls_clearly():
     with pytest.raises(TypeError, match="own_limit is compiled for numba callers only"):
         K.own_limit(b, 0, K.BID, 10_000, 1, 0.0)
     with pytest.raises(TypeError, match="run_flow is compiled for numba callers only"):
-        K.run_flow(b, 0, 1.0, 10, LAM, THETA, _fp(), K.new_tape(0))
+        K.run_flow(b, 0, 1.0, 10, LAM, THETA, _fp(), K.new_tape(0), K.new_flow_state(1))
     assert K._is_empty(b, 0, K.BID) is not None  # interpreted from Python
 
 
 @njit(cache=True, _nrt=False)
-def _env_like(b, lam, theta, fp, tape, n_steps):
+def _env_like(b, lam, theta, fp, tape, fs, n_steps):
     """What an env kernel does per step: requote at the touch, a market order of ours every
     third step, maybe_recentre, then background flow for one time unit."""
     ev = np.int64(0)
@@ -343,7 +353,7 @@ def _env_like(b, lam, theta, fp, tape, n_steps):
             for side in range(2):
                 K.own_limit(b, i, np.int64(side), b.best[i, side], np.int64(2), t0)
             K.maybe_recentre(b, i, fp.margin)
-            ev += K.run_flow(b, i, t0 + 1.0, np.int64(2**62), lam, theta, fp, tape)
+            ev += K.run_flow(b, i, t0 + 1.0, np.int64(2**62), lam, theta, fp, tape, fs)
     return ev
 
 
@@ -351,7 +361,7 @@ def test_numba_callers_and_python_ops_agree():
     """A jitted env-like caller of run_flow, own_limit, own_cancel, take and maybe_recentre ends
     in the same state as the same steps through apply_ops and book_flow."""
     a, b = _book(2, seed=5), _book(2, seed=5)
-    ev = _env_like(a, LAM, THETA, _fp(), K.new_tape(0), 40)
+    ev = _env_like(a, LAM, THETA, _fp(), K.new_tape(0), K.new_flow_state(2), 40)
     total, margin, L = 0, _fp().margin, CFG.n_levels
     for k in range(40):
         t0 = b.time.copy()

@@ -20,7 +20,7 @@ from mmgym.scenarios import lob
 from mmgym.scenarios.lob import BookConfig, default_lob_config
 from mmgym.sim import book as K
 from mmgym.sim.jit import entry
-from tests.book_reference import RefBook, RefFlow, assert_same
+from tests.book_reference import assert_same, ref_from_kernel
 
 L, SLOTS = 40, 3
 LAM = np.array([1.6, 1.2, 1.0, 0.8])
@@ -29,8 +29,8 @@ NO_TAPE = K.new_tape(0)
 
 
 @entry
-def _flow(b, i, t_stop, max_events, lam, theta, fp, tape):
-    return K.run_flow(b, i, t_stop, max_events, lam, theta, fp, tape)
+def _flow(b, i, t_stop, max_events, lam, theta, fp, tape, fs):
+    return K.run_flow(b, i, t_stop, max_events, lam, theta, fp, tape, fs)
 
 
 def _fp(frac=0.0, sigma=0.0, size_mean=None, model="pessimistic", mu=1.5, halflife=3.0):
@@ -40,18 +40,12 @@ def _fp(frac=0.0, sigma=0.0, size_mean=None, model="pessimistic", mu=1.5, halfli
 
 
 def _pair(fp, seed):
-    """A kernel book (env 0 of 1) and its reference copy after init_book and two orders of ours."""
+    """A kernel book (env 0 of 1), its flow state and their reference copy after init_book."""
     b = K.new_book_state(1, L, SLOTS)
+    fs = K.new_flow_state(1)
     b.rng[0] = np.random.default_rng(seed).integers(1, 2**63, size=2, dtype=np.uint64)
-    K.init_book(b, 0, 5_000, LAM, THETA, 1)
-    ref = RefBook(L, SLOTS, int(b.lower_tick[0]))
-    for side in (K.BID, K.ASK):
-        for idx in np.flatnonzero(b.bg[0, side]):
-            ref.q(side, int(b.lower_tick[0] + idx)).append(["bg", int(b.bg[0, side, idx])])
-        ref.best[side] = int(b.best[0, side])
-    ref.c = [int(x) for x in b.counters[0]]
-    flow = RefFlow(ref, b.rng[0, 0], b.rng[0, 1], b.time[0], b.value[0], LAM, THETA, fp)
-    return b, flow
+    K.init_book(b, 0, 5_000, LAM, THETA, 1, fs)
+    return b, fs, ref_from_kernel(b, fs, 0, LAM, THETA, fp)
 
 
 def _own_orders(b, flow):
@@ -70,7 +64,7 @@ def _tox_from_log(log, a):
     traded = [e for e in log if e["filled"] > 0]
     n = len(traded)
     if n == 0:
-        return np.zeros(K.N_TOX)
+        return np.zeros(4)
     w = [a * (1.0 - a) ** (n - 1 - k) for k in range(n)]
     signed = sum(wk * (e["filled"] if e["taker"] == K.BUY else -e["filled"]) for wk, e in zip(w, traded))
     total = sum(wk * e["filled"] for wk, e in zip(w, traded))
@@ -89,26 +83,26 @@ def test_flow_matches_reference_event_by_event(frac, sigma, size_mean, model):
     reference's after every event, and its toxicity record equals the direct sums over the
     reference's market-order log."""
     fp = _fp(frac, sigma, size_mean, model)
-    b, flow = _pair(fp, seed=11 + int(10 * frac))
-    value0 = b.value[0]
+    b, fs, flow = _pair(fp, seed=11 + int(10 * frac))
+    value0 = fs[0, K.FS_VALUE]
     for k in range(1500):
         if k % 100 == 0:
             _own_orders(b, flow)
-        assert _flow(b, np.int64(0), np.inf, np.int64(1), LAM, THETA, fp, NO_TAPE) == 1
+        assert _flow(b, np.int64(0), np.inf, np.int64(1), LAM, THETA, fp, NO_TAPE, fs) == 1
         assert flow.event()
-        assert_same(b, 0, flow)
-        np.testing.assert_allclose(b.tox[0], _tox_from_log(flow.log, fp.tox_decay), rtol=1e-9, atol=1e-12)
+        assert_same(b, fs, 0, flow)
+        np.testing.assert_allclose(fs[0, K.TOX_SIGNED:], _tox_from_log(flow.log, fp.tox_decay), rtol=1e-9, atol=1e-12)
     for dt in (0.37, 2.0, 5.5):
         t_stop = b.time[0] + dt
-        K.book_flow(b, np.array([t_stop]), LAM, THETA, fp)
+        K.book_flow(b, np.array([t_stop]), LAM, THETA, fp, fs)
         while flow.event(t_stop):
             pass
-        assert_same(b, 0, flow)
+        assert_same(b, fs, 0, flow)
     n_mo = len(flow.log)
     informed_seen = sum(e["informed"] for e in flow.log)
     assert n_mo > 100
     if frac == 0.0:
-        assert informed_seen == 0 and b.value[0] == value0  # no draws for the value, no moves
+        assert informed_seen == 0 and fs[0, K.FS_VALUE] == value0  # no draws for the value, no moves
     else:  # a Binomial(n_mo, frac) count: within 5 SE
         assert abs(informed_seen - frac * n_mo) <= 5 * math.sqrt(n_mo * frac * (1 - frac)) + 1e-9
     assert len({e["deepest"] != e["best"] for e in flow.log if e["filled"]}) == 2  # sweeps happen
@@ -116,7 +110,7 @@ def test_flow_matches_reference_event_by_event(frac, sigma, size_mean, model):
 
 def test_fraction_zero_is_bit_identical_in_the_env():
     """A book with ``book.informed: {fraction: 0, sigma: 0.05}`` steps exactly as the default book
-    (observations, rewards, book state) over 120 steps of 3 envs with random quotes: the informed
+    (observations, rewards, book and flow state) over 120 steps of 3 envs with random quotes: the informed
     flow draws nothing and changes nothing when off."""
     runs = []
     for book in ({}, {"informed": {"fraction": 0.0, "sigma": 0.05, "size_mean": 4.0}}):
@@ -128,13 +122,14 @@ def test_fraction_zero_is_bit_identical_in_the_env():
         for _ in range(120):
             r = m.step(rng.uniform(-1, 1, (3, 2)))
             out.append((r.obs.copy(), r.reward.copy()))
-        runs.append((out, m.state.book))
-    (a, ba), (b, bb) = runs
+        runs.append((out, m.state.book, m.state.flow))
+    (a, ba, fa), (b, bb, fb) = runs
     for (oa, ra), (ob, rb) in zip(a, b):
         np.testing.assert_array_equal(oa, ob)
         np.testing.assert_array_equal(ra, rb)
     for f in K.BookState._fields:
         np.testing.assert_array_equal(getattr(ba, f), getattr(bb, f), err_msg=f)
+    np.testing.assert_array_equal(fa, fb)
 
 
 @pytest.mark.parametrize("offset", [+400.0, -400.0])
@@ -144,11 +139,12 @@ def test_fully_informed_orders_all_trade_toward_the_value(offset):
     fp = _fp(frac=1.0, sigma=0.0)
     b = K.new_book_state(1, L, SLOTS)
     b.rng[0] = (99, 7)
-    K.init_book(b, 0, 5_000, LAM, THETA, 1)
-    b.value[0] += offset
+    fs = K.new_flow_state(1)
+    K.init_book(b, 0, 5_000, LAM, THETA, 1, fs)
+    fs[0, K.FS_VALUE] += offset
     tape = K.new_tape(2_000)
     mid2 = np.zeros(40, dtype=np.int64)
-    K.book_record(b, 0, 40.0, 1.0, LAM, THETA, fp, mid2, tape)
+    K.book_record(b, 0, 40.0, 1.0, LAM, THETA, fp, mid2, tape, fs)
     n = int(tape.n[0])
     assert n > 50
     want = K.BUY if offset > 0 else K.SELL
@@ -173,16 +169,17 @@ def test_mid_follows_the_value_with_a_lag():
     cfg = BookConfig(informed={"fraction": 0.3, "sigma": sig})
     lam, theta, fp = cfg.lam(), cfg.theta(), cfg.flow_record(1.0)
     b = K.new_book_state(n_env, cfg.n_levels, cfg.max_orders)
+    fs = K.new_flow_state(n_env)
     b.rng[:] = np.random.default_rng(3).integers(1, 2**63, size=(n_env, 2), dtype=np.uint64)
     for i in range(n_env):
-        K.init_book(b, i, 10_000, lam, theta, 1)
+        K.init_book(b, i, 10_000, lam, theta, 1, fs)
     gap = np.zeros((T + 1, n_env))
     mid = np.zeros((T + 1, n_env))
     for t in range(T + 1):
         if t:
-            K.book_flow(b, np.full(n_env, float(t)), lam, theta, fp)
+            K.book_flow(b, np.full(n_env, float(t)), lam, theta, fp, fs)
         mid[t] = 0.5 * (b.best_bid + b.best_ask)
-        gap[t] = b.value - mid[t]
+        gap[t] = fs[:, K.FS_VALUE] - mid[t]
     corr = np.array([np.corrcoef(gap[:-1, i], np.diff(mid[:, i]))[0, 1] for i in range(n_env)])
     assert corr.mean() > 4 * corr.std(ddof=1) / math.sqrt(n_env)
     g2_end, g2_mid = gap[T] ** 2, gap[T // 2] ** 2
@@ -207,13 +204,13 @@ def test_toxicity_columns_are_the_record_book_obs_delay_steps_old(delay):
     m = BatchMarket(cfg, 2)
     m.seed_rows([1, 2])
     obs = m.reset()
-    records = [m.state.book.tox.copy()] * (delay + 1)
+    records = [m.state.flow[:, K.TOX_SIGNED:].copy()] * (delay + 1)
     np.testing.assert_array_equal(obs[:, 11:14], np.array([_features(t) for t in records[0]], dtype=np.float32))
     rng = np.random.default_rng(0)
     sizes = set()
     for _ in range(60):
         r = m.step(rng.uniform(-1, 1, (2, 2)))
-        records.append(m.state.book.tox.copy())
+        records.append(m.state.flow[:, K.TOX_SIGNED:].copy())
         seen = records[-1 - delay]
         want = np.array([_features(t) for t in seen], dtype=np.float32)
         np.testing.assert_array_equal(r.obs[:, 11:14], want)

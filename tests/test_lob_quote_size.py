@@ -57,7 +57,7 @@ def test_sized_steps_match_the_reference_book(informed):
     m.reset()
     b, st_ = m.state.book, m.state
     fp = K.as_flow_params(m.params[0]["flow"])
-    flows = [ref_from_kernel(b, i, st_.lam, st_.theta, fp) for i in range(2)]
+    flows = [ref_from_kernel(b, st_.flow, i, st_.lam, st_.theta, fp) for i in range(2)]
     tick = cfg.market.tick_size
     rng = np.random.default_rng(5)
     grew = kept = 0
@@ -90,7 +90,7 @@ def test_sized_steps_match_the_reference_book(informed):
         out = m.step(a)
         assert not out.done.any()
         for i, flow in enumerate(flows):
-            assert_same(b, i, flow)
+            assert_same(b, st_.flow, i, flow)
             assert abs(b.inventory[i]) <= q_max
         np.testing.assert_array_equal(out.aux[:, [lob.A_SIZE_BID, lob.A_SIZE_ASK]], np.array(want))
     assert grew > 5 and kept > 5  # both branches of the same-price rule were exercised

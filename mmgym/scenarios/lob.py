@@ -302,29 +302,32 @@ class State(NamedTuple):
 
     Attributes:
         book: the engine's :class:`~mmgym.sim.book.BookState` (its ``rng`` is the track's).
-        flow_signed, flow_abs: (N,) float64, EWMAs of signed and total traded lots per step.
+        flow_ewma: (N, 2) float64, EWMAs of signed (column 0) and total (1) traded lots per step.
         hist: (N, D + 1, N_FEATURES) float64, ring buffer of market features (``FEATURES``),
             D = ``book.obs_delay_steps``.
         lam, theta: (K,) float64, the flow's arrival and per-lot cancel rates (read only).
         tape: an empty :class:`~mmgym.sim.book.Tape` (the env records no tape).
+        flow: (N, N_FLOW_STATE) float64, the flow state (:func:`mmgym.sim.book.new_flow_state`:
+            the informed flow's latent value, the toxicity record). One array for all of it, and
+            the two EWMAs in one: every kernel call passes the state by value.
     """
 
     book: K.BookState
-    flow_signed: np.ndarray
-    flow_abs: np.ndarray
+    flow_ewma: np.ndarray
     hist: np.ndarray
     lam: np.ndarray
     theta: np.ndarray
     tape: K.Tape
+    flow: np.ndarray
 
 
 def new_state(config: LOBEnvConfig, num_envs: int, rng: np.ndarray) -> State:
     """The state of ``num_envs`` books (reset fills it)."""
     bc = config.book
     n = num_envs
-    return State(book=K.new_book_state(n, bc.n_levels, bc.max_orders, rng=rng), flow_signed=np.zeros(n),
-                 flow_abs=np.zeros(n), hist=np.zeros((n, bc.obs_delay_steps + 1, N_FEATURES)),
-                 lam=bc.lam(), theta=bc.theta(), tape=K.new_tape(0))
+    return State(book=K.new_book_state(n, bc.n_levels, bc.max_orders, rng=rng), flow_ewma=np.zeros((n, 2)),
+                 hist=np.zeros((n, bc.obs_delay_steps + 1, N_FEATURES)),
+                 lam=bc.lam(), theta=bc.theta(), tape=K.new_tape(0), flow=K.new_flow_state(n))
 
 
 class Consts(NamedTuple):
@@ -460,9 +463,9 @@ def market_step(tr, st, p, c, qc, actions, work, i):
 
     # latency: the book moves before our orders arrive
     if c.latency > 0.0:
-        K.run_flow(b, i, t0 + min(c.latency, c.dt), _BIG, lam, theta, fp, st.tape)
+        K.run_flow(b, i, t0 + min(c.latency, c.dt), _BIG, lam, theta, fp, st.tape, st.flow)
     if c.latency_events > 0:
-        K.run_flow(b, i, t0 + c.dt, c.latency_events, lam, theta, fp, st.tape)
+        K.run_flow(b, i, t0 + c.dt, c.latency_events, lam, theta, fp, st.tape, st.flow)
 
     # our operations: cancel moved quotes, hedge, then (re-)quote
     jb = own_slot(b, i, K.BID)
@@ -518,7 +521,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
     K.maybe_recentre(b, i, c.margin)
 
     # the rest of the step
-    K.run_flow(b, i, t0 + c.dt, _BIG, lam, theta, fp, st.tape)
+    K.run_flow(b, i, t0 + c.dt, _BIG, lam, theta, fp, st.tape, st.flow)
 
     q = b.inventory[i]
     mid2_1 = b.best[i, K.BID] + b.best[i, K.ASK]
@@ -567,8 +570,9 @@ def snapshot(b, st, tr, c, i):
         if 0 <= ba + k < L:
             va += b.bg[i, K.ASK, ba + k] + b.own[i, K.ASK, ba + k]
     hist[i, slot, F_IMB] = (vb - va) / (vb + va) if vb + va > 0 else 0.0
-    hist[i, slot, F_FLOW] = st.flow_signed[i] / st.flow_abs[i] if st.flow_abs[i] > 0 else 0.0
-    tox = b.tox
+    ew = st.flow_ewma
+    hist[i, slot, F_FLOW] = ew[i, 0] / ew[i, 1] if ew[i, 1] > 0 else 0.0
+    tox = st.flow
     a = tox[i, K.TOX_ABS]
     hist[i, slot, F_MO_FLOW] = min(1.0, max(-1.0, tox[i, K.TOX_SIGNED] / a)) if a > 0.0 else 0.0
     hist[i, slot, F_MO_SIZE] = min(MO_SIZE_CAP, tox[i, K.TOX_REL_SIZE])
@@ -589,8 +593,9 @@ def post_step(tr, st, p, c, i, o, x, out):
     aux[i, A_SIZE_BID] = x.size_bid
     aux[i, A_SIZE_ASK] = x.size_ask
     decay = c.decay
-    st.flow_signed[i] += decay * ((x.buy_vol - x.sell_vol) - st.flow_signed[i])
-    st.flow_abs[i] += decay * ((x.buy_vol + x.sell_vol) - st.flow_abs[i])
+    ew = st.flow_ewma
+    ew[i, 0] += decay * ((x.buy_vol - x.sell_vol) - ew[i, 0])
+    ew[i, 1] += decay * ((x.buy_vol + x.sell_vol) - ew[i, 1])
     snapshot(b, st, tr, c, i)
     tr.ep_stats[i, S_EVENTS] += x.events
     tr.ep_stats[i, S_TAKER_LOTS] += x.taker_lots
@@ -626,14 +631,15 @@ def reset_row(tr, st, p, c, i):
     i = np.int64(i)
     b = st.book
     K.init_book(b, i, c.centre_tick, st.lam, st.theta, c.init_spread)
+    K.reset_flow_state(b, st.flow, i)
     if c.warmup > 0.0:
-        K.run_flow(b, i, c.warmup, _BIG, st.lam, st.theta, p.flow, st.tape)
+        K.run_flow(b, i, c.warmup, _BIG, st.lam, st.theta, p.flow, st.tape, st.flow)
     b.time[i] = 0.0
-    b.value[i] = 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK])  # the informed flow's value: the mid
+    st.flow[i, K.FS_VALUE] = 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK])  # the informed flow's value: the mid
     b.inventory[i] = c.q0
     b.cash_ticks[i] = 0
-    st.flow_signed[i] = 0.0
-    st.flow_abs[i] = 0.0
+    st.flow_ewma[i, 0] = 0.0
+    st.flow_ewma[i, 1] = 0.0
     wealth0 = b.inventory[i] * 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK]) * c.tick
     row = reset_track(tr, i, c.var0, wealth0)
     snapshot(b, st, tr, c, i)

@@ -61,7 +61,7 @@ Background flow (Cont, Stoikov & Talreja 2010, sec. 2)
     without the matching step.
 
 Informed market orders (Glosten & Milgrom 1985; Kyle 1985)
-    A latent efficient price ``value[i]`` (ticks) is a Brownian motion with volatility
+    A latent efficient price ``fs[i, FS_VALUE]`` (ticks; the flow state) is a Brownian motion with volatility
     ``fp.informed_sigma`` ticks per sqrt(time unit), advanced between events: each event (and the
     discarded one past ``t_stop``) adds ``sigma sqrt(t_event - t_prev) z``. A fraction
     ``fp.informed_frac`` of the market-order rate is informed: the type draw splits
@@ -82,7 +82,7 @@ Informed market orders (Glosten & Milgrom 1985; Kyle 1985)
     ``informed_frac = 0`` (the default) draws nothing extra and leaves the flow bit for bit as above.
 
 Toxicity record
-    Each background market order that trades updates ``tox[i]`` (``TOX_*``): EWMAs (weight
+    Each background market order that trades updates ``fs[i, TOX_*]``: EWMAs (weight
     ``fp.tox_decay`` per market order, half-life ``toxicity_halflife`` orders) of its signed and
     absolute traded lots, its size relative to the lots resting at the best it hit, and the
     levels it walked. Our own market orders and the ones that find an empty side leave it alone.
@@ -173,14 +173,17 @@ C_MO_UNFILLED = 14  # market volume that found no liquidity in the window
 C_BG_OUTSIDE = 15  # background limit lots rejected outside the window
 N_CNT = 16
 
-# ----------------------------------------------------------------------- toxicity record ---
-# tox: (N, N_TOX) float64, what the background market orders looked like (run_flow writes it at
-# each one that trades; init_book clears it). The env's toxicity features are built from it.
-TOX_SIGNED = 0  # EWMA of signed lots traded per market order (+ buy, - sell), fp.tox_decay
-TOX_ABS = 1  # EWMA of lots traded per market order (same weights); SIGNED / ABS is in [-1, 1]
-TOX_REL_SIZE = 2  # last order's size / the lots resting at the best it hit (before it traded)
-TOX_LEVELS = 3  # last order's price levels walked: |deepest tick - best tick| + 1
-N_TOX = 4
+# ------------------------------------------------------------------------- flow state ---
+# fs: (N, N_FLOW_STATE) float64, what the background flow carries beside the book (run_flow's
+# ``fs``; new_flow_state, reset_flow_state). Kept out of BookState on purpose: every out-of-line
+# kernel call passes the whole book state by value, and each array there costs every call.
+FS_VALUE = 0  # the informed flow's latent efficient price, ticks (moves only with informed_frac > 0)
+# the toxicity record: what the background market orders looked like (updated at each that trades)
+TOX_SIGNED = 1  # EWMA of signed lots traded per market order (+ buy, - sell), fp.tox_decay
+TOX_ABS = 2  # EWMA of lots traded per market order (same weights); SIGNED / ABS is in [-1, 1]
+TOX_REL_SIZE = 3  # last order's size / the lots resting at the best it hit (before it traded)
+TOX_LEVELS = 4  # last order's price levels walked: |deepest tick - best tick| + 1
+N_FLOW_STATE = 5
 
 # ------------------------------------------------------------------------- order records ---
 # orders: (N, M, N_ORD) int64, one row per slot.
@@ -378,9 +381,6 @@ class BookState(NamedTuple):
         counters: (N, N_CNT) int64 (``C_*``).
         rng: (N, 2) uint64, per-env xoroshiro128+ streams (:mod:`mmgym.sim.rng`).
         error: (N,) int64, 0 or the ``ERR_*`` code of the first refused operation since reset.
-        value: (N,) float64, the latent efficient price of the informed flow, in ticks (module
-            docstring, "Informed market orders"; moves only while ``fp.informed_frac > 0``).
-        tox: (N, N_TOX) float64, the background market orders' toxicity record (``TOX_*``).
 
     The read-only properties ``bid_bg, ask_bg, bid_own, ask_own`` ((N, L)), ``best_bid,
     best_ask`` ((N,)) and ``ord_side, ord_px, ord_qty, ord_ahead, ord_seq`` ((N, M)) are numpy
@@ -401,8 +401,6 @@ class BookState(NamedTuple):
     counters: np.ndarray
     rng: np.ndarray
     error: np.ndarray
-    value: np.ndarray
-    tox: np.ndarray
 
     @property
     def bid_bg(self) -> np.ndarray:
@@ -470,8 +468,13 @@ def new_book_state(num_envs: int, n_levels: int, n_slots: int, rng: np.ndarray |
         orders=z(n, M, N_ORD), ord_time=np.zeros((n, M)), seq=z(n), cash_ticks=z(n),
         inventory=z(n), counters=z(n, N_CNT),
         rng=np.ones((n, 2), dtype=np.uint64) if rng is None else rng, error=z(n),
-        value=np.zeros(n), tox=np.zeros((n, N_TOX)),
     )
+
+
+def new_flow_state(num_envs: int) -> np.ndarray:
+    """A zeroed flow state, (num_envs, N_FLOW_STATE) float64 (``FS_VALUE``, ``TOX_*``;
+    :func:`reset_flow_state` fills a row)."""
+    return np.zeros((num_envs, N_FLOW_STATE))
 
 
 class Tape(NamedTuple):
@@ -1119,8 +1122,8 @@ def init_book(b, i, centre_tick, lam, theta, s0_spread):
     Best bid ``centre - s0_spread // 2``, best ask ``best bid + s0_spread``; the level at distance
     ``d`` from the opposite best holds ``max(1, round(lam[d-1] / theta[d-1]))`` lots, the stationary
     mean of a level with arrivals lam and per-lot cancels theta (CST 2010, sec. 2). Clears our
-    orders, cash, inventory, counters, time, ``error`` and the toxicity record; the latent value
-    starts at the mid; the initial lots count as added. A
+    orders, cash, inventory, counters, time and ``error``; the initial lots count as added (the
+    flow's own state is :func:`reset_flow_state`'s). A
     ``|centre_tick| > MAX_TICK`` or ``s0_spread < 1`` is refused: ``error[i] = ERR_INIT``,
     nothing else changes. Callable from Python too (through the engine's Python entry point).
 
@@ -1155,9 +1158,6 @@ def init_book(b, i, centre_tick, lam, theta, s0_spread):
     ba = bb + s0_spread
     b.best[i, BID] = bb
     b.best[i, ASK] = ba
-    b.value[i] = 0.5 * (bb + ba)
-    for j in range(N_TOX):
-        b.tox[i, j] = 0.0
     d = np.int64(1)
     while d <= K:
         th = theta[d - 1]
@@ -1175,6 +1175,15 @@ def init_book(b, i, centre_tick, lam, theta, s0_spread):
             b.bg[i, ASK, ia] += q
             b.counters[i, C_BG_ADDED] += q
         d = _opaque(d + 1)
+
+
+@_kernel
+def reset_flow_state(b, fs, i):
+    """Row ``i`` of the flow state ``fs`` at a reset: the latent value at book ``i``'s mid
+    (ticks), an empty toxicity record."""
+    fs[i, FS_VALUE] = 0.5 * (b.best[i, BID] + b.best[i, ASK])
+    for j in range(1, N_FLOW_STATE):
+        fs[i, j] = 0.0
 
 
 @_hot
@@ -1209,7 +1218,7 @@ def _value_step(v2, sigma, dt, z):
 
 
 @_kernel
-def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
+def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape, fs):
     """Simulate env ``i``'s background flow up to time ``t_stop`` or ``max_events`` events.
 
     Gillespie's direct method (Gillespie 1977) on the CST (2010) rates (module docstring). The
@@ -1224,6 +1233,9 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
         b: BookState. i: env index (int64). t_stop: float64 time. max_events: int64 cap.
         lam, theta: (K,) float64 arrival rates and per-lot cancel rates (per time unit).
         fp: ``FLOW_DTYPE`` record (:func:`flow_params`). tape: :class:`Tape` (capacity 0: none).
+        fs: (N, N_FLOW_STATE) float64 flow state: row ``i``'s latent value ``FS_VALUE`` (read and
+            advanced with informed flow on) and toxicity record ``TOX_*`` (updated at each
+            background market order that trades).
 
     Returns:
         Number of events simulated (int64).
@@ -1262,7 +1274,7 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
     s0 = b.rng[i, 0]  # the stream, the clock and the event count live in locals while we run
     s1 = b.rng[i, 1]
     t = b.time[i]
-    v2 = 2.0 * b.value[i]  # twice the latent value (ticks), compared with mid2
+    v2 = 2.0 * fs[i, FS_VALUE]  # twice the latent value (ticks), compared with mid2
     while events < max_events:
         lo = b.lower_tick[i]
         ba = b.best[i, ASK] - lo
@@ -1327,10 +1339,10 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
                 break
             b.counters[i, C_MO_UNFILLED] += size - f
             if f > 0:  # the toxicity record (depth0 > 0: a trade starts at a non-empty best)
-                b.tox[i, TOX_SIGNED] += tox_a * ((f if taker == BUY else -f) - b.tox[i, TOX_SIGNED])
-                b.tox[i, TOX_ABS] += tox_a * (f - b.tox[i, TOX_ABS])
-                b.tox[i, TOX_REL_SIZE] = size / depth0
-                b.tox[i, TOX_LEVELS] = abs(last - best0) + 1
+                fs[i, TOX_SIGNED] += tox_a * ((f if taker == BUY else -f) - fs[i, TOX_SIGNED])
+                fs[i, TOX_ABS] += tox_a * (f - fs[i, TOX_ABS])
+                fs[i, TOX_REL_SIZE] = size / depth0
+                fs[i, TOX_LEVELS] = abs(last - best0) + 1
             n = tape.n[0]
             if f > 0 and n < rec_cap:
                 tape.t[n] = t_next
@@ -1367,7 +1379,7 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
     b.rng[i, 1] = s1
     b.time[i] = t
     if informed:
-        b.value[i] = 0.5 * v2
+        fs[i, FS_VALUE] = 0.5 * v2
     b.counters[i, C_EVENTS] += events
     return events
 
@@ -1384,7 +1396,7 @@ _NO_CAP = np.int64(2**62)
 
 @_py_kernel
 def _python_entry(b, mode, ops, queue_model, power, out, t_stop, i, sample_dt, centre, spread, lam,
-                  theta, fp, out_mid2, tape):
+                  theta, fp, out_mid2, tape, fs):
     """The engine for Python callers (:func:`book_apply_ops`, :func:`book_flow`,
     :func:`book_record`, :func:`init_book`); arguments a mode does not use are empty.
 
@@ -1433,15 +1445,17 @@ def _python_entry(b, mode, ops, queue_model, power, out, t_stop, i, sample_dt, c
         return np.int64(-1), np.int64(-1)
     if mode == _MODE_INIT:
         init_book(b, i, centre, lam, theta, spread)
+        if fs.shape[0] > i and b.error[i] == 0:
+            reset_flow_state(b, fs, i)
         return np.int64(-1), np.int64(-1)
     total = np.int64(0)
     if mode == _MODE_FLOW:
         for j in range(b.time.shape[0]):
-            total += run_flow(b, j, t_stop[j], _NO_CAP, lam, theta, fp, tape)
+            total += run_flow(b, j, t_stop[j], _NO_CAP, lam, theta, fp, tape, fs)
         return total, np.int64(-1)
     t0 = b.time[i]
     for k in range(out_mid2.shape[0]):
-        total += run_flow(b, i, t0 + (k + 1) * sample_dt, _NO_CAP, lam, theta, fp, tape)
+        total += run_flow(b, i, t0 + (k + 1) * sample_dt, _NO_CAP, lam, theta, fp, tape, fs)
         out_mid2[k] = b.best[i, BID] + b.best[i, ASK]
     return total, np.int64(-1)
 
@@ -1451,6 +1465,7 @@ _NO_OUT = np.zeros((0, 0), dtype=np.int64)
 _NO_F = np.zeros(0)
 _NO_I = np.zeros(0, dtype=np.int64)
 _NO_TAPE = new_tape(0)
+_NO_FS = new_flow_state(0)
 _NO_FP = _flow_record(0.0, 0.0, 0.0, 0.0, 1, 0, 0.0, 1)
 _I0 = np.int64(0)
 _F0 = np.float64(0.0)
@@ -1465,13 +1480,32 @@ def _check_state(b: BookState, where: str) -> None:
         raise TypeError(f"{where}: expected a BookState, got {type(b).__name__}")
 
 
-def _python_init_book(b: BookState, i: int, centre_tick: int, lam, theta, s0_spread: int) -> None:
+def _flow_state(b: BookState, fs: np.ndarray | None, where: str, fp) -> np.ndarray:
+    """``fs`` checked against ``b``'s rows; None: an empty one for init_book, a throwaway one
+    for a flow without informed orders (its toxicity record is then lost), refused with them."""
+    n = b.time.shape[0]
+    if fs is None:
+        if fp is None:
+            return _NO_FS
+        if fp.informed_frac > 0.0:
+            raise ValueError(f"{where}: informed flow (informed_frac = {fp.informed_frac}) needs the "
+                             f"latent value: pass fs=new_flow_state(n) (reset by init_book(..., fs))")
+        return new_flow_state(n)
+    if not (isinstance(fs, np.ndarray) and fs.shape == (n, N_FLOW_STATE) and fs.dtype == np.float64
+            and fs.flags.c_contiguous):
+        raise ValueError(f"{where}: fs must be a flow state of {n} rows (new_flow_state({n}))")
+    return fs
+
+
+def _python_init_book(b: BookState, i: int, centre_tick: int, lam, theta, s0_spread: int,
+                      fs: np.ndarray | None = None) -> None:
+    """:func:`init_book` from Python; with ``fs`` also :func:`reset_flow_state` of row ``i``."""
     _check_state(b, "init_book")
     if not 0 <= int(i) < b.time.shape[0]:
         raise IndexError(f"init_book: env {i} out of range for {b.time.shape[0]} envs")
     _python_entry(b, _MODE_INIT, _NO_OPS, _I0, _F0, _NO_OUT, _NO_F, np.int64(i), _F0,
                   np.int64(centre_tick), np.int64(s0_spread), _f64(lam), _f64(theta), _NO_FP, _NO_I,
-                  _NO_TAPE)
+                  _NO_TAPE, _flow_state(b, fs, "init_book", None))
     if b.error[i] == ERR_INIT:
         bad = (f"centre_tick = {centre_tick}: |centre_tick| must be <= MAX_TICK = 2**40"
                if abs(int(centre_tick)) > MAX_TICK else f"s0_spread = {s0_spread}: must be >= 1")
@@ -1519,7 +1553,7 @@ def book_apply_ops(b: BookState, ops: np.ndarray, queue_model: int, power: float
         raise ValueError(f"book_apply_ops: queue_model must be 0 or 1 and power finite >= 0, got "
                          f"{queue_model!r}, {power!r}")
     i, k = _python_entry(b, _MODE_OPS, ops, np.int64(queue_model), np.float64(power), out, _NO_F,
-                         _I0, _F0, _I0, _I0, _NO_F, _NO_F, _NO_FP, _NO_I, _NO_TAPE)
+                         _I0, _F0, _I0, _I0, _NO_F, _NO_F, _NO_FP, _NO_I, _NO_TAPE, _NO_FS)
     return int(i), int(k)
 
 
@@ -1572,12 +1606,15 @@ def _raise_if_error(b: BookState, where: str) -> None:
                          f"inventory = {int(b.inventory[i])}")
 
 
-def book_flow(b: BookState, t_stop, lam: np.ndarray, theta: np.ndarray, fp) -> int:
+def book_flow(b: BookState, t_stop, lam: np.ndarray, theta: np.ndarray, fp,
+              fs: np.ndarray | None = None) -> int:
     """Run every env's background flow to ``t_stop[i]`` (no recording); returns total events.
 
     Args:
         b: BookState. t_stop: (N,) times (or one time for all). lam, theta: (K,) float64 rates.
         fp: ``FLOW_DTYPE`` record (:func:`flow_params`).
+        fs: flow state (:func:`new_flow_state`: latent value, toxicity record); may be None
+            without informed flow.
 
     Raises:
         ValueError: an env is in error (``b.error``), e.g. a trade refused for overflow.
@@ -1588,14 +1625,17 @@ def book_flow(b: BookState, t_stop, lam: np.ndarray, theta: np.ndarray, fp) -> i
     t[:] = t_stop
     if not np.isfinite(t).all():  # the clock would never reach it
         raise ValueError(f"book_flow: t_stop must be finite, got {t_stop!r}")
+    fp = as_flow_params(fp)
     total, _ = _python_entry(b, _MODE_FLOW, _NO_OPS, _I0, _F0, _NO_OUT, t, _I0, _F0, _I0, _I0,
-                             _f64(lam), _f64(theta), as_flow_params(fp), _NO_I, _NO_TAPE)
+                             _f64(lam), _f64(theta), fp, _NO_I, _NO_TAPE,
+                             _flow_state(b, fs, "book_flow", fp))
     _raise_if_error(b, "book_flow")
     return int(total)
 
 
 def book_record(b: BookState, i: int, t_end: float, sample_dt: float, lam: np.ndarray,
-                theta: np.ndarray, fp, out_mid2: np.ndarray, tape: Tape) -> int:
+                theta: np.ndarray, fp, out_mid2: np.ndarray, tape: Tape,
+                fs: np.ndarray | None = None) -> int:
     """Simulate env ``i`` for ``len(out_mid2)`` steps of ``sample_dt`` from its current state,
     recording the mid after each and a tape of market orders.
 
@@ -1606,6 +1646,8 @@ def book_record(b: BookState, i: int, t_end: float, sample_dt: float, lam: np.nd
         out_mid2: (n_samples,) C-contiguous int64, written: twice the mid in ticks at times
             ``t0 + (k + 1) * sample_dt``.
         tape: :class:`Tape` of market orders (:func:`run_flow`).
+        fs: flow state (:func:`new_flow_state`: latent value, toxicity record); may be None
+            without informed flow.
 
     Returns:
         Number of events simulated.
@@ -1621,8 +1663,9 @@ def book_record(b: BookState, i: int, t_end: float, sample_dt: float, lam: np.nd
         raise ValueError("book_record: out_mid2 must be a C-contiguous (n,) int64 array")
     if not (np.isfinite(sample_dt) and sample_dt >= 0.0):
         raise ValueError(f"book_record: sample_dt must be finite and >= 0, got {sample_dt!r}")
+    fp = as_flow_params(fp)
     total, _ = _python_entry(b, _MODE_RECORD, _NO_OPS, _I0, _F0, _NO_OUT, _NO_F, np.int64(i),
-                             np.float64(sample_dt), _I0, _I0, _f64(lam), _f64(theta),
-                             as_flow_params(fp), out_mid2, tape)
+                             np.float64(sample_dt), _I0, _I0, _f64(lam), _f64(theta), fp, out_mid2,
+                             tape, _flow_state(b, fs, "book_record", fp))
     _raise_if_error(b, "book_record")
     return int(total)
