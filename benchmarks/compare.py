@@ -136,14 +136,22 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}",
                     "command": "python " + " ".join(sys.argv)}
     if args.cold:
+        # interleaved: each env's old and new cold starts run back to back (alternating which goes
+        # first), so a change of machine load between them is as small as it can be
         cold: dict = {}
-        for label, tree in trees.items():
-            for env_id in _env_ids(tree):
+        ids = {label: set(_env_ids(tree)) for label, tree in trees.items()}
+        for n, env_id in enumerate(sorted(ids["old"] | ids["new"])):
+            order = list(trees.items()) if n % 2 == 0 else list(trees.items())[::-1]
+            for label, tree in order:
+                if env_id not in ids[label]:
+                    continue
                 with tempfile.TemporaryDirectory() as cache:
                     env = dict(os.environ, NUMBA_CACHE_DIR=cache)
                     secs = _run(tree, COLD, [env_id], env)["seconds"]
                 cold.setdefault(env_id, {})[label] = secs
                 print(f"{label:4s} {env_id:32s} cold gym.make + reset + step: {secs:7.1f} s", flush=True)
+            if len(cold.get(env_id, {})) == 2:
+                print(f"     {env_id:32s} new/old {cold[env_id]['new'] / cold[env_id]['old']:.2f}", flush=True)
         report["cold"] = cold
     else:
         for tree in trees.values():  # warm each checkout's numba cache first

@@ -112,7 +112,8 @@ def test_eoq_size_and_band():
 @pytest.mark.parametrize("name", HEDGERS)
 def test_hedged_policies_run_in_the_env(name):
     """portfolio8 (20 steps, 64 envs; phi = 1, alpha = 0.01 so that every rule trades in 20 steps): the orders the env executes (``hedge_a``) are the policy's,
-    clipped to the bound; |q_a| <= Q; the ``impact`` term is -sum |v| (h + eta |v|); the quotes are
+    clipped to the bound; |q_a| <= Q; the ``impact`` term is -sum |v| (h + eta |v|) (on the last
+    step also the final mark's -1/2 q'^T G q'); no order in the factor instrument; the quotes are
     begv's; the episode return is the sum of the rewards."""
     env, bc = _p8(horizon=0.1, inventory_penalty=1.0, terminal_penalty=0.01)
     pol = make_baseline(name, env, bc)
@@ -135,8 +136,11 @@ def test_hedged_policies_run_in_the_env(name):
         b = m.step(act)
         v = b.aux[:, [col[f"hedge_{a}"] for a in range(k)]]
         assert np.array_equal(v, want)
-        assert np.allclose(b.terms[:, term["impact"]], -(np.abs(v) * (0.1 + 0.05 * np.abs(v))).sum(1))
-        assert np.abs(b.aux[:, [col[f"inventory_{a}"] for a in range(k)]]).max() <= 10
+        assert (b.aux[:, col["hedge_factor"]] == 0).all()
+        q_after = b.aux[:, [col[f"inventory_{a}"] for a in range(k)]]
+        mark = np.where(b.done, 0.5 * np.einsum("ni,ij,nj->n", q_after, pol.G, q_after), 0.0)
+        assert np.allclose(b.terms[:, term["impact"]], -(np.abs(v) * (0.1 + 0.05 * np.abs(v))).sum(1) - mark)
+        assert np.abs(q_after).max() <= 10
         total += b.reward
         traded += np.abs(v).sum()
     assert b.done.all()
@@ -145,7 +149,8 @@ def test_hedged_policies_run_in_the_env(name):
 
 
 def test_portfolio8_in_gym_make_and_the_sb3_vecenv():
-    """configs/portfolio8.yaml (K = 8, two factors, cross-impact, 24 action columns) passes
+    """configs/portfolio8.yaml (K = 8, two factors, cross-impact, the factor instrument: 25 action
+    columns, 42 observation columns) passes
     Gymnasium's checker and steps in the SB3 VecEnv."""
     import gymnasium as gym
     from gymnasium.utils.env_checker import check_env
@@ -155,7 +160,7 @@ def test_portfolio8_in_gym_make_and_the_sb3_vecenv():
     env_cfg, _ = _p8(horizon=0.05)
     kw = env_cfg.model_dump(exclude={"id"})
     env = gym.make(ID, **kw)
-    assert env.action_space.shape == (24,)
+    assert env.action_space.shape == (25,) and env.observation_space.shape == (42,)
     check_env(env.unwrapped, skip_render_check=True)
     venv = MMVecEnv(env_cfg, num_envs=4, seed=0)
     venv.reset()
@@ -204,7 +209,7 @@ def test_hedged_policy_drives_the_sb3_vecenv():
         d_b, d_a = pol.depths(t, q)
         v = pol.orders(t, q)
         assert np.abs(v).max() <= 10
-        act = np.concatenate([(d_b - lo) / half - 1.0, (d_a - lo) / half - 1.0, v / 10.0], axis=1)
+        act = np.concatenate([(d_b - lo) / half - 1.0, (d_a - lo) / half - 1.0, v / 10.0, np.zeros((n, 1))], axis=1)
         _, r, done, infos = venv.step(act.astype(np.float32))
         got = m.buffers.aux[:, [col[f"hedge_{a}"] for a in range(k)]]
         assert np.array_equal(got, np.clip(q + v, -10, 10) - q)
@@ -236,7 +241,8 @@ def test_bad_hedge_configs_are_one_line():
 
 def test_evaluate_cli_runs_the_hedgers(tmp_path):
     """evaluate.py on portfolio8 (10 steps, 50 episodes): the three hedgers and begv, paired against
-    begv; begv pays no impact, the mean-variance hedge does; the EOQ bands in results.json."""
+    begv; begv pays only the final mark's 1/2 q^T G q (no orders), less than the mean-variance
+    hedge's impact; the EOQ bands in results.json."""
     import json
 
     import agents.cli_evaluate as cli
@@ -247,5 +253,5 @@ def test_evaluate_cli_runs_the_hedgers(tmp_path):
     res = json.loads((tmp_path / "results.json").read_text())
     metrics = res["agents"]
     assert set(HEDGERS) <= set(metrics)
-    assert metrics["begv"]["impact_cost_mean"] == 0.0 and metrics["begv_mv_hedge"]["impact_cost_mean"] > 0.0
+    assert 0.0 < metrics["begv"]["impact_cost_mean"] < metrics["begv_mv_hedge"]["impact_cost_mean"]
     assert metrics["begv_eoq"]["params"]["band"] == [10.0, 9.0, 9.0, 8.0] * 2

@@ -71,6 +71,18 @@ class RefLimits:
         g = pf.cross_impact if pf.cross_impact is not None else (np.eye(self.k) * im.nu).tolist()
         self.g = [list(map(float, row)) for row in g]
         self.hedge = cfg.action.hedge
+        # the factor instrument (portfolio.factor_instrument), its defaults spelled out: w = b_1 /
+        # sum(b_1), g_e = G w, the impact section's costs
+        fi = pf.factor_instrument
+        self.fi = fi is not None
+        if self.fi:
+            w = fi.weights if fi.weights is not None else [x / sum(self.b) for x in self.b]
+            self.w = [float(x) for x in w]
+            self.ge = (fi.cross_impact if fi.cross_impact is not None else
+                       [sum(self.g[a][j] * self.w[j] for j in range(self.k)) for a in range(self.k)])
+            self.he = im.half_spread if fi.half_spread is None else fi.half_spread
+            self.etae = im.eta if fi.eta is None else fi.eta
+            self.qemax = fi.max_position
         self.warn_at = lim.warn_at
         self.rng = rng
         self.reset()
@@ -78,6 +90,7 @@ class RefLimits:
     def reset(self):
         self.mid = list(self.s0)
         self.q = [0] * self.k
+        self.qe = 0
         self.cash = 0.0
         self.t = 0
         self.var = [self.sig[a, a] * self.dt for a in range(self.k)]
@@ -92,23 +105,34 @@ class RefLimits:
         fscale = min([1.0] + [scale[a] for a in range(self.k) if self.b[a] != 0.0])
         return lpos, self.lfac * fscale
 
+    def exposure(self):
+        """x = q + q_e w (lots per asset; q without the factor instrument)."""
+        return [self.q[a] + (self.qe * self.w[a] if self.fi else 0.0) for a in range(self.k)]
+
     def step(self, depths):
-        """Raw actions (K bid depths, K ask depths[, K market-order lots]). Returns (reward, done,
-        record) with the step's quote flags, orders, limits and alert flags."""
+        """Raw actions (K bid depths, K ask depths[, K market-order lots[, the factor instrument's
+        units]]). Returns (reward, done, record) with the step's quote flags, orders, limits and
+        alert flags."""
         k = self.k
         lpos, lfac = self.limits()
-        w0 = self.cash + sum(self.q[a] * self.mid[a] for a in range(k))
-        e = 0.0
+        bw = sum(self.b[a] * self.w[a] for a in range(k)) if self.fi else 0.0
+        w0 = self.cash + sum(x * s for x, s in zip(self.exposure(), self.mid))
+        e = bw * self.qe
         for a in range(k):
             e += self.b[a] * self.q[a]
         hedge = [0] * k
         impact = 0.0
+        ve = 0
         if self.hedge:  # the agent's orders: rint(lots), clipped to the inventory bound
             for a in range(k):
                 v = int(np.rint(depths[2 * k + a]))
                 v = max(-self.qmax[a] - self.q[a], min(self.qmax[a] - self.q[a], v))
                 hedge[a] = v
                 e += self.b[a] * v
+            if self.fi:  # the instrument's order: the next column, clipped to max_position
+                ve = int(np.rint(depths[3 * k]))
+                ve = max(-self.qemax - self.qe, min(self.qemax - self.qe, ve))
+                e += bw * ve
         if self.flatten:
             # each asset back to sign(q) floor(L_a) ...
             for a in range(k):
@@ -127,7 +151,14 @@ class RefLimits:
                 step = -1 if self.q[best] + hedge[best] > 0 else 1
                 hedge[best] += step
                 e += self.b[best] * step
-        # Almgren & Chriss: each order at s_a +- (h + eta |v_a|), then every mid moves by (G v)_a
+        # Almgren & Chriss: the instrument's order at w^T s +- (h_e + eta_e |v_e|), each asset's at
+        # s_a +- (h + eta |v_a|), all against the pre-trade mids; then every mid moves by (G v + g_e v_e)_a
+        fmid = sum(self.w[a] * self.mid[a] for a in range(k)) if self.fi else math.nan
+        if ve:
+            cost = abs(ve) * (self.he + self.etae * abs(ve))
+            self.cash -= ve * fmid + cost
+            self.qe += ve
+            impact += cost
         for a in range(k):
             v = hedge[a]
             if v:
@@ -135,8 +166,9 @@ class RefLimits:
                 self.cash -= v * self.mid[a] + cost
                 self.q[a] += v
                 impact += cost
-        if any(hedge):
-            moves = [sum(self.g[a][j] * hedge[j] for j in range(k)) for a in range(k)]
+        if any(hedge) or ve:
+            moves = [sum(self.g[a][j] * hedge[j] for j in range(k)) + (self.ge[a] * ve if ve else 0.0)
+                     for a in range(k)]
             for a in range(k):
                 self.mid[a] += moves[a]
         quoted = []
@@ -166,13 +198,26 @@ class RefLimits:
             ds = sum(self.chol[a, j] * z[j] for j in range(k))
             self.mid[a] += ds
             self.var[a] += self.decay * (ds * ds - self.var[a])
-        w1 = self.cash + sum(self.q[a] * self.mid[a] for a in range(k))
-        risk = sum(self.q[a] * self.sig[a, j] * self.q[j] for a in range(k) for j in range(k))
+        x = self.exposure()
+        w1 = self.cash + sum(x[a] * self.mid[a] for a in range(k))
+        risk = sum(x[a] * self.sig[a, j] * x[j] for a in range(k) for j in range(k))
         self.t += 1
         done = self.t >= self.n
         r = w1 - w0 - self.phi * risk * self.dt - (self.alpha * risk if done else 0.0)
+        if done:  # the final mark: minus the liquidation's permanent impact 1/2 y^T G_joint y
+            # G_joint: the impact of the K + 1 instruments' trades on their prices (assets, w^T S)
+            if self.fi:
+                y = list(self.q) + [self.qe]
+                gj = [row + [self.ge[a]] for a, row in enumerate(self.g)]
+                gj.append([sum(self.w[c] * self.g[c][j] for c in range(k)) for j in range(k)]
+                          + [sum(self.w[c] * self.ge[c] for c in range(k))])
+            else:
+                y, gj = self.q, self.g
+            liq = 0.5 * sum(y[a] * gj[a][j] * y[j] for a in range(len(y)) for j in range(len(y)))
+            r -= liq
+            impact += liq
         # alerts after the step
-        e_end = sum(self.b[a] * self.q[a] for a in range(k))
+        e_end = sum(self.b[a] * self.q[a] for a in range(k)) + bw * self.qe
         breach = [abs(self.q[a]) > lpos[a] for a in range(k)] + [abs(e_end) > lfac]
         vals = [abs(x) for x in self.q] + [abs(e_end)]
         lims = lpos + [lfac]
@@ -181,7 +226,8 @@ class RefLimits:
         self.ep["alerts_warn"] += sum(warn)
         self.ep["max_abs_factor_exposure"] = max(self.ep["max_abs_factor_exposure"], abs(e_end))
         rec = {"quoted": quoted, "lpos": lpos, "lfac": lfac, "breach": breach, "warn": warn,
-               "q": list(self.q), "e": e_end, "ep": dict(self.ep), "hedge": hedge, "impact": impact}
+               "q": list(self.q), "e": e_end, "ep": dict(self.ep), "hedge": hedge, "impact": impact,
+               "qe": self.qe, "ve": ve, "fmid": fmid, "risk": risk}
         if done:
             self.reset()
         return r, done, rec
@@ -200,7 +246,15 @@ CASES = [
     # the agent's market orders with a cross-impact matrix: alone, and under flatten limits
     (3, {}, 20.0),
     (3, {"position": 2, "factor": 2.0, "on_breach": "flatten", "vol_scaling": True}, 3.0),
+    # the factor instrument (portfolio.factor_instrument) on a factor model, with the agent's orders:
+    # its defaults (w = b_1 / sum b_1, g_e = G w) and no limits; given weights, impact and costs
+    # under suppress limits (its position counts in the factor exposure)
+    (3, {}, 20.0),
+    (3, {"position": 3, "factor": 1.5}, 20.0),
 ]
+FACTOR_CASES = {8: {"max_position": 6},
+                9: {"weights": [0.5, 0.2, 0.3], "cross_impact": [0.01, -0.004, 0.02], "half_spread": 0.02,
+                    "eta": 0.03, "max_position": 4}}
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
@@ -211,13 +265,16 @@ def test_kernel_matches_reference_with_limits(case):
     k, limits, halflife = CASES[case]
     rng = np.random.default_rng(500 + case)
     pf = {"assets": k, "A": 140.0, "k": 1.5, "max_inventory": 4, "s0": 100.0}
-    if case in (1, 2, 4):
+    if case in (1, 2, 4, 8, 9):
         pf.update(loadings=rng.uniform(0.3, 1.2, (k, 1)).round(2).tolist(), factor_vols=[1.8],
                   idio_vols=rng.uniform(0.5, 1.0, k).round(2).tolist())
     flatten = limits.get("on_breach") == "flatten"
     hedge = case >= 6
     if hedge:
         pf["cross_impact"] = [[0.03, 0.01, 0.0], [0.01, 0.02, -0.005], [0.02, 0.0, 0.04]]
+    fi = case in FACTOR_CASES
+    if fi:
+        pf["factor_instrument"] = FACTOR_CASES[case]
     impact = {"half_spread": 0.05, "eta": 0.1} if (flatten or hedge) else {}
     if flatten and not hedge:
         impact["nu"] = 0.02
@@ -231,12 +288,13 @@ def test_kernel_matches_reference_with_limits(case):
     market.reset()
     col = {name: j for j, name in enumerate(market.aux_names)}
     stat = {name: j for j, name in enumerate(market.stat_names)}
-    n_suppressed = n_breach = n_warn = n_hedged = 0
+    n_suppressed = n_breach = n_warn = n_hedged = n_factor = 0
     lim_on = cfg.limits.enabled
     for _ in range(70):
         depths = rng.uniform(-0.3, 0.8, size=(n, 2 * k))  # aggressive: fills often, limits bind
-        if hedge:  # market orders of rint(x) lots, mostly 0
-            depths = np.concatenate([depths, rng.uniform(-2.6, 2.6, (n, k)) * (rng.uniform(size=(n, k)) < 0.3)], axis=1)
+        if hedge:  # market orders of rint(x) lots, mostly 0 (and the instrument's units)
+            kh = k + fi
+            depths = np.concatenate([depths, rng.uniform(-2.6, 2.6, (n, kh)) * (rng.uniform(size=(n, kh)) < 0.3)], axis=1)
         b = market.step(depths)
         for i, ref in enumerate(refs):
             r, done, rec = ref.step(depths[i].tolist())
@@ -260,6 +318,14 @@ def test_kernel_matches_reference_with_limits(case):
                     assert b.aux[i, col[f"hedge_{a}"]] == rec["hedge"][a]
                 n_hedged += sum(v != 0 for v in rec["hedge"])
                 assert -b.terms[i, market.term_names.index("impact")] == pytest.approx(rec["impact"], abs=1e-12)
+            if fi:  # the instrument's order, price, position, and the total-exposure variance
+                assert b.aux[i, col["hedge_factor"]] == rec["ve"]
+                assert b.aux[i, col["factor_mid"]] == pytest.approx(rec["fmid"], rel=1e-13)
+                assert b.aux[i, col["factor_position"]] == rec["qe"]
+                if not done:
+                    assert market.field("factor_position")[i] == rec["qe"]
+                assert b.aux[i, col["portfolio_variance"]] == pytest.approx(rec["risk"], rel=1e-10, abs=1e-12)
+                n_factor += rec["ve"] != 0
             assert b.aux[i, col["factor_exposure"]] == pytest.approx(rec["e"], abs=1e-12)
             if lim_on:
                 assert b.aux[i, col["limit_factor"]] == pytest.approx(rec["lfac"], rel=1e-12)
@@ -279,6 +345,8 @@ def test_kernel_matches_reference_with_limits(case):
         assert n_breach > 0
     if flatten or hedge:
         assert n_hedged > 0
+    if fi:
+        assert n_factor > 0
 
 
 def test_suppress_never_exceeds_static_limits():

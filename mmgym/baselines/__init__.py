@@ -18,8 +18,9 @@ boundary    AS inside |q| <= band, market orders to flat beyond it (needs ``acti
 as_tuned    AS with the best (gamma, extra half-spread c) for this config (:mod:`.tuned`)
 glft_tuned  GLFT with the best gamma for this config (:mod:`.tuned`)
 begv        Bergault, Evangelista, Guéant & Vieira (2021), multi-asset (:mod:`.portfolio`)
-begv_*      begv plus market-order hedges: ``begv_mv_hedge``, ``begv_threshold``, ``begv_eoq``
-            (:mod:`.portfolio_hedge`; multi-asset, ``action.hedge``)
+begv_*      begv plus market-order hedges: ``begv_mv_hedge``, ``begv_threshold``, ``begv_eoq``,
+            ``begv_factor_hedge`` (the factor instrument) (:mod:`.portfolio_hedge`; multi-asset,
+            ``action.hedge``)
 ==========  ================================================================================
 
 Example:
@@ -89,6 +90,7 @@ BASELINES: dict[str, Callable[[EnvConfig, BaselinesConfig], DepthPolicy]] = {
     "begv_mv_hedge": lambda env, bc: _multi_asset_only("begv_mv_hedge", env),
     "begv_threshold": lambda env, bc: _multi_asset_only("begv_threshold", env),
     "begv_eoq": lambda env, bc: _multi_asset_only("begv_eoq", env),
+    "begv_factor_hedge": lambda env, bc: _multi_asset_only("begv_factor_hedge", env),
 }
 
 

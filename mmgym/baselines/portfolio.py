@@ -72,6 +72,7 @@ import numpy as np
 from numba import njit
 
 from ..config import ConfigError, EnvConfig
+from ..scenarios.portfolio import begv_mode
 from .analytic import GLFT, AvellanedaStoikov
 from .base import DepthPolicy
 
@@ -188,7 +189,7 @@ def begv_A(tau: np.ndarray | float, d_plus: np.ndarray, p: np.ndarray, gamma: fl
     mu, v = np.linalg.eigh(0.5 * (m + m.T))
     lam = math.sqrt(gamma) * np.sqrt(np.clip(mu, 0.0, None))  # eigenvalues of Ahat (same V)
     th = np.tanh(lam * tau[..., None])
-    mm = (alpha * lam**2 / gamma + 0.5 * lam * th) / (1.0 + 2.0 * alpha * lam / gamma * th)
+    mm = begv_mode(np.ascontiguousarray(np.broadcast_to(lam, th.shape)), th, float(gamma), float(alpha))
     a_hat = np.einsum("ij,...j,kj->...ik", v, mm, v)
     return a_hat / (s[:, None] * s[None, :])
 
@@ -429,6 +430,8 @@ def dp_config(config, what: str):
     suppress refuses a bid iff ``q + 1 > L_a`` iff ``q + 1 > floor(L_a)``, which is the inventory
     bound's rule at ``Q'_a`` (and likewise asks), and from q = 0 the inventories never leave
     ``|q_a| <= Q'_a``. Anything else (a factor limit, vol scaling, flatten): ConfigError."""
+    if config.portfolio.correlation_regimes is not None:
+        raise ConfigError(f"{what}: the K = 2 DP has one covariance; portfolio.correlation_regimes is set")
     lim = getattr(config, "limits", None)
     if lim is None or not lim.enabled or lim.on_breach == "alert":
         return config
@@ -491,6 +494,7 @@ PORTFOLIO_BASELINES: dict[str, Any] = {
     "begv_mv_hedge": lambda env, bc: _hedge("begv_mv_hedge", env),
     "begv_threshold": lambda env, bc: _hedge("begv_threshold", env),
     "begv_eoq": lambda env, bc: _hedge("begv_eoq", env),
+    "begv_factor_hedge": lambda env, bc: _hedge("begv_factor_hedge", env),
 }
 
 

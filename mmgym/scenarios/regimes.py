@@ -92,14 +92,7 @@ class RegimesConfig(Section):
             for r, x in enumerate(getattr(self, key) or []):
                 if x < low or (strict and x == low):
                     raise ValueError(f"{key}[{r}] = {x:g} must be {'>' if strict else '>='} {low:g}")
-        for r, row in enumerate(self.rates):
-            if len(row) != n:
-                raise ValueError(f"rates[{r}] has {len(row)} entries, expected R = {n}")
-            for j, x in enumerate(row):
-                if j != r and x < 0.0:
-                    raise ValueError(f"rates[{r}][{j}] = {x:g} is negative (rates are >= 0)")
-        if self.initial >= n:
-            raise ValueError(f"initial = {self.initial} is not a regime (0..{n - 1})")
+        check_chain(self.rates, self.initial, n)
         return self
 
     @property
@@ -109,15 +102,60 @@ class RegimesConfig(Section):
 
     def generator(self) -> np.ndarray:
         """The generator Q (R x R): off-diagonal rates, diagonal minus the row sums."""
-        q = np.array(self.rates, dtype=np.float64)
-        np.fill_diagonal(q, 0.0)
-        np.fill_diagonal(q, -q.sum(axis=1))
-        return q
+        return generator(self.rates)
 
     def transition(self, dt: float) -> np.ndarray:
         """One step's transition matrix ``P = expm(Q dt)`` (module docstring), rows summing to 1."""
-        p = np.clip(expm(self.generator() * dt), 0.0, None)
-        return p / p.sum(axis=1, keepdims=True)
+        return transition_matrix(self.rates, dt)
+
+
+def check_chain(rates: list[list[float]], initial: int, n: int) -> None:
+    """ValueError unless ``rates`` is R x R with non-negative off-diagonal entries and ``initial``
+    is one of the R regimes."""
+    if len(rates) != n:
+        raise ValueError(f"rates has {len(rates)} entries, expected R = {n}")
+    for r, row in enumerate(rates):
+        if len(row) != n:
+            raise ValueError(f"rates[{r}] has {len(row)} entries, expected R = {n}")
+        for j, x in enumerate(row):
+            if j != r and x < 0.0:
+                raise ValueError(f"rates[{r}][{j}] = {x:g} is negative (rates are >= 0)")
+    if initial >= n:
+        raise ValueError(f"initial = {initial} is not a regime (0..{n - 1})")
+
+
+def generator(rates: list[list[float]]) -> np.ndarray:
+    """The generator Q (R x R) of off-diagonal ``rates``: diagonal minus the row sums."""
+    q = np.array(rates, dtype=np.float64)
+    np.fill_diagonal(q, 0.0)
+    np.fill_diagonal(q, -q.sum(axis=1))
+    return q
+
+
+def transition_matrix(rates: list[list[float]], dt: float) -> np.ndarray:
+    """One step's transition matrix ``P = expm(Q dt)`` (module docstring), rows summing to 1."""
+    p = np.clip(expm(generator(rates) * dt), 0.0, None)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def cumulative_rows(p: np.ndarray) -> np.ndarray:
+    """The cumulative rows of P that :func:`next_regime` reads; each row's last entry is 2.0 (a
+    uniform U < 1 always lands in the row, no round-off escape)."""
+    cum = np.cumsum(p, axis=1)
+    cum[:, -1] = 2.0
+    return cum
+
+
+@njit(cache=True, inline="always")
+def next_regime(r0, r1, cum, r):
+    """Rule 6's transition (module docstring): one uniform U from the stream ``(r0, r1)``,
+    ``r' = min{j : U < cum[r, j]}``. Returns (r', r0, r1)."""
+    bits, r0, r1 = xoroshiro_next(r0, r1)
+    u = to_unit(bits)
+    j = 0
+    while u >= cum[r, j]:
+        j += 1
+    return j, r0, r1
 
 
 class RegimeEnvConfig(EnvConfig):
@@ -187,9 +225,7 @@ def pack(config: RegimeEnvConfig, raw_depths: bool = False) -> np.ndarray:
         g["var_ratio"][:n] = variance_ratio(tab.sigma, config.market.sigma)
     else:
         g["var_ratio"][:n] = 1.0
-    cum = np.cumsum(tab.P, axis=1)
-    cum[:, -1] = 2.0  # U < 1 always lands in the row (no round-off escape)
-    g["cum"][:n, :n] = cum
+    g["cum"][:n, :n] = cumulative_rows(tab.P)
     return p
 
 
@@ -261,17 +297,9 @@ def market_step_sized(tr, st, p, c, qc, actions, work, i):
 def post_step(tr, st, p, c, i, o, x, out):
     """Rule 6: the regime's transition, one uniform from the row's stream (after the step's
     fill and mid variates)."""
-    g = c[1]
-    r0 = tr.rng[i, 0]
-    r1 = tr.rng[i, 1]
-    bits, r0, r1 = xoroshiro_next(r0, r1)
+    j, r0, r1 = next_regime(tr.rng[i, 0], tr.rng[i, 1], c[1].cum, st.regime[i])
     tr.rng[i, 0] = r0
     tr.rng[i, 1] = r1
-    u = to_unit(bits)
-    r = st.regime[i]
-    j = 0
-    while u >= g.cum[r, j]:
-        j += 1
     st.regime[i] = j
 
 
