@@ -58,7 +58,7 @@ def _new_slot(b, i, side):
 
 
 @njit(cache=True, _nrt=False)
-def _new_env(b, lam, theta, fp, tape, n_steps, offset, reset):
+def _new_env(b, lam, theta, fp, tape, fs, n_steps, offset, reset):
     ev = np.int64(0)
     for k in range(n_steps):
         for i in range(b.time.shape[0]):
@@ -85,7 +85,7 @@ def _new_env(b, lam, theta, fp, tape, n_steps, offset, reset):
                 else:
                     NEW.own_limit(b, i, np.int64(side), tk, np.int64(1), b.time[i])
             NEW.maybe_recentre(b, i, fp.margin)
-            ev += NEW.run_flow(b, i, t0 + 1.0, BIG, lam, theta, fp, tape)
+            ev += NEW.run_flow(b, i, t0 + 1.0, BIG, lam, theta, fp, tape, fs)
     return ev
 
 
@@ -134,7 +134,7 @@ def _compile_worker(engine: str) -> dict:
     mid2 = np.zeros(10, dtype=np.int64)
     call("book_record", lambda: K.book_record(b, 0, 10.0, 1.0, lam, theta, fp, mid2,
                                               K.new_tape(100)))
-    call("jitted env caller", lambda: _new_env(b, lam, theta, fp, K.new_tape(0), 1, np.int64(0), True))
+    call("jitted env caller", lambda: _new_env(b, lam, theta, fp, K.new_tape(0), K.new_flow_state(2), 1, np.int64(0), True))
     per_fn: dict[str, float] = {}
     for name, self_t in rows:
         per_fn[name] = per_fn.get(name, 0.0) + self_t
@@ -194,7 +194,8 @@ def env_pattern(n_envs: int, steps: int, repeats: int, model: str, offset: int) 
         for i in range(n_envs):
             NEW.init_book(b, i, 10_000, lam, theta, 1)
         t = time.perf_counter()
-        ev = _new_env(b, lam, theta, _new_fp(cfg), NEW.new_tape(0), n, np.int64(offset), False)
+        ev = _new_env(b, lam, theta, _new_fp(cfg), NEW.new_tape(0), NEW.new_flow_state(b.time.shape[0]), n,
+                      np.int64(offset), False)
         return ev / (time.perf_counter() - t)
 
     run(2)

@@ -1,6 +1,6 @@
 """Throughput of the numba limit order book: background events/s on one core, env steps/s.
 
-Run: ``python benchmarks/lob_throughput.py [--seconds S] [--hftbacktest PATH.gz]``. Compile time
+Run: ``python benchmarks/lob_throughput.py [--seconds S] [--hftbacktest PATH.gz] [--informed F]``. Compile time
 is excluded (one warm-up call first).
 
 With hftbacktest installed (the ``bench`` extra), the same run also measures hftbacktest replaying
@@ -26,15 +26,17 @@ from mmgym.scenarios.lob import AUX_COLUMNS, BookConfig, default_lob_config
 from mmgym.sim import book as K
 
 
-def events_per_second(sim_time: float) -> float:
-    cfg = BookConfig()
+def events_per_second(sim_time: float, informed: dict | None = None) -> float:
+    """Background events/s of the default flow (``informed``: a ``book.informed`` section, in ticks)."""
+    cfg = BookConfig() if informed is None else BookConfig(informed=informed)
     b = K.new_book_state(1, cfg.n_levels, cfg.max_orders)
     b.rng[0] = (12345, 678)
     lam, theta, fp = cfg.lam(), cfg.theta(), cfg.flow_record()
-    K.init_book(b, 0, 10_000, lam, theta, 1)
-    K.book_flow(b, np.array([10.0]), lam, theta, fp)
+    fs = K.new_flow_state(1)
+    K.init_book(b, 0, 10_000, lam, theta, 1, fs)
+    K.book_flow(b, np.array([10.0]), lam, theta, fp, fs)
     t = time.perf_counter()
-    n = K.book_flow(b, np.array([10.0 + sim_time]), lam, theta, fp)
+    n = K.book_flow(b, np.array([10.0 + sim_time]), lam, theta, fp, fs)
     return n / (time.perf_counter() - t)
 
 
@@ -90,9 +92,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=200_000.0, help="simulated time for events/s")
     ap.add_argument("--hftbacktest", default=HBT_DATA, help="Binance futures capture for hftbacktest ('' skips)")
+    ap.add_argument("--informed", type=float, default=0.0,
+                    help="also measure events/s with this fraction of informed market orders (value "
+                         "volatility 2 ticks per sqrt(time unit), configs/lob_toxic.yaml's)")
     args = ap.parse_args()
     ours = events_per_second(args.seconds)
     print(f"book events/s (1 core): {ours / 1e6:.2f} M")
+    if args.informed > 0:
+        inf = events_per_second(args.seconds, {"fraction": args.informed, "sigma": 2.0})
+        print(f"book events/s (1 core), {args.informed:.0%} informed: {inf / 1e6:.2f} M")
     if args.hftbacktest:
         try:
             import hftbacktest  # noqa: F401

@@ -242,8 +242,8 @@ def record_book(config=None, duration: float = 3600.0, sample_dt: float = 1.0, s
     cap = max_trades or int(duration * (fp["mu_buy"] + fp["mu_sell"]) * 2 + 1000)
     out_mid2 = np.zeros(n, dtype=np.int64)
     tape = BK.new_tape(cap)
-    BK.book_record(st.book, 0, duration, sample_dt, st.lam, st.theta, cfg.book.flow_record(), out_mid2,
-                   tape)
+    BK.book_record(st.book, 0, duration, sample_dt, st.lam, st.theta, fp, out_mid2,
+                   tape, st.flow)
     m = int(tape.n[0])
     tick = cfg.market.tick_size
     return BookTape(

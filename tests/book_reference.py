@@ -9,7 +9,12 @@ window ``[lower, lower + L)``, stale bests on empty sides, self-trade prevention
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from mmgym.sim import book as K
+from mmgym.sim import rng
 
 BID, ASK, BUY, SELL = K.BID, K.ASK, K.BUY, K.SELL
 
@@ -218,6 +223,26 @@ class RefBook:
         self._refresh()
         return r
 
+    def own_reduce(self, slot, new_qty):
+        """Our order keeps its place in the queue with ``new_qty`` lots (<= 0: cancelled; a size
+        at or above the current one: nothing happens)."""
+        if slot not in self.orders:
+            return
+        o = self.orders[slot]
+        queue = self.levels[o["side"]][o["px"]]
+        chunk = next(ch for ch in queue if ch[0] == slot)
+        if new_qty >= chunk[1]:
+            return
+        if new_qty <= 0:
+            self.own_cancel(slot)
+            return
+        self.c[K.C_OWN_CANCELLED] += chunk[1] - new_qty
+        chunk[1] = new_qty
+
+    def own_lots_of(self, slot):
+        o = self.orders[slot]
+        return sum(x for ow, x in self.levels[o["side"]][o["px"]] if ow == slot)
+
     def recentre(self, new_lower):
         self.lower = new_lower
         for side in (BID, ASK):
@@ -254,3 +279,197 @@ class RefBook:
             self.recentre(tick)
             return 0
         return 0
+
+
+# ------------------------------------------------------------------------------- flow ---
+def _geometric(u, logq, max_size):
+    """Geometric size on {1, 2, ...}: 1 + floor(ln(1 - u) / ln q), capped (1 when ln q = 0)."""
+    if logq == 0.0:
+        return 1
+    return int(min(1.0 + math.floor(math.log(1.0 - u) / logq), float(max_size)))
+
+
+def _u64(x) -> np.uint64:
+    """A 64-bit word as numpy uint64 (numba hands uint64 results back to Python as signed ints)."""
+    return np.uint64(int(x) % 2**64)
+
+
+class RefFlow:
+    """The background flow of ``mmgym.sim.book.run_flow`` over a :class:`RefBook`, one event per
+    :meth:`event` call, written out rule by rule (module docstring of mmgym/sim/book.py):
+    Gillespie's direct method over the CST rates, the informed market orders and their latent
+    value, and a log of every market order for the toxicity features.
+
+    The random stream is the env's xoroshiro128+ state ``(s0, s1)``; uniforms and normals come
+    from the same generator functions the kernel uses (:mod:`mmgym.sim.rng`), in the documented
+    order: four uniforms per event (time, type+level, size, queue), then one ziggurat normal
+    when informed flow is on. ``log`` gets one dict per market order: ``t, taker, informed,
+    size, filled, best`` (the tick it hit first, None if that side was empty), ``depth`` (lots at
+    that tick before the trade) and ``deepest`` (the deepest tick it traded at, walked here
+    independently of the book's own matching).
+    """
+
+    def __init__(self, book: RefBook, s0, s1, t: float, value: float, lam, theta, fp):
+        self.book = book
+        self.s0, self.s1 = np.uint64(s0), np.uint64(s1)
+        self.t = float(t)
+        self.value = float(value)
+        self.lam = [float(x) for x in lam]
+        self.theta = [float(x) for x in theta]
+        self.fp = fp
+        self.log: list[dict] = []
+        self.events = 0
+
+    def _uniform(self) -> float:
+        bits, s0, s1 = rng.xoroshiro_next(self.s0, self.s1)
+        self.s0, self.s1 = _u64(s0), _u64(s1)
+        return float(rng.to_unit(_u64(bits)))
+
+    def _normal(self) -> float:
+        z, s0, s1 = rng.zig_normal(self.s0, self.s1)
+        self.s0, self.s1 = _u64(s0), _u64(s1)
+        return float(z)
+
+    def _advance_value(self, dt: float, z: float) -> None:
+        if 0.0 < dt < math.inf:
+            self.value += self.fp.informed_sigma * math.sqrt(dt) * z
+
+    def _cancel_weight(self, side: int, ref_tick: int) -> float:
+        """sum over d = 1..K (inside the window) of theta(d) x lots at distance d from ref_tick."""
+        w = 0.0
+        for d in range(1, len(self.lam) + 1):
+            tick = ref_tick - d if side == BID else ref_tick + d
+            if self.book.in_window(tick):
+                w += self.theta[d - 1] * self.book.bg_lots(side, tick)
+        return w
+
+    def event(self, t_stop: float = math.inf) -> bool:
+        """Draw the next event; if it falls after ``t_stop`` it is discarded, the clock (and the
+        latent value) move to ``t_stop`` and False is returned."""
+        B, fp, lam = self.book, self.fp, self.lam
+        lam_sum = 0.0
+        for x in lam:
+            lam_sum += x
+        mu_b, mu_s = float(fp.mu_buy), float(fp.mu_sell)
+        f_inf = float(fp.informed_frac)
+        informed_on = f_inf > 0.0
+        r_limit = 2.0 * lam_sum
+        r_market = r_limit + mu_b + mu_s
+        r_ubuy = r_limit + mu_b * (1.0 - f_inf)  # uninformed buys, then uninformed sells
+        r_umarket = r_ubuy + mu_s * (1.0 - f_inf)
+        bb, ba = B.best[BID], B.best[ASK]
+        wb = self._cancel_weight(BID, ba)
+        wa = self._cancel_weight(ASK, bb)
+        rate = r_market + wb + wa
+        u_t, u_e, u_s, u_q = (self._uniform() for _ in range(4))
+        z = self._normal() if informed_on else 0.0
+        t_next = self.t - math.log(1.0 - u_t) / rate if rate > 0.0 else math.inf
+        if rate <= 0.0 or t_next > t_stop:
+            if informed_on:
+                self._advance_value(t_stop - self.t, z)
+            self.t = t_stop
+            return False
+        if informed_on:
+            self._advance_value(t_next - self.t, z)
+        self.t = t_next
+        x = u_e * rate
+        if x < r_limit:  # a limit order at distance d from the opposite best
+            side = BID if x < lam_sum else ASK
+            y = x if side == BID else x - lam_sum
+            d, acc = 1, lam[0]
+            while y >= acc and d < len(lam):
+                acc += lam[d]
+                d += 1
+            size = _geometric(u_s, fp.logq_limit, fp.max_size)
+            B.bg_limit(side, B.best[ASK] - d if side == BID else B.best[BID] + d, size)
+        elif x < r_market:  # a market order
+            informed = x >= r_umarket
+            if not informed:
+                taker = BUY if x < r_ubuy else SELL
+                size = _geometric(u_s, fp.logq_market, fp.max_size)
+            else:
+                mid = 0.5 * (bb + ba)
+                taker = (BUY if self.value > mid else SELL) if self.value != mid else (
+                    BUY if u_q < 0.5 else SELL)
+                size = _geometric(u_s, fp.logq_informed, fp.max_size)
+            rest = ASK if taker == BUY else BID
+            best = B.best_of(rest)
+            depth = B.total(rest, best) if best is not None else 0
+            deepest, left = None, size
+            for tick in sorted(B.nonempty(rest), reverse=(rest == BID)):
+                if left <= 0:
+                    break
+                deepest = tick
+                left -= B.total(rest, tick)
+            filled, _ = B.take(taker, size, 10**18 if taker == BUY else -(10**18), False)
+            B.c[K.C_MO_UNFILLED] += size - filled
+            self.log.append(dict(t=self.t, taker=taker, informed=informed, size=size, filled=filled,
+                                 best=best, depth=depth, deepest=deepest))
+        else:  # a cancel at the level chosen in proportion to theta(d) x_d
+            y = x - 2.0 * lam_sum - mu_b - mu_s
+            side = BID if y < wb else ASK
+            if side == ASK:
+                y -= wb
+            size = _geometric(u_s, fp.logq_limit, fp.max_size)
+            ref_tick = ba if side == BID else bb
+            acc, chosen = 0.0, None
+            for d in range(1, len(lam) + 1):
+                tick = ref_tick - d if side == BID else ref_tick + d
+                if B.in_window(tick) and B.bg_lots(side, tick) > 0:
+                    acc += self.theta[d - 1] * B.bg_lots(side, tick)
+                    chosen = tick
+                    if y < acc:
+                        break
+            if chosen is not None:
+                B.bg_cancel(side, chosen, size, u_q, int(fp.queue_model), float(fp.queue_power))
+        self.events += 1
+        B.c[K.C_EVENTS] += 1
+        self.maybe_recentre()
+        return True
+
+    def maybe_recentre(self) -> None:
+        """Re-centre the window on the mid when a best comes within the margin of an edge."""
+        B = self.book
+        lo, L, m = B.lower, B.L, int(self.fp.margin)
+        bi, ai = B.best[BID] - lo, B.best[ASK] - lo
+        if bi < m or ai < m or bi > L - 1 - m or ai > L - 1 - m:
+            B.recentre((B.best[BID] + B.best[ASK]) // 2 - L // 2)
+
+
+def ref_from_kernel(b, fs, i: int, lam, theta, fp) -> RefFlow:
+    """A :class:`RefFlow` over a copy of kernel book ``i`` (no orders of ours resting) and its
+    flow state ``fs``: the ladder, stale bests, counters, cash, inventory, clock, stream, value."""
+    assert (b.orders[i, :, K.ORD_QTY] == 0).all(), "ref_from_kernel copies books without our orders"
+    L = b.bg.shape[2]
+    ref = RefBook(L, b.orders.shape[1], int(b.lower_tick[i]))
+    for side in (BID, ASK):
+        for idx in np.flatnonzero(b.bg[i, side]):
+            ref.q(side, int(b.lower_tick[i] + idx)).append(["bg", int(b.bg[i, side, idx])])
+        ref.best[side] = int(b.best[i, side])
+    ref.c = [int(x) for x in b.counters[i]]
+    ref.cash, ref.inv, ref.seq = int(b.cash_ticks[i]), int(b.inventory[i]), int(b.seq[i])
+    return RefFlow(ref, b.rng[i, 0], b.rng[i, 1], b.time[i], fs[i, K.FS_VALUE], lam, theta, fp)
+
+
+def assert_same(b, fs, i: int, flow: RefFlow) -> None:
+    """Kernel book ``i`` equals the reference: ladder, bests, our orders and their queue positions,
+    cash, inventory, counters, stream, clock, latent value."""
+    ref = flow.book
+    assert b.lower_tick[i] == ref.lower
+    for side in (BID, ASK):
+        for idx in range(ref.L):
+            tick = ref.lower + idx
+            assert b.bg[i, side, idx] == ref.bg_lots(side, tick), (side, tick)
+            assert b.own[i, side, idx] == ref.own_lots(side, tick), (side, tick)
+        assert b.best[i, side] == ref.best[side]
+    live = {j for j in range(ref.M) if b.orders[i, j, K.ORD_QTY] > 0}
+    assert live == set(ref.orders)
+    for j in live:
+        assert b.orders[i, j, K.ORD_AHEAD] == ref.ahead(j)
+        assert b.orders[i, j, K.ORD_QTY] == ref.own_lots_of(j)
+        assert b.orders[i, j, K.ORD_PX] == ref.orders[j]["px"]
+    assert (b.cash_ticks[i], b.inventory[i]) == (ref.cash, ref.inv)
+    assert list(b.counters[i]) == ref.c
+    assert (b.rng[i, 0], b.rng[i, 1]) == (flow.s0, flow.s1)
+    assert b.time[i] == flow.t
+    assert fs[i, K.FS_VALUE] == flow.value

@@ -29,7 +29,9 @@ def _fp(cfg: BookConfig = CFG):
         mu_sell=cfg.market_rate if cfg.market_rate_sell is None else cfg.market_rate_sell,
         limit_size_mean=cfg.limit_size_mean, market_size_mean=cfg.market_size_mean,
         max_size=cfg.max_size, queue_model=cfg.queue_model, queue_power=cfg.queue_power,
-        margin=cfg.margin)
+        margin=cfg.margin, informed_fraction=cfg.informed.fraction,
+        informed_sigma_ticks=cfg.informed.sigma, informed_size_mean=cfg.informed.size_mean,
+        toxicity_halflife=cfg.toxicity_halflife)
 
 
 def _book(n: int = N, seed: int = 0) -> K.BookState:
@@ -240,25 +242,47 @@ def test_state_has_thirteen_arrays():
     assert len(K.BookState._fields) == 13
     assert b.bg.shape == b.own.shape == (4, 2, 32) and b.orders.shape == (4, 5, K.N_ORD)
     assert b.best.shape == (4, 2) and b.error.shape == (4,) and b.rng.dtype == np.uint64
+    fs = K.new_flow_state(4)  # the flow's own state lives beside the book (book.py, "flow state")
+    assert fs.shape == (4, K.N_FLOW_STATE) and fs.dtype == np.float64
+
+
+def test_informed_flow_without_a_flow_state_is_refused():
+    b = _book(2)
+    fp = _fp(BookConfig(informed={"fraction": 0.5, "sigma": 1.0}))
+    with pytest.raises(ValueError, match="needs the latent value"):
+        K.book_flow(b, np.full(2, 5.0), LAM, THETA, fp)
+    with pytest.raises(ValueError, match="flow state of 2 rows"):
+        K.book_flow(b, np.full(2, 5.0), LAM, THETA, fp, K.new_flow_state(3))
 
 
 # --------------------------------------------------------------------- flow parameters ---
 @pytest.mark.parametrize("cfg", [BookConfig(), BookConfig(queue_model="power", queue_power=1.5,
                                   limit_size_mean=2.5, market_size_mean=1.0, max_size=40,
-                                  market_rate_buy=1.25, recentre_margin=30)])
+                                  market_rate_buy=1.25, recentre_margin=30),
+                                 BookConfig(informed={"fraction": 0.3, "sigma": 0.5, "size_mean": 6.0},
+                                            toxicity_halflife=4.0),
+                                 BookConfig(informed={"fraction": 1.0, "sigma": 2.0})])
 def test_flow_params_record_holds_the_config_values(cfg):
     """The record BookConfig.flow_record() builds (what the env passes) holds the flow's values:
-    rates, log(1 - 1/mean) of the geometric sizes (0 for unit sizes), the cap, the queue model."""
+    rates, log(1 - 1/mean) of the geometric sizes (0 for unit sizes), the cap, the queue model,
+    the informed flow (its size law defaults to the market orders') and the toxicity EWMA's weight
+    1 - 2^(-1/half-life)."""
     fp = _fp(cfg)
     assert fp.dtype == K.FLOW_DTYPE and K.FLOW_DTYPE.names == (
         "mu_buy", "mu_sell", "logq_limit", "logq_market", "max_size", "queue_model", "queue_power",
-        "margin")
+        "margin", "informed_frac", "informed_sigma", "logq_informed", "tox_decay")
     assert cfg.flow_record().tobytes() == fp.tobytes()
     logq = lambda mean: np.log1p(-1.0 / mean) if mean > 1 else 0.0  # noqa: E731
     assert fp.mu_buy == (cfg.market_rate if cfg.market_rate_buy is None else cfg.market_rate_buy)
     assert fp.logq_limit == logq(cfg.limit_size_mean) and fp.logq_market == logq(cfg.market_size_mean)
     assert fp.max_size == cfg.max_size and fp.queue_power == cfg.queue_power
     assert fp.margin == cfg.margin and fp.queue_model == (cfg.queue_model == "power")
+    assert fp.informed_frac == cfg.informed.fraction and fp.informed_sigma == cfg.informed.sigma
+    size_mean = cfg.market_size_mean if cfg.informed.size_mean is None else cfg.informed.size_mean
+    assert fp.logq_informed == pytest.approx(logq(size_mean), rel=1e-15)
+    assert fp.tox_decay == pytest.approx(1.0 - 0.5 ** (1.0 / cfg.toxicity_halflife), rel=1e-14)
+    # the config's sigma is in price units: flow_record(tick) converts it to ticks
+    assert cfg.flow_record(0.01).informed_sigma == pytest.approx(cfg.informed.sigma / 0.01, rel=1e-15)
     with pytest.raises(ValueError, match="FLOW_DTYPE record"):
         K.as_flow_params(np.zeros(8))
 
@@ -268,7 +292,12 @@ def test_flow_params_record_holds_the_config_values(cfg):
                                      ({"max_size": 0}, "max_size"), ({"max_size": 2**21}, "max_size"),
                                      ({"max_size": 2.5}, "max_size"), ({"queue_model": "fifo"}, "queue_model"),
                                      ({"queue_model": 2}, "queue_model"), ({"margin": 0}, "margin"),
-                                     ({"queue_power": -1.0}, "queue_power")])
+                                     ({"queue_power": -1.0}, "queue_power"),
+                                     ({"informed_fraction": 1.5}, "informed_fraction"),
+                                     ({"informed_fraction": np.nan}, "informed_fraction"),
+                                     ({"informed_sigma_ticks": -0.1}, "informed_sigma_ticks"),
+                                     ({"informed_size_mean": 0.5}, "informed_size_mean"),
+                                     ({"toxicity_halflife": 0.0}, "toxicity_halflife")])
 def test_flow_params_refuses_out_of_range_values(kw, name):
     args = dict(mu_buy=1.0, mu_sell=1.0, limit_size_mean=1.0, market_size_mean=2.0, max_size=10,
                 queue_model="pessimistic", queue_power=2.0, margin=12)
@@ -304,12 +333,12 @@ def test_numba_only_kernels_refuse_python_calls_clearly():
     with pytest.raises(TypeError, match="own_limit is compiled for numba callers only"):
         K.own_limit(b, 0, K.BID, 10_000, 1, 0.0)
     with pytest.raises(TypeError, match="run_flow is compiled for numba callers only"):
-        K.run_flow(b, 0, 1.0, 10, LAM, THETA, _fp(), K.new_tape(0))
+        K.run_flow(b, 0, 1.0, 10, LAM, THETA, _fp(), K.new_tape(0), K.new_flow_state(1))
     assert K._is_empty(b, 0, K.BID) is not None  # interpreted from Python
 
 
 @njit(cache=True, _nrt=False)
-def _env_like(b, lam, theta, fp, tape, n_steps):
+def _env_like(b, lam, theta, fp, tape, fs, n_steps):
     """What an env kernel does per step: requote at the touch, a market order of ours every
     third step, maybe_recentre, then background flow for one time unit."""
     ev = np.int64(0)
@@ -324,7 +353,7 @@ def _env_like(b, lam, theta, fp, tape, n_steps):
             for side in range(2):
                 K.own_limit(b, i, np.int64(side), b.best[i, side], np.int64(2), t0)
             K.maybe_recentre(b, i, fp.margin)
-            ev += K.run_flow(b, i, t0 + 1.0, np.int64(2**62), lam, theta, fp, tape)
+            ev += K.run_flow(b, i, t0 + 1.0, np.int64(2**62), lam, theta, fp, tape, fs)
     return ev
 
 
@@ -332,7 +361,7 @@ def test_numba_callers_and_python_ops_agree():
     """A jitted env-like caller of run_flow, own_limit, own_cancel, take and maybe_recentre ends
     in the same state as the same steps through apply_ops and book_flow."""
     a, b = _book(2, seed=5), _book(2, seed=5)
-    ev = _env_like(a, LAM, THETA, _fp(), K.new_tape(0), 40)
+    ev = _env_like(a, LAM, THETA, _fp(), K.new_tape(0), K.new_flow_state(2), 40)
     total, margin, L = 0, _fp().margin, CFG.n_levels
     for k in range(40):
         t0 = b.time.copy()

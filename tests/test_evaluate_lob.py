@@ -100,7 +100,7 @@ def test_obs_policy_and_its_depth_surface_on_the_book():
     cfg = load_config(LOB_YAML, ["market.horizon=10.0"]).env
 
     def hold(obs):  # as_hybrid at mid-range risk aversion, no skew
-        assert obs.shape[1] == 11
+        assert obs.shape[1] == 14
         return np.zeros((obs.shape[0], 2))
 
     res = run_evaluation(cfg, {"agent": hold, "as": "as"}, episodes=3, seed=0, reference="as")

@@ -142,7 +142,7 @@ def test_sb3_adapter_over_the_book():
     venv = MMVecEnv(cfg, num_envs=4, seed=0)
     assert venv.market.scenario.id == ID
     obs = venv.reset()
-    assert obs.shape == (4, 11) and obs.dtype == np.float32
+    assert obs.shape == (4, 14) and obs.dtype == np.float32
     rng = np.random.default_rng(0)
     for t in range(cfg.market.n_steps):
         obs, rew, done, infos = venv.step(rng.uniform(-1, 1, size=(4, 2)))
@@ -151,7 +151,7 @@ def test_sb3_adapter_over_the_book():
             assert not done.any() and all("mm_episode" not in i for i in infos)
     assert done.all()
     for info in infos:
-        assert info["terminal_observation"].shape == (11,) and info["TimeLimit.truncated"] is False
+        assert info["terminal_observation"].shape == (14,) and info["TimeLimit.truncated"] is False
         assert info["mm_episode"]["l"] == cfg.market.n_steps and np.isfinite(info["mm_episode"]["r"])
     assert (obs[:, 1] == 1.0).all() and infos[0]["terminal_observation"][1] == 0.0  # already reset
     assert venv.get_attr("inventory") == list(venv.market.inventory)

@@ -320,9 +320,7 @@ def test_envs_with_sizes(env_id):
 
 
 def test_refusals_are_one_line():
-    with pytest.raises(ConfigError, match="action.quote_size"):
-        BatchMarket(_env(id="mmgym/LOBMarketMaking-v0", market=dict(tick_size=0.01),
-                         action=dict(quote_size=2)), 1)
+    # (the book takes sizes since issue 10: tests/test_lob_quote_size.py)
     with pytest.raises(ConfigError, match="action.quote_size"):  # no sized kernel there
         BatchMarket(_env(id="mmgym/AlphaMarketMaking-v0", action=dict(quote_size=2)), 1)
     with pytest.raises(ConfigError) as exc:

@@ -1,7 +1,9 @@
 """``mmgym/LOBMarketMaking-v0``: market making in the numba limit order book (:mod:`mmgym.sim.book`).
 
 Each env is a limit order book on a tick grid whose background flow follows Cont, Stoikov &
-Talreja (2010); the agent keeps one bid and one ask of ``book.quote_lots`` lots in FIFO queues.
+Talreja (2010), optionally with informed market orders (Glosten & Milgrom 1985, Kyle 1985); the
+agent keeps one bid and one ask of ``book.quote_lots`` lots (or the action's 0..m with
+``action.quote_size``) in FIFO queues.
 One step covers ``market.dt`` of book time, every event of which the kernel simulates (the rules
 are :class:`LOBMarketMakingEnv`'s manual). This module is the whole scenario: its config section
 (:class:`BookConfig`), parameter record, per-row state, columns, processes, kernels and
@@ -24,11 +26,11 @@ from ..sim.columns import Columns
 from ..sim.jit import entry, kernel
 from ..sim.ledger import AUX, OBS, REWARD_DTYPE, STATS, Outcome, pack_reward
 from ..sim.processes import MARKET_DTYPE, OBS_DTYPE, pack_market, pack_obs
-from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, first_bad_row, pack_action
+from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, action_lots, first_bad_row, pack_action
 from ..sim.skeleton import reset_rows, reset_track, step_rows
 from .base import Scenario
 
-__all__ = ["BookConfig", "LOBEnvConfig", "LOB_DEFAULTS", "default_lob_config", "SCENARIO",
+__all__ = ["BookConfig", "InformedFlow", "LOBEnvConfig", "LOB_DEFAULTS", "default_lob_config", "SCENARIO",
            "LOBMarketMakingEnv", "LOBMarketMakingVectorEnv"]
 
 ENV_ID = "mmgym/LOBMarketMaking-v0"
@@ -37,6 +39,20 @@ ENV_ID = "mmgym/LOBMarketMaking-v0"
 # ------------------------------------------------------------------------------ config ---
 #: theta(1..10) of Cont, Stoikov & Talreja (2010), Table 1 (cancellations per order per second).
 CST_THETA = (0.71, 0.81, 0.68, 0.56, 0.47, 0.37, 0.30, 0.29, 0.32, 0.30)
+
+
+class InformedFlow(Section):
+    """Informed market orders (:mod:`mmgym.sim.book`, "Informed market orders"; Glosten & Milgrom
+    1985, Kyle 1985): a latent efficient price moves as a Brownian motion and a fraction of the
+    background market orders trades toward it, so the mid follows it with a lag."""
+
+    fraction: float = Field(0.0, ge=0.0, le=1.0)
+    """Fraction of the background market orders that are informed (0: off; the total market rate
+    ``book.market_rate`` is split, not added to)."""
+    sigma: float = Field(0.0, ge=0.0)
+    """Volatility of the latent value, price units per sqrt(time unit)."""
+    size_mean: float | None = Field(None, ge=1.0)
+    """Mean of the informed orders' geometric size, lots (None: ``book.market_size_mean``)."""
 
 
 class BookConfig(Section):
@@ -87,7 +103,8 @@ class BookConfig(Section):
     warmup: float = Field(30.0, ge=0.0)
     """Background flow simulated at each reset before the episode starts (time units)."""
     quote_lots: int = Field(1, ge=1)
-    """Size of each of our quotes (lots), clipped so |q| never exceeds market.max_inventory."""
+    """Size of each of our quotes (lots), clipped so |q| never exceeds market.max_inventory (must
+    be 1 with action.quote_size, where the action chooses the lots)."""
     entry_latency: float = Field(0.0, ge=0.0)
     """Order-entry latency: our orders of a step reach the book this long after its start (< dt)."""
     entry_latency_events: int = Field(0, ge=0)
@@ -96,6 +113,11 @@ class BookConfig(Section):
     """Observation delay: market features and the mid the quotes refer to are this many steps old."""
     imbalance_levels: int = Field(5, ge=1)
     """Depth imbalance feature: levels from each best summed."""
+    informed: InformedFlow = Field(default_factory=InformedFlow)
+    """Informed market orders (off by default)."""
+    toxicity_halflife: float = Field(10.0, gt=0.0)
+    """Half-life, in background market orders, of the signed market-order flow feature
+    (observation column ``mo_flow``)."""
 
     @model_validator(mode="after")
     def _check(self) -> BookConfig:
@@ -131,12 +153,17 @@ class BookConfig(Section):
         th += [th[-1]] * (self.flow_K - len(th))
         return np.asarray(th, dtype=np.float64)
 
-    def flow_record(self) -> np.ndarray:
-        """The engine's flow parameter record (:data:`mmgym.sim.book.FLOW_DTYPE`)."""
+    def flow_record(self, tick_size: float = 1.0) -> np.ndarray:
+        """The engine's flow parameter record (:data:`mmgym.sim.book.FLOW_DTYPE`); ``tick_size``
+        (``market.tick_size``) converts ``informed.sigma`` from price units to ticks."""
         mu_b = self.market_rate if self.market_rate_buy is None else self.market_rate_buy
         mu_s = self.market_rate if self.market_rate_sell is None else self.market_rate_sell
+        inf = self.informed
         return K.flow_params(mu_b, mu_s, self.limit_size_mean, self.market_size_mean, self.max_size,
-                             self.queue_model, self.queue_power, self.margin)
+                             self.queue_model, self.queue_power, self.margin,
+                             informed_fraction=inf.fraction, informed_sigma_ticks=inf.sigma / tick_size,
+                             informed_size_mean=inf.size_mean,
+                             toxicity_halflife=self.toxicity_halflife)
 
 
 class LOBEnvConfig(EnvConfig):
@@ -178,6 +205,9 @@ OBS_COLUMNS = OBS.extend([
     ("queue_bid", "our bid's lots ahead / its level's volume; -1 without a resting bid"),
     ("queue_ask", "our ask's lots ahead / its level's volume; -1 without a resting ask"),
     ("flow", "EWMA(buy - sell traded lots) / EWMA(buy + sell traded lots)"),
+    ("mo_flow", "signed background market-order lots / their total, EWMA over book.toxicity_halflife orders"),
+    ("mo_size", "last background market order's size / lots at the best it hit, capped at MO_SIZE_CAP"),
+    ("mo_levels", "levels the last background market order walked / MO_LEVELS_CAP, capped at 1"),
 ])
 AUX_COLUMNS = AUX.extend([
     ("spread_ticks", "best ask - best bid at the end of the step (ticks)"),
@@ -185,24 +215,37 @@ AUX_COLUMNS = AUX.extend([
     ("queue_ask", "our ask's queue position at the end of the step (-1: none)"),
     ("events", "background events simulated this step"),
     ("taker_lots", "lots we traded as taker (hedge and marketable quotes)"),
+    ("size_bid", "lots our bid asked for after the inventory bound (0: not quoting); action.quote_size > 0"),
+    ("size_ask", "lots our ask asked for after the inventory bound (0: not quoting); action.quote_size > 0"),
 ])
 STAT_COLUMNS = STATS.extend([("events", "background events simulated"),
                              ("taker_lots", "lots traded as taker")])
 #: The ring buffer of market features (the observation delay).
 FEATURES = Columns([("mid", "mid price"), ("vol", "realised vol / sigma"),
                     ("ret", "last mid change / (sigma sqrt(dt)), clipped"), ("spread", "ticks"),
-                    ("imbalance", "depth imbalance"), ("flow", "signed trade flow")])
+                    ("imbalance", "depth imbalance"), ("flow", "signed trade flow"),
+                    ("mo_flow", "signed market-order flow"), ("mo_size", "market order size / depth"),
+                    ("mo_levels", "levels walked / cap")])
+#: Caps of the toxicity features: size / depth at the best is clipped to this; levels walked are
+#: divided by this and clipped to 1 (a sweep of 5 or more levels reads 1).
+MO_SIZE_CAP = 10.0
+MO_LEVELS_CAP = 5.0
 
 O_SPREAD = OBS_COLUMNS["spread"]
 O_IMBALANCE = OBS_COLUMNS["imbalance"]
 O_QUEUE_BID = OBS_COLUMNS["queue_bid"]
 O_QUEUE_ASK = OBS_COLUMNS["queue_ask"]
 O_FLOW = OBS_COLUMNS["flow"]
+O_MO_FLOW = OBS_COLUMNS["mo_flow"]
+O_MO_SIZE = OBS_COLUMNS["mo_size"]
+O_MO_LEVELS = OBS_COLUMNS["mo_levels"]
 A_SPREAD_TICKS = AUX_COLUMNS["spread_ticks"]
 A_QUEUE_BID = AUX_COLUMNS["queue_bid"]
 A_QUEUE_ASK = AUX_COLUMNS["queue_ask"]
 A_EVENTS = AUX_COLUMNS["events"]
 A_TAKER_LOTS = AUX_COLUMNS["taker_lots"]
+A_SIZE_BID = AUX_COLUMNS["size_bid"]
+A_SIZE_ASK = AUX_COLUMNS["size_ask"]
 S_EVENTS = STAT_COLUMNS["events"]
 S_TAKER_LOTS = STAT_COLUMNS["taker_lots"]
 F_MID = FEATURES["mid"]
@@ -211,6 +254,9 @@ F_RET = FEATURES["ret"]
 F_SPREAD = FEATURES["spread"]
 F_IMB = FEATURES["imbalance"]
 F_FLOW = FEATURES["flow"]
+F_MO_FLOW = FEATURES["mo_flow"]
+F_MO_SIZE = FEATURES["mo_size"]
+F_MO_LEVELS = FEATURES["mo_levels"]
 N_FEATURES = len(FEATURES)
 ST_FEES = STATS["fees"]
 
@@ -247,7 +293,7 @@ def pack(config: LOBEnvConfig, raw_depths: bool = False) -> np.ndarray:
     bk["init_spread"] = bc.initial_spread_ticks
     bk["imb_levels"] = bc.imbalance_levels
     p["book"] = bk
-    p["flow"] = bc.flow_record()
+    p["flow"] = bc.flow_record(m.tick_size)
     return p
 
 
@@ -256,29 +302,32 @@ class State(NamedTuple):
 
     Attributes:
         book: the engine's :class:`~mmgym.sim.book.BookState` (its ``rng`` is the track's).
-        flow_signed, flow_abs: (N,) float64, EWMAs of signed and total traded lots per step.
+        flow_ewma: (N, 2) float64, EWMAs of signed (column 0) and total (1) traded lots per step.
         hist: (N, D + 1, N_FEATURES) float64, ring buffer of market features (``FEATURES``),
             D = ``book.obs_delay_steps``.
         lam, theta: (K,) float64, the flow's arrival and per-lot cancel rates (read only).
         tape: an empty :class:`~mmgym.sim.book.Tape` (the env records no tape).
+        flow: (N, N_FLOW_STATE) float64, the flow state (:func:`mmgym.sim.book.new_flow_state`:
+            the informed flow's latent value, the toxicity record). One array for all of it, and
+            the two EWMAs in one: every kernel call passes the state by value.
     """
 
     book: K.BookState
-    flow_signed: np.ndarray
-    flow_abs: np.ndarray
+    flow_ewma: np.ndarray
     hist: np.ndarray
     lam: np.ndarray
     theta: np.ndarray
     tape: K.Tape
+    flow: np.ndarray
 
 
 def new_state(config: LOBEnvConfig, num_envs: int, rng: np.ndarray) -> State:
     """The state of ``num_envs`` books (reset fills it)."""
     bc = config.book
     n = num_envs
-    return State(book=K.new_book_state(n, bc.n_levels, bc.max_orders, rng=rng), flow_signed=np.zeros(n),
-                 flow_abs=np.zeros(n), hist=np.zeros((n, bc.obs_delay_steps + 1, N_FEATURES)),
-                 lam=bc.lam(), theta=bc.theta(), tape=K.new_tape(0))
+    return State(book=K.new_book_state(n, bc.n_levels, bc.max_orders, rng=rng), flow_ewma=np.zeros((n, 2)),
+                 hist=np.zeros((n, bc.obs_delay_steps + 1, N_FEATURES)),
+                 lam=bc.lam(), theta=bc.theta(), tape=K.new_tape(0), flow=K.new_flow_state(n))
 
 
 class Consts(NamedTuple):
@@ -374,6 +423,8 @@ class Extra(NamedTuple):
     buy_vol: int
     sell_vol: int
     taker_lots: int
+    size_bid: int
+    size_ask: int
 
 
 @kernel
@@ -412,9 +463,9 @@ def market_step(tr, st, p, c, qc, actions, work, i):
 
     # latency: the book moves before our orders arrive
     if c.latency > 0.0:
-        K.run_flow(b, i, t0 + min(c.latency, c.dt), _BIG, lam, theta, fp, st.tape)
+        K.run_flow(b, i, t0 + min(c.latency, c.dt), _BIG, lam, theta, fp, st.tape, st.flow)
     if c.latency_events > 0:
-        K.run_flow(b, i, t0 + c.dt, c.latency_events, lam, theta, fp, st.tape)
+        K.run_flow(b, i, t0 + c.dt, c.latency_events, lam, theta, fp, st.tape, st.flow)
 
     # our operations: cancel moved quotes, hedge, then (re-)quote
     jb = own_slot(b, i, K.BID)
@@ -437,13 +488,29 @@ def market_step(tr, st, p, c, qc, actions, work, i):
         impact_cost += cost
         taker_lots += f
         v_done = f if v > 0 else -f
+    # lots per side: book.quote_lots, or with action.quote_size the action's 0..m (as the
+    # intensity market maps them, mmgym.sim.quotes.action_lots)
+    sized = qc.max_lots > 0
+    lots_b = c.quote_lots
+    lots_a = c.quote_lots
+    if sized:
+        lots_b, lots_a = action_lots(actions, i, qc)
+    shown_b = np.int64(0)
+    shown_a = np.int64(0)
     for side in range(2):
         q = b.inventory[i]
-        z = min(c.quote_lots, q_max - q) if side == K.BID else min(c.quote_lots, q_max + q)
+        z = min(lots_b, q_max - q) if side == K.BID else min(lots_a, q_max + q)
+        if side == K.BID:
+            shown_b = z
+        else:
+            shown_a = z
         tk = bid_tick if side == K.BID else ask_tick
         j = own_slot(b, i, side)
+        if j >= 0 and sized and z > b.orders[i, j, K.ORD_QTY]:
+            K.own_cancel(b, i, np.int64(j))  # a larger size at the same price re-queues at the back
+            j = -1
         if j >= 0:
-            K.own_reduce(b, i, np.int64(j), z)  # same price: keeps its queue position
+            K.own_reduce(b, i, np.int64(j), z)  # same price, same or fewer lots: keeps its place
         elif z > 0:
             pre2 = b.best[i, K.BID] + b.best[i, K.ASK]
             _, f, notional = K.own_limit(b, i, side, tk, z, b.time[i])
@@ -454,7 +521,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
     K.maybe_recentre(b, i, c.margin)
 
     # the rest of the step
-    K.run_flow(b, i, t0 + c.dt, _BIG, lam, theta, fp, st.tape)
+    K.run_flow(b, i, t0 + c.dt, _BIG, lam, theta, fp, st.tape, st.flow)
 
     q = b.inventory[i]
     mid2_1 = b.best[i, K.BID] + b.best[i, K.ASK]
@@ -473,7 +540,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
                 ask_tick * tick - s_obs, gamma, skew, v_done, fill_b, fill_a, s_obs,
                 (ask_tick - bid_tick) * tick, c.dt, np.nan)
     return o, Extra(cnt[i, K.C_EVENTS] - ev0, cnt[i, K.C_BUY_VOL] - bv0, cnt[i, K.C_SELL_VOL] - sv0,
-                    taker_lots)
+                    taker_lots, shown_b, shown_a)
 
 
 @kernel
@@ -503,7 +570,13 @@ def snapshot(b, st, tr, c, i):
         if 0 <= ba + k < L:
             va += b.bg[i, K.ASK, ba + k] + b.own[i, K.ASK, ba + k]
     hist[i, slot, F_IMB] = (vb - va) / (vb + va) if vb + va > 0 else 0.0
-    hist[i, slot, F_FLOW] = st.flow_signed[i] / st.flow_abs[i] if st.flow_abs[i] > 0 else 0.0
+    ew = st.flow_ewma
+    hist[i, slot, F_FLOW] = ew[i, 0] / ew[i, 1] if ew[i, 1] > 0 else 0.0
+    tox = st.flow
+    a = tox[i, K.TOX_ABS]
+    hist[i, slot, F_MO_FLOW] = min(1.0, max(-1.0, tox[i, K.TOX_SIGNED] / a)) if a > 0.0 else 0.0
+    hist[i, slot, F_MO_SIZE] = min(MO_SIZE_CAP, tox[i, K.TOX_REL_SIZE])
+    hist[i, slot, F_MO_LEVELS] = min(1.0, tox[i, K.TOX_LEVELS] / MO_LEVELS_CAP)
 
 
 @kernel
@@ -517,9 +590,12 @@ def post_step(tr, st, p, c, i, o, x, out):
     aux[i, A_QUEUE_ASK] = queue_pos(b, i, K.ASK)
     aux[i, A_EVENTS] = x.events
     aux[i, A_TAKER_LOTS] = x.taker_lots
+    aux[i, A_SIZE_BID] = x.size_bid
+    aux[i, A_SIZE_ASK] = x.size_ask
     decay = c.decay
-    st.flow_signed[i] += decay * ((x.buy_vol - x.sell_vol) - st.flow_signed[i])
-    st.flow_abs[i] += decay * ((x.buy_vol + x.sell_vol) - st.flow_abs[i])
+    ew = st.flow_ewma
+    ew[i, 0] += decay * ((x.buy_vol - x.sell_vol) - ew[i, 0])
+    ew[i, 1] += decay * ((x.buy_vol + x.sell_vol) - ew[i, 1])
     snapshot(b, st, tr, c, i)
     tr.ep_stats[i, S_EVENTS] += x.events
     tr.ep_stats[i, S_TAKER_LOTS] += x.taker_lots
@@ -543,6 +619,9 @@ def write_obs(row, st, p, c, i, out):
     out[i, O_QUEUE_BID] = queue_pos(b, i, K.BID)
     out[i, O_QUEUE_ASK] = queue_pos(b, i, K.ASK)
     out[i, O_FLOW] = hist[i, slot, F_FLOW]
+    out[i, O_MO_FLOW] = hist[i, slot, F_MO_FLOW]
+    out[i, O_MO_SIZE] = hist[i, slot, F_MO_SIZE]
+    out[i, O_MO_LEVELS] = hist[i, slot, F_MO_LEVELS]
 
 
 @kernel
@@ -552,13 +631,15 @@ def reset_row(tr, st, p, c, i):
     i = np.int64(i)
     b = st.book
     K.init_book(b, i, c.centre_tick, st.lam, st.theta, c.init_spread)
+    K.reset_flow_state(b, st.flow, i)
     if c.warmup > 0.0:
-        K.run_flow(b, i, c.warmup, _BIG, st.lam, st.theta, p.flow, st.tape)
+        K.run_flow(b, i, c.warmup, _BIG, st.lam, st.theta, p.flow, st.tape, st.flow)
     b.time[i] = 0.0
+    st.flow[i, K.FS_VALUE] = 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK])  # the informed flow's value: the mid
     b.inventory[i] = c.q0
     b.cash_ticks[i] = 0
-    st.flow_signed[i] = 0.0
-    st.flow_abs[i] = 0.0
+    st.flow_ewma[i, 0] = 0.0
+    st.flow_ewma[i, 1] = 0.0
     wealth0 = b.inventory[i] * 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK]) * c.tick
     row = reset_track(tr, i, c.var0, wealth0)
     snapshot(b, st, tr, c, i)
@@ -602,6 +683,7 @@ class LOBScenario(Scenario):
     state_fields = ("cash", "inventory", "step", "mid", "time")
     step_kernel = staticmethod(step)
     reset_kernel = staticmethod(reset)
+    sized_step_kernel = staticmethod(step)  # one kernel: the sizes are a branch on action.quote_size
     default_baselines = ("as", "symmetric", "glft", "optimal")
     dp_exact = False
     audit = False
@@ -609,7 +691,9 @@ class LOBScenario(Scenario):
     def unused_aux(self, config, raw_depths=False):
         """Every aux column but ``revaluation_noise`` is in the book's ``info`` (gamma and skew are
         NaN outside as_hybrid); the book's mid moves with its own flow, and is not split into a
-        predictable part and noise."""
+        predictable part and noise; the quoted sizes only with ``action.quote_size``."""
+        if config.action.quote_size == 0:
+            return frozenset({"revaluation_noise", "size_bid", "size_ask"})
         return frozenset({"revaluation_noise"})
 
     def check(self, config):
@@ -622,6 +706,9 @@ class LOBScenario(Scenario):
                               f"{config.reward.risk_penalty!r})")
         if m.tick_size <= 0.0:
             raise ConfigError("market.tick_size: the limit order book needs a positive tick (got 0)")
+        if config.action.quote_size > 0 and bc.quote_lots != 1:
+            raise ConfigError(f"book.quote_lots: with action.quote_size the action chooses the lots; "
+                              f"must be 1 (got {bc.quote_lots})")
         if bc.entry_latency >= m.dt:
             raise ConfigError(f"book.entry_latency: must be < market.dt = {m.dt} (got {bc.entry_latency})")
         if m.adverse_jump != 0.0:
@@ -650,9 +737,10 @@ class LOBScenario(Scenario):
         return config.book.n_levels
 
     def observation_space(self, config):
-        low = np.array([-1, 0, 0, 0, 0, -10, 0, -1, -1, -1, -1], dtype=np.float32)
+        low = np.array([-1, 0, 0, 0, 0, -10, 0, -1, -1, -1, -1, -1, 0, 0], dtype=np.float32)
         # realised volatility is capped at 10; the spread in ticks is at most the ladder's width
-        high = np.array([1, 1, 10, 1, 1, 10, self.ladder_levels(config), 1, 1, 1, 1], dtype=np.float32)
+        high = np.array([1, 1, 10, 1, 1, 10, self.ladder_levels(config), 1, 1, 1, 1, 1, MO_SIZE_CAP, 1],
+                        dtype=np.float32)
         return spaces.Box(low, high, dtype=np.float32)
 
     def field_array(self, market, name):
@@ -713,8 +801,12 @@ class LOBMarketMakingEnv(ScenarioEnv):
     at rate lambda(i), cancellations at rate theta(i) per resting lot, market orders at rate mu,
     geometric sizes (``book.*``). The agent keeps one bid and one ask of ``book.quote_lots`` lots
     in the book; they wait in FIFO queues behind earlier volume and fill only when market orders
-    reach them. Market orders walk the book, so impact is emergent. One step covers ``market.dt``
-    of book time, every event of which is simulated inside the kernel:
+    reach them. Market orders walk the book, so impact is emergent. With ``book.informed`` a
+    fraction of the market orders is informed (Glosten & Milgrom 1985, Kyle 1985): they trade
+    toward a latent efficient price (a Brownian motion, ``book.informed.sigma``) that the mid
+    follows with a lag through their impact, so a fill is more likely just before the mid moves
+    against the quote (adverse selection). One step covers ``market.dt`` of book time, every
+    event of which is simulated inside the kernel:
 
     0. quotes are computed from the action and the *observed* mid (``book.obs_delay_steps`` old),
        mapped to ticks: bid = floor((mid - delta_b) / tick), ask = ceil((mid + delta_a) / tick);
@@ -722,24 +814,39 @@ class LOBMarketMakingEnv(ScenarioEnv):
     1. background flow for ``book.entry_latency`` time units, then ``book.entry_latency_events``
        more events (order-entry latency: technological adverse selection);
     2. our orders arrive: an order whose price changed is cancelled (its queue position is lost);
-       one at an unchanged price is kept and keeps its place (only reduced if the inventory bound
-       requires); the hedge market order (last action dimension) walks the book; new quotes join
-       the back of their queue, a marketable quote takes liquidity first;
+       the hedge market order walks the book; one at an unchanged price is kept and keeps its
+       place when its size stays or shrinks (reduced in place: the inventory bound, or a smaller
+       ``action.quote_size`` choice), but with ``action.quote_size`` a *larger* size at the same
+       price is cancelled and re-entered at the back of the queue (as on most exchanges, e.g.
+       CME's and Eurex's rules: a quantity increase loses time priority, a decrease keeps it;
+       without sizes a partly filled order is not topped up). New quotes join the back of their
+       queue, a marketable quote takes liquidity first; a side with 0 lots does not quote (its
+       resting order is cancelled);
     3. background flow to the end of the step;
-    4. reward (below). Quote sizes are clipped so |q| never exceeds ``market.max_inventory``.
+    4. reward (below). Quote sizes are clipped to the room the bound leaves (bid
+       ``min(lots, Q - q)``, ask ``min(lots, Q + q)``), so |q| never exceeds ``market.max_inventory``.
 
     ## Action Space
 
-    ``Box(-1, 1, (2,))`` (``(3,)`` with ``action.hedge``; ``action.quote_size`` is refused here), as in ``mmgym/MarketMaking-v0``:
-    ``as_hybrid`` (risk aversion and skew of the Avellaneda-Stoikov rule, with ``market.sigma`` and
-    ``market.k`` - e.g. from :mod:`mmgym.calibrate`), ``offsets`` (depths in price units between
-    ``action.offset_min`` and ``action.offset_max``) and the hedge market order of
-    round(a * hedge_max_lots) lots.
+    ``Box(-1, 1, (2,))`` (``(3,)`` with ``action.hedge``; two more with ``action.quote_size``), as
+    in ``mmgym/MarketMaking-v0``: ``as_hybrid`` (risk aversion and skew of the Avellaneda-Stoikov
+    rule, with ``market.sigma`` and ``market.k`` - e.g. from :mod:`mmgym.calibrate`), ``offsets``
+    (depths in price units between ``action.offset_min`` and ``action.offset_max``), the hedge
+    market order of round(a * hedge_max_lots) lots, and the quote sizes (last two dimensions, bid
+    then ask, with ``action.quote_size`` = m > 0): floor((a+1)/2 m + 1/2) lots in 0..m, mapped
+    exactly as the intensity market maps them (:func:`mmgym.sim.quotes.action_lots`); 0 = that side
+    does not quote. Without sizes each quote is ``book.quote_lots`` lots (which must stay 1 with
+    sizes). Multi-lot orders queue as one order and fill partially; ``info["size_bid"]``,
+    ``info["size_ask"]``: the lots asked for after the bound (with sizes only).
 
     ## Observation Space
 
-    ``Box(float32, (11,))``; the first six are the intensity env's, in the same order.
-    Market features (2, 5, 6, 7, 10) are ``book.obs_delay_steps`` steps old.
+    ``Box(float32, (14,))``; the first six are the intensity env's, in the same order.
+    Market features (2, 5, 6, 7, 10, 11, 12, 13) are ``book.obs_delay_steps`` steps old. The
+    toxicity features 11-13 (appended in v0's issue-10 revision) describe the background market
+    orders only (the engine's toxicity record, :mod:`mmgym.sim.book`): the signals that tell a
+    stream of small orders from one large order that swept several levels. They carry over from
+    the warm-up at reset (the market's recent history is real history).
 
     | Num | Observation                 | Normalisation                                         | Range      |
     |-----|-----------------------------|-------------------------------------------------------|------------|
@@ -754,6 +861,9 @@ class LOBMarketMakingEnv(ScenarioEnv):
     | 8   | our bid's queue position    | lots ahead / level volume; -1 without a resting bid   | [-1, 1]    |
     | 9   | our ask's queue position    | same for the ask                                      | [-1, 1]    |
     | 10  | signed trade flow           | EWMA(buy - sell lots) / EWMA(buy + sell lots), half-life ``observation.vol_halflife`` | [-1, 1] |
+    | 11  | market-order flow imbalance | EWMA(signed lots) / EWMA(lots) of the background market orders, weights per order, half-life ``book.toxicity_halflife`` orders | [-1, 1] |
+    | 12  | last market order's size    | its size / lots resting at the best it hit (before it traded), capped at ``MO_SIZE_CAP`` = 10 | [0, 10] |
+    | 13  | levels it walked            | (abs(deepest tick - best tick) + 1) / ``MO_LEVELS_CAP`` = 5, capped at 1 | [0.2, 1] (0 before any) |
 
     ## Rewards
 
@@ -783,7 +893,9 @@ class LOBMarketMakingEnv(ScenarioEnv):
 
     ## Version History
 
-    - v0: initial version.
+    - v0: initial version; then (issue 10) informed market orders (``book.informed``, off by
+      default: the default book is unchanged) and the toxicity observation columns 11-13
+      (appended: columns 0-10 unchanged).
     """
 
     scenario_id = ENV_ID

@@ -305,7 +305,7 @@ class State(NamedTuple):
         book: the engine's :class:`~mmgym.sim.book.BookState`: ``bg`` holds the recorded levels
             (lots) inside the row's window, ``own`` and ``orders`` ours; ``best`` is the recorded
             touch (our orders never move it).
-        flow_signed, flow_abs, hist: as :class:`mmgym.scenarios.lob.State`.
+        flow_ewma, hist: as :class:`mmgym.scenarios.lob.State`.
         cursor: (N,) int64, the next event to replay. now: (N,) int64, the row's clock (ns).
         episodes: (N,) int64, episodes started (``start_mode: sequential``).
         tr_px, tr_qty: (N, 2) int64, per resting side: the tick of our order's level and the
@@ -315,11 +315,12 @@ class State(NamedTuple):
             our price, 1 a trade at our price, 2 the recorded touch moving through), ``fill_n`` (N,) rows
             written (``replay.fill_log`` = C; the caller drains it by setting ``fill_n`` to 0).
         tape: the recording (:class:`Tape`).
+        flow: the flow state the book scenario's features read (:func:`mmgym.sim.book.new_flow_state`;
+            no background flow here: its toxicity record stays empty, observation columns 11-13 read 0).
     """
 
     book: K.BookState
-    flow_signed: np.ndarray
-    flow_abs: np.ndarray
+    flow_ewma: np.ndarray
     hist: np.ndarray
     cursor: np.ndarray
     now: np.ndarray
@@ -329,16 +330,17 @@ class State(NamedTuple):
     fills: np.ndarray
     fill_n: np.ndarray
     tape: Tape
+    flow: np.ndarray
 
 
 def new_state(config: ReplayEnvConfig, num_envs: int, rng: np.ndarray) -> State:
     rc = config.replay
     n = num_envs
     z = lambda *s: np.zeros(s, dtype=np.int64)  # noqa: E731
-    return State(book=K.new_book_state(n, rc.n_levels, rc.max_orders, rng=rng), flow_signed=np.zeros(n),
-                 flow_abs=np.zeros(n), hist=np.zeros((n, rc.obs_delay_steps + 1, lob.N_FEATURES)),
+    return State(book=K.new_book_state(n, rc.n_levels, rc.max_orders, rng=rng), flow_ewma=np.zeros((n, 2)),
+                 hist=np.zeros((n, rc.obs_delay_steps + 1, lob.N_FEATURES)),
                  cursor=z(n), now=z(n), episodes=z(n), tr_px=z(n, 2), tr_qty=z(n, 2),
-                 fills=z(n, rc.fill_log, 5), fill_n=z(n), tape=tape_of(config))
+                 fills=z(n, rc.fill_log, 5), fill_n=z(n), tape=tape_of(config), flow=K.new_flow_state(n))
 
 
 class Consts(NamedTuple):
@@ -787,7 +789,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
                 ask_tick * tick - s_obs, gamma, skew, v_done, fill_b, fill_a, s_obs,
                 (ask_tick - bid_tick) * tick, c.dt, np.nan)
     return o, lob.Extra(cnt[i, K.C_EVENTS] - ev0, cnt[i, K.C_BUY_VOL] - bv0, cnt[i, K.C_SELL_VOL] - sv0,
-                        taker_lots)
+                        taker_lots, np.int64(0), np.int64(0))  # no quote sizes here (unused aux)
 
 
 @kernel
@@ -845,8 +847,8 @@ def reset_row(tr, st, p, c, i):
     b.error[i] = 0
     b.inventory[i] = c.q0
     b.cash_ticks[i] = 0
-    st.flow_signed[i] = 0.0
-    st.flow_abs[i] = 0.0
+    st.flow_ewma[i, 0] = 0.0
+    st.flow_ewma[i, 1] = 0.0
     wealth0 = b.inventory[i] * 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK]) * c.tick
     row = reset_track(tr, i, c.var0, wealth0)
     lob.snapshot(b, st, tr, c, i)
@@ -893,6 +895,7 @@ class ReplayScenario(lob.LOBScenario):
     params_dtype = PARAMS_DTYPE
     step_kernel = staticmethod(step)
     reset_kernel = staticmethod(reset)
+    sized_step_kernel = None  # quote sizes are the simulated book's only (BatchMarket refuses them)
     default_baselines = ("as", "symmetric", "glft")
 
     def check(self, config):

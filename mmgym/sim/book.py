@@ -55,8 +55,37 @@ Background flow (Cont, Stoikov & Talreja 2010, sec. 2)
     time with the total rate, its type drawn in proportion to the rates. Every event draws
     exactly four uniforms from the env's stream (time, type+level, size, queue), so the stream's
     position depends only on the number of events drawn (counting the one each :func:`run_flow`
-    call draws past ``t_stop`` and discards). An arrival sits at distance >= 1 from the opposite
-    best, so it is never marketable: the flow adds it without the matching step.
+    call draws past ``t_stop`` and discards); with informed flow on, each event then draws one
+    standard normal (ziggurat, :func:`mmgym.sim.rng.zig_normal`) for the latent value. An arrival
+    sits at distance >= 1 from the opposite best, so it is never marketable: the flow adds it
+    without the matching step.
+
+Informed market orders (Glosten & Milgrom 1985; Kyle 1985)
+    A latent efficient price ``fs[i, FS_VALUE]`` (ticks; the flow state) is a Brownian motion with volatility
+    ``fp.informed_sigma`` ticks per sqrt(time unit), advanced between events: each event (and the
+    discarded one past ``t_stop``) adds ``sigma sqrt(t_event - t_prev) z``. A fraction
+    ``fp.informed_frac`` of the market-order rate is informed: the type draw splits
+    ``mu_buy + mu_sell`` into ``(1 - f) mu_buy`` uninformed buys, ``(1 - f) mu_sell`` uninformed
+    sells and ``f (mu_buy + mu_sell)`` informed orders, so the total market rate (and the
+    uninformed book's calibration) is unchanged. An informed order buys when the value is above
+    the mid, sells when below (the queue uniform decides at equality), with the geometric size of
+    mean ``informed_size_mean`` (default: the market orders' law). Nothing else knows the value:
+    the mid follows it only through the informed orders' price impact, with a lag. This is the
+    informed trader of Glosten & Milgrom (1985) (a trader who knows the asset's value arrives with
+    some probability and trades on the side of it) and the insider of Kyle (1985) (who trades
+    toward the value, so the price follows it gradually). Simplifications, honestly: our informed
+    orders are not strategic (no Kyle-style sizing by the gap, no timing), know the value exactly
+    and act on its sign only, cannot be told apart from the uninformed ones by size unless
+    ``informed_size_mean`` says so, and nobody (the background liquidity providers included) learns
+    from the flow: limit orders and cancels stay CST's, placed around the mid, not the value, so
+    the "learning" of the market is only the mechanical impact of the informed orders.
+    ``informed_frac = 0`` (the default) draws nothing extra and leaves the flow bit for bit as above.
+
+Toxicity record
+    Each background market order that trades updates ``fs[i, TOX_*]``: EWMAs (weight
+    ``fp.tox_decay`` per market order, half-life ``toxicity_halflife`` orders) of its signed and
+    absolute traded lots, its size relative to the lots resting at the best it hit, and the
+    levels it walked. Our own market orders and the ones that find an empty side leave it alone.
 
 Refused operations
     Prices are bounded by ``MAX_TICK`` and sizes by ``MAX_LOTS`` wherever they enter from outside
@@ -73,6 +102,9 @@ References:
     Operations Research 58(3), 549-563.
     D. T. Gillespie (1977), "Exact stochastic simulation of coupled chemical reactions",
     J. Phys. Chem. 81(25), 2340-2361.
+    L. R. Glosten, P. R. Milgrom (1985), "Bid, ask and transaction prices in a specialist market
+    with heterogeneously informed traders", J. Financial Economics 14(1), 71-100.
+    A. S. Kyle (1985), "Continuous auctions and insider trading", Econometrica 53(6), 1315-1335.
     hftbacktest (github.com/nkaz001/hftbacktest): ROI-vector market depth, ``PowerProbQueueFunc``.
 
 Compilation (cold compile time matters as much as speed)
@@ -101,7 +133,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .jit import entry, hot, kernel, opaque
-from .rng import to_unit, xoroshiro_next
+from .rng import to_unit, xoroshiro_next, zig_normal
 
 BID = 0
 ASK = 1
@@ -140,6 +172,18 @@ C_EVENTS = 13  # background events simulated
 C_MO_UNFILLED = 14  # market volume that found no liquidity in the window
 C_BG_OUTSIDE = 15  # background limit lots rejected outside the window
 N_CNT = 16
+
+# ------------------------------------------------------------------------- flow state ---
+# fs: (N, N_FLOW_STATE) float64, what the background flow carries beside the book (run_flow's
+# ``fs``; new_flow_state, reset_flow_state). Kept out of BookState on purpose: every out-of-line
+# kernel call passes the whole book state by value, and each array there costs every call.
+FS_VALUE = 0  # the informed flow's latent efficient price, ticks (moves only with informed_frac > 0)
+# the toxicity record: what the background market orders looked like (updated at each that trades)
+TOX_SIGNED = 1  # EWMA of signed lots traded per market order (+ buy, - sell), fp.tox_decay
+TOX_ABS = 2  # EWMA of lots traded per market order (same weights); SIGNED / ABS is in [-1, 1]
+TOX_REL_SIZE = 3  # last order's size / the lots resting at the best it hit (before it traded)
+TOX_LEVELS = 4  # last order's price levels walked: |deepest tick - best tick| + 1
+N_FLOW_STATE = 5
 
 # ------------------------------------------------------------------------- order records ---
 # orders: (N, M, N_ORD) int64, one row per slot.
@@ -207,6 +251,10 @@ FLOW_DTYPE = np.dtype([
     ("queue_model", np.int64),  # QUEUE_PESSIMISTIC or QUEUE_POWER
     ("queue_power", np.float64),  # exponent n of QUEUE_POWER
     ("margin", np.int64),  # recentre when a best is within this many levels of an edge
+    ("informed_frac", np.float64),  # fraction of market orders that are informed (0: none)
+    ("informed_sigma", np.float64),  # the latent value's volatility, ticks per sqrt(time unit)
+    ("logq_informed", np.float64),  # ln(1 - 1/mean) of the informed orders' geometric size
+    ("tox_decay", np.float64),  # per-market-order weight of the toxicity EWMA: 1 - 2^(-1/half-life)
 ], align=True)
 
 
@@ -222,7 +270,9 @@ def _is_int(x) -> bool:
 
 
 def flow_params(mu_buy: float, mu_sell: float, limit_size_mean: float, market_size_mean: float,
-                max_size: int, queue_model: int | str, queue_power: float, margin: int) -> np.record:
+                max_size: int, queue_model: int | str, queue_power: float, margin: int,
+                informed_fraction: float = 0.0, informed_sigma_ticks: float = 0.0,
+                informed_size_mean: float | None = None, toxicity_halflife: float = 10.0) -> np.record:
     """The flow parameter record the kernels take (``FLOW_DTYPE``; numba reads ``fp.mu_buy``).
 
     Args:
@@ -232,6 +282,13 @@ def flow_params(mu_buy: float, mu_sell: float, limit_size_mean: float, market_si
         queue_model: ``QUEUE_PESSIMISTIC``/``QUEUE_POWER`` or "pessimistic"/"power".
         queue_power: exponent n of the power queue model (>= 0).
         margin: recentre when a best comes within this many levels of a window edge (>= 1).
+        informed_fraction: fraction of the market orders that are informed, in [0, 1] (module
+            docstring, "Informed market orders"; 0: today's flow, bit for bit).
+        informed_sigma_ticks: volatility of the latent value, ticks per sqrt(time unit) (>= 0).
+        informed_size_mean: mean of the informed orders' geometric size (>= 1 lots; None: the
+            same law as the other market orders, ``market_size_mean``).
+        toxicity_halflife: half-life of the signed-flow EWMA of :data:`TOX_SIGNED` /
+            :data:`TOX_ABS`, in background market orders (> 0).
 
     Returns:
         A ``FLOW_DTYPE`` ``numpy.record`` (fields read as ``fp.margin`` in Python and in numba,
@@ -257,20 +314,35 @@ def flow_params(mu_buy: float, mu_sell: float, limit_size_mean: float, market_si
         ("queue_model", queue_model, _is_int(queue_model) and queue_model in (0, 1), "0 or 1"),
         ("queue_power", queue_power, finite(queue_power) and queue_power >= 0.0, ">= 0"),
         ("margin", margin, _is_int(margin) and margin >= 1, "an integer >= 1"),
+        ("informed_fraction", informed_fraction,
+         finite(informed_fraction) and 0.0 <= informed_fraction <= 1.0, "in [0, 1]"),
+        ("informed_sigma_ticks", informed_sigma_ticks,
+         finite(informed_sigma_ticks) and informed_sigma_ticks >= 0.0, ">= 0"),
+        ("informed_size_mean", informed_size_mean,
+         informed_size_mean is None or (finite(informed_size_mean) and informed_size_mean >= 1.0),
+         "None or >= 1"),
+        ("toxicity_halflife", toxicity_halflife, finite(toxicity_halflife) and toxicity_halflife > 0.0,
+         "> 0"),
     )
     for name, value, ok, rule in checks:
         if not ok:
             raise ValueError(f"flow_params: {name} must be {rule}, got {value!r}")
-    return _flow_record(mu_buy, mu_sell, _logq(limit_size_mean), _logq(market_size_mean), max_size,
-                        queue_model, queue_power, margin)
+    logq_market = _logq(market_size_mean)
+    logq_informed = logq_market if informed_size_mean is None else _logq(informed_size_mean)
+    return _flow_record(mu_buy, mu_sell, _logq(limit_size_mean), logq_market, max_size,
+                        queue_model, queue_power, margin, informed_fraction, informed_sigma_ticks,
+                        logq_informed, -float(np.expm1(-np.log(2.0) / toxicity_halflife)))
 
 
-def _flow_record(mu_buy, mu_sell, logq_limit, logq_market, max_size, queue_model, queue_power, margin):
+def _flow_record(mu_buy, mu_sell, logq_limit, logq_market, max_size, queue_model, queue_power, margin,
+                 informed_frac=0.0, informed_sigma=0.0, logq_informed=0.0, tox_decay=0.5):
     rec = np.zeros((), dtype=FLOW_DTYPE)
     rec["mu_buy"], rec["mu_sell"] = mu_buy, mu_sell
     rec["logq_limit"], rec["logq_market"] = logq_limit, logq_market
     rec["max_size"], rec["queue_model"] = int(max_size), int(queue_model)
     rec["queue_power"], rec["margin"] = queue_power, int(margin)
+    rec["informed_frac"], rec["informed_sigma"] = informed_frac, informed_sigma
+    rec["logq_informed"], rec["tox_decay"] = logq_informed, tox_decay
     return rec.view(np.recarray)[()]  # a numpy.record: fields read as attributes in Python too
 
 
@@ -397,6 +469,12 @@ def new_book_state(num_envs: int, n_levels: int, n_slots: int, rng: np.ndarray |
         inventory=z(n), counters=z(n, N_CNT),
         rng=np.ones((n, 2), dtype=np.uint64) if rng is None else rng, error=z(n),
     )
+
+
+def new_flow_state(num_envs: int) -> np.ndarray:
+    """A zeroed flow state, (num_envs, N_FLOW_STATE) float64 (``FS_VALUE``, ``TOX_*``;
+    :func:`reset_flow_state` fills a row)."""
+    return np.zeros((num_envs, N_FLOW_STATE))
 
 
 class Tape(NamedTuple):
@@ -1044,7 +1122,8 @@ def init_book(b, i, centre_tick, lam, theta, s0_spread):
     Best bid ``centre - s0_spread // 2``, best ask ``best bid + s0_spread``; the level at distance
     ``d`` from the opposite best holds ``max(1, round(lam[d-1] / theta[d-1]))`` lots, the stationary
     mean of a level with arrivals lam and per-lot cancels theta (CST 2010, sec. 2). Clears our
-    orders, cash, inventory, counters, time and ``error``; the initial lots count as added. A
+    orders, cash, inventory, counters, time and ``error``; the initial lots count as added (the
+    flow's own state is :func:`reset_flow_state`'s). A
     ``|centre_tick| > MAX_TICK`` or ``s0_spread < 1`` is refused: ``error[i] = ERR_INIT``,
     nothing else changes. Callable from Python too (through the engine's Python entry point).
 
@@ -1098,6 +1177,15 @@ def init_book(b, i, centre_tick, lam, theta, s0_spread):
         d = _opaque(d + 1)
 
 
+@_kernel
+def reset_flow_state(b, fs, i):
+    """Row ``i`` of the flow state ``fs`` at a reset: the latent value at book ``i``'s mid
+    (ticks), an empty toxicity record."""
+    fs[i, FS_VALUE] = 0.5 * (b.best[i, BID] + b.best[i, ASK])
+    for j in range(1, N_FLOW_STATE):
+        fs[i, j] = 0.0
+
+
 @_hot
 def _cancel_weight(b, i, side, ref, theta, K):
     """Total cancel rate of ``side``: sum over d of theta[d-1] * (lots at distance d from the
@@ -1119,8 +1207,18 @@ def _cancel_weight(b, i, side, ref, theta, K):
     return w
 
 
+@_hot
+def _value_step(v2, sigma, dt, z):
+    """Twice the latent value after ``dt`` time units of Brownian motion with volatility ``sigma``
+    (ticks per sqrt(time unit)) and the standard normal draw ``z``: ``v2 + 2 sigma sqrt(dt) z``
+    (unchanged for ``dt`` not in (0, inf), e.g. an infinite or earlier ``t_stop``)."""
+    if dt > 0.0 and dt < np.inf:
+        return v2 + 2.0 * sigma * np.sqrt(dt) * z
+    return v2
+
+
 @_kernel
-def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
+def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape, fs):
     """Simulate env ``i``'s background flow up to time ``t_stop`` or ``max_events`` events.
 
     Gillespie's direct method (Gillespie 1977) on the CST (2010) rates (module docstring). The
@@ -1135,6 +1233,9 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
         b: BookState. i: env index (int64). t_stop: float64 time. max_events: int64 cap.
         lam, theta: (K,) float64 arrival rates and per-lot cancel rates (per time unit).
         fp: ``FLOW_DTYPE`` record (:func:`flow_params`). tape: :class:`Tape` (capacity 0: none).
+        fs: (N, N_FLOW_STATE) float64 flow state: row ``i``'s latent value ``FS_VALUE`` (read and
+            advanced with informed flow on) and toxicity record ``TOX_*`` (updated at each
+            background market order that trades).
 
     Returns:
         Number of events simulated (int64).
@@ -1158,12 +1259,22 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
     r_limit = 2.0 * lam_sum
     r_buy = r_limit + mu_b
     r_market = r_buy + mu_s
+    # informed flow: the market rate splits into (1 - f) mu_b, (1 - f) mu_s uninformed and the
+    # rest informed; with f = 0 these are r_buy and r_market exactly
+    f_inf = fp.informed_frac
+    informed = f_inf > 0.0
+    r_ubuy = r_limit + mu_b * (1.0 - f_inf)
+    r_umarket = r_ubuy + mu_s * (1.0 - f_inf)
+    sig_v = fp.informed_sigma
+    logq_inf = fp.logq_informed
+    tox_a = fp.tox_decay
     events = np.int64(0)
     if b.error[i] != 0:
         return events
     s0 = b.rng[i, 0]  # the stream, the clock and the event count live in locals while we run
     s1 = b.rng[i, 1]
     t = b.time[i]
+    v2 = 2.0 * fs[i, FS_VALUE]  # twice the latent value (ticks), compared with mid2
     while events < max_events:
         lo = b.lower_tick[i]
         ba = b.best[i, ASK] - lo
@@ -1176,13 +1287,22 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
         u_e, s0, s1 = _uniform(s0, s1)
         u_s, s0, s1 = _uniform(s0, s1)
         u_q, s0, s1 = _uniform(s0, s1)
+        z = 0.0
+        if informed:  # the latent value's Brownian increment up to this event (or t_stop)
+            z, s0, s1 = zig_normal(s0, s1)
         if rate <= 0.0:
+            if informed:
+                v2 = _value_step(v2, sig_v, t_stop - t, z)
             t = t_stop
             break
         t_next = t - np.log(1.0 - u_t) / rate
         if t_next > t_stop:
+            if informed:
+                v2 = _value_step(v2, sig_v, t_stop - t, z)
             t = t_stop
             break
+        if informed:
+            v2 = _value_step(v2, sig_v, t_next - t, z)
         t = t_next
         x = u_e * rate
         if x < r_limit:
@@ -1198,14 +1318,31 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
             sgn = 1 - 2 * side  # BID: best ask - d; ASK: best bid + d
             _rest_bg(b, i, side, b.best[i, 1 - side] - sgn * d, size)
         elif x < r_market:
-            taker = BUY if x < r_buy else SELL
-            size = geometric_size(u_s, logq_m, max_size)
             mid2 = b.best[i, BID] + b.best[i, ASK]
+            if x < r_umarket:
+                taker = BUY if x < r_ubuy else SELL
+                size = geometric_size(u_s, logq_m, max_size)
+            else:  # informed: trade toward the latent value (a coin flip at the mid)
+                if v2 != mid2:
+                    taker = BUY if v2 > mid2 else SELL
+                else:
+                    taker = BUY if u_q < 0.5 else SELL
+                size = geometric_size(u_s, logq_inf, max_size)
+            rest = 1 - taker
+            best0 = b.best[i, rest]
+            depth0 = np.int64(0)
+            if best0 - lo >= 0 and best0 - lo < L:
+                depth0 = b.bg[i, rest, best0 - lo] + b.own[i, rest, best0 - lo]
             f, _, last = _take_walk(b, i, taker, size, NO_LIMIT_BUY if taker == BUY else NO_LIMIT_SELL,
                                     BG_TAKER)
             if b.error[i] != 0:
                 break
             b.counters[i, C_MO_UNFILLED] += size - f
+            if f > 0:  # the toxicity record (depth0 > 0: a trade starts at a non-empty best)
+                fs[i, TOX_SIGNED] += tox_a * ((f if taker == BUY else -f) - fs[i, TOX_SIGNED])
+                fs[i, TOX_ABS] += tox_a * (f - fs[i, TOX_ABS])
+                fs[i, TOX_REL_SIZE] = size / depth0
+                fs[i, TOX_LEVELS] = abs(last - best0) + 1
             n = tape.n[0]
             if f > 0 and n < rec_cap:
                 tape.t[n] = t_next
@@ -1241,6 +1378,8 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape):
     b.rng[i, 0] = s0
     b.rng[i, 1] = s1
     b.time[i] = t
+    if informed:
+        fs[i, FS_VALUE] = 0.5 * v2
     b.counters[i, C_EVENTS] += events
     return events
 
@@ -1257,7 +1396,7 @@ _NO_CAP = np.int64(2**62)
 
 @_py_kernel
 def _python_entry(b, mode, ops, queue_model, power, out, t_stop, i, sample_dt, centre, spread, lam,
-                  theta, fp, out_mid2, tape):
+                  theta, fp, out_mid2, tape, fs):
     """The engine for Python callers (:func:`book_apply_ops`, :func:`book_flow`,
     :func:`book_record`, :func:`init_book`); arguments a mode does not use are empty.
 
@@ -1306,15 +1445,17 @@ def _python_entry(b, mode, ops, queue_model, power, out, t_stop, i, sample_dt, c
         return np.int64(-1), np.int64(-1)
     if mode == _MODE_INIT:
         init_book(b, i, centre, lam, theta, spread)
+        if fs.shape[0] > i and b.error[i] == 0:
+            reset_flow_state(b, fs, i)
         return np.int64(-1), np.int64(-1)
     total = np.int64(0)
     if mode == _MODE_FLOW:
         for j in range(b.time.shape[0]):
-            total += run_flow(b, j, t_stop[j], _NO_CAP, lam, theta, fp, tape)
+            total += run_flow(b, j, t_stop[j], _NO_CAP, lam, theta, fp, tape, fs)
         return total, np.int64(-1)
     t0 = b.time[i]
     for k in range(out_mid2.shape[0]):
-        total += run_flow(b, i, t0 + (k + 1) * sample_dt, _NO_CAP, lam, theta, fp, tape)
+        total += run_flow(b, i, t0 + (k + 1) * sample_dt, _NO_CAP, lam, theta, fp, tape, fs)
         out_mid2[k] = b.best[i, BID] + b.best[i, ASK]
     return total, np.int64(-1)
 
@@ -1324,6 +1465,7 @@ _NO_OUT = np.zeros((0, 0), dtype=np.int64)
 _NO_F = np.zeros(0)
 _NO_I = np.zeros(0, dtype=np.int64)
 _NO_TAPE = new_tape(0)
+_NO_FS = new_flow_state(0)
 _NO_FP = _flow_record(0.0, 0.0, 0.0, 0.0, 1, 0, 0.0, 1)
 _I0 = np.int64(0)
 _F0 = np.float64(0.0)
@@ -1338,13 +1480,32 @@ def _check_state(b: BookState, where: str) -> None:
         raise TypeError(f"{where}: expected a BookState, got {type(b).__name__}")
 
 
-def _python_init_book(b: BookState, i: int, centre_tick: int, lam, theta, s0_spread: int) -> None:
+def _flow_state(b: BookState, fs: np.ndarray | None, where: str, fp) -> np.ndarray:
+    """``fs`` checked against ``b``'s rows; None: an empty one for init_book, a throwaway one
+    for a flow without informed orders (its toxicity record is then lost), refused with them."""
+    n = b.time.shape[0]
+    if fs is None:
+        if fp is None:
+            return _NO_FS
+        if fp.informed_frac > 0.0:
+            raise ValueError(f"{where}: informed flow (informed_frac = {fp.informed_frac}) needs the "
+                             f"latent value: pass fs=new_flow_state(n) (reset by init_book(..., fs))")
+        return new_flow_state(n)
+    if not (isinstance(fs, np.ndarray) and fs.shape == (n, N_FLOW_STATE) and fs.dtype == np.float64
+            and fs.flags.c_contiguous):
+        raise ValueError(f"{where}: fs must be a flow state of {n} rows (new_flow_state({n}))")
+    return fs
+
+
+def _python_init_book(b: BookState, i: int, centre_tick: int, lam, theta, s0_spread: int,
+                      fs: np.ndarray | None = None) -> None:
+    """:func:`init_book` from Python; with ``fs`` also :func:`reset_flow_state` of row ``i``."""
     _check_state(b, "init_book")
     if not 0 <= int(i) < b.time.shape[0]:
         raise IndexError(f"init_book: env {i} out of range for {b.time.shape[0]} envs")
     _python_entry(b, _MODE_INIT, _NO_OPS, _I0, _F0, _NO_OUT, _NO_F, np.int64(i), _F0,
                   np.int64(centre_tick), np.int64(s0_spread), _f64(lam), _f64(theta), _NO_FP, _NO_I,
-                  _NO_TAPE)
+                  _NO_TAPE, _flow_state(b, fs, "init_book", None))
     if b.error[i] == ERR_INIT:
         bad = (f"centre_tick = {centre_tick}: |centre_tick| must be <= MAX_TICK = 2**40"
                if abs(int(centre_tick)) > MAX_TICK else f"s0_spread = {s0_spread}: must be >= 1")
@@ -1392,7 +1553,7 @@ def book_apply_ops(b: BookState, ops: np.ndarray, queue_model: int, power: float
         raise ValueError(f"book_apply_ops: queue_model must be 0 or 1 and power finite >= 0, got "
                          f"{queue_model!r}, {power!r}")
     i, k = _python_entry(b, _MODE_OPS, ops, np.int64(queue_model), np.float64(power), out, _NO_F,
-                         _I0, _F0, _I0, _I0, _NO_F, _NO_F, _NO_FP, _NO_I, _NO_TAPE)
+                         _I0, _F0, _I0, _I0, _NO_F, _NO_F, _NO_FP, _NO_I, _NO_TAPE, _NO_FS)
     return int(i), int(k)
 
 
@@ -1445,12 +1606,15 @@ def _raise_if_error(b: BookState, where: str) -> None:
                          f"inventory = {int(b.inventory[i])}")
 
 
-def book_flow(b: BookState, t_stop, lam: np.ndarray, theta: np.ndarray, fp) -> int:
+def book_flow(b: BookState, t_stop, lam: np.ndarray, theta: np.ndarray, fp,
+              fs: np.ndarray | None = None) -> int:
     """Run every env's background flow to ``t_stop[i]`` (no recording); returns total events.
 
     Args:
         b: BookState. t_stop: (N,) times (or one time for all). lam, theta: (K,) float64 rates.
         fp: ``FLOW_DTYPE`` record (:func:`flow_params`).
+        fs: flow state (:func:`new_flow_state`: latent value, toxicity record); may be None
+            without informed flow.
 
     Raises:
         ValueError: an env is in error (``b.error``), e.g. a trade refused for overflow.
@@ -1461,14 +1625,17 @@ def book_flow(b: BookState, t_stop, lam: np.ndarray, theta: np.ndarray, fp) -> i
     t[:] = t_stop
     if not np.isfinite(t).all():  # the clock would never reach it
         raise ValueError(f"book_flow: t_stop must be finite, got {t_stop!r}")
+    fp = as_flow_params(fp)
     total, _ = _python_entry(b, _MODE_FLOW, _NO_OPS, _I0, _F0, _NO_OUT, t, _I0, _F0, _I0, _I0,
-                             _f64(lam), _f64(theta), as_flow_params(fp), _NO_I, _NO_TAPE)
+                             _f64(lam), _f64(theta), fp, _NO_I, _NO_TAPE,
+                             _flow_state(b, fs, "book_flow", fp))
     _raise_if_error(b, "book_flow")
     return int(total)
 
 
 def book_record(b: BookState, i: int, t_end: float, sample_dt: float, lam: np.ndarray,
-                theta: np.ndarray, fp, out_mid2: np.ndarray, tape: Tape) -> int:
+                theta: np.ndarray, fp, out_mid2: np.ndarray, tape: Tape,
+                fs: np.ndarray | None = None) -> int:
     """Simulate env ``i`` for ``len(out_mid2)`` steps of ``sample_dt`` from its current state,
     recording the mid after each and a tape of market orders.
 
@@ -1479,6 +1646,8 @@ def book_record(b: BookState, i: int, t_end: float, sample_dt: float, lam: np.nd
         out_mid2: (n_samples,) C-contiguous int64, written: twice the mid in ticks at times
             ``t0 + (k + 1) * sample_dt``.
         tape: :class:`Tape` of market orders (:func:`run_flow`).
+        fs: flow state (:func:`new_flow_state`: latent value, toxicity record); may be None
+            without informed flow.
 
     Returns:
         Number of events simulated.
@@ -1494,8 +1663,9 @@ def book_record(b: BookState, i: int, t_end: float, sample_dt: float, lam: np.nd
         raise ValueError("book_record: out_mid2 must be a C-contiguous (n,) int64 array")
     if not (np.isfinite(sample_dt) and sample_dt >= 0.0):
         raise ValueError(f"book_record: sample_dt must be finite and >= 0, got {sample_dt!r}")
+    fp = as_flow_params(fp)
     total, _ = _python_entry(b, _MODE_RECORD, _NO_OPS, _I0, _F0, _NO_OUT, _NO_F, np.int64(i),
-                             np.float64(sample_dt), _I0, _I0, _f64(lam), _f64(theta),
-                             as_flow_params(fp), out_mid2, tape)
+                             np.float64(sample_dt), _I0, _I0, _f64(lam), _f64(theta), fp, out_mid2,
+                             tape, _flow_state(b, fs, "book_record", fp))
     _raise_if_error(b, "book_record")
     return int(total)
