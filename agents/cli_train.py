@@ -19,7 +19,7 @@ step count. Bad input prints one line and exits with 2.
 ``train.seed = k``, the config otherwise the same) and prints one line per seed at the end. Ctrl-C
 checkpoints the current seed and stops; ``--resume`` skips the finished seeds and continues the
 others. Evaluate them as one agent over seeds:
-``evaluate.py CONFIG --agents optimal 'NAME=RUN_DIR/seed*/model.zip'``.
+``evaluate.py CONFIG --agents <train.eval_baselines> 'NAME=RUN_DIR/seed*/model.zip'``.
 """
 
 from __future__ import annotations
@@ -79,9 +79,10 @@ def _seeds_summary(plans, config: str) -> str | None:
     if len(done) < 2:
         return None
     ev = plans[0].cfg.eval
+    refs = " ".join(plans[0].cfg.train.eval_baselines) or "as"  # the run's reference lines (the book: as_tuned)
     return (f"{len(done)} seeds: objective mean {sum(done) / len(done):.3f} (min {min(done):.3f}, max "
             f"{max(done):.3f}) on eval.episodes = {ev.episodes} of seed {ev.seed}; CIs over seeds on "
-            f"held-out episodes: python evaluate.py {config} --agents optimal "
+            f"held-out episodes: python evaluate.py {config} --agents {refs} "
             f"'{plans[0].run_dir.parent.name}={plans[0].run_dir.parent}/seed*/model.zip' --seed 100000")
 
 
