@@ -28,7 +28,7 @@ from ..sim.ledger import AUX, OBS, REWARD_DTYPE, STATS, Outcome, pack_reward
 from ..sim.processes import MARKET_DTYPE, OBS_DTYPE, pack_market, pack_obs
 from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, action_lots, first_bad_row, pack_action
 from ..sim.skeleton import reset_rows, reset_track, step_rows
-from .base import Scenario
+from .base import DriverSpec, Scenario, edge_bins
 
 __all__ = ["BookConfig", "InformedFlow", "LOBEnvConfig", "LOB_DEFAULTS", "default_lob_config", "SCENARIO",
            "LOBMarketMakingEnv", "LOBMarketMakingVectorEnv"]
@@ -735,6 +735,39 @@ class LOBScenario(Scenario):
     def ladder_levels(self, config) -> int:
         """The width of the tick ladder, in levels (``book.n_levels``)."""
         return config.book.n_levels
+
+    #: Glass-box bins of the informed book's driver, latent value - mid in ticks (symmetric).
+    GAP_EDGES = (-1e9, -8.0, -4.0, -2.0, -0.5, 0.5, 2.0, 4.0, 8.0, 1e9)
+    #: ... and of the default book's, the market-order flow imbalance (observation column 11).
+    FLOW_EDGES = (-1.0, -0.75, -0.5, -0.25, -0.05, 0.05, 0.25, 0.5, 0.75, 1.0 + 1e-9)
+
+    def driver(self, config):
+        """What the glass box bins the quotes by. With informed flow (``book.informed.fraction`` >
+        0): the hidden gap between the latent efficient price and the mid, ``(v - mid) / tick``
+        before the step (the informed traders' signal, never observed by the agent); otherwise the
+        background market-order flow imbalance ``EWMA(signed lots) / EWMA(lots)`` (observation
+        column 11 at zero delay: the toxicity signal a quoter can read)."""
+        inf = config.book.informed
+        if inf.fraction > 0.0:
+            e = self.GAP_EDGES
+
+            def gap(market):
+                b = market.state.book
+                return market.state.flow[:, K.FS_VALUE] - 0.5 * (b.best[:, K.BID] + b.best[:, K.ASK])
+
+            labels = ("le-8", "-8_-4", "-4_-2", "-2_-0.5", "-0.5_0.5", "0.5_2", "2_4", "4_8", "ge8")
+            return DriverSpec("latent value - mid (ticks, hidden)", gap, labels, edge_bins(e),
+                              f"informed fraction {inf.fraction:g}: they buy when the latent value is above the mid")
+        e = self.FLOW_EDGES
+
+        def flow(market):
+            fs = market.state.flow
+            a = fs[:, K.TOX_ABS]
+            return np.where(a > 0.0, np.clip(fs[:, K.TOX_SIGNED] / np.where(a > 0.0, a, 1.0), -1.0, 1.0), 0.0)
+
+        labels = tuple(f"{lo:g}_{hi:g}" for lo, hi in zip(e[:-1], (*e[1:-1], 1.0)))
+        return DriverSpec("market-order flow imbalance", flow, labels, edge_bins(e),
+                          f"EWMA over book.toxicity_halflife = {config.book.toxicity_halflife:g} orders")
 
     def observation_space(self, config):
         low = np.array([-1, 0, 0, 0, 0, -10, 0, -1, -1, -1, -1, -1, 0, 0], dtype=np.float32)
