@@ -5,7 +5,7 @@ Usage::
 
     python benchmarks/step_profile.py CONFIG RUN_DIR/model.zip [--episodes 200] [--seed 777000]
 
-Runs the model deterministically (with its saved VecNormalize statistics, if any) on ``--episodes``
+Runs the model deterministically (``load_sb3_policy``: its saved VecNormalize statistics applied) on ``--episodes``
 episodes and prints the episode total, the mean reward per step over the interior steps and the
 last step's mean reward with its standard error. A policy that exploited the closing mark (on the
 book the marking mid includes our own quotes) would earn unusually on the last step.
@@ -14,9 +14,7 @@ book the marking mid includes our own quotes) would earn unusually on the last s
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -30,24 +28,23 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import gymnasium as gym
     import torch
-    from stable_baselines3 import PPO
 
     import mmgym  # noqa: F401 - registers the env ids
-    from mmgym.config import load_config
+    from mmgym.agents.policies import load_sb3_policy
+    from mmgym.config import ConfigError, load_config
 
     torch.set_num_threads(1)
-    cfg = load_config(args.config)
-    model = PPO.load(args.model, device="cpu")
-    norm = Path(args.model).with_name("vecnormalize.pkl")
-    vn = pickle.loads(norm.read_bytes()) if norm.exists() else None
+    try:
+        cfg = load_config(args.config)
+        policy = load_sb3_policy(args.model, cfg.env)  # evaluate.py's loader: any algorithm, VecNormalize applied
+    except ConfigError as exc:
+        print(f"step_profile.py: error: {exc}", file=sys.stderr)
+        return 2
     env = gym.make_vec(cfg.env.id, num_envs=args.episodes, vectorization_mode="vector_entry_point", config=cfg.env)
     obs, _ = env.reset(seed=args.seed)
     rewards = []
     for _ in range(cfg.env.market.n_steps):
-        o = obs if vn is None else np.clip((obs - vn.obs_rms.mean) / np.sqrt(vn.obs_rms.var + vn.epsilon),
-                                           -vn.clip_obs, vn.clip_obs)
-        action, _ = model.predict(o, deterministic=True)
-        obs, r, *_ = env.step(action)
+        obs, r, *_ = env.step(policy(obs))
         rewards.append(np.asarray(r, dtype=np.float64).copy())
     r = np.array(rewards)
     n = len(r)
