@@ -14,6 +14,8 @@ import mmgym  # noqa: F401
 from mmgym.config import load_config, load_env_config
 from mmgym.envs.market import BatchMarket
 
+from .portfolio_helpers import seeded_market
+
 ID = "mmgym/PortfolioMarketMaking-v0"
 ROOT = Path(__file__).resolve().parents[1]
 P8 = ROOT / "configs" / "portfolio8.yaml"
@@ -142,12 +144,7 @@ def test_total_exposure_penalty_and_wealth_by_direct_formula():
     sig = env.portfolio.sigma_matrix()
     b1 = np.asarray(env.portfolio.loadings)[:, 0]
     n = 64
-    m = BatchMarket(env, n, raw_depths=True)
-    m.seed_rows(list(range(n)))
-    m.reset()
-    col = {c: j for j, c in enumerate(m.aux_names)}
-    term = {c: j for j, c in enumerate(m.term_names)}
-    act = np.zeros((n, m.action_dim))
+    m, col, term, act = seeded_market(env, n, raw_depths=True)
     traded = 0
     for _ in range(m.n_steps):
         qe0 = m.field("factor_position").copy()

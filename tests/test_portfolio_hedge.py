@@ -15,7 +15,8 @@ import mmgym  # noqa: F401
 from mmgym.baselines import make_baseline
 from mmgym.baselines.portfolio_hedge import eoq_size, threshold_lots
 from mmgym.config import ConfigError, load_config, load_env_config
-from mmgym.envs.market import BatchMarket
+
+from .portfolio_helpers import seeded_market
 
 ID = "mmgym/PortfolioMarketMaking-v0"
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,12 +120,7 @@ def test_hedged_policies_run_in_the_env(name):
     pol = make_baseline(name, env, bc)
     begv = make_baseline("begv", env, bc)
     n, k = 64, 8
-    m = BatchMarket(env, n, raw_depths=True)
-    m.seed_rows(list(range(n)))
-    m.reset()
-    col = {c: j for j, c in enumerate(m.aux_names)}
-    term = {c: j for j, c in enumerate(m.term_names)}
-    act = np.zeros((n, m.action_dim))
+    m, col, term, act = seeded_market(env, n, raw_depths=True)
     total = np.zeros(n)
     traded = 0.0
     for _ in range(m.n_steps):

@@ -18,6 +18,8 @@ from mmgym.baselines.portfolio import begv_A
 from mmgym.config import ConfigError, load_config, load_env_config
 from mmgym.envs.market import BatchMarket
 
+from .portfolio_helpers import seeded_market
+
 ID = "mmgym/PortfolioMarketMaking-v0"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,11 +45,7 @@ def test_unit_multipliers_and_zero_skews_are_begv(name):
     k = env.portfolio.assets
     begv = make_baseline("begv", env)
     n = 300
-    m = BatchMarket(env, n)
-    m.seed_rows(list(range(n)))
-    m.reset()
-    col = {c: j for j, c in enumerate(m.aux_names)}
-    act = np.zeros((n, m.action_dim))
+    m, col, _, act = seeded_market(env, n)
     checked = 0
     for _ in range(m.n_steps):
         want_b, want_a = begv.depths(m.step_count.copy(), m.inventory.copy())
@@ -78,13 +76,9 @@ def test_multipliers_scale_the_factor_penalty():
     d_plus = 2.0 * kk * pf.per_asset("A") / math.e
     gamma, alpha = 2 * env.reward.inventory_penalty, env.reward.terminal_penalty
     n = 120
-    m = BatchMarket(env, n)
-    m.seed_rows(list(range(n)))
-    m.reset()
-    col = {c: j for j, c in enumerate(m.aux_names)}
+    m, col, _, act = seeded_market(env, n)
     lay = m.action_layout
     rng = np.random.default_rng(11)
-    act = np.zeros((n, m.action_dim))
     for t in range(m.n_steps):
         if t % 5 == 0:
             act[:, lay.bid] = rng.uniform(-1.2, 1.2, (n, 3))  # beyond +-1: clipped
