@@ -28,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import gymnasium as gym
     import torch
+    from mmgym.agents.policies import load_sb3_policy
 
     import mmgym  # noqa: F401 - registers the env ids
-    from mmgym.agents.policies import load_sb3_policy
     from mmgym.config import ConfigError, load_config
 
     torch.set_num_threads(1)

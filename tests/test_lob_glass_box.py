@@ -4,6 +4,8 @@ imbalance of observation column 11."""
 
 from __future__ import annotations
 
+import itertools
+
 import gymnasium as gym
 import numpy as np
 
@@ -45,8 +47,8 @@ def test_informed_gap_is_hidden_and_the_mid_follows_it():
 
 
 def test_default_book_driver_is_the_observed_flow_imbalance():
-    cfg, driver, rows = _run("lob.yaml", steps=60)
+    _, driver, rows = _run("lob.yaml", steps=60)
     assert "flow imbalance" in driver.name
     # the driver read after a step is the observation's column 11 of that step (no delay)
-    for (_, _, _, col11), (v_next, *_) in zip(rows[:-1], rows[1:]):
+    for (_, _, _, col11), (v_next, *_) in itertools.pairwise(rows):
         np.testing.assert_allclose(v_next, col11, atol=1e-6)

@@ -63,10 +63,10 @@ import math
 import os
 import tempfile
 import time
-from functools import lru_cache
-from pathlib import Path
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
