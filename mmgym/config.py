@@ -84,7 +84,7 @@ TUNING_SEED = 2**40
 
 
 class TuningConfig(Section):
-    """The search of the tuned baselines ``as_tuned`` and ``glft_tuned`` (mmgym/baselines/tuned.py).
+    """The search of the tuned baselines ``as_tuned``, ``glft_tuned`` and ``begv_tuned`` (mmgym/baselines/tuned.py).
 
     Each candidate is scored by the env's expected episode objective: exactly, by DP policy
     evaluation, where the DP is exact for the env; otherwise by simulation on common random numbers,
@@ -106,6 +106,8 @@ class TuningConfig(Section):
     """Points of the coarse log grid over [gamma_min, gamma_max] the refinement starts from."""
     c_points: int = Field(7, ge=3)
     """Points of the coarse grid over [c_min, c_max] ('as_tuned')."""
+    multiplier_points: int = Field(5, ge=3)
+    """'begv_tuned' (portfolio): points of the coarse log grid of each penalty multiplier over [1/action.risk_multiplier_max, action.risk_multiplier_max]."""
     episodes: int = Field(1000, ge=2)
     """Simulation: episodes per candidate (the same scenarios for every candidate)."""
     seed: int = Field(TUNING_SEED, ge=0)

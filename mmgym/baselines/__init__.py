@@ -18,6 +18,8 @@ boundary    AS inside |q| <= band, market orders to flat beyond it (needs ``acti
 as_tuned    AS with the best (gamma, extra half-spread c) for this config (:mod:`.tuned`)
 glft_tuned  GLFT with the best gamma for this config (:mod:`.tuned`)
 begv        Bergault, Evangelista, Guéant & Vieira (2021), multi-asset (:mod:`.portfolio`)
+begv_regime begv solved for the current correlation regime's covariance (:mod:`.portfolio`)
+begv_tuned  begv with its penalty multipliers per factor tuned on the env (:mod:`.tuned`)
 begv_*      begv plus market-order hedges: ``begv_mv_hedge``, ``begv_threshold``, ``begv_eoq``,
             ``begv_factor_hedge`` (the factor instrument) (:mod:`.portfolio_hedge`; multi-asset,
             ``action.hedge``)
@@ -87,6 +89,8 @@ BASELINES: dict[str, Callable[[EnvConfig, BaselinesConfig], DepthPolicy]] = {
     "as_tuned": lambda env, bc: make_tuned("as_tuned", env, bc),
     "glft_tuned": lambda env, bc: make_tuned("glft_tuned", env, bc),
     "begv": lambda env, bc: _multi_asset_only("begv", env),
+    "begv_regime": lambda env, bc: _multi_asset_only("begv_regime", env),
+    "begv_tuned": lambda env, bc: _multi_asset_only("begv_tuned", env),
     "begv_mv_hedge": lambda env, bc: _multi_asset_only("begv_mv_hedge", env),
     "begv_threshold": lambda env, bc: _multi_asset_only("begv_threshold", env),
     "begv_eoq": lambda env, bc: _multi_asset_only("begv_eoq", env),

@@ -76,7 +76,7 @@ from ..scenarios.portfolio import begv_mode
 from .analytic import GLFT, AvellanedaStoikov
 from .base import DepthPolicy
 
-__all__ = ["BEGV", "PerAsset", "PortfolioOptimal", "asset_config", "begv_A", "solve_portfolio_dp",
+__all__ = ["BEGV", "BEGVRegime", "BEGVTuned", "PerAsset", "PortfolioOptimal", "asset_config", "begv_A", "solve_portfolio_dp",
            "evaluate_portfolio_tables", "PORTFOLIO_BASELINES"]
 
 
@@ -196,32 +196,128 @@ def begv_A(tau: np.ndarray | float, d_plus: np.ndarray, p: np.ndarray, gamma: fl
 
 class BEGV(PortfolioPolicy):
     """``begv``: Bergault, Evangelista, Guéant & Vieira (2021) closed-form multi-asset quotes (module
-    docstring). ``gamma`` defaults to the env's ``2 phi`` (the objective's own risk aversion)."""
+    docstring). ``gamma`` defaults to the env's ``2 phi`` (the objective's own risk aversion).
+
+    Args:
+        config: the env. gamma: the risk aversion (None: 2 phi).
+        penalties: the penalty matrices the closed form is solved for, (K, K) or (R, K, K) (one per
+            row class, chosen per row by :meth:`_rows`); None: the env's nominal P. ``begv_regime``
+            and ``begv_tuned`` are this rule at other penalties (:class:`BEGVRegime`,
+            :class:`BEGVTuned`).
+    """
 
     name = "begv"
 
-    def __init__(self, config, gamma: float | None = None):
+    def __init__(self, config, gamma: float | None = None, penalties: np.ndarray | None = None):
         super().__init__(config)
         a_, k_, _, _, p = _params(config)
         phi = float(config.reward.inventory_penalty)
         self.gamma = 2.0 * phi if gamma is None else float(gamma)
         if self.gamma <= 0.0:
-            raise ConfigError(f"begv: needs a risk aversion > 0 (reward.inventory_penalty = {phi:g})")
+            raise ConfigError(f"{self.name}: needs a risk aversion > 0 (reward.inventory_penalty = {phi:g})")
         self.d_plus = 2.0 * k_ * a_ / math.e
         self.inv_k = 1.0 / k_
         taus = (self.mp.n_steps - np.arange(self.mp.n_steps + 1)) * self.mp.dt
-        self.A = begv_A(taus, self.d_plus, p, self.gamma, float(config.reward.terminal_penalty))
+        pens = np.asarray(p if penalties is None else penalties, dtype=np.float64)
+        pens = pens.reshape((-1,) + pens.shape[-2:])
+        alpha = float(config.reward.terminal_penalty)
+        # (R, n_steps + 1, K, K): A(t) per penalty matrix
+        self.A_all = np.stack([begv_A(taus, self.d_plus, pr, self.gamma, alpha) for pr in pens])
+        self.A = self.A_all[0]
+        self._row_class = None  # (N,) the rows' penalty index while acting (BEGVRegime)
 
     def _depths(self, step, q):
         q = np.asarray(q, dtype=np.float64)
-        t = np.broadcast_to(np.asarray(step), q.shape)[..., 0].astype(np.int64)
-        a = self.A[np.clip(t, 0, self.mp.n_steps)]
+        t = np.clip(np.broadcast_to(np.asarray(step), q.shape)[..., 0].astype(np.int64), 0, self.mp.n_steps)
+        r = 0 if self._row_class is None else np.broadcast_to(self._row_class, t.shape)
+        a = self.A_all[r, t]
         skew = 2.0 * np.einsum("...ij,...j->...i", a, q)
         half = self.inv_k + np.diagonal(a, axis1=-2, axis2=-1)
         return half + skew, half - skew
 
     def describe(self):
         return {"name": self.name, "gamma": self.gamma}
+
+
+class BEGVRegime(BEGV):
+    """``begv_regime``: begv's rule solved for the penalty of the current correlation regime, P_r
+    (``portfolio.correlation_regimes``; :func:`~mmgym.scenarios.portfolio.regime_penalties`), the
+    regime read from the market before each step (the one that moves that step's mids), as
+    ``optimal`` reads it on ``mmgym/RegimeMarketMaking-v0``. A(t) per regime is the closed form for a
+    constant Sigma_r: it ignores that the regime may switch before the horizon (a quasi-static
+    approximation). With ``correlation_regimes.observed: false`` the agent does not see the regime
+    and this is an oracle (``label``); with ``observed: true`` it uses only what the agent observes.
+    Without regimes it is ``begv``."""
+
+    name = "begv_regime"
+
+    def __init__(self, config):
+        from ..scenarios.portfolio import regime_penalties
+
+        super().__init__(config, penalties=regime_penalties(config))
+        cr = config.portfolio.correlation_regimes
+        self.initial = 0 if cr is None else int(cr.initial)
+        self.label = None if cr is None or cr.observed else "oracle: reads the hidden correlation regime"
+
+    def act(self, market, out=None):
+        self._row_class = market.field("regime").astype(np.int64)
+        try:
+            return super().act(market, out)
+        finally:
+            self._row_class = None
+
+    def _depths(self, step, q):
+        if self._row_class is None and self.initial != 0:  # outside act: the initial regime
+            self._row_class = np.int64(self.initial)
+            try:
+                return super()._depths(step, q)
+            finally:
+                self._row_class = None
+        return super()._depths(step, q)
+
+    def describe(self):
+        out = {"name": self.name, "gamma": self.gamma, "regimes": int(self.A_all.shape[0])}
+        if self.label is not None:
+            out["label"] = self.label
+        return out
+
+
+class BEGVTuned(BEGV):
+    """``begv_tuned``: begv's rule for the penalty ``Sigma_m`` of ``action.mode: portfolio_hybrid``
+    at constant multipliers (:func:`~mmgym.scenarios.portfolio.hybrid_penalty`: factor f's variance
+    scaled by m_f, the idiosyncratic part by m_idio; :func:`~mmgym.scenarios.portfolio.risk_components`),
+    i.e. the hybrid action ``a_j = ln m_j / ln(risk_multiplier_max)`` with zero skews held fixed.
+    The multipliers are searched on the env itself by :func:`mmgym.baselines.tuned.tune` (family
+    ``begv_tuned``); this class is one candidate.
+
+    Args:
+        config: the env. tuning: the search that chose the multipliers (None: a candidate).
+        multipliers: ``m_factor_0`` ... ``m_idio`` (one per part of ``risk_components``; default 1).
+    """
+
+    name = "begv_tuned"
+
+    def __init__(self, config, tuning=None, **multipliers: float):
+        from ..scenarios.portfolio import hybrid_penalty, risk_components
+
+        comps, names = risk_components(config.portfolio)
+        unknown = set(multipliers) - {f"m_{n}" for n in names}
+        if unknown:
+            raise ConfigError(f"begv_tuned: unknown multipliers {sorted(unknown)} (valid: m_{', m_'.join(names)})")
+        self.multipliers = {f"m_{n}": float(multipliers.get(f"m_{n}", 1.0)) for n in names}
+        super().__init__(config, penalties=hybrid_penalty(comps, np.array(list(self.multipliers.values()))))
+        self.tuning = tuning
+
+    def describe(self):
+        out = {"name": self.name, "gamma": self.gamma, **self.multipliers}
+        if self.tuning is not None:
+            out["tuning"] = self.tuning.describe()
+        return out
+
+    def report(self):
+        from .tuned import _with_seconds
+
+        return _with_seconds(self.describe(), self.tuning)
 
 
 # ------------------------------------------------------------------------- K = 2 DP ---
@@ -489,6 +585,8 @@ PORTFOLIO_BASELINES: dict[str, Any] = {
     "as": lambda env, bc: PerAsset(env, "as", bc.gamma),
     "glft": lambda env, bc: PerAsset(env, "glft", bc.gamma),
     "begv": lambda env, bc: BEGV(env),
+    "begv_regime": lambda env, bc: BEGVRegime(env),
+    "begv_tuned": lambda env, bc: _tuned("begv_tuned", env, bc),
     "optimal": lambda env, bc: PortfolioOptimal(env),
     # begv quotes plus market-order hedges per asset (mmgym/baselines/portfolio_hedge.py)
     "begv_mv_hedge": lambda env, bc: _hedge("begv_mv_hedge", env),
@@ -496,6 +594,12 @@ PORTFOLIO_BASELINES: dict[str, Any] = {
     "begv_eoq": lambda env, bc: _hedge("begv_eoq", env),
     "begv_factor_hedge": lambda env, bc: _hedge("begv_factor_hedge", env),
 }
+
+
+def _tuned(name, env, bc):
+    from .tuned import make_tuned
+
+    return make_tuned(name, env, bc)
 
 
 def _hedge(name, env):

@@ -77,6 +77,7 @@ from ..envs.market import TUNING_STREAMS
 from .analytic import GLFT, AvellanedaStoikov
 from .base import DepthPolicy, MarketParams
 from .optimal import evaluate_tables, inexact_reason, policy_value
+from .portfolio import BEGVTuned
 
 __all__ = ["FAMILIES", "Family", "Param", "TunedAS", "TunedGLFT", "TuningResult", "check_evaluation_seeds",
            "cache_dir", "clear_cache", "exact_unavailable", "make_tuned", "source_hash", "tune", "tuning_method"]
@@ -166,6 +167,15 @@ class Param:
     hi: float
     log: bool
     points: int
+    #: the config keys that set (lo, hi), named when the answer lies on a bound; None:
+    #: ``baselines.tuning.<name>_min`` / ``_max``
+    bound_keys: tuple[str, str] | None = None
+
+    def bound_key(self, upper: bool) -> str:
+        """The config key of the lower or upper bound."""
+        if self.bound_keys is not None:
+            return self.bound_keys[int(upper)]
+        return f"baselines.tuning.{self.name}_{'max' if upper else 'min'}"
 
     def value(self, u: float) -> float:
         """The parameter at coordinate u in [0, 1]."""
@@ -187,6 +197,8 @@ class Family:
     name: str
     policy: type[DepthPolicy]
     space: Callable[[EnvConfig, TuningConfig], tuple[Param, ...]]
+    #: why its candidates are never scored by the (t, q) DP (None: exactly where the DP is exact)
+    simulated: str | None = None
 
 
 def _gamma(tc: TuningConfig) -> Param:
@@ -203,9 +215,26 @@ def _as_space(config: EnvConfig, tc: TuningConfig) -> tuple[Param, ...]:
     return _gamma(tc), Param("c", lo, hi, False, tc.c_points)
 
 
+def _begv_space(config: EnvConfig, tc: TuningConfig) -> tuple[Param, ...]:
+    """``begv_tuned``: one multiplier per part of the portfolio's risk (factors, then the
+    idiosyncratic part; :func:`~mmgym.scenarios.portfolio.risk_components`), each on a log scale over
+    ``[1/r, r]``, r = ``action.risk_multiplier_max``: the range of ``portfolio_hybrid``'s constant
+    actions a in [-1, 1]."""
+    from ..scenarios.portfolio import risk_components
+
+    if not hasattr(config, "portfolio"):
+        raise ConfigError(f"begv_tuned quotes several assets: it needs mmgym/PortfolioMarketMaking-v0 (env is {config.id})")
+    r = float(config.action.risk_multiplier_max)
+    keys = ("action.risk_multiplier_max (1/r)", "action.risk_multiplier_max")
+    return tuple(Param(f"m_{n}", 1.0 / r, r, True, tc.multiplier_points, keys)
+                 for n in risk_components(config.portfolio)[1])
+
+
 FAMILIES: dict[str, Family] = {
     "as_tuned": Family("as_tuned", TunedAS, _as_space),
     "glft_tuned": Family("glft_tuned", TunedGLFT, lambda config, tc: (_gamma(tc),)),
+    "begv_tuned": Family("begv_tuned", BEGVTuned, _begv_space,
+                         simulated="begv_tuned quotes K assets; the exact policy evaluation is single-asset"),
 }
 
 
@@ -287,13 +316,14 @@ def exact_unavailable(config: EnvConfig) -> str | None:
     return None
 
 
-def tuning_method(config: EnvConfig, tc: TuningConfig) -> tuple[str, str | None]:
-    """``("exact" | "simulation", why not exact or None)`` for ``baselines.tuning.method``.
+def tuning_method(config: EnvConfig, tc: TuningConfig, simulated: str | None = None) -> tuple[str, str | None]:
+    """``("exact" | "simulation", why not exact or None)`` for ``baselines.tuning.method``;
+    ``simulated``: a family's reason never to score exactly (:attr:`Family.simulated`).
 
     Raises:
         ConfigError: ``method: exact`` on a config without exact policy evaluation.
     """
-    reason = exact_unavailable(config)
+    reason = simulated if simulated is not None else exact_unavailable(config)
     if tc.method == "exact" and reason is not None:
         raise ConfigError(f"baselines.tuning.method=exact: no exact policy evaluation here ({reason})")
     if tc.method == "simulation" or reason is not None:
@@ -438,7 +468,7 @@ def tune(family: str, env_config: EnvConfig, baselines_config: BaselinesConfig |
         raise ConfigError(f"unknown tuned family {family!r} (valid: {', '.join(FAMILIES)})")
     fam = FAMILIES[family]
     tc = (baselines_config if baselines_config is not None else BaselinesConfig()).tuning
-    method, not_exact = tuning_method(env_config, tc)
+    method, not_exact = tuning_method(env_config, tc, fam.simulated)
     key = _key(family, env_config.model_dump(), tc.model_dump(exclude={"disk_cache"}), method)
     if key in _CACHE:
         _CACHE.move_to_end(key)
@@ -471,8 +501,7 @@ def tune(family: str, env_config: EnvConfig, baselines_config: BaselinesConfig |
         method=method, not_exact=not_exact, episodes=tc.episodes if method == "simulation" else None,
         seed=tc.seed if method == "simulation" else None, evaluations=len(seen),
         bounds={p.name: [p.lo, p.hi] for p in space},
-        at_bound=[f"baselines.tuning.{p.name}_{'min' if x < 0.5 else 'max'}"
-                  for p, x in zip(space, u_best) if min(x, 1.0 - x) < _EDGE],
+        at_bound=[p.bound_key(x >= 0.5) for p, x in zip(space, u_best) if min(x, 1.0 - x) < _EDGE],
         seconds=time.perf_counter() - t0)
     _CACHE[key] = result
     if on_disk:

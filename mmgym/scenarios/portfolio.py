@@ -666,6 +666,27 @@ def penalty_matrix(config: PortfolioEnvConfig) -> np.ndarray:
     return sig if config.portfolio.penalty == "portfolio" else np.diag(np.diag(sig))
 
 
+def regime_penalties(config: PortfolioEnvConfig) -> np.ndarray:
+    """(R, K, K): each correlation regime's penalty matrix P_r (Sigma_r, or diag(Sigma_r) with
+    ``penalty: per_asset``); (1, K, K) holding :func:`penalty_matrix` without regimes."""
+    sigs = config.portfolio.regime_sigmas()
+    return sigs if config.portfolio.penalty == "portfolio" else np.stack([np.diag(np.diag(s)) for s in sigs])
+
+
+def hybrid_penalty(comps: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``Sigma_m = sum_{f,g} sqrt(m_f m_g) T_fg + m_idio R`` (:func:`risk_components`' parts
+    ``comps`` (F F + 1, K, K), multipliers ``m`` (F + 1,), the last the idiosyncratic one): the
+    penalty ``portfolio_hybrid``'s quotes use at multipliers m (the kernel's ``_hybrid_terms``
+    builds the same matrix in place)."""
+    m = np.asarray(m, dtype=np.float64)
+    nf = m.shape[0] - 1
+    out = m[nf] * comps[nf * nf]
+    for f in range(nf):
+        for g in range(nf):
+            out = out + math.sqrt(m[f] * m[g]) * comps[f * nf + g]
+    return 0.5 * (out + out.T)
+
+
 def pack(config: PortfolioEnvConfig, raw_depths: bool = False) -> Params:
     """The kernels' :class:`Params` of a config."""
     pf = config.portfolio
@@ -699,7 +720,7 @@ def pack_regimes(config: PortfolioEnvConfig) -> tuple:
     cr = pf.correlation_regimes
     dt = float(config.market.dt)
     sigs = pf.regime_sigmas()
-    pens = sigs if pf.penalty == "portfolio" else np.stack([np.diag(np.diag(s)) for s in sigs])
+    pens = regime_penalties(config)
     chol = np.stack([chol_factor(s) * math.sqrt(dt) for s in sigs])
     k = pf.assets
     cum = np.ones((1, 1)) if cr is None else cumulative_rows(transition_matrix(cr.rates, dt))
