@@ -247,14 +247,15 @@ class BEGVRegime(BEGV):
     constant Sigma_r: it ignores that the regime may switch before the horizon (a quasi-static
     approximation). With ``correlation_regimes.observed: false`` the agent does not see the regime
     and this is an oracle (``label``); with ``observed: true`` it uses only what the agent observes.
-    Without regimes it is ``begv``."""
+    Without regimes it is ``begv``. ``penalties`` (R, K, K): other per-regime penalties (a search
+    over regime-dependent multipliers, ``benchmarks/portfolio_regime_search.py``)."""
 
     name = "begv_regime"
 
-    def __init__(self, config):
+    def __init__(self, config, penalties: np.ndarray | None = None):
         from ..scenarios.portfolio import regime_penalties
 
-        super().__init__(config, penalties=regime_penalties(config))
+        super().__init__(config, penalties=regime_penalties(config) if penalties is None else penalties)
         cr = config.portfolio.correlation_regimes
         self.initial = 0 if cr is None else int(cr.initial)
         self.label = None if cr is None or cr.observed else "oracle: reads the hidden correlation regime"
