@@ -201,7 +201,8 @@ class BEGV(PortfolioPolicy):
     Args:
         config: the env. gamma: the risk aversion (None: 2 phi).
         penalties: the penalty matrices the closed form is solved for, (K, K) or (R, K, K) (one per
-            row class, chosen per row by :meth:`_rows`); None: the env's nominal P. ``begv_regime``
+            row class, chosen per row by ``_row_class``, which :class:`BEGVRegime` sets while acting);
+            None: the env's nominal P. ``begv_regime``
             and ``begv_tuned`` are this rule at other penalties (:class:`BEGVRegime`,
             :class:`BEGVTuned`).
     """

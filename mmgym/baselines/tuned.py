@@ -18,7 +18,17 @@ Families (``FAMILIES``):
 
       delta_b = (1/gamma) ln(1 + gamma/k) + (2q + 1)/2 w,   delta_a = (1/gamma) ln(1 + gamma/k) - (2q - 1)/2 w
 
-Both are computed by the untuned baselines' classes (:class:`~mmgym.baselines.AvellanedaStoikov`,
+* ``begv_tuned`` (the portfolio, :mod:`mmgym.baselines.portfolio`): Bergault, Evangelista, Guéant &
+  Vieira (2021)'s closed form (``begv``) for the penalty ``Sigma_m`` of ``action.mode:
+  portfolio_hybrid`` at constant multipliers, parameters ``m_factor_0 .. m_factor_{F-1}, m_idio``
+  (:func:`~mmgym.scenarios.portfolio.hybrid_penalty`; factor f's variance scaled by m_f, the
+  idiosyncratic part by m_idio), each on a log scale over ``[1/r, r]``, r =
+  ``action.risk_multiplier_max``: the hybrid's constant actions ``a_j = ln m_j / ln r``, zero skews.
+  Always simulated (the exact policy evaluation is single-asset); ``multiplier_points`` per
+  multiplier on the coarse grid (odd: m = 1, begv itself, is a grid point, so the tuned score on
+  the tuning set is never below begv's).
+
+The first two are computed by the untuned baselines' classes (:class:`~mmgym.baselines.AvellanedaStoikov`,
 :class:`~mmgym.baselines.GLFT`); ``c`` is added to their depths.
 
 **The score of a candidate.** Where the (t, q) DP of :mod:`mmgym.baselines.optimal` is exact for
@@ -44,7 +54,7 @@ not overlap the tuning set (:func:`check_evaluation_seeds`).
 a coarse grid (``gamma_points`` x ``c_points``), then from its best point a bounded refinement:
 scipy's ``minimize_scalar(method="bounded")`` (Brent 1973, Algorithms for Minimization without
 Derivatives, ch. 5: golden section with parabolic interpolation) on the bracket around it for one
-parameter; scipy's Nelder-Mead with bounds (Nelder & Mead 1965, Comput. J. 7(4)) for two, with an
+parameter; scipy's Nelder-Mead with bounds (Nelder & Mead 1965, Comput. J. 7(4)) for two or more, with an
 initial simplex one grid step wide. Exact scores are refined to 1e-6 of each range (Nelder-Mead
 restarted once from its result); simulated ones to 1e-3 and a tenth of a standard error, below
 which the tuning set resolves nothing. The answer is the best point evaluated. Results are cached in-process per (family, env config, ``baselines.tuning``, method),
