@@ -152,8 +152,7 @@ def _portfolio_plots(result: EvaluationResult, env_config: EnvConfig, out: Path,
         fig, axes = plt.subplots(1, nf, figsize=(6.5 * nf, 4.5), squeeze=False)
         for f, fname in enumerate(fnames):
             vals = np.concatenate([batches[n].final_factor_exposure[:, f] for n in names])
-            lo, hi = np.percentile(vals, [0.5, 99.5])
-            bins = np.linspace(lo, hi, 50) if hi > lo else 30
+            bins = _lattice_bins(vals, 50)
             ax = axes[0, f]
             for n in names:
                 e = batches[n].final_factor_exposure[:, f]
@@ -222,3 +221,19 @@ def _portfolio_plots(result: EvaluationResult, env_config: EnvConfig, out: Path,
     fig.savefig(written[-1], dpi=110)
     plt.close(fig)
     return written
+
+
+def _lattice_bins(values: np.ndarray, target: int) -> Any:
+    """About ``target`` histogram bins over the central 99 % of ``values``; when the values lie on
+    a lattice (integer lots times loadings: fewer distinct values than half the sample), bins whose
+    width is a multiple of the lattice step, centred on it, so that no bin is empty by aliasing."""
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    if not hi > lo:
+        return 30
+    u = np.unique(np.round(values, 9))
+    if u.size > max(values.size // 2, 2):
+        return np.linspace(lo, hi, target)
+    step = float(np.min(np.diff(u)))
+    width = step * max(1, int(np.ceil((hi - lo) / (target * step))))
+    start = u[0] + step * np.floor((lo - u[0]) / step) - step / 2
+    return np.arange(start, hi + width, width)

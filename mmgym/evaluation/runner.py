@@ -441,7 +441,8 @@ def run_evaluation(
         differences against the reference (``objective_diff_mean``, ``objective_diff_se``,
         ``objective_diff_ci95``, ``pnl_diff_*``), with a factor model (``Scenario.exposure_reader``)
         ``abs_exposure_<factor>_mean`` and ``_se`` (over episodes, of the per-episode time mean of
-        |e_f|, ``EpisodeBatch.abs_factor_exposure``), and for table policies ``objective_exact``
+        |e_f|, ``EpisodeBatch.abs_factor_exposure``) and ``final_abs_exposure_<factor>_mean``,
+        ``_se`` (of |e_f| after the last step), and for table policies ``objective_exact``
         (the exact expectation of the objective, :func:`mmgym.baselines.evaluate_tables`); the
         optimal policy adds ``v0``. On an env whose scenario is not the baselines' intensity model
         (``Scenario.dp_exact`` false: the limit order book, the OU mid) those expectations are the
@@ -484,6 +485,9 @@ def run_evaluation(
             _, _, se = mean_se(batch.abs_factor_exposure[:, f])
             m[f"abs_exposure_{fname}_mean"] = float(batch.abs_factor_exposure[:, f].mean())
             m[f"abs_exposure_{fname}_se"] = se
+            _, _, se = mean_se(np.abs(batch.final_factor_exposure[:, f]))
+            m[f"final_abs_exposure_{fname}_mean"] = float(np.abs(batch.final_factor_exposure[:, f]).mean())
+            m[f"final_abs_exposure_{fname}_se"] = se
         if batch.alerts_breach is not None:  # risk limits: mean alerts per episode
             m["alerts_breach_mean"] = float(batch.alerts_breach.mean())
             m["alerts_warn_mean"] = float(batch.alerts_warn.mean())
