@@ -212,8 +212,8 @@ def _portfolio_plots(result: EvaluationResult, env_config: EnvConfig, out: Path,
                 ax.plot(t, mu, color=colors[n], ls=styles[f % len(styles)], lw=1.5, label=f"{n}: |{fname}|")
                 ax.fill_between(t, mu - 2 * se, mu + 2 * se, color=colors[n], alpha=0.2, lw=0)
         ax.set_ylabel("mean |exposure|")
-        ax.set_title(f"mean |factor exposure| over {result.metadata.get('episodes', '?')} episodes (band ± 2 SE)",
-                     fontsize=10)
+        episodes = result.metadata.get("episodes", "?")
+        ax.set_title(f"mean |factor exposure| over {episodes} episodes (band ± 2 SE)", fontsize=10)
         ax.legend(fontsize=7, ncol=len(names))
     axes[-1, 0].set_xlabel("t")
     fig.tight_layout()

@@ -86,6 +86,7 @@ runs once per batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -1668,8 +1669,9 @@ class PortfolioScenario(Scenario):
 
     #: the sample episode's per-asset record (evaluation): inventory after the step, the mid the
     #: quotes were computed from, the quoted depths and the passive fills, each ``<prefix>_<a>``
-    asset_path_columns = {"inventory": "inventory", "mid": "quote_mid", "depth_bid": "depth_bid",
-                          "depth_ask": "depth_ask", "fill_bid": "fill_bid", "fill_ask": "fill_ask"}
+    asset_path_columns: Mapping[str, str] = {
+        "inventory": "inventory", "mid": "quote_mid", "depth_bid": "depth_bid",
+        "depth_ask": "depth_ask", "fill_bid": "fill_bid", "fill_ask": "fill_ask"}
 
     def exposure_reader(self, config):
         """Exposures ``e = B^T x`` after the step, ``x = q' + q_e w`` the total exposure (lots;
