@@ -42,7 +42,7 @@ from .policies import sb3_policy_fn
 from .vec_env import MMVecEnv
 
 __all__ = ["MarketStatsCallback", "PeriodicEvalCallback", "CheckpointCallback", "ProgressCallback",
-           "InterruptCallback", "evaluate_model"]
+           "InterruptCallback", "LogStdScheduleCallback", "evaluate_model"]
 
 
 def evaluate_model(model: Any, vecnormalize: Any, env_config: EnvConfig, baselines: list[str],
@@ -271,6 +271,52 @@ class PeriodicEvalCallback(BaseCallback):
                 (self.best_dir / "best.txt").write_text(
                     f"num_timesteps {self.num_timesteps}\nobjective_mean {m['objective_mean']:.6f}\n")
         return out
+
+
+class LogStdScheduleCallback(BaseCallback):
+    """``agent.log_std_schedule``: the policy's log std is fixed (not learned) and set before each
+    rollout to ``start + (end - start) * min(1, num_timesteps / total_timesteps)``; logged as
+    ``train/log_std_scheduled``. The policy must carry a state-independent ``log_std`` parameter
+    (SB3's Gaussian ``ActorCriticPolicy`` without gSDE: PPO, A2C)."""
+
+    def __init__(self, start: float, end: float, total_timesteps: int, verbose: int = 0):
+        super().__init__(verbose)
+        self.start, self.end, self.total = float(start), float(end), max(1, int(total_timesteps))
+
+    def value(self, num_timesteps: int) -> float:
+        """The scheduled log std after ``num_timesteps`` steps."""
+        return self.start + (self.end - self.start) * min(1.0, num_timesteps / self.total)
+
+    @staticmethod
+    def check(model: Any, where: str = "agent.log_std_schedule") -> None:
+        """Refuse a model whose policy has no state-independent ``log_std`` (one line)."""
+        import torch
+
+        policy = model.policy
+        if getattr(policy, "use_sde", False) or not isinstance(getattr(policy, "log_std", None),
+                                                                 torch.nn.Parameter):
+            raise ConfigError(f"{where}: needs a Gaussian policy with a state-independent log std "
+                              f"(PPO/A2C on a Box action, no gSDE); {type(model).__name__}'s "
+                              f"{type(policy).__name__} has none")
+
+    def _set(self) -> None:
+        import torch
+
+        v = self.value(self.model.num_timesteps)
+        with torch.no_grad():
+            self.model.policy.log_std.fill_(v)
+        self.logger.record("train/log_std_scheduled", v)
+
+    def _on_training_start(self) -> None:
+        self.check(self.model)
+        self.model.policy.log_std.requires_grad_(False)  # Adam skips a parameter without a gradient
+        self._set()
+
+    def _on_rollout_start(self) -> None:
+        self._set()
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class CheckpointCallback(BaseCallback):

@@ -41,6 +41,7 @@ from .algos import build_algo_kwargs, is_off_policy
 from .callbacks import (
     CheckpointCallback,
     InterruptCallback,
+    LogStdScheduleCallback,
     MarketStatsCallback,
     PeriodicEvalCallback,
     ProgressCallback,
@@ -457,6 +458,8 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
         except (ValueError, TypeError, AssertionError) as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"{source}: agent.kwargs: {algo_cls.__name__} rejected the arguments: {msg}") from None
+        if ac.log_std_schedule is not None:  # before anything lands in the run directory
+            LogStdScheduleCallback.check(model, f"{source}: agent.log_std_schedule")
         # SB3 seeded env i with seed + i; training seeds get disjoint streams instead
         venv.seed(training_env_seed(tc.seed))
         _clear_run_dir(run_dir)
@@ -501,7 +504,10 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
                                      tc.eval_episodes, cfg.eval.seed, best_dir, vecnormalize, best_prev,
                                      eval_at_start=ckpt is None)
     interrupt = InterruptCallback()
-    callbacks: list[Any] = [stats, evaluator,
+    schedule: list[Any] = []
+    if ac.log_std_schedule is not None:
+        schedule.append(LogStdScheduleCallback(*ac.log_std_schedule, tc.total_timesteps))
+    callbacks: list[Any] = [*schedule, stats, evaluator,
                             CheckpointCallback(tc.checkpoint_freq,
                                                lambda: write_checkpoint(model, run_dir, vecnormalize, off_policy)),
                             interrupt]

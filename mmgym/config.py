@@ -163,6 +163,12 @@ class AgentConfig(Section):
     """Wrap in VecNormalize (True or its keyword arguments); statistics are saved with the model."""
     reward_scale: float = Field(1.0, gt=0.0)
     """Multiply the rewards the algorithm learns from by this (logged episode returns stay unscaled)."""
+    log_std_schedule: tuple[float, float] | None = None
+    """``[start, end]``: the Gaussian policy's log standard deviation (every action dimension) is
+    set, not learned, and falls linearly from ``start`` to ``end`` over ``train.total_timesteps``
+    (set before each rollout; a resumed run continues the line). Exploration wide early, precise
+    late: a learned log std shrinks only as fast as the policy gradient lets it. PPO/A2C with a
+    state-independent std (``log_std`` parameter, no gSDE); refused elsewhere. None: learned (SB3)."""
     control_variate: bool = False
     """Learn from ``reward - q (dS - E_t dS)``: the step's revaluation noise (``info``'s
     ``revaluation_noise``) has conditional mean zero given the state, the action and the fills, so

@@ -144,6 +144,35 @@ def test_resume_continues_num_timesteps(tmp_path):
         train(cfg3, resume=True, log=lambda *_: None)
 
 
+def test_log_std_schedule_is_followed_and_continues_after_resume(tmp_path):
+    """agent.log_std_schedule: before each rollout the policy's log std is exactly the line's
+    value at that step (not learned in between), and a resumed run continues the same line."""
+    from stable_baselines3 import PPO
+
+    from mmgym.agents.train import train
+    from mmgym.config import load_config
+
+    run_dir = tmp_path / "r"
+    base = [f"train.run_dir={run_dir}", "train.checkpoint_freq=640", "train.eval_freq=0",
+            "agent.log_std_schedule=[-0.5, -2.5]"]
+    line = lambda step: -0.5 + (-2.5 + 0.5) * step / 3200  # noqa: E731
+    train(load_config(SMOKE, base + ["train.total_timesteps=1920"]), log=lambda *_: None)
+    # learned SB3 would have moved log_std in the rollout's gradient steps; scheduled, it holds
+    # the value set before the last rollout (at step 1920 - 640 = 1280 of a 1920-step line)
+    saved = PPO.load(run_dir / "model.zip", device="cpu").policy.log_std.detach().numpy()
+    assert saved == pytest.approx([-0.5 - 2.0 * 1280 / 1920] * 2, abs=1e-6)
+    train(load_config(SMOKE, base + ["train.total_timesteps=3200"]), resume=True, log=lambda *_: None)
+    s = _scalars(run_dir)
+    rec = s[s.tag == "train/log_std_scheduled"]
+    after = rec[rec.step > 1920]
+    assert len(after) >= 1
+    for step, value in zip(after.step, after.value):
+        # logged at the dump after the rollout that started at step - 640
+        assert value == pytest.approx(line(step - 640), abs=1e-6)
+    final = PPO.load(run_dir / "model.zip", device="cpu").policy.log_std.detach().numpy()
+    assert final == pytest.approx([line(3200 - 640)] * 2, abs=1e-6)
+
+
 def test_resume_sac_restores_replay_buffer(tmp_path):
     from mmgym.agents.train import train
 
@@ -220,6 +249,8 @@ BAD = [
     (None, ["market.sigma=abc"], ["--set market.sigma=abc", "env.market.sigma", "'abc'"]),
     (None, ["train.eval_baselines=[as,foo]"], ["train.eval_baselines.1", "'foo'"]),
     (None, ["env.id=mmgym/MarketMakin-v0"], ["env.id", "mmgym/MarketMakin-v0", "registered"]),
+    (None, [*SAC_SET, "agent.log_std_schedule=[-1, -2]"], ["agent.log_std_schedule", "SAC"]),
+    (None, ["agent.log_std_schedule=[-1]"], ["agent.log_std_schedule", "[-1]"]),
 ]
 
 
