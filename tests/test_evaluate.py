@@ -391,3 +391,27 @@ def test_agent_over_training_seeds(tmp_path, tiny):
     r2 = _run(str(tiny), "--agents", "as", f"ppo={runs}/seed*/model.zip", "--reference", "ppo",
               "--episodes", "4", "--out", str(tmp_path / "ref"), "--no-plots")
     assert r2.returncode == 2 and len(r2.stderr.strip().splitlines()) == 1 and "--reference 'ppo'" in r2.stderr
+
+
+@pytest.mark.parametrize("name", ["portfolio2.yaml", "portfolio8.yaml"])
+def test_write_plots_on_k_assets(tmp_path, name):
+    """write_plots on a K = 2 (Sigma given directly: one factor, its first principal component) and
+    a K = 8 (two factors, factor instrument) evaluation: the PnL histogram, the final factor exposure
+    histograms and portfolio_path.png, each once, and no single-asset figure (sample_path, depth
+    surface); the metrics carry the mean |exposure| per factor with its SE."""
+    from mmgym.evaluation import write_plots
+
+    cfg = load_config(str(ROOT / "configs" / name), overrides=["market.horizon=0.1"])
+    res = run_evaluation(cfg.env, {"as": "as", "begv": "begv"}, episodes=16, seed=100000,
+                         baselines_config=cfg.baselines, reference="begv")
+    paths = write_plots(res, cfg.env, tmp_path / "plots")
+    expected = {"pnl_distribution.png", "inventory_distribution.png", "portfolio_path.png"}
+    assert sorted(p.name for p in paths) == sorted(expected)
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == expected
+    assert all(p.stat().st_size > 1000 for p in paths)
+    f = 1 if name == "portfolio2.yaml" else 2
+    for agent, batch in res.batches.items():
+        assert len(batch.factor_names) == f and batch.path["inventory"].shape[1] == cfg.env.portfolio.assets
+        m = res.metrics[agent]
+        for fname in batch.factor_names:
+            assert m[f"abs_exposure_{fname}_mean"] >= 0 and m[f"abs_exposure_{fname}_se"] > 0

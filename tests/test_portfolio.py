@@ -509,3 +509,110 @@ def test_same_seed_same_episode_and_vector_equals_singles():
         ob, rb, *_ = b.step(act)
         assert ra == rb[1]
         np.testing.assert_array_equal(oa, ob[1])
+
+
+# ------------------------------------------------------ evaluation: the K-asset path ---
+def _path_case(case):
+    """(env config, policy, raw depths) of a K-asset evaluation-path case, 20 steps: portfolio2
+    (Sigma given directly, offsets, a fixed state-dependent obs policy), ppo_portfolio8 (two factors,
+    portfolio_hybrid, the same kind of policy), portfolio8 with its factor instrument (begv_factor_hedge
+    at phi = 1, so that it trades the instrument)."""
+    from pathlib import Path
+
+    from mmgym.baselines import make_baseline
+    from mmgym.config import load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    name = {"p2": "portfolio2.yaml", "p8_hybrid": "ppo_portfolio8.yaml", "p8_factor": "portfolio8.yaml"}[case]
+    cfg = load_config(str(root / name))
+    data = cfg.env.model_dump()
+    data["market"]["horizon"] = 0.1
+    if case == "p8_factor":
+        data["reward"]["inventory_penalty"] = 1.0
+    env = load_env_config(data)
+    if case == "p8_factor":
+        return env, make_baseline("begv_factor_hedge", env, cfg.baselines), True
+    probe = BatchMarket(env, 1)
+    w = np.random.default_rng(3).normal(0.0, 1.0, (probe.obs_dim, probe.action_dim))
+
+    def policy(obs):
+        return np.tanh(np.asarray(obs, dtype=np.float64) @ w)
+
+    return env, policy, False
+
+
+@pytest.mark.parametrize("case", ["p2", "p8_hybrid", "p8_factor"])
+def test_evaluation_path_is_the_env_stepped_by_hand(case):
+    """run_policy's K-asset record (3 chunks: 7 episodes, 3 rows at a time) against the market stepped
+    by hand (one batch of 7 rows, the same seeds): episode 0's per-asset inventories are the state's
+    after each step (the last step, whose row resets, through the ledger's risk-equivalent final
+    inventory sqrt(x^T P x), P = Sigma), its exposures are B^T x with B the config's loadings (or
+    Sigma's top eigenvector, up to sign) and x = q + q_e w with a factor instrument; exposure 0 is the
+    env's own ``factor_exposure``; the means over episodes of |e_f| are those of the stepped rows."""
+    from mmgym.evaluation import run_policy
+    from mmgym.scenarios.portfolio import factor_instrument
+
+    env, policy, raw = _path_case(case)
+    eps, seed, n = 7, 100000, env.market.n_steps
+    batch = run_policy(env, policy, eps, seed=seed, num_envs=3, cache=False)
+    k = env.portfolio.assets
+    if env.portfolio.loadings is not None:
+        b = np.asarray(env.portfolio.loadings, dtype=np.float64)
+    else:
+        lam, v = np.linalg.eigh(env.portfolio.sigma_matrix())
+        b = v[:, [int(np.argmax(lam))]]
+    fi = factor_instrument(env)
+    m = BatchMarket(env, eps, raw_depths=raw)
+    m.seed_rows([seed + e for e in range(eps)])
+    obs = m.reset()
+    act = np.zeros((eps, m.action_dim))
+    col = {c: j for j, c in enumerate(m.aux_names)}
+    p = batch.path
+    assert p["inventory"].shape == (n, k) and p["factor_exposure"].shape == (n, b.shape[1])
+    abs_sum = np.zeros((eps, b.shape[1]))
+    for t in range(n):
+        if raw:
+            policy.act(m, out=act)
+        else:
+            act[:] = policy(obs)
+        buf = m.step(act)
+        obs = buf.obs
+        x_aux = buf.aux[:, [col[f"inventory_{a}"] for a in range(k)]]
+        if fi is not None:
+            x_aux = x_aux + buf.aux[:, [col["factor_position"]]] * fi.w
+        if t < n - 1:  # the state after the step (the last step's row resets)
+            np.testing.assert_array_equal(p["inventory"][t], m.inventory[0])
+            x = m.inventory[0] + (m.field("factor_position")[0] * fi.w if fi is not None else 0.0)
+            np.testing.assert_allclose(x, x_aux[0], atol=1e-12)
+        else:
+            assert buf.done.all()
+            x = p["inventory"][t] + (buf.aux[0, col["factor_position"]] * fi.w if fi is not None else 0.0)
+            sig = env.portfolio.sigma_matrix()
+            assert math.sqrt(x @ sig @ x) == pytest.approx(batch.final_inventory[0], rel=1e-9, abs=1e-9)
+        e = p["factor_exposure"][t]
+        np.testing.assert_allclose(np.abs(e), np.abs(x @ b), atol=1e-9)  # PC1: up to its sign
+        assert e[0] == pytest.approx(buf.aux[0, col["factor_exposure"]], abs=1e-9)
+        ae = np.abs(x_aux @ b)
+        abs_sum += ae
+        np.testing.assert_allclose(batch.factor_exposure_t[t], ae.mean(axis=0), atol=1e-9)
+    np.testing.assert_allclose(batch.abs_factor_exposure, abs_sum / n, atol=1e-9)
+    np.testing.assert_allclose(np.abs(batch.final_factor_exposure), np.abs(x_aux @ b), atol=1e-9)
+    assert np.any(p["inventory"] != 0)
+    if fi is not None:
+        assert np.any(m.field("factor_position") != 0) or np.any(buf.aux[:, col["factor_position"]] != 0)
+
+
+def test_factor_matrix_is_the_loadings_or_the_first_principal_component():
+    """factor_matrix: the config's loadings B; with Sigma given directly its top eigenvector (F = 1);
+    column 0 is factor_loadings' b_1 either way (the env's factor_exposure)."""
+    from mmgym.scenarios.portfolio import factor_loadings, factor_matrix
+
+    rng = np.random.default_rng(1)
+    fm = _cfg(portfolio={"assets": 4, **_random_sigma(rng, 4)}).portfolio
+    b, where = factor_matrix(fm)
+    np.testing.assert_array_equal(b, np.asarray(fm.loadings))
+    np.testing.assert_array_equal(b[:, 0], factor_loadings(fm)[0])
+    cov = _cfg(portfolio={"assets": 2, "covariance": [[4.0, 3.2], [3.2, 4.0]]}).portfolio
+    b, where = factor_matrix(cov)
+    assert b.shape == (2, 1) and where == "top eigenvector of Sigma"
+    np.testing.assert_allclose(b[:, 0], np.array([1.0, 1.0]) / math.sqrt(2.0), atol=1e-12)

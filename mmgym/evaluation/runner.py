@@ -46,7 +46,7 @@ import numpy as np
 
 from ..config import BaselinesConfig, ConfigError, EnvConfig
 from ..make import make_market
-from .stats import across_seeds, paired_across_seeds, paired_difference, summarize
+from .stats import across_seeds, mean_se, paired_across_seeds, paired_difference, summarize
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -85,8 +85,17 @@ class EpisodeBatch:
         final_inventory, abs_inventory: q_T and the per-step mean of |q|.
         spread: mean quoted spread over two-sided steps (NaN if never two-sided).
         fills, impact_cost, fees, hedge_lots, inventory_penalty, terminal_penalty: episode sums.
-        path: the first episode's path: ``mid``, ``bid``, ``ask``, ``fill_bid``, ``fill_ask``,
-            ``inventory`` (post-step), each (n_steps,).
+        path: the first episode's path. One asset: ``mid``, ``bid``, ``ask``, ``fill_bid``,
+            ``fill_ask``, ``hedge``, ``inventory`` (post-step), each (n_steps,). K > 1 assets: the
+            scenario's per-asset columns (``Scenario.asset_path_columns``; the portfolio's
+            ``inventory`` post-step, ``mid``, ``depth_bid``, ``depth_ask``, ``fill_bid``,
+            ``fill_ask``), each (n_steps, K); with a factor model also ``factor_exposure``
+            (n_steps, F) after each step.
+        factor_names: the F factors of ``Scenario.exposure_reader`` (None: no factor model), and
+            per episode ``abs_factor_exposure`` (episodes, F), the mean over steps of |e_f| after
+            each step, and ``final_factor_exposure`` (episodes, F), e_f after the last step;
+            ``factor_exposure_t`` (n_steps, F), the mean over episodes of |e_f| after step t, and
+            ``factor_exposure_t_se`` its standard error.
         audit: per-fill records (tuples in ``AUDIT_COLUMNS`` order, or the scenario's
             ``audit_columns``, agent left blank) or None.
         alerts: risk-limit alerts (dicts, :meth:`~mmgym.scenarios.base.Scenario.alert_step`) when
@@ -111,6 +120,11 @@ class EpisodeBatch:
     alerts: list[dict] | None = None
     alerts_breach: np.ndarray | None = None
     alerts_warn: np.ndarray | None = None
+    factor_names: list[str] | None = None
+    abs_factor_exposure: np.ndarray | None = None
+    final_factor_exposure: np.ndarray | None = None
+    factor_exposure_t: np.ndarray | None = None
+    factor_exposure_t_se: np.ndarray | None = None
 
 
 def audit_columns(env_config: EnvConfig) -> tuple[str, ...]:
@@ -217,10 +231,19 @@ def run_policy(
     own_audit = audit and scenario.audit_columns is not None
     alerts: list[dict] | None = [] if scenario.has_alerts(sc_config) else None
     path: dict[str, np.ndarray] = {}
+    k = scenario.assets(sc_config)
+    reader = scenario.exposure_reader(sc_config)
+    names_f, read_exposure = reader if reader is not None else (None, None)
+    if reader is not None:
+        nf = len(names_f)
+        exp_abs, exp_final = [], []
+        exp_t, exp_t2 = np.zeros((n_steps, nf)), np.zeros((n_steps, nf))
     market = make_market(env_config, chunk, raw_depths=is_depth)
     actions = np.zeros((chunk, market.action_dim))
     col = {name: j for j, name in enumerate(market.aux_names)}
     stat = {name: j for j, name in enumerate(market.stat_names)}
+    asset_cols = ({key_: [col[f"{prefix}_{a}"] for a in range(k)]
+                   for key_, prefix in scenario.asset_path_columns.items()} if k > 1 else {})
     im = env_config.impact
     maker, taker = env_config.reward.maker_fee, env_config.reward.taker_fee
     for start in range(0, episodes, chunk):
@@ -232,7 +255,15 @@ def run_policy(
         obs = market.reset()
         first = start == 0
         if first:
-            path = {k: np.empty(n_steps) for k in ("mid", "bid", "ask", "fill_bid", "fill_ask", "inventory", "hedge")}
+            if k > 1:
+                path = {key_: np.empty((n_steps, k)) for key_ in asset_cols}
+            else:
+                path = {key_: np.empty(n_steps) for key_ in ("mid", "bid", "ask", "fill_bid", "fill_ask",
+                                                            "inventory", "hedge")}
+            if reader is not None:
+                path["factor_exposure"] = np.empty((n_steps, nf))
+        if reader is not None:
+            chunk_abs = np.zeros((rows, nf))
         for t in range(n_steps):
             if audit:
                 cash0 = market.field("cash").copy()
@@ -244,7 +275,18 @@ def run_policy(
                 act = np.asarray(policy(obs), dtype=np.float64).reshape(rows, market.action_dim)
             buf = market.step(act)
             aux = buf.aux
-            if first:
+            if reader is not None:
+                e = read_exposure(aux, col)
+                ae = np.abs(e)
+                chunk_abs += ae
+                exp_t[t] += ae.sum(axis=0)
+                exp_t2[t] += (ae * ae).sum(axis=0)
+                if first:
+                    path["factor_exposure"][t] = e[0]
+            if first and k > 1:
+                for key_, cols in asset_cols.items():
+                    path[key_][t] = aux[0, cols]
+            elif first:
                 for key_, name in _PATH_COLUMNS:
                     path[key_][t] = aux[0, col[name]]
                 path["inventory"][t] = (buf.final_stats[0, stat["final_inventory"]] if buf.done[0]
@@ -259,6 +301,9 @@ def run_policy(
         if not buf.done.all():  # fixed horizon: every row finishes on the last step
             raise RuntimeError("episodes did not finish after n_steps steps")
         stats_rows.append(buf.final_stats.copy())
+        if reader is not None:
+            exp_abs.append(chunk_abs / n_steps)
+            exp_final.append(e.copy())  # after the last step
     rows_ = np.concatenate(stats_rows, axis=0)
     st = {name: rows_[:, j] for name, j in stat.items()}  # the ledger's statistics, by name
     length = np.maximum(st["length"], 1.0)
@@ -273,6 +318,13 @@ def run_policy(
         alerts_breach=st.get("alerts_breach") if alerts is not None else None,
         alerts_warn=st.get("alerts_warn") if alerts is not None else None,
     )
+    if reader is not None:
+        mean_t = exp_t / episodes
+        var_t = np.maximum(exp_t2 / episodes - mean_t * mean_t, 0.0) * episodes / max(episodes - 1, 1)
+        batch.factor_names = list(names_f)
+        batch.abs_factor_exposure = np.concatenate(exp_abs, axis=0)
+        batch.final_factor_exposure = np.concatenate(exp_final, axis=0)
+        batch.factor_exposure_t, batch.factor_exposure_t_se = mean_t, np.sqrt(var_t / episodes)
     if key is not None:
         _cache_put(_RUN_CACHE, key, batch)
     return batch
@@ -387,7 +439,10 @@ def run_evaluation(
     Returns:
         :class:`EvaluationResult`; ``metrics[name]`` holds :func:`summarize`'s fields, the paired
         differences against the reference (``objective_diff_mean``, ``objective_diff_se``,
-        ``objective_diff_ci95``, ``pnl_diff_*``), and for table policies ``objective_exact``
+        ``objective_diff_ci95``, ``pnl_diff_*``), with a factor model (``Scenario.exposure_reader``)
+        ``abs_exposure_<factor>_mean`` and ``_se`` (over episodes, of the per-episode time mean of
+        |e_f|, ``EpisodeBatch.abs_factor_exposure``) and ``final_abs_exposure_<factor>_mean``,
+        ``_se`` (of |e_f| after the last step), and for table policies ``objective_exact``
         (the exact expectation of the objective, :func:`mmgym.baselines.evaluate_tables`); the
         optimal policy adds ``v0``. On an env whose scenario is not the baselines' intensity model
         (``Scenario.dp_exact`` false: the limit order book, the OU mid) those expectations are the
@@ -426,6 +481,13 @@ def run_evaluation(
     not_exact = inexact_reason(env_config) if exact_env else None
     for name, batch in batches.items():
         m = summarize(batch, bc.gamma)
+        for f, fname in enumerate(batch.factor_names or ()):  # a factor model: mean |exposure|
+            _, _, se = mean_se(batch.abs_factor_exposure[:, f])
+            m[f"abs_exposure_{fname}_mean"] = float(batch.abs_factor_exposure[:, f].mean())
+            m[f"abs_exposure_{fname}_se"] = se
+            _, _, se = mean_se(np.abs(batch.final_factor_exposure[:, f]))
+            m[f"final_abs_exposure_{fname}_mean"] = float(np.abs(batch.final_factor_exposure[:, f]).mean())
+            m[f"final_abs_exposure_{fname}_se"] = se
         if batch.alerts_breach is not None:  # risk limits: mean alerts per episode
             m["alerts_breach_mean"] = float(batch.alerts_breach.mean())
             m["alerts_warn_mean"] = float(batch.alerts_warn.mean())

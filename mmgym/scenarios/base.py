@@ -307,6 +307,17 @@ class Scenario:
         inventories (N, K) before it. Only called when :attr:`audit_columns` is set."""
         raise NotImplementedError
 
+    #: path key -> aux column prefix: the per-asset columns ``<prefix>_<a>`` the evaluation records
+    #: for its sample episode when K > 1 (:func:`mmgym.evaluation.run_policy`); empty: none
+    asset_path_columns: Mapping[str, str] = {}
+
+    def exposure_reader(self, config: EnvConfig
+                        ) -> tuple[list[str], Callable[[np.ndarray, Mapping[str, int]], np.ndarray]] | None:
+        """A factor model's exposures after a step, for the evaluation: ``(names, read)`` with
+        ``read(aux, col)`` the (N, F) exposures of the step's aux rows (``col``: aux column of each
+        name), F = ``len(names)``; None (default) when the scenario has no factor model."""
+        return None
+
     def has_alerts(self, config: EnvConfig) -> bool:
         """The config sets risk limits whose alerts :meth:`alert_step` reports (default: none)."""
         return False

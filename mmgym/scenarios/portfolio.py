@@ -86,6 +86,7 @@ runs once per batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -466,6 +467,18 @@ def factor_loadings(pf: PortfolioConfig) -> tuple[np.ndarray, str]:
     if tot < -1e-12 or (abs(tot) <= 1e-12 and b[np.flatnonzero(b)[0]] < 0):
         b = -b
     return b, "top eigenvector of Sigma"
+
+
+def factor_matrix(pf: PortfolioConfig) -> tuple[np.ndarray, str]:
+    """The loadings B (K x F) whose exposures ``B^T x`` the evaluation plots, and where they came
+    from: ``portfolio.loadings`` (the factor model returns = B f + eps, Sigma = B Sigma_f B^T +
+    diag(sigma_eps^2)), or with a covariance given directly (or the default) F = 1, the first
+    principal component b_1 of :func:`factor_loadings`. Column 0 is always :func:`factor_loadings`'
+    b_1, so exposure 0 is the env's ``factor_exposure`` (``limits.factor``'s quantity)."""
+    if pf.loadings is not None:
+        return np.asarray(pf.loadings, dtype=np.float64).copy(), "loadings"
+    b, where = factor_loadings(pf)
+    return b[:, None], where
 
 
 def risk_components(pf: PortfolioConfig) -> tuple[np.ndarray, list[str]]:
@@ -1674,6 +1687,31 @@ class PortfolioScenario(Scenario):
                     cash += px - maker
                     q -= 1
                     records.append(("", start + i, t, a, "ask", px, 1, mid, q, cash))
+
+    #: the sample episode's per-asset record (evaluation): inventory after the step, the mid the
+    #: quotes were computed from, the quoted depths and the passive fills, each ``<prefix>_<a>``
+    asset_path_columns: Mapping[str, str] = {
+        "inventory": "inventory", "mid": "quote_mid", "depth_bid": "depth_bid",
+        "depth_ask": "depth_ask", "fill_bid": "fill_bid", "fill_ask": "fill_ask"}
+
+    def exposure_reader(self, config):
+        """Exposures ``e = B^T x`` after the step, ``x = q' + q_e w`` the total exposure (lots;
+        ``x = q'`` without a factor instrument, class docstring "Factor instrument") and B
+        :func:`factor_matrix` (the loadings, or the first principal component when Sigma is given
+        directly); ``e_0`` is the aux column ``factor_exposure``."""
+        b, _ = factor_matrix(config.portfolio)
+        fi = factor_instrument(config)
+        k = self.assets(config)
+        names = ([f"factor_{f}" for f in range(b.shape[1])] if config.portfolio.loadings is not None
+                 else ["PC1"])
+
+        def read(aux, col):
+            x = aux[:, [col[f"inventory_{a}"] for a in range(k)]]
+            if fi is not None:
+                x = x + aux[:, col["factor_position"]][:, None] * fi.w
+            return x @ b
+
+        return names, read
 
     def has_alerts(self, config):
         return config.limits.enabled
