@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from mmgym.agents.policies import load_sb3_policy
+
     from mmgym.baselines import make_baseline
     from mmgym.config import load_config
     from mmgym.scenarios.portfolio import factor_loadings, risk_components

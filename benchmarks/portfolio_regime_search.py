@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         env = cfg.env
         comps = risk_components(env.portfolio)[0]
 
-        def score(pol):
+        def score(pol, env=env):
             return run_policy(env, pol, args.episodes, args.seed, cache=False).objective
 
         obj = {n: score(make_baseline(n, env, cfg.baselines)) for n in ("as", "begv", "begv_regime")}

@@ -52,7 +52,7 @@ def test_begv_regime_quotes_the_current_regime():
     per_regime = [BEGV(env, penalties=_factor_sigma(pf, fv)) for fv in cr.factor_vols]
     m = np.square(np.asarray(cr.factor_vols[1]) / np.asarray(pf.factor_vols))
     tuned = BEGVTuned(env, m_factor_0=m[0], m_factor_1=m[1], m_idio=1.0)
-    mk, col, _, _ = seeded_market(env, 400, raw_depths=True)
+    mk = seeded_market(env, 400, raw_depths=True).m
     k = pf.assets
     seen = set()
     for _ in range(mk.n_steps):
@@ -70,6 +70,7 @@ def test_begv_regime_quotes_the_current_regime():
         if rows.any():
             t_b, t_a = tuned.depths(step[rows], q[rows])
             np.testing.assert_allclose(act[rows][:, :k], t_b, rtol=0, atol=1e-9)
+            np.testing.assert_allclose(act[rows][:, k:2 * k], t_a, rtol=0, atol=1e-9)
         mk.step(act)
     assert seen == {0, 1}
     assert pol.describe().get("label") is None  # observed: true, the agent sees what it reads
