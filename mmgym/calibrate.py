@@ -380,7 +380,7 @@ def probe_config(config=None, max_inventory: int = 1_000_000):
 
 
 def probe_fills(config=None, ticks=PROBE_TICKS, envs_per_depth: int = 200, steps: int = 900,
-                seed: int = 0) -> ProbeFills:
+                seed: int = 0, spawn_key: tuple[int, ...] = ()) -> ProbeFills:
     """Rest probe quotes of our own on the simulated book and count their fills, per step.
 
     ``len(ticks) * envs_per_depth`` books (:class:`~mmgym.envs.market.BatchMarket`, the book's own
@@ -391,7 +391,9 @@ def probe_fills(config=None, ticks=PROBE_TICKS, envs_per_depth: int = 200, steps
     and joins the back of the queue at its new price; a filled quote is re-posted next step. With
     ``ticks = j + 1/2`` the quote sits j ticks behind the touch when the spread is 1 or 2 ticks.
     Rows autoreset at the horizon (a fresh book and warm-up, as for the baselines). Row r is
-    seeded with ``seed + r``. The inventory bound is widened (:func:`probe_config`).
+    seeded with ``seed + r`` (in the stream family ``spawn_key``: :meth:`BatchMarket.seed_rows`;
+    the named baseline ``book_model`` probes on the tuning streams, never an evaluation's). The
+    inventory bound is widened (:func:`probe_config`).
     """
     from .envs.market import BatchMarket
 
@@ -404,7 +406,7 @@ def probe_fills(config=None, ticks=PROBE_TICKS, envs_per_depth: int = 200, steps
     tick = cfg.market.tick_size
     n = ticks.size * envs_per_depth
     market = BatchMarket(cfg, n, raw_depths=True)
-    market.seed_rows(list(range(seed, seed + n)))
+    market.seed_rows(list(range(seed, seed + n)), spawn_key=tuple(spawn_key))
     market.reset()
     depth = np.repeat(ticks * tick, envs_per_depth)
     actions = np.zeros((n, market.action_dim))
@@ -468,12 +470,13 @@ class ProbeCalibration:
 
 
 def calibrate_probes(config=None, ticks=PROBE_TICKS, envs_per_depth: int = 200,
-                     steps: int = 900, seed: int = 0, fill_rule: str | None = None) -> ProbeCalibration:
-    """:func:`probe_fills`, then A, k fitted to the measured fill curve (:func:`fit_fill_curve`,
+                     steps: int = 900, seed: int = 0, fill_rule: str | None = None,
+                     spawn_key: tuple[int, ...] = ()) -> ProbeCalibration:
+    """:func:`probe_fills` (``spawn_key``: its stream family), then A, k fitted to the measured fill curve (:func:`fit_fill_curve`,
     ``fill_rule`` default: the config's ``market.fill_rule``) and xi per depth (module docstring)."""
     cfg = probe_config(config)
     rule = cfg.market.fill_rule if fill_rule is None else fill_rule
-    pf = probe_fills(cfg, ticks, envs_per_depth, steps, seed)
+    pf = probe_fills(cfg, ticks, envs_per_depth, steps, seed, spawn_key)
     J, R = pf.ticks.size, envs_per_depth
     per_row = 0.5 * (pf.fills_bid + pf.fills_ask).reshape(J, R) / steps
     p = per_row.mean(axis=1)

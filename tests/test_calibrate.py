@@ -377,3 +377,44 @@ def test_revaluation_split_adds_up_to_the_book_pnl():
     assert np.isclose(book, run_policy(cfg, pol, 6, 3).pnl.mean(), rtol=0, atol=1e-9)
     assert split["spread captured"][1] > 0
     assert split["revaluation of the lots filled"][1] == 0 and split["revaluation of the inventory held"][1] == 0
+
+
+def test_book_model_named_baseline_probes_on_the_tuning_streams(monkeypatch):
+    """make_baseline("book_model") calibrates probe quotes on the tuning streams (never an
+    evaluation's episodes) with the config's fill rule and solves the lattice model on them; a
+    stream family changes the probes' fills for the same seeds; off the book: one clear error."""
+    from pathlib import Path
+
+    import pytest
+
+    import mmgym.calibrate as cal
+    from mmgym.baselines import make_baseline
+    from mmgym.baselines.book_model import BookModelPolicy
+    from mmgym.config import ConfigError, load_env_config
+    from mmgym.envs.market import TUNING_STREAMS
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    cfg = load_env_config(root / "lob.yaml")
+    small = dict(ticks=(0.5, 1.5, 2.5), envs_per_depth=6, steps=60)
+    calls = []
+    real = cal.calibrate_probes
+
+    def spy(config, **kw):
+        calls.append(kw)
+        return real(config, **small, **kw)
+
+    monkeypatch.setattr(cal, "calibrate_probes", spy)
+    pol = make_baseline("book_model", cfg)
+    assert calls == [{"spawn_key": TUNING_STREAMS}]
+    ref = BookModelPolicy(cfg, real(cfg, **small, spawn_key=TUNING_STREAMS))
+    assert pol.v0 == ref.v0 and np.array_equal(pol.j_bid, ref.j_bid)
+    assert pol.describe()["model_v0"] == pol.v0 and pol.describe()["fill_rule"] == cfg.market.fill_rule
+    a = cal.probe_fills(cfg, (0.5,), envs_per_depth=6, steps=60, seed=3)
+    b = cal.probe_fills(cfg, (0.5,), envs_per_depth=6, steps=60, seed=3, spawn_key=TUNING_STREAMS)
+    assert not (np.array_equal(a.fills_bid, b.fills_bid) and np.array_equal(a.fills_ask, b.fills_ask))
+    from mmgym.evaluation import run_evaluation
+
+    res = run_evaluation(cfg, {"book_model": pol, "as": "as"}, episodes=4, seed=100000)
+    assert res.metrics["book_model"]["v0"] == pol.v0 and "optimal_v0" not in res.metadata
+    with pytest.raises(ConfigError, match="book_model.*LOBMarketMaking"):
+        make_baseline("book_model", load_env_config(root / "cjp.yaml"))

@@ -17,6 +17,8 @@ optimal     exact optimum of the env's own discrete-time problem (backward DP ov
 boundary    AS inside |q| <= band, market orders to flat beyond it (needs ``action.hedge``)
 as_tuned    AS with the best (gamma, extra half-spread c) for this config (:mod:`.tuned`)
 glft_tuned  GLFT with the best gamma for this config (:mod:`.tuned`)
+book_model  the optimum of the book's probe-calibrated intensity model with informed fills
+            (:mod:`.book_model`; the order book only; probes on the tuning streams, ~10 s)
 begv        Bergault, Evangelista, Guéant & Vieira (2021), multi-asset (:mod:`.portfolio`)
 begv_regime begv solved for the current correlation regime's covariance (:mod:`.portfolio`)
 begv_tuned  begv with its penalty multipliers per factor tuned on the env (:mod:`.tuned`)
@@ -88,6 +90,7 @@ BASELINES: dict[str, Callable[[EnvConfig, BaselinesConfig], DepthPolicy]] = {
     "boundary": lambda env, bc: InventoryBoundary(env, bc.gamma, bc.boundary_band),
     "as_tuned": lambda env, bc: make_tuned("as_tuned", env, bc),
     "glft_tuned": lambda env, bc: make_tuned("glft_tuned", env, bc),
+    "book_model": lambda env, bc: _book_model(env),
     "begv": lambda env, bc: _multi_asset_only("begv", env),
     "begv_regime": lambda env, bc: _multi_asset_only("begv_regime", env),
     "begv_tuned": lambda env, bc: _multi_asset_only("begv_tuned", env),
@@ -96,6 +99,20 @@ BASELINES: dict[str, Callable[[EnvConfig, BaselinesConfig], DepthPolicy]] = {
     "begv_eoq": lambda env, bc: _multi_asset_only("begv_eoq", env),
     "begv_factor_hedge": lambda env, bc: _multi_asset_only("begv_factor_hedge", env),
 }
+
+
+def _book_model(env_config: EnvConfig) -> DepthPolicy:
+    """``book_model`` on a book config: probe calibration (:func:`mmgym.calibrate.calibrate_probes`,
+    the config's fill rule, on the tuning streams, so no evaluation episode is a probe's), then
+    :class:`.book_model.BookModelPolicy`."""
+    from ..calibrate import calibrate_probes
+    from ..envs.market import TUNING_STREAMS
+    from .book_model import BookModelPolicy
+
+    if env_config.id != "mmgym/LOBMarketMaking-v0":
+        raise ConfigError(f"baseline 'book_model' is calibrated by probe quotes on the order book: it "
+                          f"needs mmgym/LOBMarketMaking-v0 (env is {env_config.id})")
+    return BookModelPolicy(env_config, calibrate_probes(env_config, spawn_key=TUNING_STREAMS))
 
 
 def _multi_asset_only(name: str, env_config: EnvConfig) -> DepthPolicy:

@@ -101,6 +101,8 @@ class BookModelPolicy(DepthPolicy):
     """
 
     name = "book_model"
+    #: ``v0`` is the lattice model's value, not the book's optimum: never an evaluation's "optimal V0"
+    optimum_of_env = False
 
     def __init__(self, config: EnvConfig, calibration: Any):
         super().__init__(config)
@@ -124,4 +126,4 @@ class BookModelPolicy(DepthPolicy):
         return self.depth_grid[self.j_bid[t, i]], self.depth_grid[self.j_ask[t, i]]
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, **self._params}
+        return {"name": self.name, **self._params, "model_v0": self.v0}

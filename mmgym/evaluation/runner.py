@@ -531,7 +531,9 @@ def run_evaluation(
         metadata["baseline_model"] = note
     if not_exact is not None:
         metadata["not_exact"] = not_exact
-    opt = next((p for p in policies.values() if isinstance(p, DepthPolicy) and p.v0 is not None), None)
+    # the env's optimum (its V0 heads the table), not a policy whose v0 is another model's value
+    opt = next((p for p in policies.values() if isinstance(p, DepthPolicy) and p.v0 is not None
+                and getattr(p, "optimum_of_env", True)), None)
     if opt is not None:
         metadata["optimal_v0"] = float(opt.v0)
         metadata["optimal_exact"] = bool(opt.exact) and exact_env
