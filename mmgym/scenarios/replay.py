@@ -101,6 +101,9 @@ class ReplayConfig(Section):
     fill_log: int = Field(0, ge=0)
     """Capacity of each env's log of our passive fills (time, side, price, lots, how; ``State.fills``),
     appended until full and drained by the caller (benchmarks/sim_to_real.py's mark-outs); 0: none."""
+    toxicity_halflife: float = Field(10.0, gt=0.0)
+    """Half-life, in recorded market orders, of the signed market-order flow feature (observation
+    column ``mo_flow``; as ``book.toxicity_halflife`` on the simulated book)."""
 
 
 class ReplayEnvConfig(EnvConfig):
@@ -132,6 +135,8 @@ class Tape(NamedTuple):
 
     Attributes:
         t, kind, side, px, qty: (n,) the events (``mmgym.data`` columns; ``t`` in ns).
+        exch: (n,) int64 the exchange time (ns; a trade's ``T``, ms on Binance): groups a taker
+            order's trades (:func:`tox_trade`).
         bb, ba: (n,) int64 the recorded touch after each event (a side that is empty keeps the
             last non-empty tick: the stale reference the engine uses).
         keys: (u,) int64 sorted ``2 * px + side`` of every level ever updated; off: (u + 1,)
@@ -145,6 +150,7 @@ class Tape(NamedTuple):
     side: np.ndarray
     px: np.ndarray
     qty: np.ndarray
+    exch: np.ndarray
     bb: np.ndarray
     ba: np.ndarray
     keys: np.ndarray
@@ -257,7 +263,7 @@ def tape_of(config: ReplayEnvConfig) -> Tape:
         cache["ba"] = _stale_touch(rec.best_ask, EMPTY_ASK)
     keys, off, kev = cache["index"]
     win_ev, win_t, _ = windows(config, rec)
-    return Tape(rec.t_ns, rec.kind, rec.side, rec.px, rec.qty, cache["bb"], cache["ba"], keys, off, kev,
+    return Tape(rec.t_ns, rec.kind, rec.side, rec.px, rec.qty, rec.exch_ns, cache["bb"], cache["ba"], keys, off, kev,
                 np.flatnonzero(rec.kind == CLEAR).astype(np.int64), win_ev, win_t)
 
 
@@ -271,6 +277,7 @@ REPLAY_DTYPE = np.dtype([
     ("queue_power", np.float64),
     ("margin", np.int64),
     ("sequential", np.int64),
+    ("tox_decay", np.float64),  # per-market-order weight of the toxicity EWMAs (book.toxicity_decay)
 ])
 
 PARAMS_DTYPE = np.dtype([("market", MARKET_DTYPE), ("reward", REWARD_DTYPE), ("action", ACTION_DTYPE),
@@ -294,6 +301,7 @@ def pack(config: ReplayEnvConfig, raw_depths: bool = False) -> np.ndarray:
     r["queue_power"] = rc.queue_power
     r["margin"] = rc.recentre_margin
     r["sequential"] = rc.start_mode == "sequential"
+    r["tox_decay"] = K.toxicity_decay(rc.toxicity_halflife)
     p["replay"] = r
     return p
 
@@ -315,8 +323,14 @@ class State(NamedTuple):
             our price, 1 a trade at our price, 2 the recorded touch moving through), ``fill_n`` (N,) rows
             written (``replay.fill_log`` = C; the caller drains it by setting ``fill_n`` to 0).
         tape: the recording (:class:`Tape`).
-        flow: the flow state the book scenario's features read (:func:`mmgym.sim.book.new_flow_state`;
-            no background flow here: its toxicity record stays empty, observation columns 11-13 read 0).
+        flow: the flow state the book scenario's features read (:func:`mmgym.sim.book.new_flow_state`):
+            its toxicity record ``TOX_*`` is updated from the recorded trades (:func:`tox_trade`:
+            one market order per run of trades with the same exchange time and aggressor side),
+            emptied at each reset (observation columns 11-13: ``mo_flow``, ``mo_size``,
+            ``mo_levels``); ``FS_VALUE`` is unused.
+        tox_grp: (N, 4) int64, the market order being grouped: the event index of its last trade
+            (-1: none), its signed lots so far, its first trade's tick, the recorded lots resting
+            there before it. tox_prev: (N, 2) float64, ``TOX_SIGNED``, ``TOX_ABS`` before it.
     """
 
     book: K.BookState
@@ -331,6 +345,8 @@ class State(NamedTuple):
     fill_n: np.ndarray
     tape: Tape
     flow: np.ndarray
+    tox_grp: np.ndarray
+    tox_prev: np.ndarray
 
 
 def new_state(config: ReplayEnvConfig, num_envs: int, rng: np.ndarray) -> State:
@@ -340,7 +356,8 @@ def new_state(config: ReplayEnvConfig, num_envs: int, rng: np.ndarray) -> State:
     return State(book=K.new_book_state(n, rc.n_levels, rc.max_orders, rng=rng), flow_ewma=np.zeros((n, 2)),
                  hist=np.zeros((n, rc.obs_delay_steps + 1, lob.N_FEATURES)),
                  cursor=z(n), now=z(n), episodes=z(n), tr_px=z(n, 2), tr_qty=z(n, 2),
-                 fills=z(n, rc.fill_log, 5), fill_n=z(n), tape=tape_of(config), flow=K.new_flow_state(n))
+                 fills=z(n, rc.fill_log, 5), fill_n=z(n), tape=tape_of(config), flow=K.new_flow_state(n),
+                 tox_grp=np.full((n, 4), -1, dtype=np.int64), tox_prev=np.zeros((n, 2)))
 
 
 class Consts(NamedTuple):
@@ -370,6 +387,7 @@ class Consts(NamedTuple):
     qpower: float
     margin: int
     sequential: int
+    tox_decay: float
 
 
 @njit(cache=True, inline="always")
@@ -378,7 +396,8 @@ def prepare(p):
     return Consts(m.tick, m.sigma, m.dt, np.sqrt(m.dt), np.int64(round(m.dt * 1e9)), m.n_steps,
                   float(m.n_steps), m.sigma * m.sigma, float(m.max_inv), m.max_inv, m.q0, m.sigma ** 2 * m.dt,
                   p.reward.maker_fee, p.reward.taker_fee, p.obs.vol_decay, r.quote_lots, r.latency_ns,
-                  r.jitter_ns, r.imb_levels, r.queue_model, r.queue_power, r.margin, r.sequential)
+                  r.jitter_ns, r.imb_levels, r.queue_model, r.queue_power, r.margin, r.sequential,
+                  r.tox_decay)
 
 
 # ------------------------------------------------------------------------ the ladder ---
@@ -554,11 +573,56 @@ def has_own(b, i):
 
 
 @kernel
-def run_events(b, st, i, t_stop, qmodel, qpower, margin):
+def tox_trade(b, st, i, c, tox_a):
+    """The recorded trade at event ``c`` into row ``i``'s toxicity record (``st.flow[i, TOX_*]``,
+    the simulated book's rule: :func:`mmgym.sim.book.toxicity_update`).
+
+    A Binance trade message is one fill of one taker order against one maker order, so one market
+    order is a run of trades that are consecutive in the recording with the same exchange time
+    (``T``, ms) and the same aggressor side (docs/REPLAY.md, "Toxicity features"); limits: two
+    takers on the same side in the same ms with nothing recorded between them merge into one, and
+    one taker's fills are split if another event is recorded between them. Per market order:
+    signed lots (+ buy, - sell) into the EWMAs, its lots / the recorded lots resting at its first
+    trade's tick before it (the window's level, or the level index outside the window; 0 leaves
+    the last relative size), levels walked ``|last tick - first tick| + 1``. The record is updated
+    at every trade with the order so far (the EWMAs from their values before it, ``st.tox_prev``),
+    so it is current at every step boundary, one falling inside a run of trades included; an order
+    begun before the episode's window counts from its first trade in the window."""
+    tp = st.tape
+    g = st.tox_grp
+    fs = st.flow
+    ag = np.int64(tp.side[c])
+    tick = tp.px[c]
+    if not (c > 0 and g[i, 0] == c - 1 and tp.exch[c - 1] == tp.exch[c] and tp.side[c - 1] == ag):
+        st.tox_prev[i, 0] = fs[i, K.TOX_SIGNED]
+        st.tox_prev[i, 1] = fs[i, K.TOX_ABS]
+        g[i, 1] = 0
+        g[i, 2] = tick
+        rest = 1 - ag  # BUY takes asks
+        idx = tick - b.lower_tick[i]
+        if 0 <= idx < b.bg.shape[2]:
+            g[i, 3] = b.bg[i, rest, idx]  # trades never change the window: the level before it
+        else:
+            g[i, 3] = level_qty(tp, rest, tick, c)
+    g[i, 0] = c
+    g[i, 1] += tp.qty[c] if ag == K.BUY else -tp.qty[c]
+    signed = g[i, 1]
+    s, m, r, lv = K.toxicity_update(st.tox_prev[i, 0], st.tox_prev[i, 1], fs[i, K.TOX_REL_SIZE],
+                                    fs[i, K.TOX_LEVELS], tox_a, signed, abs(signed), g[i, 3],
+                                    abs(tick - g[i, 2]) + 1.0)
+    fs[i, K.TOX_SIGNED] = s
+    fs[i, K.TOX_ABS] = m
+    fs[i, K.TOX_REL_SIZE] = r
+    fs[i, K.TOX_LEVELS] = lv
+
+
+@kernel
+def run_events(b, st, i, t_stop, qmodel, qpower, margin, tox_a):
     """Replay row ``i``'s recording up to (not including) time ``t_stop`` (ns); returns the events
     applied. Per event: a level update sets the window's level (our queue positions follow
     :func:`own_level_change`), then the recorded touch and our orders it crossed; a trade meets our
-    orders (:func:`on_trade`) and feeds the flow counters; a ``CLEAR`` empties the window."""
+    orders (:func:`on_trade`), feeds the flow counters and the toxicity record (:func:`tox_trade`,
+    EWMA weight ``tox_a``); a ``CLEAR`` empties the window."""
     tp = st.tape
     L = b.bg.shape[2]
     c = st.cursor[i]
@@ -571,6 +635,7 @@ def run_events(b, st, i, t_stop, qmodel, qpower, margin):
             ag = np.int64(tp.side[c])
             q = tp.qty[c]
             b.counters[i, K.C_BUY_VOL + ag] += q
+            tox_trade(b, st, i, c, tox_a)
             if mine:
                 if on_trade(b, st, i, ag, tp.px[c], q, tp.t[c]) > 0:
                     mine = has_own(b, i)
@@ -726,7 +791,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
     if lat > c.dt_ns:
         lat = c.dt_ns
     if lat > 0:
-        run_events(b, st, i, t0 + lat, c.qmodel, c.qpower, c.margin)
+        run_events(b, st, i, t0 + lat, c.qmodel, c.qpower, c.margin, c.tox_decay)
 
     # our operations: cancel moved quotes, hedge, then (re-)quote
     lower = b.lower_tick[i]
@@ -771,7 +836,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
                 impact_cost += 0.5 * cost2 * tick
 
     # the rest of the step
-    run_events(b, st, i, t_end, c.qmodel, c.qpower, c.margin)
+    run_events(b, st, i, t_end, c.qmodel, c.qpower, c.margin, c.tox_decay)
 
     q = b.inventory[i]
     mid2_1 = b.best[i, K.BID] + b.best[i, K.ASK]
@@ -849,6 +914,8 @@ def reset_row(tr, st, p, c, i):
     b.cash_ticks[i] = 0
     st.flow_ewma[i, 0] = 0.0
     st.flow_ewma[i, 1] = 0.0
+    K.reset_flow_state(b, st.flow, i)  # an empty toxicity record, no market order being grouped
+    st.tox_grp[i, 0] = -1
     wealth0 = b.inventory[i] * 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK]) * c.tick
     row = reset_track(tr, i, c.var0, wealth0)
     lob.snapshot(b, st, tr, c, i)
@@ -880,9 +947,9 @@ def reset(mask, tr, st, params, out):
 
 
 @entry
-def replay_all(st, i, t_stop, qmodel, qpower, margin):
+def replay_all(st, i, t_stop, qmodel, qpower, margin, tox_a):
     """Replay row ``i`` to ``t_stop`` ns without stepping (benchmarks/replay_speed.py)."""
-    return run_events(st.book, st, np.int64(i), t_stop, qmodel, qpower, margin)
+    return run_events(st.book, st, np.int64(i), t_stop, qmodel, qpower, margin, tox_a)
 
 
 # ------------------------------------------------------------------------ declaration ---
