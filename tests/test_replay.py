@@ -275,8 +275,8 @@ def test_toxicity_columns_match_the_slow_reference(spot, delay, latency, halflif
     on the spot excerpt with a 64-level window, so sweeps reach levels outside it."""
     from .replay_reference import market_orders, toxicity_record
 
-    kw = dict(obs_delay_steps=delay, entry_latency=latency, toxicity_halflife=halflife,
-              start_mode="sequential", quote_lots=2)
+    kw = {"obs_delay_steps": delay, "entry_latency": latency, "toxicity_halflife": halflife,
+          "start_mode": "sequential", "quote_lots": 2}
     cfg = _spot_config(n_levels=64, recentre_margin=8, **kw) if spot else _config(**kw)
     W = int(BatchMarket(cfg, 1).state.tape.win_ev.size)
     m = BatchMarket(cfg, W, raw_depths=True)

@@ -1048,9 +1048,10 @@ class ReplayMarketMakingEnv(ScenarioEnv):
 
     ## Observation Space
 
-    ``Box(float32, (11,))``, the columns of ``mmgym/LOBMarketMaking-v0`` in the same order
+    ``Box(float32, (14,))``, the columns of ``mmgym/LOBMarketMaking-v0`` in the same order
     (inventory, time left, realised vol, last fills, last mid change, spread, depth imbalance, our
-    queue positions, signed trade flow); the spread's upper bound is ``replay.n_levels``.
+    queue positions, signed trade flow, and the toxicity features 11-13 from the recorded market
+    orders: :func:`tox_trade`); the spread's upper bound is ``replay.n_levels``.
 
     ## Rewards
 
