@@ -35,7 +35,7 @@ from ..data.recording import EMPTY_ASK, EMPTY_BID
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import EnvConfig, Section
 from ..sim import book as K
-from ..sim.jit import entry, kernel
+from ..sim.jit import entry, hot, kernel
 from ..sim.ledger import REWARD_DTYPE, Outcome, pack_reward
 from ..sim.processes import MARKET_DTYPE, OBS_DTYPE, pack_market, pack_obs
 from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, first_bad_row, pack_action
@@ -323,14 +323,16 @@ class State(NamedTuple):
             our price, 1 a trade at our price, 2 the recorded touch moving through), ``fill_n`` (N,) rows
             written (``replay.fill_log`` = C; the caller drains it by setting ``fill_n`` to 0).
         tape: the recording (:class:`Tape`).
-        flow: the flow state the book scenario's features read (:func:`mmgym.sim.book.new_flow_state`):
-            its toxicity record ``TOX_*`` is updated from the recorded trades (:func:`tox_trade`:
-            one market order per run of trades with the same exchange time and aggressor side),
-            emptied at each reset (observation columns 11-13: ``mo_flow``, ``mo_size``,
-            ``mo_levels``); ``FS_VALUE`` is unused.
-        tox_grp: (N, 4) int64, the market order being grouped: the event index of its last trade
-            (-1: none), its signed lots so far, its first trade's tick, the recorded lots resting
-            there before it. tox_prev: (N, 2) float64, ``TOX_SIGNED``, ``TOX_ABS`` before it.
+        flow: (N, N_FLOW_STATE + 6) float64, the flow state the book scenario's features read
+            (:func:`mmgym.sim.book.new_flow_state`'s columns first): its toxicity record ``TOX_*``
+            is updated from the recorded trades (:func:`tox_trade`: one market order per run of
+            trades with the same exchange time and aggressor side), emptied at each reset
+            (observation columns 11-13: ``mo_flow``, ``mo_size``, ``mo_levels``); ``FS_VALUE`` is
+            unused. Then the market order being grouped (``G_*``, integers held exactly in
+            float64): the event index of its last trade (-1: none), its signed lots so far, its
+            first trade's tick, the recorded lots resting there before it, and ``TOX_SIGNED``,
+            ``TOX_ABS`` before it (in this array rather than new ones: each array of the state
+            is one more argument of every out-of-line kernel call; docs/LOB.md).
     """
 
     book: K.BookState
@@ -345,8 +347,15 @@ class State(NamedTuple):
     fill_n: np.ndarray
     tape: Tape
     flow: np.ndarray
-    tox_grp: np.ndarray
-    tox_prev: np.ndarray
+
+
+# the market order being grouped (State.flow's columns after the book's flow state)
+G_LAST = K.N_FLOW_STATE
+G_SIGNED = K.N_FLOW_STATE + 1
+G_FIRST = K.N_FLOW_STATE + 2
+G_DEPTH = K.N_FLOW_STATE + 3
+G_PREV_SIGNED = K.N_FLOW_STATE + 4
+G_PREV_ABS = K.N_FLOW_STATE + 5
 
 
 def new_state(config: ReplayEnvConfig, num_envs: int, rng: np.ndarray) -> State:
@@ -356,8 +365,8 @@ def new_state(config: ReplayEnvConfig, num_envs: int, rng: np.ndarray) -> State:
     return State(book=K.new_book_state(n, rc.n_levels, rc.max_orders, rng=rng), flow_ewma=np.zeros((n, 2)),
                  hist=np.zeros((n, rc.obs_delay_steps + 1, lob.N_FEATURES)),
                  cursor=z(n), now=z(n), episodes=z(n), tr_px=z(n, 2), tr_qty=z(n, 2),
-                 fills=z(n, rc.fill_log, 5), fill_n=z(n), tape=tape_of(config), flow=K.new_flow_state(n),
-                 tox_grp=np.full((n, 4), -1, dtype=np.int64), tox_prev=np.zeros((n, 2)))
+                 fills=z(n, rc.fill_log, 5), fill_n=z(n), tape=tape_of(config),
+                 flow=np.zeros((n, G_PREV_ABS + 1)))
 
 
 class Consts(NamedTuple):
@@ -572,7 +581,7 @@ def has_own(b, i):
     return False
 
 
-@kernel
+@hot  # once per recorded trade: inlined into run_events
 def tox_trade(b, st, i, c, tox_a):
     """The recorded trade at event ``c`` into row ``i``'s toxicity record (``st.flow[i, TOX_*]``,
     the simulated book's rule: :func:`mmgym.sim.book.toxicity_update`).
@@ -585,31 +594,30 @@ def tox_trade(b, st, i, c, tox_a):
     signed lots (+ buy, - sell) into the EWMAs, its lots / the recorded lots resting at its first
     trade's tick before it (the window's level, or the level index outside the window; 0 leaves
     the last relative size), levels walked ``|last tick - first tick| + 1``. The record is updated
-    at every trade with the order so far (the EWMAs from their values before it, ``st.tox_prev``),
+    at every trade with the order so far (the EWMAs from their values before it, ``G_PREV_*``),
     so it is current at every step boundary, one falling inside a run of trades included; an order
     begun before the episode's window counts from its first trade in the window."""
     tp = st.tape
-    g = st.tox_grp
     fs = st.flow
     ag = np.int64(tp.side[c])
     tick = tp.px[c]
-    if not (c > 0 and g[i, 0] == c - 1 and tp.exch[c - 1] == tp.exch[c] and tp.side[c - 1] == ag):
-        st.tox_prev[i, 0] = fs[i, K.TOX_SIGNED]
-        st.tox_prev[i, 1] = fs[i, K.TOX_ABS]
-        g[i, 1] = 0
-        g[i, 2] = tick
+    if not (c > 0 and fs[i, G_LAST] == c - 1 and tp.exch[c - 1] == tp.exch[c] and tp.side[c - 1] == ag):
+        fs[i, G_PREV_SIGNED] = fs[i, K.TOX_SIGNED]
+        fs[i, G_PREV_ABS] = fs[i, K.TOX_ABS]
+        fs[i, G_SIGNED] = 0.0
+        fs[i, G_FIRST] = tick
         rest = 1 - ag  # BUY takes asks
         idx = tick - b.lower_tick[i]
         if 0 <= idx < b.bg.shape[2]:
-            g[i, 3] = b.bg[i, rest, idx]  # trades never change the window: the level before it
+            fs[i, G_DEPTH] = b.bg[i, rest, idx]  # trades never change the window: the level before it
         else:
-            g[i, 3] = level_qty(tp, rest, tick, c)
-    g[i, 0] = c
-    g[i, 1] += tp.qty[c] if ag == K.BUY else -tp.qty[c]
-    signed = g[i, 1]
-    s, m, r, lv = K.toxicity_update(st.tox_prev[i, 0], st.tox_prev[i, 1], fs[i, K.TOX_REL_SIZE],
-                                    fs[i, K.TOX_LEVELS], tox_a, signed, abs(signed), g[i, 3],
-                                    abs(tick - g[i, 2]) + 1.0)
+            fs[i, G_DEPTH] = level_qty(tp, rest, tick, c)
+    fs[i, G_LAST] = c
+    fs[i, G_SIGNED] += tp.qty[c] if ag == K.BUY else -tp.qty[c]
+    signed = fs[i, G_SIGNED]
+    s, m, r, lv = K.toxicity_update(fs[i, G_PREV_SIGNED], fs[i, G_PREV_ABS], fs[i, K.TOX_REL_SIZE],
+                                    fs[i, K.TOX_LEVELS], tox_a, signed, abs(signed), fs[i, G_DEPTH],
+                                    abs(tick - fs[i, G_FIRST]) + 1.0)
     fs[i, K.TOX_SIGNED] = s
     fs[i, K.TOX_ABS] = m
     fs[i, K.TOX_REL_SIZE] = r
@@ -914,8 +922,9 @@ def reset_row(tr, st, p, c, i):
     b.cash_ticks[i] = 0
     st.flow_ewma[i, 0] = 0.0
     st.flow_ewma[i, 1] = 0.0
-    K.reset_flow_state(b, st.flow, i)  # an empty toxicity record, no market order being grouped
-    st.tox_grp[i, 0] = -1
+    for j in range(st.flow.shape[1]):  # an empty toxicity record, no market order being grouped
+        st.flow[i, j] = 0.0
+    st.flow[i, G_LAST] = -1.0
     wealth0 = b.inventory[i] * 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK]) * c.tick
     row = reset_track(tr, i, c.var0, wealth0)
     lob.snapshot(b, st, tr, c, i)
