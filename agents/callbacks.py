@@ -275,17 +275,20 @@ class PeriodicEvalCallback(BaseCallback):
 
 class LogStdScheduleCallback(BaseCallback):
     """``agent.log_std_schedule``: the policy's log std is fixed (not learned) and set before each
-    rollout to ``start + (end - start) * min(1, num_timesteps / total_timesteps)``; logged as
-    ``train/log_std_scheduled``. The policy must carry a state-independent ``log_std`` parameter
-    (SB3's Gaussian ``ActorCriticPolicy`` without gSDE: PPO, A2C)."""
+    rollout to the piecewise-linear line through ``points`` [(progress, log std), ...] at progress
+    ``min(1, num_timesteps / total_timesteps)``; logged as ``train/log_std_scheduled``. The policy
+    must carry a state-independent ``log_std`` parameter (SB3's Gaussian ``ActorCriticPolicy``
+    without gSDE: PPO, A2C)."""
 
-    def __init__(self, start: float, end: float, total_timesteps: int, verbose: int = 0):
+    def __init__(self, points: list[tuple[float, float]], total_timesteps: int, verbose: int = 0):
         super().__init__(verbose)
-        self.start, self.end, self.total = float(start), float(end), max(1, int(total_timesteps))
+        self.progress = [float(p) for p, _ in points]
+        self.values = [float(v) for _, v in points]
+        self.total = max(1, int(total_timesteps))
 
     def value(self, num_timesteps: int) -> float:
         """The scheduled log std after ``num_timesteps`` steps."""
-        return self.start + (self.end - self.start) * min(1.0, num_timesteps / self.total)
+        return float(np.interp(min(1.0, num_timesteps / self.total), self.progress, self.values))
 
     @staticmethod
     def check(model: Any, where: str = "agent.log_std_schedule") -> None:

@@ -506,7 +506,7 @@ def _train(cfg, tc, ac, algo_cls, kwargs, off_policy, run_dir, ckpt, resume, sou
     interrupt = InterruptCallback()
     schedule: list[Any] = []
     if ac.log_std_schedule is not None:
-        schedule.append(LogStdScheduleCallback(*ac.log_std_schedule, tc.total_timesteps))
+        schedule.append(LogStdScheduleCallback(ac.log_std_points(), tc.total_timesteps))
     callbacks: list[Any] = [*schedule, stats, evaluator,
                             CheckpointCallback(tc.checkpoint_freq,
                                                lambda: write_checkpoint(model, run_dir, vecnormalize, off_policy)),

@@ -163,12 +163,34 @@ class AgentConfig(Section):
     """Wrap in VecNormalize (True or its keyword arguments); statistics are saved with the model."""
     reward_scale: float = Field(1.0, gt=0.0)
     """Multiply the rewards the algorithm learns from by this (logged episode returns stay unscaled)."""
-    log_std_schedule: tuple[float, float] | None = None
-    """``[start, end]``: the Gaussian policy's log standard deviation (every action dimension) is
-    set, not learned, and falls linearly from ``start`` to ``end`` over ``train.total_timesteps``
-    (set before each rollout; a resumed run continues the line). Exploration wide early, precise
-    late: a learned log std shrinks only as fast as the policy gradient lets it. PPO/A2C with a
-    state-independent std (``log_std`` parameter, no gSDE); refused elsewhere. None: learned (SB3)."""
+    log_std_schedule: tuple[float, float] | list[tuple[float, float]] | None = None
+    """The Gaussian policy's log standard deviation (every action dimension) is set, not learned,
+    before each rollout, on a line over the training progress p = steps / ``train.total_timesteps``:
+    ``[start, end]`` falls linearly from ``start`` (p = 0) to ``end`` (p = 1); a list of
+    ``[p, value]`` points (p increasing from 0 to 1) is piecewise linear through them (a resumed run
+    continues the line). Why: PPO optimises the *noisy* policy, and the noise biases the mean it
+    learns (for a fill rule e^{-k delta}, the best mean depth under Gaussian noise of std s is
+    1/k + k s^2 instead of 1/k), while a learned log std shrinks only as fast as the policy gradient
+    lets it; small noise throughout learns slowly. PPO/A2C with a state-independent std
+    (``log_std`` parameter, no gSDE); refused elsewhere. None: learned (SB3)."""
+    @field_validator("log_std_schedule")
+    @classmethod
+    def _schedule_points(cls, v):
+        if v is None or isinstance(v, tuple):
+            return v
+        ps = [p for p, _ in v]
+        if len(v) < 2 or ps[0] != 0.0 or ps[-1] != 1.0 or any(b <= a for a, b in zip(ps, ps[1:])):
+            raise ValueError(f"a list of [progress, log std] points needs progress increasing from 0 to 1 "
+                             f"(got progress {ps})")
+        return v
+
+    def log_std_points(self) -> list[tuple[float, float]] | None:
+        """``log_std_schedule`` as [(progress, log std), ...] from progress 0 to 1 (None: learned)."""
+        v = self.log_std_schedule
+        if v is None:
+            return None
+        return [(0.0, v[0]), (1.0, v[1])] if isinstance(v, tuple) else [tuple(p) for p in v]
+
     control_variate: bool = False
     """Learn from ``reward - q (dS - E_t dS)``: the step's revaluation noise (``info``'s
     ``revaluation_noise``) has conditional mean zero given the state, the action and the fills, so

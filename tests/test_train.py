@@ -173,6 +173,20 @@ def test_log_std_schedule_is_followed_and_continues_after_resume(tmp_path):
     assert final == pytest.approx([line(3200 - 640)] * 2, abs=1e-6)
 
 
+def test_log_std_schedule_piecewise_points():
+    """A list of [progress, log std] points is the piecewise-linear line through them (held at the
+    last value past the end), the same line as [start, end] when given its two ends."""
+    from mmgym.agents.callbacks import LogStdScheduleCallback
+    from mmgym.config import load_config
+
+    pts = load_config(SMOKE, ["agent.log_std_schedule=[[0, -1.5], [0.5, -1.7], [1, -3]]"]).agent.log_std_points()
+    cb = LogStdScheduleCallback(pts, 1000)
+    assert [cb.value(n) for n in (0, 250, 500, 750, 1000, 5000)] == pytest.approx(
+        [-1.5, -1.6, -1.7, -2.35, -3.0, -3.0])
+    two = LogStdScheduleCallback(load_config(SMOKE, ["agent.log_std_schedule=[-1.5, -3]"]).agent.log_std_points(), 1000)
+    assert [two.value(n) for n in (0, 400, 1000)] == pytest.approx([-1.5, -2.1, -3.0])
+
+
 def test_resume_sac_restores_replay_buffer(tmp_path):
     from mmgym.agents.train import train
 
@@ -251,6 +265,7 @@ BAD = [
     (None, ["env.id=mmgym/MarketMakin-v0"], ["env.id", "mmgym/MarketMakin-v0", "registered"]),
     (None, [*SAC_SET, "agent.log_std_schedule=[-1, -2]"], ["agent.log_std_schedule", "SAC"]),
     (None, ["agent.log_std_schedule=[-1]"], ["agent.log_std_schedule", "[-1]"]),
+    (None, ["agent.log_std_schedule=[[0.1, -1], [1, -2]]"], ["agent.log_std_schedule", "from 0 to 1"]),
 ]
 
 
