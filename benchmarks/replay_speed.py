@@ -53,7 +53,8 @@ def ours_no_orders(path: str, repeat: int) -> tuple[int, float, float]:
         st = m.state
         c0 = int(st.cursor[0])
         t = time.perf_counter()
-        n = replay_all(st, 0, end, np.int64(0), 0.0, np.int64(cfg.replay.recentre_margin))
+        n = replay_all(st, 0, end, np.int64(0), 0.0, np.int64(cfg.replay.recentre_margin),
+                       float(m.params[0]["replay"]["tox_decay"]))
         el = time.perf_counter() - t
         assert n == len(rec) - c0
         if k:  # the first call compiles or loads the cache

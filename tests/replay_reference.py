@@ -127,3 +127,58 @@ class RefReplay:
             if not np.array_equal(ref, bg[s]):
                 return False
         return True
+
+
+def market_orders(rec, first_event: int, stop_event: int) -> list[dict]:
+    """The recorded market orders of events ``first_event:stop_event``, grouped the slow way: a
+    run of trades consecutive in the recording (no other event between) with the same exchange
+    time and aggressor side, counted from ``first_event`` (an order begun before it starts
+    there; one cut by ``stop_event`` is the part before it). Each: signed lots (+ buy, - sell),
+    the lots resting at its first trade's tick before it (a dict book of every level, rebuilt
+    from the recording's start), its first and last tick."""
+    book = ({}, {})
+
+    def apply(j):
+        nonlocal book
+        k = int(rec.kind[j])
+        if k == CLEAR:
+            book = ({}, {})
+        elif k != TRADE:
+            s, p, q = int(rec.side[j]), int(rec.px[j]), int(rec.qty[j])
+            if q > 0:
+                book[s][p] = q
+            else:
+                book[s].pop(p, None)
+
+    for j in range(first_event):
+        apply(j)
+    orders: list[dict] = []
+    for j in range(first_event, stop_event):
+        if int(rec.kind[j]) != TRADE:
+            apply(j)
+            continue
+        side, px, q, e = int(rec.side[j]), int(rec.px[j]), int(rec.qty[j]), int(rec.exch_ns[j])
+        same = (j > first_event and int(rec.kind[j - 1]) == TRADE and int(rec.exch_ns[j - 1]) == e
+                and int(rec.side[j - 1]) == side)
+        if not same:
+            orders.append({"signed": 0, "depth": book[1 - side].get(px, 0), "first": px, "last": px})
+        o = orders[-1]
+        o["signed"] += q if side == 0 else -q
+        o["last"] = px
+    return orders
+
+
+def toxicity_record(orders: list[dict], halflife: float) -> tuple[float, float, float, float]:
+    """(signed EWMA, abs EWMA, last relative size, last levels walked) after ``orders``, from an
+    empty record (mmgym.sim.book's toxicity record: weight 1 - 2^(-1/halflife) per order; a
+    depth of 0 keeps the last relative size)."""
+    a = 1.0 - 2.0 ** (-1.0 / halflife)
+    s = m = r = lv = 0.0
+    for o in orders:
+        x = o["signed"]
+        s += a * (x - s)
+        m += a * (abs(x) - m)
+        if o["depth"] > 0:
+            r = abs(x) / o["depth"]
+        lv = abs(o["last"] - o["first"]) + 1.0
+    return s, m, r, lv

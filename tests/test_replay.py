@@ -255,3 +255,126 @@ def test_observation_stays_in_its_space_when_the_recorded_spread_gaps(tmp_path):
         assert env.observation_space.contains(obs), obs
         spreads.append(obs[6])
     assert max(spreads) == 32.0 and min(spreads) == 1.0
+
+
+def _tox_columns(rec4):
+    """Observation columns 11-13 of a toxicity record (mmgym.scenarios.lob.snapshot's caps)."""
+    from mmgym.scenarios.lob import MO_LEVELS_CAP, MO_SIZE_CAP
+
+    s, m, r, lv = rec4
+    return np.array([min(1.0, max(-1.0, s / m)) if m > 0 else 0.0, min(MO_SIZE_CAP, r),
+                     min(1.0, lv / MO_LEVELS_CAP)], np.float32)
+
+
+@pytest.mark.parametrize("spot, delay, latency, halflife", [(False, 0, 0.0, 10.0), (False, 2, 0.3, 4.0),
+                                                           (True, 0, 0.0, 10.0), (True, 1, 0.0, 25.0)])
+def test_toxicity_columns_match_the_slow_reference(spot, delay, latency, halflife):
+    """Observation columns 11-13 (mo_flow, mo_size, mo_levels) at every step of every window equal
+    a slow replay of the recorded trades (tests/replay_reference.market_orders: grouped into market
+    orders, depth from a dict book) folded into the book's toxicity record, ``delay`` steps old;
+    on the spot excerpt with a 64-level window, so sweeps reach levels outside it."""
+    from .replay_reference import market_orders, toxicity_record
+
+    kw = {"obs_delay_steps": delay, "entry_latency": latency, "toxicity_halflife": halflife,
+          "start_mode": "sequential", "quote_lots": 2}
+    cfg = _spot_config(n_levels=64, recentre_margin=8, **kw) if spot else _config(**kw)
+    W = int(BatchMarket(cfg, 1).state.tape.win_ev.size)
+    m = BatchMarket(cfg, W, raw_depths=True)
+    m.seed_rows(list(range(W)))
+    obs = m.reset()
+    st = m.state
+    rec = recording(cfg.replay.path)
+    first = st.cursor.copy()
+    seen = {"orders": 0, "multi_level": 0, "cut": 0}
+    for i in range(W):
+        np.testing.assert_array_equal(obs[i, 11:14], 0.0)  # an empty record at the window's start
+    records = [[toxicity_record([], halflife)] for _ in range(W)]
+    for k in range(cfg.market.n_steps - 1):
+        out = m.step(np.tile([[0.1 * (k % 3), 0.1]], (W, 1)))
+        for i in range(W):
+            orders = market_orders(rec, int(first[i]), int(st.cursor[i]))
+            records[i].append(toxicity_record(orders, halflife))
+            want = _tox_columns(records[i][max(0, k + 1 - delay)])
+            np.testing.assert_allclose(out.obs[i, 11:14], want, rtol=1e-6, atol=1e-7, err_msg=f"{k} {i}")
+            s, a = st.flow[i, 1], st.flow[i, 2]  # TOX_SIGNED, TOX_ABS: |signed EWMA| <= abs EWMA
+            assert abs(s) <= a * (1 + 1e-12)
+            c = int(st.cursor[i])
+            if orders and rec.kind[c - 1] == 5 and rec.kind[c] == 5 and rec.exch_ns[c] == rec.exch_ns[c - 1]:
+                seen["cut"] += 1  # a step boundary inside a run of same-time trades
+        if k == cfg.market.n_steps - 2:
+            for i in range(W):
+                orders = market_orders(rec, int(first[i]), int(st.cursor[i]))
+                seen["orders"] += len(orders)
+                seen["multi_level"] += sum(o["first"] != o["last"] for o in orders)
+    assert seen["orders"] > 100 and seen["multi_level"] > 5  # the comparison saw walks
+
+
+def test_toxicity_invariants_through_random_steps():
+    """|TOX_SIGNED| <= TOX_ABS, relative size >= 0 and levels >= 1 once a market order traded,
+    on random windows with random quotes and latency jitter (the quotes never change the record)."""
+    cfg = _config(entry_latency=0.1, entry_latency_jitter=0.2)
+    m = BatchMarket(cfg, 4, raw_depths=True)
+    m.seed_rows([11, 12, 13, 14])
+    m.reset()
+    rng = np.random.default_rng(5)
+    for _ in range(3 * cfg.market.n_steps):
+        m.step(rng.uniform(0.0, 0.5, (4, 2)))
+        fs = m.state.flow
+        assert np.all(np.abs(fs[:, 1]) <= fs[:, 2] * (1 + 1e-12))
+        assert np.all(fs[:, 3] >= 0.0) and np.all((fs[:, 4] == 0.0) | (fs[:, 4] >= 1.0))
+
+
+def test_toxicity_of_market_orders_cut_by_step_boundaries(tmp_path):
+    """A hand-made capture whose market orders' trades (same exchange time ``T``, same side) are
+    received over 90 ms, so step boundaries fall inside them; some hit an empty level (depth 0:
+    the last relative size stays) or walk out of the 32-level window (the level index). Columns
+    11-13 equal the slow reference at every step."""
+    import gzip
+    import json
+
+    from .replay_reference import market_orders, toxicity_record
+
+    lines, u = [], 1
+    rng = np.random.default_rng(3)
+    for k in range(400):  # 40 s, one diff every 100 ms, tick 0.1 around 100.0, 60 levels a side
+        t = 10**18 + k * 100_000_000
+        bids = [[f"{100 - 0.1 * (d + 1):.1f}", str(int(rng.integers(1, 9)))] for d in range(60)]
+        asks = [[f"{100 + 0.1 * d:.1f}", str(int(rng.integers(1, 9)))] for d in range(60)]
+        d = {"e": "depthUpdate", "E": 1, "T": 1, "U": u, "u": u, "pu": u - 1, "b": bids, "a": asks}
+        lines.append(f"{t} " + json.dumps({"stream": "x@depth@0ms", "data": d}))
+        u += 1
+        if k % 7 == 3:  # a market order: 1-4 trades walking away from the touch (or an empty tick)
+            buy = bool(rng.integers(2))
+            n = int(rng.integers(1, 5))
+            start = 0 if k % 5 else 55 if k % 2 else -1  # far out (out of the window) or at an empty tick
+            for j in range(n):
+                px = 100 + 0.1 * (start + 2 * j) if buy else 100 - 0.1 * (start + 2 * j + 1)
+                tr = {"e": "trade", "E": 1, "T": k, "p": f"{px:.1f}", "q": str(int(rng.integers(1, 6))),
+                      "X": "MARKET", "m": not buy}
+                lines.append(f"{t + 1 + j * 30_000_000} " + json.dumps({"stream": "x@trade", "data": tr}))
+    path = tmp_path / "mo.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(sorted(lines, key=lambda s: int(s.split(" ", 1)[0]))) + "\n")
+    cfg = _config(path=str(path), n_levels=32, recentre_margin=8, start_mode="sequential", stride=3.0,
+                  start=0.05)  # step boundaries 50 ms into each 100 ms: inside the runs of trades
+    data = cfg.model_dump()
+    data["market"].update(tick_size=0.1, horizon=20.0, dt=0.1)
+    cfg = type(cfg).model_validate(data)
+    m = BatchMarket(cfg, 3, raw_depths=True)
+    m.seed_rows([0, 1, 2])
+    m.reset()
+    st = m.state
+    rec = recording(str(path))
+    first = st.cursor.copy()
+    cut = depth0 = far = 0
+    for k in range(cfg.market.n_steps - 1):
+        out = m.step(np.full((3, 2), 0.1))
+        for i in range(3):
+            orders = market_orders(rec, int(first[i]), int(st.cursor[i]))
+            want = _tox_columns(toxicity_record(orders, cfg.replay.toxicity_halflife))
+            np.testing.assert_allclose(out.obs[i, 11:14], want, rtol=1e-6, atol=1e-7, err_msg=f"{k} {i}")
+            c = int(st.cursor[i])
+            cut += bool(rec.kind[c - 1] == 5 and rec.kind[c] == 5 and rec.exch_ns[c] == rec.exch_ns[c - 1])
+            depth0 += bool(orders) and orders[-1]["depth"] == 0
+            far += bool(orders) and orders[-1]["depth"] > 0 and abs(orders[-1]["first"] - st.book.best[i, 0]) > 16
+    assert cut > 5 and depth0 > 5 and far > 5

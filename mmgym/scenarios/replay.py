@@ -35,7 +35,7 @@ from ..data.recording import EMPTY_ASK, EMPTY_BID
 from ..envs.base import ScenarioEnv, ScenarioVectorEnv
 from ..schema import EnvConfig, Section
 from ..sim import book as K
-from ..sim.jit import entry, kernel
+from ..sim.jit import entry, hot, kernel
 from ..sim.ledger import REWARD_DTYPE, Outcome, pack_reward
 from ..sim.processes import MARKET_DTYPE, OBS_DTYPE, pack_market, pack_obs
 from ..sim.quotes import ACTION_DTYPE, action_depths, action_hedge, first_bad_row, pack_action
@@ -101,6 +101,9 @@ class ReplayConfig(Section):
     fill_log: int = Field(0, ge=0)
     """Capacity of each env's log of our passive fills (time, side, price, lots, how; ``State.fills``),
     appended until full and drained by the caller (benchmarks/sim_to_real.py's mark-outs); 0: none."""
+    toxicity_halflife: float = Field(10.0, gt=0.0)
+    """Half-life, in recorded market orders, of the signed market-order flow feature (observation
+    column ``mo_flow``; as ``book.toxicity_halflife`` on the simulated book)."""
 
 
 class ReplayEnvConfig(EnvConfig):
@@ -132,6 +135,8 @@ class Tape(NamedTuple):
 
     Attributes:
         t, kind, side, px, qty: (n,) the events (``mmgym.data`` columns; ``t`` in ns).
+        exch: (n,) int64 the exchange time (ns; a trade's ``T``, ms on Binance): groups a taker
+            order's trades (:func:`tox_trade`).
         bb, ba: (n,) int64 the recorded touch after each event (a side that is empty keeps the
             last non-empty tick: the stale reference the engine uses).
         keys: (u,) int64 sorted ``2 * px + side`` of every level ever updated; off: (u + 1,)
@@ -145,6 +150,7 @@ class Tape(NamedTuple):
     side: np.ndarray
     px: np.ndarray
     qty: np.ndarray
+    exch: np.ndarray
     bb: np.ndarray
     ba: np.ndarray
     keys: np.ndarray
@@ -257,7 +263,7 @@ def tape_of(config: ReplayEnvConfig) -> Tape:
         cache["ba"] = _stale_touch(rec.best_ask, EMPTY_ASK)
     keys, off, kev = cache["index"]
     win_ev, win_t, _ = windows(config, rec)
-    return Tape(rec.t_ns, rec.kind, rec.side, rec.px, rec.qty, cache["bb"], cache["ba"], keys, off, kev,
+    return Tape(rec.t_ns, rec.kind, rec.side, rec.px, rec.qty, rec.exch_ns, cache["bb"], cache["ba"], keys, off, kev,
                 np.flatnonzero(rec.kind == CLEAR).astype(np.int64), win_ev, win_t)
 
 
@@ -271,6 +277,7 @@ REPLAY_DTYPE = np.dtype([
     ("queue_power", np.float64),
     ("margin", np.int64),
     ("sequential", np.int64),
+    ("tox_decay", np.float64),  # per-market-order weight of the toxicity EWMAs (book.toxicity_decay)
 ])
 
 PARAMS_DTYPE = np.dtype([("market", MARKET_DTYPE), ("reward", REWARD_DTYPE), ("action", ACTION_DTYPE),
@@ -294,6 +301,7 @@ def pack(config: ReplayEnvConfig, raw_depths: bool = False) -> np.ndarray:
     r["queue_power"] = rc.queue_power
     r["margin"] = rc.recentre_margin
     r["sequential"] = rc.start_mode == "sequential"
+    r["tox_decay"] = K.toxicity_decay(rc.toxicity_halflife)
     p["replay"] = r
     return p
 
@@ -315,8 +323,16 @@ class State(NamedTuple):
             our price, 1 a trade at our price, 2 the recorded touch moving through), ``fill_n`` (N,) rows
             written (``replay.fill_log`` = C; the caller drains it by setting ``fill_n`` to 0).
         tape: the recording (:class:`Tape`).
-        flow: the flow state the book scenario's features read (:func:`mmgym.sim.book.new_flow_state`;
-            no background flow here: its toxicity record stays empty, observation columns 11-13 read 0).
+        flow: (N, N_FLOW_STATE + 6) float64, the flow state the book scenario's features read
+            (:func:`mmgym.sim.book.new_flow_state`'s columns first): its toxicity record ``TOX_*``
+            is updated from the recorded trades (:func:`tox_trade`: one market order per run of
+            trades with the same exchange time and aggressor side), emptied at each reset
+            (observation columns 11-13: ``mo_flow``, ``mo_size``, ``mo_levels``); ``FS_VALUE`` is
+            unused. Then the market order being grouped (``G_*``, integers held exactly in
+            float64): the event index of its last trade (-1: none), its signed lots so far, its
+            first trade's tick, the recorded lots resting there before it, and ``TOX_SIGNED``,
+            ``TOX_ABS`` before it (in this array rather than new ones: each array of the state
+            is one more argument of every out-of-line kernel call; docs/LOB.md).
     """
 
     book: K.BookState
@@ -333,6 +349,15 @@ class State(NamedTuple):
     flow: np.ndarray
 
 
+# the market order being grouped (State.flow's columns after the book's flow state)
+G_LAST = K.N_FLOW_STATE
+G_SIGNED = K.N_FLOW_STATE + 1
+G_FIRST = K.N_FLOW_STATE + 2
+G_DEPTH = K.N_FLOW_STATE + 3
+G_PREV_SIGNED = K.N_FLOW_STATE + 4
+G_PREV_ABS = K.N_FLOW_STATE + 5
+
+
 def new_state(config: ReplayEnvConfig, num_envs: int, rng: np.ndarray) -> State:
     rc = config.replay
     n = num_envs
@@ -340,7 +365,8 @@ def new_state(config: ReplayEnvConfig, num_envs: int, rng: np.ndarray) -> State:
     return State(book=K.new_book_state(n, rc.n_levels, rc.max_orders, rng=rng), flow_ewma=np.zeros((n, 2)),
                  hist=np.zeros((n, rc.obs_delay_steps + 1, lob.N_FEATURES)),
                  cursor=z(n), now=z(n), episodes=z(n), tr_px=z(n, 2), tr_qty=z(n, 2),
-                 fills=z(n, rc.fill_log, 5), fill_n=z(n), tape=tape_of(config), flow=K.new_flow_state(n))
+                 fills=z(n, rc.fill_log, 5), fill_n=z(n), tape=tape_of(config),
+                 flow=np.zeros((n, G_PREV_ABS + 1)))
 
 
 class Consts(NamedTuple):
@@ -370,6 +396,7 @@ class Consts(NamedTuple):
     qpower: float
     margin: int
     sequential: int
+    tox_decay: float
 
 
 @njit(cache=True, inline="always")
@@ -378,7 +405,8 @@ def prepare(p):
     return Consts(m.tick, m.sigma, m.dt, np.sqrt(m.dt), np.int64(round(m.dt * 1e9)), m.n_steps,
                   float(m.n_steps), m.sigma * m.sigma, float(m.max_inv), m.max_inv, m.q0, m.sigma ** 2 * m.dt,
                   p.reward.maker_fee, p.reward.taker_fee, p.obs.vol_decay, r.quote_lots, r.latency_ns,
-                  r.jitter_ns, r.imb_levels, r.queue_model, r.queue_power, r.margin, r.sequential)
+                  r.jitter_ns, r.imb_levels, r.queue_model, r.queue_power, r.margin, r.sequential,
+                  r.tox_decay)
 
 
 # ------------------------------------------------------------------------ the ladder ---
@@ -553,12 +581,56 @@ def has_own(b, i):
     return False
 
 
+@hot  # once per recorded trade: inlined into run_events
+def tox_trade(b, st, i, c, tox_a):
+    """The recorded trade at event ``c`` into row ``i``'s toxicity record (``st.flow[i, TOX_*]``,
+    the simulated book's rule: :func:`mmgym.sim.book.toxicity_update`).
+
+    A Binance trade message is one fill of one taker order against one maker order, so one market
+    order is a run of trades that are consecutive in the recording with the same exchange time
+    (``T``, ms) and the same aggressor side (docs/REPLAY.md, "Toxicity features"); limits: two
+    takers on the same side in the same ms with nothing recorded between them merge into one, and
+    one taker's fills are split if another event is recorded between them. Per market order:
+    signed lots (+ buy, - sell) into the EWMAs, its lots / the recorded lots resting at its first
+    trade's tick before it (the window's level, or the level index outside the window; 0 leaves
+    the last relative size), levels walked ``|last tick - first tick| + 1``. The record is updated
+    at every trade with the order so far (the EWMAs from their values before it, ``G_PREV_*``),
+    so it is current at every step boundary, one falling inside a run of trades included; an order
+    begun before the episode's window counts from its first trade in the window."""
+    tp = st.tape
+    fs = st.flow
+    ag = np.int64(tp.side[c])
+    tick = tp.px[c]
+    if not (c > 0 and fs[i, G_LAST] == c - 1 and tp.exch[c - 1] == tp.exch[c] and tp.side[c - 1] == ag):
+        fs[i, G_PREV_SIGNED] = fs[i, K.TOX_SIGNED]
+        fs[i, G_PREV_ABS] = fs[i, K.TOX_ABS]
+        fs[i, G_SIGNED] = 0.0
+        fs[i, G_FIRST] = tick
+        rest = 1 - ag  # BUY takes asks
+        idx = tick - b.lower_tick[i]
+        if 0 <= idx < b.bg.shape[2]:
+            fs[i, G_DEPTH] = b.bg[i, rest, idx]  # trades never change the window: the level before it
+        else:
+            fs[i, G_DEPTH] = level_qty(tp, rest, tick, c)
+    fs[i, G_LAST] = c
+    fs[i, G_SIGNED] += tp.qty[c] if ag == K.BUY else -tp.qty[c]
+    signed = fs[i, G_SIGNED]
+    s, m, r, lv = K.toxicity_update(fs[i, G_PREV_SIGNED], fs[i, G_PREV_ABS], fs[i, K.TOX_REL_SIZE],
+                                    fs[i, K.TOX_LEVELS], tox_a, signed, abs(signed), fs[i, G_DEPTH],
+                                    abs(tick - fs[i, G_FIRST]) + 1.0)
+    fs[i, K.TOX_SIGNED] = s
+    fs[i, K.TOX_ABS] = m
+    fs[i, K.TOX_REL_SIZE] = r
+    fs[i, K.TOX_LEVELS] = lv
+
+
 @kernel
-def run_events(b, st, i, t_stop, qmodel, qpower, margin):
+def run_events(b, st, i, t_stop, qmodel, qpower, margin, tox_a):
     """Replay row ``i``'s recording up to (not including) time ``t_stop`` (ns); returns the events
     applied. Per event: a level update sets the window's level (our queue positions follow
     :func:`own_level_change`), then the recorded touch and our orders it crossed; a trade meets our
-    orders (:func:`on_trade`) and feeds the flow counters; a ``CLEAR`` empties the window."""
+    orders (:func:`on_trade`), feeds the flow counters and the toxicity record (:func:`tox_trade`,
+    EWMA weight ``tox_a``); a ``CLEAR`` empties the window."""
     tp = st.tape
     L = b.bg.shape[2]
     c = st.cursor[i]
@@ -571,6 +643,7 @@ def run_events(b, st, i, t_stop, qmodel, qpower, margin):
             ag = np.int64(tp.side[c])
             q = tp.qty[c]
             b.counters[i, K.C_BUY_VOL + ag] += q
+            tox_trade(b, st, i, c, tox_a)
             if mine:
                 if on_trade(b, st, i, ag, tp.px[c], q, tp.t[c]) > 0:
                     mine = has_own(b, i)
@@ -726,7 +799,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
     if lat > c.dt_ns:
         lat = c.dt_ns
     if lat > 0:
-        run_events(b, st, i, t0 + lat, c.qmodel, c.qpower, c.margin)
+        run_events(b, st, i, t0 + lat, c.qmodel, c.qpower, c.margin, c.tox_decay)
 
     # our operations: cancel moved quotes, hedge, then (re-)quote
     lower = b.lower_tick[i]
@@ -771,7 +844,7 @@ def market_step(tr, st, p, c, qc, actions, work, i):
                 impact_cost += 0.5 * cost2 * tick
 
     # the rest of the step
-    run_events(b, st, i, t_end, c.qmodel, c.qpower, c.margin)
+    run_events(b, st, i, t_end, c.qmodel, c.qpower, c.margin, c.tox_decay)
 
     q = b.inventory[i]
     mid2_1 = b.best[i, K.BID] + b.best[i, K.ASK]
@@ -849,6 +922,9 @@ def reset_row(tr, st, p, c, i):
     b.cash_ticks[i] = 0
     st.flow_ewma[i, 0] = 0.0
     st.flow_ewma[i, 1] = 0.0
+    for j in range(st.flow.shape[1]):  # an empty toxicity record, no market order being grouped
+        st.flow[i, j] = 0.0
+    st.flow[i, G_LAST] = -1.0
     wealth0 = b.inventory[i] * 0.5 * (b.best[i, K.BID] + b.best[i, K.ASK]) * c.tick
     row = reset_track(tr, i, c.var0, wealth0)
     lob.snapshot(b, st, tr, c, i)
@@ -880,9 +956,9 @@ def reset(mask, tr, st, params, out):
 
 
 @entry
-def replay_all(st, i, t_stop, qmodel, qpower, margin):
+def replay_all(st, i, t_stop, qmodel, qpower, margin, tox_a):
     """Replay row ``i`` to ``t_stop`` ns without stepping (benchmarks/replay_speed.py)."""
-    return run_events(st.book, st, np.int64(i), t_stop, qmodel, qpower, margin)
+    return run_events(st.book, st, np.int64(i), t_stop, qmodel, qpower, margin, tox_a)
 
 
 # ------------------------------------------------------------------------ declaration ---
@@ -981,9 +1057,10 @@ class ReplayMarketMakingEnv(ScenarioEnv):
 
     ## Observation Space
 
-    ``Box(float32, (11,))``, the columns of ``mmgym/LOBMarketMaking-v0`` in the same order
+    ``Box(float32, (14,))``, the columns of ``mmgym/LOBMarketMaking-v0`` in the same order
     (inventory, time left, realised vol, last fills, last mid change, spread, depth imbalance, our
-    queue positions, signed trade flow); the spread's upper bound is ``replay.n_levels``.
+    queue positions, signed trade flow, and the toxicity features 11-13 from the recorded market
+    orders: :func:`tox_trade`); the spread's upper bound is ``replay.n_levels``.
 
     ## Rewards
 

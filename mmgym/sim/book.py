@@ -331,7 +331,13 @@ def flow_params(mu_buy: float, mu_sell: float, limit_size_mean: float, market_si
     logq_informed = logq_market if informed_size_mean is None else _logq(informed_size_mean)
     return _flow_record(mu_buy, mu_sell, _logq(limit_size_mean), logq_market, max_size,
                         queue_model, queue_power, margin, informed_fraction, informed_sigma_ticks,
-                        logq_informed, -float(np.expm1(-np.log(2.0) / toxicity_halflife)))
+                        logq_informed, toxicity_decay(toxicity_halflife))
+
+
+def toxicity_decay(halflife: float) -> float:
+    """The per-market-order weight of the toxicity EWMAs with half-life ``halflife`` orders:
+    ``1 - 2^(-1/halflife)`` (after n orders an old one weighs (1 - a)^n = 2^(-n/halflife))."""
+    return -float(np.expm1(-np.log(2.0) / halflife))
 
 
 def _flow_record(mu_buy, mu_sell, logq_limit, logq_market, max_size, queue_model, queue_power, margin,
@@ -1187,6 +1193,31 @@ def reset_flow_state(b, fs, i):
 
 
 @_hot
+def toxicity_update(tox_s, tox_m, tox_r, tox_l, a, signed, size, depth, levels):
+    """The toxicity record (``TOX_SIGNED``, ``TOX_ABS``, ``TOX_REL_SIZE``, ``TOX_LEVELS``) after
+    one market order that traded ``signed`` lots (+ buy, - sell) of its ``size``, with ``depth``
+    lots resting at the best it hit before it traded and ``levels`` price levels walked. The one
+    rule of the simulated book (:func:`run_flow`) and the replay
+    (:func:`mmgym.scenarios.replay.run_events`), in locals (the 4 values in, the 4 out).
+
+    EWMAs with weight ``a`` (:func:`toxicity_decay`): ``x <- x + a (signed - x)`` and the same for
+    ``|signed|`` (RiskMetrics' exponential smoothing, J.P. Morgan/Reuters (1996), RiskMetrics
+    Technical Document, eq. 5.1, per order instead of per day); ``|TOX_SIGNED| <= TOX_ABS`` holds
+    after every update (a convex combination of |x| <= the same of |signed|). The relative size
+    ``size / depth`` is the order's size over the queue it met (the "order size relative to
+    depth" of Cont, Kukanov, Stoikov (2014), "The price impact of order book events", J.
+    Financial Econometrics 12(1), 47-88: impact grows with size / depth); ``depth <= 0`` (no
+    resting lots known: only on recorded data, whose trade and depth feeds are not synchronised)
+    leaves the last value.
+    """
+    tox_s += a * (signed - tox_s)
+    tox_m += a * (abs(signed) - tox_m)
+    if depth > 0:
+        tox_r = size / depth
+    return tox_s, tox_m, tox_r, levels
+
+
+@_hot
 def _cancel_weight(b, i, side, ref, theta, K):
     """Total cancel rate of ``side``: sum over d of theta[d-1] * (lots at distance d from the
     opposite best, index ``ref``), d = 1..K clipped to the window (ascending d)."""
@@ -1343,10 +1374,9 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape, fs):
                 break
             b.counters[i, C_MO_UNFILLED] += size - f
             if f > 0:  # the toxicity record (depth0 > 0: a trade starts at a non-empty best)
-                tox_s += tox_a * ((f if taker == BUY else -f) - tox_s)
-                tox_m += tox_a * (f - tox_m)
-                tox_r = size / depth0
-                tox_l = abs(last - best0) + 1.0
+                tox_s, tox_m, tox_r, tox_l = toxicity_update(tox_s, tox_m, tox_r, tox_l, tox_a,
+                                                             f if taker == BUY else -f, size, depth0,
+                                                             abs(last - best0) + 1.0)
             n = tape.n[0]
             if f > 0 and n < rec_cap:
                 tape.t[n] = t_next
