@@ -67,7 +67,8 @@ QUANTITIES = ("half_spread", "skew", "skew_per_lot", *(f"skew_q{q}" for q in Q_P
 #: the quantities logged to TensorBoard as ``mm/glass_box/<quantity>/<bin>``
 TB_QUANTITIES = ("gamma", "skew_per_lot", "half_spread")
 #: the figure's panels: (quantity, y label)
-_PANELS = (("half_spread", "half-spread (δb+δa)/2"), ("skew_per_lot", "skew per lot: slope of (δb−δa)/2 on q"),
+_PANELS = (("half_spread", "half-spread (δb+δa)/2"), ("skew", "mean skew (δb−δa)/2 (> 0 leans to sell)"),
+           ("skew_per_lot", "skew per lot: slope of (δb−δa)/2 on q"),
            ("gamma", "γ chosen (as_hybrid)"), ("agent_skew", "skew chosen (as_hybrid)"),
            ("abs_q", "mean |q| before the step"))
 
