@@ -175,6 +175,7 @@ class AgentConfig(Section):
     1/k + k s^2 instead of 1/k), while a learned log std shrinks only as fast as the policy gradient
     lets it; small noise throughout learns slowly. PPO/A2C with a state-independent std
     (``log_std`` parameter, no gSDE); refused elsewhere. None: learned (SB3)."""
+
     @field_validator("log_std_schedule")
     @classmethod
     def _schedule_points(cls, v):

@@ -107,11 +107,12 @@ def _book_model(env_config: EnvConfig) -> DepthPolicy:
     :class:`.book_model.BookModelPolicy`."""
     from ..calibrate import calibrate_probes
     from ..envs.market import TUNING_STREAMS
+    from ..scenarios.lob import ENV_ID as LOB_ID
     from .book_model import BookModelPolicy
 
-    if env_config.id != "mmgym/LOBMarketMaking-v0":
+    if env_config.id != LOB_ID:
         raise ConfigError(f"baseline 'book_model' is calibrated by probe quotes on the order book: it "
-                          f"needs mmgym/LOBMarketMaking-v0 (env is {env_config.id})")
+                          f"needs {LOB_ID} (env is {env_config.id})")
     return BookModelPolicy(env_config, calibrate_probes(env_config, spawn_key=TUNING_STREAMS))
 
 

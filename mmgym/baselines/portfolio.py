@@ -226,11 +226,12 @@ class BEGV(PortfolioPolicy):
         self.A_all = np.stack([begv_A(taus, self.d_plus, pr, self.gamma, alpha) for pr in pens])
         self.A = self.A_all[0]
         self._row_class = None  # (N,) the rows' penalty index while acting (BEGVRegime)
+        self._idle_class = 0  # the penalty index outside act (BEGVRegime: the initial regime)
 
     def _depths(self, step, q):
         q = np.asarray(q, dtype=np.float64)
         t = np.clip(np.broadcast_to(np.asarray(step), q.shape)[..., 0].astype(np.int64), 0, self.mp.n_steps)
-        r = 0 if self._row_class is None else np.broadcast_to(self._row_class, t.shape)
+        r = self._idle_class if self._row_class is None else np.broadcast_to(self._row_class, t.shape)
         a = self.A_all[r, t]
         skew = 2.0 * np.einsum("...ij,...j->...i", a, q)
         half = self.inv_k + np.diagonal(a, axis1=-2, axis2=-1)
@@ -259,6 +260,7 @@ class BEGVRegime(BEGV):
         super().__init__(config, penalties=regime_penalties(config) if penalties is None else penalties)
         cr = config.portfolio.correlation_regimes
         self.initial = 0 if cr is None else int(cr.initial)
+        self._idle_class = self.initial  # outside act (a depth surface, a table): the initial regime
         self.label = None if cr is None or cr.observed else "oracle: reads the hidden correlation regime"
 
     def act(self, market, out=None):
@@ -267,15 +269,6 @@ class BEGVRegime(BEGV):
             return super().act(market, out)
         finally:
             self._row_class = None
-
-    def _depths(self, step, q):
-        if self._row_class is None and self.initial != 0:  # outside act: the initial regime
-            self._row_class = np.int64(self.initial)
-            try:
-                return super()._depths(step, q)
-            finally:
-                self._row_class = None
-        return super()._depths(step, q)
 
     def describe(self):
         out = {"name": self.name, "gamma": self.gamma, "regimes": int(self.A_all.shape[0])}

@@ -482,12 +482,9 @@ def run_evaluation(
     for name, batch in batches.items():
         m = summarize(batch, bc.gamma)
         for f, fname in enumerate(batch.factor_names or ()):  # a factor model: mean |exposure|
-            _, _, se = mean_se(batch.abs_factor_exposure[:, f])
-            m[f"abs_exposure_{fname}_mean"] = float(batch.abs_factor_exposure[:, f].mean())
-            m[f"abs_exposure_{fname}_se"] = se
-            _, _, se = mean_se(np.abs(batch.final_factor_exposure[:, f]))
-            m[f"final_abs_exposure_{fname}_mean"] = float(np.abs(batch.final_factor_exposure[:, f]).mean())
-            m[f"final_abs_exposure_{fname}_se"] = se
+            for key_, x in ((f"abs_exposure_{fname}", batch.abs_factor_exposure[:, f]),
+                            (f"final_abs_exposure_{fname}", np.abs(batch.final_factor_exposure[:, f]))):
+                m[f"{key_}_mean"], _, m[f"{key_}_se"] = mean_se(x)
         if batch.alerts_breach is not None:  # risk limits: mean alerts per episode
             m["alerts_breach_mean"] = float(batch.alerts_breach.mean())
             m["alerts_warn_mean"] = float(batch.alerts_warn.mean())

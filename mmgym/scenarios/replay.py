@@ -616,7 +616,7 @@ def tox_trade(b, st, i, c, tox_a):
     fs[i, G_SIGNED] += tp.qty[c] if ag == K.BUY else -tp.qty[c]
     signed = fs[i, G_SIGNED]
     s, m, r, lv = K.toxicity_update(fs[i, G_PREV_SIGNED], fs[i, G_PREV_ABS], fs[i, K.TOX_REL_SIZE],
-                                    fs[i, K.TOX_LEVELS], tox_a, signed, abs(signed), fs[i, G_DEPTH],
+                                    tox_a, signed, abs(signed), fs[i, G_DEPTH],
                                     abs(tick - fs[i, G_FIRST]) + 1.0)
     fs[i, K.TOX_SIGNED] = s
     fs[i, K.TOX_ABS] = m

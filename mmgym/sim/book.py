@@ -1193,12 +1193,13 @@ def reset_flow_state(b, fs, i):
 
 
 @_hot
-def toxicity_update(tox_s, tox_m, tox_r, tox_l, a, signed, size, depth, levels):
+def toxicity_update(tox_s, tox_m, tox_r, a, signed, size, depth, levels):
     """The toxicity record (``TOX_SIGNED``, ``TOX_ABS``, ``TOX_REL_SIZE``, ``TOX_LEVELS``) after
     one market order that traded ``signed`` lots (+ buy, - sell) of its ``size``, with ``depth``
     lots resting at the best it hit before it traded and ``levels`` price levels walked. The one
     rule of the simulated book (:func:`run_flow`) and the replay
-    (:func:`mmgym.scenarios.replay.run_events`), in locals (the 4 values in, the 4 out).
+    (:func:`mmgym.scenarios.replay.run_events`), in locals (the 3 running values in, the 4 out:
+    ``levels`` replaces the last order's).
 
     EWMAs with weight ``a`` (:func:`toxicity_decay`): ``x <- x + a (signed - x)`` and the same for
     ``|signed|`` (RiskMetrics' exponential smoothing, J.P. Morgan/Reuters (1996), RiskMetrics
@@ -1374,7 +1375,7 @@ def run_flow(b, i, t_stop, max_events, lam, theta, fp, tape, fs):
                 break
             b.counters[i, C_MO_UNFILLED] += size - f
             if f > 0:  # the toxicity record (depth0 > 0: a trade starts at a non-empty best)
-                tox_s, tox_m, tox_r, tox_l = toxicity_update(tox_s, tox_m, tox_r, tox_l, tox_a,
+                tox_s, tox_m, tox_r, tox_l = toxicity_update(tox_s, tox_m, tox_r, tox_a,
                                                              f if taker == BUY else -f, size, depth0,
                                                              abs(last - best0) + 1.0)
             n = tape.n[0]
