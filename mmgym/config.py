@@ -194,6 +194,11 @@ class AgentConfig(Section):
             return None
         return [(0.0, v[0]), (1.0, v[1])] if isinstance(v, tuple) else [tuple(p) for p in v]
 
+    features: list[str] | None = None
+    """Names of the observation columns the policy reads, in that order (None: all). The env's
+    observation is unchanged; the selection is the SB3 policy's first layer
+    (:class:`mmgym.agents.features.ObservationColumns`, saved with the model). MlpPolicy only."""
+
     control_variate: bool = False
     """Learn from ``reward - q (dS - E_t dS)``: the step's revaluation noise (``info``'s
     ``revaluation_noise``) has conditional mean zero given the state, the action and the fills, so

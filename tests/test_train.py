@@ -187,6 +187,39 @@ def test_log_std_schedule_piecewise_points():
     assert [two.value(n) for n in (0, 400, 1000)] == pytest.approx([-1.5, -2.1, -3.0])
 
 
+def test_features_policy_reads_only_its_columns_after_save_load_and_resume(tmp_path):
+    """agent.features: the saved model's actions and values do not move when any unselected column
+    changes and do when a selected one does (the extractor is the policy's first layer, saved in
+    the zip); the env's observation space is the full one; a resumed run keeps the selection."""
+    import numpy as np
+    import torch
+    from stable_baselines3 import PPO
+
+    from mmgym.agents.features import ObservationColumns
+    from mmgym.agents.train import train
+    from mmgym.config import load_config
+
+    run_dir = tmp_path / "f"
+    base = [f"train.run_dir={run_dir}", "train.checkpoint_freq=640", "train.eval_freq=640",
+            "agent.features=[time_left, inventory]"]
+    train(load_config(SMOKE, base + ["train.total_timesteps=1280"]), log=lambda *_: None)
+    train(load_config(SMOKE, base + ["train.total_timesteps=1920"]), resume=True, log=lambda *_: None)
+    model = PPO.load(run_dir / "model.zip", device="cpu")
+    ext = model.policy.features_extractor
+    assert isinstance(ext, ObservationColumns) and ext.columns == [1, 0]
+    dim = model.observation_space.shape[0]
+    assert dim == 6  # the smoke market's full observation
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, size=(64, dim)).astype(np.float32)
+    noisy = obs.copy()
+    noisy[:, 2:] = rng.uniform(-5, 5, size=(64, dim - 2))
+    with torch.no_grad():
+        for o2, same in ((noisy, True), (obs[:, [1, 0, 2, 3, 4, 5]], False)):
+            a1, a2 = (model.predict(o, deterministic=True)[0] for o in (obs, o2))
+            v1, v2 = (model.policy.predict_values(torch.as_tensor(o)).numpy() for o in (obs, o2))
+            assert np.array_equal(a1, a2) == same and np.array_equal(v1, v2) == same
+
+
 def test_resume_sac_restores_replay_buffer(tmp_path):
     from mmgym.agents.train import train
 
@@ -266,6 +299,10 @@ BAD = [
     (None, [*SAC_SET, "agent.log_std_schedule=[-1, -2]"], ["agent.log_std_schedule", "SAC"]),
     (None, ["agent.log_std_schedule=[-1]"], ["agent.log_std_schedule", "[-1]"]),
     (None, ["agent.log_std_schedule=[[0.1, -1], [1, -2]]"], ["agent.log_std_schedule", "from 0 to 1"]),
+    (None, ["agent.features=[inventory, spread]"], ["agent.features[1]", "'spread'", "time_left"]),
+    (None, ["agent.features=[inventory, inventory]"], ["agent.features[1]", "named twice"]),
+    (None, ["agent.features=[]"], ["agent.features", "at least one"]),
+    (None, ["agent.features=[inventory]", "agent.policy=MultiInputPolicy"], ["agent.features", "MlpPolicy"]),
 ]
 
 
