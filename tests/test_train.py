@@ -303,6 +303,8 @@ BAD = [
     (None, ["agent.features=[inventory, inventory]"], ["agent.features[1]", "named twice"]),
     (None, ["agent.features=[]"], ["agent.features", "at least one"]),
     (None, ["agent.features=[inventory]", "agent.policy=MultiInputPolicy"], ["agent.features", "MlpPolicy"]),
+    (None, ["agent.features=[inventory]", "agent.kwargs.policy_kwargs={features_extractor_class: x}"],
+     ["features_extractor_class", "agent.features"]),
 ]
 
 
