@@ -19,7 +19,7 @@ from typing import Any
 import torch as th
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-__all__ = ["ObservationColumns", "feature_indices", "features_policy_kwargs"]
+__all__ = ["ObservationColumns", "feature_indices", "with_features"]
 
 
 def feature_indices(names: list[str], columns: Any, source: str = "<config>") -> list[int]:
@@ -45,24 +45,31 @@ def feature_indices(names: list[str], columns: Any, source: str = "<config>") ->
     return out
 
 
-def features_policy_kwargs(cfg: Any, policy_kwargs: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
-    """``policy_kwargs`` with the column-selecting extractor when ``agent.features`` is set."""
+def with_features(cfg: Any, kwargs: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
+    """The algorithm's keyword arguments (:func:`~mmgym.agents.algos.build_algo_kwargs`) with the
+    column-selecting extractor in ``policy_kwargs`` when ``agent.features`` is set (unchanged when
+    it is not). train.py and the sweep's up-front check both call it.
+
+    Raises:
+        ConfigError: a bad ``agent.features`` (:func:`feature_indices`), a policy other than
+            MlpPolicy, or a ``features_extractor_class`` of the config's own.
+    """
     from mmgym.config import ConfigError
     from mmgym.scenarios import get
 
     names = cfg.agent.features
     if names is None:
-        return policy_kwargs
+        return kwargs
+    policy_kwargs = kwargs.get("policy_kwargs", {})
     if cfg.agent.policy != "MlpPolicy":
         raise ConfigError(f"{source}: agent.features: selects columns of a flat Box observation, for "
                           f"MlpPolicy (agent.policy is {cfg.agent.policy!r}); must be null (got {names!r})")
     if "features_extractor_class" in policy_kwargs:
         raise ConfigError(f"{source}: agent.kwargs.policy_kwargs.features_extractor_class: agent.features "
                           f"sets it; give one of the two (got both)")
-    columns = get(cfg.env.id).obs_columns(cfg.env)
-    idx = feature_indices(list(names), columns, source)
-    return {**policy_kwargs, "features_extractor_class": ObservationColumns,
-            "features_extractor_kwargs": {"columns": idx}}
+    idx = feature_indices(list(names), get(cfg.env.id).obs_columns(cfg.env), source)
+    return {**kwargs, "policy_kwargs": {**policy_kwargs, "features_extractor_class": ObservationColumns,
+                                        "features_extractor_kwargs": {"columns": idx}}}
 
 
 class ObservationColumns(BaseFeaturesExtractor):

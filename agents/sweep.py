@@ -146,8 +146,9 @@ def load_sweep(path: str | Path) -> tuple[SweepConfig, Path]:
     try:
         cfg = load_config(base, probe)
         from .algos import build_algo_kwargs  # SB3 keyword names are checked against the algorithm
+        from .features import with_features
 
-        build_algo_kwargs(cfg.agent, str(base))
+        with_features(cfg, build_algo_kwargs(cfg.agent, str(base))[1], str(base))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return sweep, base

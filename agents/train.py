@@ -48,7 +48,7 @@ from .callbacks import (
     evaluate_model,
 )
 from .checkpoints import latest_checkpoint, save_model, write_checkpoint
-from .features import features_policy_kwargs
+from .features import with_features
 from .vec_env import MMVecEnv
 
 __all__ = ["TrainResult", "train", "save_model", "latest_checkpoint", "hyperparameter_table",
@@ -403,8 +403,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False,
 
     tc, ac = cfg.train, cfg.agent
     algo_cls, kwargs = build_algo_kwargs(ac, source)
-    if ac.features is not None:
-        kwargs["policy_kwargs"] = features_policy_kwargs(cfg, kwargs.get("policy_kwargs", {}), source)
+    kwargs = with_features(cfg, kwargs, source)
     off_policy = is_off_policy(algo_cls)
     if ac.control_variate:
         check_control_variate(cfg, source)

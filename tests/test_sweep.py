@@ -36,6 +36,7 @@ def _sweep_file(tmp_path: Path, **changes) -> Path:
     ({"seeds": [0, 0]}, "distinct non-negative seeds"),
     ({"chunks": 0}, "chunks"),
     ({"storage_path": "x"}, "storage_path"),
+    ({"set": ["agent.features=[inventory, spread]"]}, "not an observation column of this env"),
 ])
 def test_bad_sweep_files_get_one_line(tmp_path, capsys, changes, expect):
     path = _sweep_file(tmp_path, **changes)
